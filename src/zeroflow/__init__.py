@@ -1,0 +1,145 @@
+"""zeroflow: a zero-dependency, embeddable, crash-safe workflow engine.
+
+A workflow is a JSON dict of nodes; each node names a handler (a Python
+function taking a ``WorkflowContext`` and returning a ``HandlerResult``).
+``WorkflowEngine.run()`` walks the graph, routes on the outputs handlers
+return, and checkpoints after every node to a pluggable store.
+"""
+
+from __future__ import annotations
+
+from ._constants import (
+    ERROR_HANDLER_EXCEPTION,
+    ERROR_HANDLER_NOT_REGISTERED,
+    ERROR_HANDLER_TYPE_NOT_DECLARED,
+    ERROR_INVALID_HANDLER_RESULT,
+    ERROR_JOIN_STRANDED,
+    ERROR_MAX_STEPS_EXCEEDED,
+    ERROR_NODE_TIMEOUT,
+    ERROR_STATE_SERIALIZATION,
+    ERROR_UNDECLARED_OUTPUT,
+    ERROR_WORKFLOW_CANCELLED,
+    ERROR_WORKFLOW_TIMEOUT,
+    EVENT_CHECKPOINT,
+    EVENT_NODE_END,
+    EVENT_NODE_ERROR,
+    EVENT_NODE_RETRY,
+    EVENT_NODE_START,
+    EVENT_NODE_WARNING,
+    EVENT_STORE_SAVED,
+    EVENT_WF_CANCELLED,
+    EVENT_WF_END,
+    EVENT_WF_RESUMED,
+    EVENT_WF_START,
+    EVENT_WF_WAITING,
+    STATUS_CANCELLED,
+    STATUS_FAILED,
+    STATUS_RUNNING,
+    STATUS_SUCCEEDED,
+    STATUS_WAITING,
+    ErrorCode,
+)
+from ._definition import validate_workflow_definition
+from ._engine import Handler, WorkflowEngine
+from ._errors import (
+    HashMismatchError,
+    InvalidTransitionError,
+    RunExistsError,
+    RunLockedError,
+    RunNotFoundError,
+    StoreCorruptError,
+    StoreError,
+    StoreNotConfiguredError,
+    WorkflowDefinitionError,
+    ZeroflowError,
+)
+from ._events import EventCallback, subscribe
+from ._journal import StepDelta, apply_delta
+from ._models import (
+    EnginePolicy,
+    Event,
+    HandlerResult,
+    RunMetadata,
+    RunSnapshot,
+    StepRecord,
+    WorkflowContext,
+    WorkflowError,
+    WorkflowResult,
+    WorkflowState,
+    json_clone,
+    now_iso,
+)
+from ._store import JournalingStore, WorkflowStore
+from .stores import InMemoryWorkflowStore, JsonFileWorkflowStore
+
+__version__ = "0.2.0.dev0"
+
+__all__ = [
+    # the 0.1.0 surface
+    "WorkflowEngine",
+    "WorkflowContext",
+    "WorkflowState",
+    "HandlerResult",
+    "WorkflowResult",
+    "WorkflowError",
+    "RunSnapshot",
+    "StepRecord",
+    "RunMetadata",
+    "Event",
+    "EnginePolicy",
+    "WorkflowStore",
+    "InMemoryWorkflowStore",
+    "JsonFileWorkflowStore",
+    "Handler",
+    "EventCallback",
+    "EVENT_WF_START",
+    "EVENT_WF_END",
+    "EVENT_WF_WAITING",
+    "EVENT_WF_CANCELLED",
+    "EVENT_WF_RESUMED",
+    "EVENT_NODE_START",
+    "EVENT_NODE_END",
+    "EVENT_NODE_ERROR",
+    "EVENT_NODE_RETRY",
+    "EVENT_NODE_WARNING",
+    "EVENT_CHECKPOINT",
+    "EVENT_STORE_SAVED",
+    "__version__",
+    # error codes and statuses
+    "ErrorCode",
+    "ERROR_HANDLER_EXCEPTION",
+    "ERROR_HANDLER_NOT_REGISTERED",
+    "ERROR_HANDLER_TYPE_NOT_DECLARED",
+    "ERROR_INVALID_HANDLER_RESULT",
+    "ERROR_JOIN_STRANDED",
+    "ERROR_MAX_STEPS_EXCEEDED",
+    "ERROR_NODE_TIMEOUT",
+    "ERROR_STATE_SERIALIZATION",
+    "ERROR_UNDECLARED_OUTPUT",
+    "ERROR_WORKFLOW_CANCELLED",
+    "ERROR_WORKFLOW_TIMEOUT",
+    "STATUS_RUNNING",
+    "STATUS_SUCCEEDED",
+    "STATUS_FAILED",
+    "STATUS_WAITING",
+    "STATUS_CANCELLED",
+    # errors
+    "ZeroflowError",
+    "WorkflowDefinitionError",
+    "HashMismatchError",
+    "InvalidTransitionError",
+    "RunNotFoundError",
+    "StoreNotConfiguredError",
+    "StoreError",
+    "StoreCorruptError",
+    "RunLockedError",
+    "RunExistsError",
+    # beyond 0.1.0
+    "JournalingStore",
+    "StepDelta",
+    "apply_delta",
+    "subscribe",
+    "validate_workflow_definition",
+    "json_clone",
+    "now_iso",
+]

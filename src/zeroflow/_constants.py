@@ -1,0 +1,78 @@
+"""Names shared by every module: event kinds, error codes and run statuses.
+
+Everything here is a plain string constant so that events, errors and
+snapshots stay JSON data; the tables at the bottom are the one place the
+engine derives its checks from.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+EVENT_WF_START: Final = "wf:start"
+EVENT_WF_END: Final = "wf:end"
+EVENT_WF_WAITING: Final = "wf:waiting"
+EVENT_WF_CANCELLED: Final = "wf:cancelled"
+EVENT_WF_RESUMED: Final = "wf:resumed"
+EVENT_NODE_START: Final = "node:start"
+EVENT_NODE_END: Final = "node:end"
+EVENT_NODE_ERROR: Final = "node:error"
+EVENT_NODE_RETRY: Final = "node:retry"
+EVENT_NODE_WARNING: Final = "node:warning"
+EVENT_CHECKPOINT: Final = "checkpoint"
+EVENT_STORE_SAVED: Final = "store:saved"
+EVENT_STORE_RECOVERED: Final = "store:recovered"
+EVENT_WF_MIGRATED: Final = "wf:migrated"
+
+ERROR_HANDLER_EXCEPTION: Final = "HANDLER_EXCEPTION"
+ERROR_HANDLER_NOT_REGISTERED: Final = "HANDLER_NOT_REGISTERED"
+ERROR_HANDLER_TYPE_NOT_DECLARED: Final = "HANDLER_TYPE_NOT_DECLARED"
+ERROR_UNDECLARED_OUTPUT: Final = "UNDECLARED_OUTPUT"
+ERROR_MAX_STEPS_EXCEEDED: Final = "MAX_STEPS_EXCEEDED"
+ERROR_WORKFLOW_TIMEOUT: Final = "WORKFLOW_TIMEOUT"
+ERROR_WORKFLOW_CANCELLED: Final = "WORKFLOW_CANCELLED"
+ERROR_STATE_SERIALIZATION: Final = "STATE_SERIALIZATION"
+ERROR_INVALID_HANDLER_RESULT: Final = "INVALID_HANDLER_RESULT"
+ERROR_NODE_TIMEOUT: Final = "NODE_TIMEOUT"
+ERROR_JOIN_STRANDED: Final = "JOIN_STRANDED"
+ERROR_MAP_FAILED: Final = "MAP_FAILED"
+ERROR_MAP_INPUT: Final = "MAP_INPUT"
+ERROR_SUBFLOW_FAILED: Final = "SUBFLOW_FAILED"
+
+STATUS_RUNNING: Final = "running"
+STATUS_SUCCEEDED: Final = "succeeded"
+STATUS_FAILED: Final = "failed"
+STATUS_WAITING: Final = "waiting"
+STATUS_CANCELLED: Final = "cancelled"
+
+RunStatus = Literal["running", "succeeded", "failed", "waiting", "cancelled"]
+StepStatus = Literal["succeeded", "failed", "waiting"]
+
+RUN_STATUSES: Final = frozenset(
+    {STATUS_RUNNING, STATUS_SUCCEEDED, STATUS_FAILED, STATUS_WAITING, STATUS_CANCELLED}
+)
+FINISHED_STATUSES: Final = frozenset({STATUS_SUCCEEDED, STATUS_FAILED, STATUS_CANCELLED})
+UNFINISHED_STATUSES: Final = frozenset({STATUS_RUNNING, STATUS_WAITING})
+
+# Which entry point may pick up a snapshot in which status.
+RESUMABLE_STATUSES: Final = frozenset({STATUS_RUNNING, STATUS_WAITING, STATUS_CANCELLED})
+REDRIVABLE_STATUSES: Final = frozenset({STATUS_FAILED, STATUS_CANCELLED})
+
+
+class ErrorCode:
+    """Namespace of every error code a ``WorkflowError`` can carry."""
+
+    HANDLER_EXCEPTION: Final = ERROR_HANDLER_EXCEPTION
+    HANDLER_NOT_REGISTERED: Final = ERROR_HANDLER_NOT_REGISTERED
+    HANDLER_TYPE_NOT_DECLARED: Final = ERROR_HANDLER_TYPE_NOT_DECLARED
+    UNDECLARED_OUTPUT: Final = ERROR_UNDECLARED_OUTPUT
+    MAX_STEPS_EXCEEDED: Final = ERROR_MAX_STEPS_EXCEEDED
+    WORKFLOW_TIMEOUT: Final = ERROR_WORKFLOW_TIMEOUT
+    WORKFLOW_CANCELLED: Final = ERROR_WORKFLOW_CANCELLED
+    STATE_SERIALIZATION: Final = ERROR_STATE_SERIALIZATION
+    INVALID_HANDLER_RESULT: Final = ERROR_INVALID_HANDLER_RESULT
+    NODE_TIMEOUT: Final = ERROR_NODE_TIMEOUT
+    JOIN_STRANDED: Final = ERROR_JOIN_STRANDED
+    MAP_FAILED: Final = ERROR_MAP_FAILED
+    MAP_INPUT: Final = ERROR_MAP_INPUT
+    SUBFLOW_FAILED: Final = ERROR_SUBFLOW_FAILED

@@ -1,0 +1,247 @@
+"""Read-only JSON containers, and the copy functions that move data in and out.
+
+The engine keeps the run's state in ``FrozenDict`` / ``FrozenList``: real
+``dict`` and ``list`` subclasses whose mutating methods raise ``TypeError``.
+Handlers receive these objects themselves (no copy), so ``isinstance``,
+``==``, ``json.dumps`` and ``{**x}`` all work, while a mutation fails loudly
+instead of being silently lost. Only the engine writes into them, through the
+base-class methods, between two handler calls.
+
+``freeze`` copies a handler's update into frozen containers and checks that it
+is JSON data in the same walk; ``thaw`` turns frozen data back into plain,
+independent ``dict`` / ``list`` data for results, checkpoints and stores.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, NoReturn, SupportsIndex
+
+__all__ = [
+    "READ_ONLY_MESSAGE",
+    "FrozenDict",
+    "FrozenList",
+    "NotJSONError",
+    "freeze",
+    "thaw",
+    "deep_merge",
+]
+
+READ_ONLY_MESSAGE = (
+    "workflow state is read-only inside a handler: return changes through "
+    "HandlerResult(workflow_updates=..., node_updates=...), or set "
+    'engine_policy.state_isolation to "copy" to give each handler a private copy'
+)
+
+
+def _read_only(*_args: Any, **_kwargs: Any) -> NoReturn:
+    raise TypeError(READ_ONLY_MESSAGE)
+
+
+class FrozenDict(dict[str, Any]):
+    """A ``dict`` that refuses every mutation; the engine's state is made of these."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: str, value: Any) -> NoReturn:
+        _read_only()
+
+    def __delitem__(self, key: str) -> NoReturn:
+        _read_only()
+
+    def __ior__(self, other: Any) -> NoReturn:  # type: ignore[misc]  # refusing |= is the point
+        _read_only()
+
+    def clear(self) -> NoReturn:
+        _read_only()
+
+    def pop(self, *args: Any) -> NoReturn:
+        _read_only()
+
+    def popitem(self) -> NoReturn:
+        _read_only()
+
+    def setdefault(self, *args: Any) -> NoReturn:
+        _read_only()
+
+    def update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _read_only()
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return thaw(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore_dict, (dict(self),))
+
+
+class FrozenList(list[Any]):
+    """A ``list`` that refuses every mutation."""
+
+    __slots__ = ()
+
+    def __setitem__(self, index: Any, value: Any) -> NoReturn:
+        _read_only()
+
+    def __delitem__(self, index: Any) -> NoReturn:
+        _read_only()
+
+    def __iadd__(self, other: Iterable[Any]) -> NoReturn:  # type: ignore[misc]  # refusing += is the point
+        _read_only()
+
+    def __imul__(self, n: SupportsIndex) -> NoReturn:
+        _read_only()
+
+    def append(self, value: Any) -> NoReturn:
+        _read_only()
+
+    def extend(self, values: Iterable[Any]) -> NoReturn:
+        _read_only()
+
+    def insert(self, index: SupportsIndex, value: Any) -> NoReturn:
+        _read_only()
+
+    def pop(self, index: SupportsIndex = -1) -> NoReturn:
+        _read_only()
+
+    def remove(self, value: Any) -> NoReturn:
+        _read_only()
+
+    def clear(self) -> NoReturn:
+        _read_only()
+
+    def sort(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _read_only()
+
+    def reverse(self) -> NoReturn:
+        _read_only()
+
+    def __copy__(self) -> list[Any]:
+        return list(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return thaw(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore_list, (list(self),))
+
+
+def _restore_dict(data: dict[str, Any]) -> FrozenDict:
+    out = FrozenDict()
+    dict.update(out, data)
+    return out
+
+
+def _restore_list(data: list[Any]) -> FrozenList:
+    out = FrozenList()
+    list.extend(out, data)
+    return out
+
+
+class NotJSONError(TypeError):
+    """A value cannot be stored in workflow state because JSON cannot hold it."""
+
+    def __init__(self, path: str, value: object) -> None:
+        super().__init__(
+            f"value at '{path}' is not JSON-serializable: {type(value).__name__} "
+            "(use dict, list, str, int, float, bool or None)"
+        )
+        self.path = path
+        self.type_name = type(value).__name__
+
+
+_SCALARS = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_set_item = dict.__setitem__
+_append = list.append
+
+
+def _json_key(key: object, path: str) -> str:
+    """Turn a dict key into the string JSON would write for it, as ``json.dumps`` does."""
+    if isinstance(key, str):
+        return str(key)
+    if key is True:
+        return "true"
+    if key is False:
+        return "false"
+    if key is None:
+        return "null"
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float):
+        if math.isnan(key):
+            return "NaN"
+        if math.isinf(key):
+            return "Infinity" if key > 0 else "-Infinity"
+        return float.__repr__(key)
+    raise NotJSONError(f"{path}.<key>", key)
+
+
+def _scalar(value: Any, path: str) -> Any:
+    """Normalise a scalar subclass (an ``IntEnum``, a ``str`` enum) to its JSON base type."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    raise NotJSONError(path, value)
+
+
+def freeze(value: Any, path: str = "$") -> Any:
+    """Return a frozen deep copy of JSON-shaped ``value``; raise ``NotJSONError`` otherwise.
+
+    Tuples become lists and non-string keys become the strings ``json.dumps``
+    writes, so the result equals what a JSON round trip would give.
+    """
+    tp = type(value)
+    if tp in _SCALAR_TYPES:
+        return value
+    if tp is dict or tp is FrozenDict:
+        out = FrozenDict()
+        for k, v in value.items():
+            if type(k) is not str:
+                k = _json_key(k, path)
+            vt = type(v)
+            _set_item(out, k, v if vt in _SCALAR_TYPES else freeze(v, f"{path}.{k}"))
+        return out
+    if tp is list or tp is FrozenList or tp is tuple:
+        lst = FrozenList()
+        for i, v in enumerate(value):
+            _append(lst, v if type(v) in _SCALAR_TYPES else freeze(v, f"{path}[{i}]"))
+        return lst
+    if isinstance(value, dict):
+        return freeze(dict(value), path)
+    if isinstance(value, list | tuple):
+        return freeze(list(value), path)
+    return _scalar(value, path)
+
+
+def thaw(value: Any) -> Any:
+    """Return a plain, independent ``dict`` / ``list`` deep copy of JSON-shaped data."""
+    tp = type(value)
+    if tp is FrozenDict or tp is dict:
+        return {k: (v if type(v) in _SCALAR_TYPES else thaw(v)) for k, v in value.items()}
+    if tp is FrozenList or tp is list:
+        return [v if type(v) in _SCALAR_TYPES else thaw(v) for v in value]
+    return value
+
+
+def deep_merge(target: FrozenDict, update: FrozenDict) -> None:
+    """Merge frozen ``update`` into frozen ``target`` in place, as 0.1.0 merged state.
+
+    A dict value merges key by key into an existing dict; any other value
+    replaces. Only the engine calls this, between handler calls.
+    """
+    for k, v in update.items():
+        if type(v) is FrozenDict:
+            cur = target.get(k)
+            if type(cur) is FrozenDict:
+                deep_merge(cur, v)
+                continue
+        _set_item(target, k, v)

@@ -1,0 +1,159 @@
+"""The live record of one run while a call drives it.
+
+``LiveRun`` owns the frozen state containers, the scheduler frontier and the
+bookkeeping that turns the steps since the last checkpoint into a
+``StepDelta``. It does no I/O and calls no user code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._frozen import FrozenDict, deep_merge, freeze, thaw
+from ._journal import StateOp, StepDelta
+from ._models import RunSnapshot, WorkflowError, WorkflowState
+from ._scheduler import Frontier
+
+__all__ = ["LiveRun", "ReadOnlyState"]
+
+_set_item = dict.__setitem__
+
+
+class ReadOnlyState(WorkflowState):
+    """The ``ctx.state`` of read-only isolation: its attributes cannot be reassigned either."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise TypeError(
+            "ctx.state is read-only inside a handler: return changes through HandlerResult"
+        )
+
+    @classmethod
+    def over(cls, input_: FrozenDict, workflow: FrozenDict, node: FrozenDict) -> ReadOnlyState:
+        view = object.__new__(cls)
+        object.__setattr__(view, "input", input_)
+        object.__setattr__(view, "workflow", workflow)
+        object.__setattr__(view, "node", node)
+        return view
+
+
+class LiveRun:
+    """Everything one call of ``run()`` / ``run_from_checkpoint()`` mutates."""
+
+    __slots__ = (
+        "audit_mark",
+        "extra_dirty",
+        "failed",
+        "frontier",
+        "input",
+        "node_state",
+        "ops",
+        "snap",
+        "tags_mark",
+        "trace_mark",
+        "view",
+        "workflow",
+    )
+
+    def __init__(self, snap: RunSnapshot, journaling: bool) -> None:
+        self.snap = snap
+        self.frontier = Frontier.from_snapshot(snap)
+        self.input: FrozenDict = freeze(snap.state.input)
+        self.workflow: FrozenDict = freeze(snap.state.workflow)
+        self.node_state: FrozenDict = freeze(snap.state.node)
+        snap.state = WorkflowState(self.input, self.workflow, self.node_state)
+        self.view = ReadOnlyState.over(self.input, self.workflow, self.node_state)
+        self.failed: WorkflowError | None = None
+        self.ops: list[StateOp] | None = [] if journaling else None
+        self.extra_dirty = False
+        self.trace_mark = len(snap.trace)
+        self.tags_mark = len(snap.tags)
+        self.audit_mark = len(snap.audit_trail)
+
+    def private_state(self) -> WorkflowState:
+        """A plain deep copy of the state, for ``state_isolation: "copy"``."""
+        return WorkflowState(thaw(self.input), thaw(self.workflow), thaw(self.node_state))
+
+    def sync(self) -> RunSnapshot:
+        """Write the frontier back into the snapshot; return it (state still frozen)."""
+        snap, fr = self.snap, self.frontier
+        snap.wave = fr.wave
+        snap.ready_now = list(fr.ready_now)
+        snap.ready_next_wave = list(fr.ready_next_wave)
+        snap.arrivals = {k: list(v) for k, v in fr.arrivals.items()}
+        snap.executed_this_wave = list(fr.executed)
+        return snap
+
+    def export(self) -> RunSnapshot:
+        """A plain, independent copy of the run as it is now."""
+        return self.sync().copy()
+
+    def merge_workflow(self, update: FrozenDict) -> None:
+        deep_merge(self.workflow, update)
+        if self.ops is not None:
+            self.ops.append(("merge", ("workflow",), update))
+
+    def merge_node(self, node: str, update: FrozenDict) -> None:
+        current = self.node_state.get(node)
+        if current is None:
+            current = FrozenDict()
+            _set_item(self.node_state, node, current)
+        deep_merge(current, update)
+        if self.ops is not None:
+            self.ops.append(("merge", ("node", node), update))
+
+    def set_workflow_key(self, key: str, value: Any) -> None:
+        """Set one key of ``state.workflow``; ``NotJSONError`` if JSON cannot hold ``value``."""
+        frozen = freeze(value)
+        _set_item(self.workflow, key, frozen)
+        if self.ops is not None:
+            self.ops.append(("set", ("workflow", key), frozen))
+
+    def delete_workflow_key(self, key: str) -> None:
+        dict.pop(self.workflow, key, None)
+        if self.ops is not None:
+            self.ops.append(("del", ("workflow", key), None))
+
+    def set_extra(self, key: str, value: Any) -> None:
+        """Record data of a feature beyond 0.1.0 in ``snapshot.extra``."""
+        if value is None:
+            self.snap.extra.pop(key, None)
+        else:
+            self.snap.extra[key] = value
+        self.extra_dirty = True
+
+    def delta(self) -> StepDelta:
+        """The change since the last delta or full save; resets the marks."""
+        snap = self.sync()
+        delta = StepDelta(
+            run_id=snap.run_id,
+            step=snap.step,
+            wave=snap.wave,
+            status=snap.status,
+            updated_at=snap.updated_at,
+            ready_now=snap.ready_now,
+            ready_next_wave=snap.ready_next_wave,
+            arrivals=snap.arrivals,
+            executed_this_wave=snap.executed_this_wave,
+            last_node=snap.last_node,
+            waiting_prompt=snap.waiting_prompt,
+            last_error=snap.last_error,
+            trace=snap.trace[self.trace_mark :],
+            tags=snap.tags[self.tags_mark :],
+            records=snap.audit_trail[self.audit_mark :],
+            ops=self.ops or (),
+            extra=thaw(snap.extra) if self.extra_dirty else None,
+        )
+        self.mark()
+        return delta
+
+    def mark(self) -> None:
+        """Note that everything so far is persisted."""
+        snap = self.snap
+        self.trace_mark = len(snap.trace)
+        self.tags_mark = len(snap.tags)
+        self.audit_mark = len(snap.audit_trail)
+        self.extra_dirty = False
+        if self.ops is not None:
+            self.ops = []

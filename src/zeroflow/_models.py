@@ -1,0 +1,471 @@
+"""The public records of a run: errors, step records, events, snapshots, results.
+
+Each record is a small dataclass with explicit ``to_dict`` / ``from_dict``
+that round-trip through JSON with the key names of zeroflow 0.1.0, so
+snapshots written by either version load in the other.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ._constants import STATUS_RUNNING, STATUS_WAITING
+from ._frozen import thaw
+
+__all__ = [
+    "WorkflowError",
+    "StepRecord",
+    "WorkflowState",
+    "RunSnapshot",
+    "RunMetadata",
+    "Event",
+    "EnginePolicy",
+    "HandlerResult",
+    "WorkflowResult",
+    "WorkflowContext",
+    "json_clone",
+    "now_iso",
+]
+
+
+def json_clone(value: Any) -> Any:
+    """Return a JSON round-trip copy of ``value``; ``TypeError`` if JSON cannot hold it."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"workflow state must be JSON-serializable: {exc}") from exc
+
+
+_iso_cache: list[Any] = [-1, ""]
+
+
+def now_iso(ts: float | None = None) -> str:
+    """ISO-8601 UTC timestamp with seconds precision, e.g. ``2026-01-01T00:00:00+00:00``."""
+    t = time.time() if ts is None else ts
+    sec = int(t)
+    if sec != _iso_cache[0]:
+        text = datetime.fromtimestamp(sec, UTC).isoformat(timespec="seconds")
+        _iso_cache[0], _iso_cache[1] = sec, text
+        return text
+    return str(_iso_cache[1])
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowError:
+    """Why a node or a run failed: a stable ``code``, a message and its evidence."""
+
+    code: str
+    message: str
+    node: str | None = None
+    retryable: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+    cause_type: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "node": self.node,
+            "retryable": self.retryable,
+            "details": thaw(self.details),
+            "cause_type": self.cause_type,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkflowError:
+        return cls(
+            code=str(data["code"]),
+            message=str(data.get("message", "")),
+            node=_opt_str(data.get("node")),
+            retryable=bool(data.get("retryable", False)),
+            details=dict(data.get("details") or {}),
+            cause_type=_opt_str(data.get("cause_type")),
+        )
+
+
+def _error_or_none(data: Any) -> WorkflowError | None:
+    return None if data is None else WorkflowError.from_dict(data)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One row of the audit trail: a node execution and how it ended."""
+
+    step: int
+    wave: int
+    node: str
+    status: str
+    ts: str
+    outputs: list[str] = field(default_factory=list)
+    error: WorkflowError | None = None
+    waiting: bool = False
+    duration_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "wave": self.wave,
+            "node": self.node,
+            "status": self.status,
+            "ts": self.ts,
+            "outputs": list(self.outputs),
+            "error": None if self.error is None else self.error.to_dict(),
+            "waiting": self.waiting,
+            "duration_ms": self.duration_ms,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StepRecord:
+        return cls(
+            step=int(data["step"]),
+            wave=int(data.get("wave", 1)),
+            node=str(data["node"]),
+            status=str(data["status"]),
+            ts=str(data.get("ts", "")),
+            outputs=[str(o) for o in data.get("outputs") or []],
+            error=_error_or_none(data.get("error")),
+            waiting=bool(data.get("waiting", False)),
+            duration_ms=None if data.get("duration_ms") is None else float(data["duration_ms"]),
+        )
+
+
+@dataclass(slots=True)
+class WorkflowState:
+    """The data a run carries: its ``input``, shared ``workflow`` data and per-``node`` data."""
+
+    input: dict[str, Any] = field(default_factory=dict)
+    workflow: dict[str, Any] = field(default_factory=dict)
+    node: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input": thaw(self.input), "workflow": thaw(self.workflow), "node": thaw(self.node)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> WorkflowState:
+        data = data or {}
+        return cls(
+            input=thaw(dict(data.get("input") or {})),
+            workflow=thaw(dict(data.get("workflow") or {})),
+            node=thaw(dict(data.get("node") or {})),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunMetadata:
+    """A small summary of a run, cheap to list from a store."""
+
+    workflow_name: str
+    workflow_hash: str
+    status: str
+    started_at: str | None = None
+    updated_at: str | None = None
+    current_node: str | None = None
+    waiting: bool = False
+    last_error: WorkflowError | None = None
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "workflow_name": self.workflow_name,
+            "workflow_hash": self.workflow_hash,
+            "status": self.status,
+            "started_at": self.started_at,
+            "updated_at": self.updated_at,
+            "current_node": self.current_node,
+            "waiting": self.waiting,
+            "last_error": None if self.last_error is None else self.last_error.to_dict(),
+        }
+        if self.run_id is not None:
+            out["run_id"] = self.run_id
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunMetadata:
+        return cls(
+            workflow_name=str(data.get("workflow_name", "")),
+            workflow_hash=str(data.get("workflow_hash", "")),
+            status=str(data.get("status", "")),
+            started_at=_opt_str(data.get("started_at")),
+            updated_at=_opt_str(data.get("updated_at")),
+            current_node=_opt_str(data.get("current_node")),
+            waiting=bool(data.get("waiting", False)),
+            last_error=_error_or_none(data.get("last_error")),
+            run_id=_opt_str(data.get("run_id")),
+        )
+
+
+@dataclass(slots=True)
+class RunSnapshot:
+    """Everything needed to continue a run: queues, state, history. Mutable, like 0.1.0's."""
+
+    run_id: str
+    workflow_name: str
+    wf_hash: str
+    status: str = STATUS_RUNNING
+    step: int = 0
+    wave: int = 1
+    ready_now: list[str] = field(default_factory=list)
+    ready_next_wave: list[str] = field(default_factory=list)
+    state: WorkflowState = field(default_factory=WorkflowState)
+    trace: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    audit_trail: list[StepRecord] = field(default_factory=list)
+    arrivals: dict[str, list[str]] = field(default_factory=dict)
+    executed_this_wave: list[str] = field(default_factory=list)
+    last_node: str | None = None
+    waiting_prompt: str | None = None
+    last_error: WorkflowError | None = None
+    started_at: str | None = field(default_factory=now_iso)
+    updated_at: str | None = field(default_factory=now_iso)
+    deadline_ts: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Data of features beyond 0.1.0 (waiting nodes, subflow children, map progress).
+
+    Stored under the ``"zeroflow"`` key of the snapshot dict so 0.1.0 ignores it.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "run_id": self.run_id,
+            "workflow_name": self.workflow_name,
+            "wf_hash": self.wf_hash,
+            "status": self.status,
+            "step": self.step,
+            "wave": self.wave,
+            "ready_now": list(self.ready_now),
+            "ready_next_wave": list(self.ready_next_wave),
+            "state": self.state.to_dict(),
+            "trace": list(self.trace),
+            "tags": list(self.tags),
+            "audit_trail": [r.to_dict() for r in self.audit_trail],
+            "arrivals": {k: list(v) for k, v in self.arrivals.items()},
+            "executed_this_wave": list(self.executed_this_wave),
+            "last_node": self.last_node,
+            "waiting_prompt": self.waiting_prompt,
+            "last_error": None if self.last_error is None else self.last_error.to_dict(),
+            "started_at": self.started_at,
+            "updated_at": self.updated_at,
+            "deadline_ts": self.deadline_ts,
+        }
+        if self.extra:
+            out["zeroflow"] = thaw(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSnapshot:
+        deadline = data.get("deadline_ts")
+        return cls(
+            run_id=str(data["run_id"]),
+            workflow_name=str(data["workflow_name"]),
+            wf_hash=str(data["wf_hash"]),
+            status=str(data.get("status", STATUS_RUNNING)),
+            step=int(data.get("step", 0)),
+            wave=int(data.get("wave", 1)),
+            ready_now=[str(n) for n in data.get("ready_now") or []],
+            ready_next_wave=[str(n) for n in data.get("ready_next_wave") or []],
+            state=WorkflowState.from_dict(data.get("state")),
+            trace=[str(n) for n in data.get("trace") or []],
+            tags=[str(t) for t in data.get("tags") or []],
+            audit_trail=[StepRecord.from_dict(r) for r in data.get("audit_trail") or []],
+            arrivals={str(k): [str(n) for n in v] for k, v in (data.get("arrivals") or {}).items()},
+            executed_this_wave=[str(n) for n in data.get("executed_this_wave") or []],
+            last_node=_opt_str(data.get("last_node")),
+            waiting_prompt=_opt_str(data.get("waiting_prompt")),
+            last_error=_error_or_none(data.get("last_error")),
+            started_at=_opt_str(data.get("started_at")),
+            updated_at=_opt_str(data.get("updated_at")),
+            deadline_ts=None if deadline is None else float(deadline),
+            extra=thaw(dict(data.get("zeroflow") or {})),
+        )
+
+    def copy(self) -> RunSnapshot:
+        """An independent deep copy (records are immutable and shared)."""
+        return RunSnapshot(
+            run_id=self.run_id,
+            workflow_name=self.workflow_name,
+            wf_hash=self.wf_hash,
+            status=self.status,
+            step=self.step,
+            wave=self.wave,
+            ready_now=list(self.ready_now),
+            ready_next_wave=list(self.ready_next_wave),
+            state=WorkflowState(
+                input=thaw(self.state.input),
+                workflow=thaw(self.state.workflow),
+                node=thaw(self.state.node),
+            ),
+            trace=list(self.trace),
+            tags=list(self.tags),
+            audit_trail=list(self.audit_trail),
+            arrivals={k: list(v) for k, v in self.arrivals.items()},
+            executed_this_wave=list(self.executed_this_wave),
+            last_node=self.last_node,
+            waiting_prompt=self.waiting_prompt,
+            last_error=self.last_error,
+            started_at=self.started_at,
+            updated_at=self.updated_at,
+            deadline_ts=self.deadline_ts,
+            extra=thaw(self.extra),
+        )
+
+    def metadata(self) -> RunMetadata:
+        """The run's ``RunMetadata`` summary."""
+        return RunMetadata(
+            workflow_name=self.workflow_name,
+            workflow_hash=self.wf_hash,
+            status=self.status,
+            started_at=self.started_at,
+            updated_at=self.updated_at,
+            current_node=self.last_node,
+            waiting=self.status == STATUS_WAITING,
+            last_error=self.last_error,
+            run_id=self.run_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened in a run, as delivered to ``event_callback``."""
+
+    run_id: str
+    step: int
+    wave: int
+    node: str | None
+    kind: str
+    ts: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "step": self.step,
+            "wave": self.wave,
+            "node": self.node,
+            "kind": self.kind,
+            "ts": self.ts,
+            "data": thaw(self.data),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        return cls(
+            run_id=str(data["run_id"]),
+            step=int(data.get("step", 0)),
+            wave=int(data.get("wave", 1)),
+            node=_opt_str(data.get("node")),
+            kind=str(data["kind"]),
+            ts=str(data.get("ts", "")),
+            data=dict(data.get("data") or {}),
+        )
+
+
+@dataclass(slots=True)
+class EnginePolicy:
+    """Run-wide settings from ``engine_policy``; unset keys keep 0.1.0's defaults."""
+
+    strict_outputs: bool = True
+    max_steps: int | None = None
+    workflow_timeout_seconds: float | None = None
+    persist_checkpoints: bool = True
+    state_isolation: str = "readonly"
+    stranded_joins: str = "warn"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strict_outputs": self.strict_outputs,
+            "max_steps": self.max_steps,
+            "workflow_timeout_seconds": self.workflow_timeout_seconds,
+            "persist_checkpoints": self.persist_checkpoints,
+            "state_isolation": self.state_isolation,
+            "stranded_joins": self.stranded_joins,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> EnginePolicy:
+        """Build a policy from a dict; unknown keys are ignored, bad values raise ``ValueError``."""
+        from ._definition import parse_policy  # the validator owns the messages
+
+        return parse_policy(data)
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerResult:
+    """What a handler returns: the outputs to route on, updates, tags, an error or a pause."""
+
+    outputs: list[str] = field(default_factory=list)
+    workflow_updates: dict[str, Any] | None = None
+    node_updates: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    error: WorkflowError | None = None
+    waiting: bool = False
+    waiting_prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowResult:
+    """How a ``run()`` call ended; ``checkpoint`` resumes or redrives it."""
+
+    run_id: str
+    success: bool
+    status: str
+    trace: list[str]
+    tags: list[str]
+    state: WorkflowState
+    audit_trail: list[StepRecord]
+    error: WorkflowError | None = None
+    waiting: bool = False
+    waiting_prompt: str | None = None
+    checkpoint: RunSnapshot | None = None
+    cancelled: bool = False
+    waiting_nodes: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowContext:
+    """What a handler sees: where it is in the run, the state, its config and services.
+
+    With the default ``state_isolation: "readonly"``, ``state`` is a read-only
+    view shared with the engine: any mutation raises ``TypeError``.
+    """
+
+    workflow_name: str
+    workflow_hash: str
+    run_id: str
+    node_name: str
+    node_config: dict[str, Any]
+    step: int
+    wave: int
+    state: WorkflowState
+    services: Mapping[str, Any]
+    deadline_ts: float | None
+    emit: Callable[..., None]
+    item: Any = None
+    map_index: int | None = None
+    attempt: int = 1
+
+    def is_timed_out(self) -> bool:
+        """True once the deadline (node or workflow, the earlier) has passed."""
+        return self.deadline_ts is not None and time.time() >= self.deadline_ts
+
+    def remaining_seconds(self) -> float | None:
+        """Seconds left before the deadline, clamped at 0; None without a deadline."""
+        if self.deadline_ts is None:
+            return None
+        return max(0.0, self.deadline_ts - time.time())
+
+    @property
+    def node_state(self) -> dict[str, Any]:
+        """This node's own entry of ``state.node`` (``{}`` before it wrote any)."""
+        found = self.state.node.get(self.node_name)
+        if found is None:
+            return {}
+        return found
