@@ -155,10 +155,18 @@ class WorkflowEngine:
     # ------------------------------------------------------------------ runs
 
     def run(
-        self, initial_input: Mapping[str, Any] | None = None, run_id: str | None = None
+        self,
+        initial_input: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        *,
+        replace: bool = False,
     ) -> WorkflowResult:
-        """Start a new run at the entry node and drive it until it ends or pauses."""
-        return self._drive_sync(self._start(initial_input, run_id))
+        """Start a new run at the entry node and drive it until it ends or pauses.
+
+        With a store, a ``run_id`` the store already holds raises
+        ``RunExistsError`` unless ``replace=True``.
+        """
+        return self._drive_sync(self._start(initial_input, run_id, replace))
 
     def run_from_checkpoint(
         self, checkpoint: RunSnapshot | Mapping[str, Any], resume_input: Any = None
@@ -173,10 +181,14 @@ class WorkflowEngine:
         return self._drive_sync(self._resume(checkpoint, resume_input))
 
     async def arun(
-        self, initial_input: Mapping[str, Any] | None = None, run_id: str | None = None
+        self,
+        initial_input: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        *,
+        replace: bool = False,
     ) -> WorkflowResult:
         """``run()`` for ``async def`` handlers (plain handlers work too)."""
-        return await self._drive_async(self._start(initial_input, run_id))
+        return await self._drive_async(self._start(initial_input, run_id, replace))
 
     async def arun_from_checkpoint(
         self, checkpoint: RunSnapshot | Mapping[str, Any], resume_input: Any = None
@@ -186,7 +198,9 @@ class WorkflowEngine:
 
     # ------------------------------------------------------------------ internals
 
-    def _start(self, initial_input: Mapping[str, Any] | None, run_id: str | None) -> Steps:
+    def _start(
+        self, initial_input: Mapping[str, Any] | None, run_id: str | None, replace: bool = False
+    ) -> Steps:
         self._cancel.clear()
         try:
             frozen_input = freeze(dict(initial_input or {}))
@@ -209,9 +223,7 @@ class WorkflowEngine:
         snap.state.input = frozen_input
         machine = self._machine
         run = LiveRun(snap, machine.journal)
-        machine.emit(run, C.EVENT_WF_START, None, {"workflow": graph.name})
-        machine.checkpoint(run, full=True)
-        return machine.steps(run)
+        return machine.session(run, C.EVENT_WF_START, {"workflow": graph.name}, replace=replace)
 
     def _adopt(self, checkpoint: RunSnapshot | Mapping[str, Any]) -> RunSnapshot:
         """A private copy of ``checkpoint`` after checking the hash lock."""
@@ -257,14 +269,11 @@ class WorkflowEngine:
                 run.set_workflow_key("__resume__", resume_input)
             except NotJSONError as exc:
                 raise TypeError(f"resume_input must be JSON-serializable: {exc}") from exc
-        machine.emit(
+        return machine.session(
             run,
             C.EVENT_WF_RESUMED,
-            None,
             {"workflow": snap.workflow_name, "resumed_from_step": resumed_from, "wave": snap.wave},
         )
-        machine.checkpoint(run, full=True)
-        return machine.steps(run)
 
     def _drive_sync(self, steps: Steps) -> WorkflowResult:
         """Answer the machine's requests in this thread."""
@@ -296,6 +305,8 @@ class WorkflowEngine:
         except StopIteration as stop:
             result_value: WorkflowResult = stop.value
             return result_value
+        finally:
+            steps.close()
 
     async def _drive_async(self, steps: Steps) -> WorkflowResult:
         """Answer the machine's requests on the running event loop."""
@@ -313,6 +324,8 @@ class WorkflowEngine:
         except StopIteration as stop:
             result_value: WorkflowResult = stop.value
             return result_value
+        finally:
+            steps.close()
 
 
 def _await_outside_loop(awaitable: Any, request: Call) -> Any:

@@ -47,6 +47,7 @@ class LiveRun:
         "failed",
         "frontier",
         "input",
+        "lease_owner",
         "node_state",
         "ops",
         "snap",
@@ -67,6 +68,7 @@ class LiveRun:
         self.failed: WorkflowError | None = None
         self.ops: list[StateOp] | None = [] if journaling else None
         self.extra_dirty = False
+        self.lease_owner: str | None = None
         self.trace_mark = len(snap.trace)
         self.tags_mark = len(snap.tags)
         self.audit_mark = len(snap.audit_trail)

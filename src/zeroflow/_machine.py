@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 from . import _constants as C
 from ._definition import CompiledNode, CompiledWorkflow
+from ._errors import RunExistsError
 from ._events import EventCallback, wanted_kinds, wants_checkpoints
 from ._frozen import FrozenDict, NotJSONError, freeze, thaw
 from ._live import LiveRun
@@ -133,6 +135,8 @@ class RunMachine:
         if self.persist:
             store = self.store
             assert store is not None
+            if run.lease_owner is not None:
+                store.renew_lease(snap.run_id, run.lease_owner)  # type: ignore[attr-defined]
             if self.journal and not full:
                 store.append_step(snap.run_id, run.delta())  # type: ignore[attr-defined]
             else:
@@ -192,6 +196,59 @@ class RunMachine:
         )
 
     # ------------------------------------------------------------------ the loop
+
+    def session(
+        self, run: LiveRun, kind: str, data: dict[str, Any], *, replace: bool = False
+    ) -> Steps:
+        """One call on one run: take the lease, announce, drive, always release.
+
+        ``kind`` is the opening event (``wf:start`` or ``wf:resumed``). A store
+        with leases (``acquire_lease``) is asked first, so a second driver of
+        the same run gets ``RunLockedError`` before anything is written.
+        """
+        store = self.store
+        owner = uuid.uuid4().hex
+        leased = False
+        if store is not None:
+            if kind == C.EVENT_WF_START:
+                self._claim_new_run(run.snap.run_id, replace)
+            acquire = getattr(store, "acquire_lease", None)
+            if acquire is not None:
+                acquire(run.snap.run_id, owner)
+                leased = True
+        run.lease_owner = owner if leased else None
+        try:
+            self.emit(run, kind, None, data)
+            self.checkpoint(run, full=True)
+            return (yield from self.steps(run))
+        finally:
+            if leased:
+                store.release_lease(run.snap.run_id, owner)  # type: ignore[union-attr]
+
+    def _claim_new_run(self, run_id: str, replace: bool) -> None:
+        """Refuse to overwrite a stored run unless ``replace``; then clear it for reuse."""
+        store = self.store
+        assert store is not None
+        status_of = getattr(store, "run_status", None)
+        if status_of is not None:
+            status = status_of(run_id)
+        else:
+            try:
+                status = store.load_snapshot(run_id).status
+            except KeyError:
+                status = None
+        if status is None:
+            return
+        if not replace:
+            raise RunExistsError(
+                f"run '{run_id}' already exists in the store with status '{status}'; "
+                "pick another run_id, resume it with run_from_checkpoint(), or pass "
+                "replace=True to start it over",
+                run_id=run_id,
+            )
+        delete = getattr(store, "delete_run", None)
+        if delete is not None:
+            delete(run_id)
 
     def steps(self, run: LiveRun) -> Steps:
         """Drive ``run`` until it ends or pauses (SPEC A3); yields ``Call``/``Sleep``."""
