@@ -1,14 +1,14 @@
 """``WorkflowEngine``: the public entry points, and the drivers that answer the machine.
 
 The engine validates and compiles the definition once; each call builds a
-``LiveRun`` and lets a driver answer the requests of ``RunMachine.steps``:
-``_drive_sync`` calls handlers in this thread, ``_drive_async`` awaits them.
+``LiveRun`` and lets a driver answer the requests of the run machine:
+``_drive_sync`` calls handlers in this thread (a thread pool for parallel
+batches), ``_drive_async`` awaits them on the running event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import json
 import random
@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,26 @@ from ._errors import (
     WorkflowDefinitionError,
 )
 from ._events import EventCallback
-from ._frozen import NotJSONError, freeze
+from ._frozen import NotJSONError, deep_merge, freeze, thaw
 from ._live import LiveRun
-from ._machine import Call, HandlerCancelled, RunMachine, Sleep, Steps
-from ._models import HandlerResult, RunSnapshot, WorkflowContext, WorkflowResult, now_iso
+from ._machine import Batch, Call, HandlerCancelled, RunMachine, Sleep, Steps
+from ._models import (
+    Event,
+    HandlerResult,
+    RunSnapshot,
+    StepRecord,
+    WorkflowContext,
+    WorkflowResult,
+    now_iso,
+)
 from ._store import WorkflowStore
+from ._subflows import build_children, check_child_hashes, child_hashes
+from ._tasks import NodeTimeoutError
 
 __all__ = ["Handler", "WorkflowEngine"]
 
 Handler = Callable[[WorkflowContext], HandlerResult | Awaitable[HandlerResult]]
+Checkpoint = RunSnapshot | Mapping[str, Any] | str
 
 
 def _short(digest: str) -> str:
@@ -59,6 +71,7 @@ class WorkflowEngine:
         event_callback: EventCallback | None = None,
         store: WorkflowStore | None = None,
         *,
+        subflows: Mapping[str, Mapping[str, Any]] | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
@@ -86,15 +99,36 @@ class WorkflowEngine:
         self._sleep = sleep
         self._clock = clock or time.time
         self._new_id = run_id_factory or (lambda: uuid.uuid4().hex)
+        handler_map = dict(handlers)
+        service_map: Mapping[str, Any] = {} if services is None else services
+        rng = rng or random.Random()
+
+        def make(
+            child: CompiledWorkflow, callback: EventCallback | None, children: dict[str, RunMachine]
+        ) -> RunMachine:
+            return RunMachine(
+                child,
+                handler_map,
+                service_map,
+                callback,
+                None,
+                self._clock,
+                rng,
+                self._cancel.is_set,
+                children,
+            )
+
+        children, self._subflow_graphs = build_children(graph, subflows or {}, event_callback, make)
         self._machine = RunMachine(
             graph,
-            dict(handlers),
-            {} if services is None else services,
+            handler_map,
+            service_map,
             event_callback,
             store,
             self._clock,
-            rng or random.Random(),
+            rng,
             self._cancel.is_set,
+            children,
         )
 
     # ------------------------------------------------------------------ construction
@@ -107,21 +141,16 @@ class WorkflowEngine:
         services: Mapping[str, Any] | None = None,
         event_callback: EventCallback | None = None,
         store: WorkflowStore | None = None,
+        *,
+        subflows: Mapping[str, str | Path] | None = None,
+        **options: Any,
     ) -> WorkflowEngine:
-        """Build an engine from a UTF-8 JSON file holding the workflow definition."""
-        file = Path(workflow_json_path)
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise WorkflowDefinitionError(f"cannot read workflow file '{file}': {exc}") from exc
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise WorkflowDefinitionError(
-                f"workflow file '{file}' is not valid JSON: {exc.msg} "
-                f"(line {exc.lineno}, column {exc.colno})"
-            ) from exc
-        return cls(data, handlers, services, event_callback, store)
+        """Build an engine from a UTF-8 JSON file (and child definitions from their files)."""
+        data = _read_definition(Path(workflow_json_path))
+        children = {name: _read_definition(Path(p)) for name, p in (subflows or {}).items()}
+        return cls(
+            data, handlers, services, event_callback, store, subflows=children or None, **options
+        )
 
     # ------------------------------------------------------------------ properties
 
@@ -146,11 +175,12 @@ class WorkflowEngine:
         """Ask the running call to stop before its next node (thread-safe)."""
         self._cancel.set()
 
-    def load_snapshot(self, run_id: str) -> RunSnapshot:
-        """Load a run's latest snapshot from the store (``KeyError`` if unknown)."""
-        if self._store is None:
-            raise StoreNotConfiguredError()
-        return self._store.load_snapshot(run_id)
+    def load_snapshot(self, run_id: str, step: int | None = None) -> RunSnapshot:
+        """Load a run's latest snapshot (or the one after ``step``) from the store."""
+        store = self._require_store()
+        if step is None:
+            return store.load_snapshot(run_id)
+        return store.load_snapshot(run_id, step=step)  # type: ignore[call-arg]
 
     # ------------------------------------------------------------------ runs
 
@@ -169,16 +199,36 @@ class WorkflowEngine:
         return self._drive_sync(self._start(initial_input, run_id, replace))
 
     def run_from_checkpoint(
-        self, checkpoint: RunSnapshot | Mapping[str, Any], resume_input: Any = None
+        self,
+        checkpoint: RunSnapshot | Mapping[str, Any],
+        resume_input: Any = None,
+        *,
+        node: str | None = None,
     ) -> WorkflowResult:
         """Continue a waiting, cancelled or interrupted run from ``checkpoint``.
 
         ``resume_input`` (when not None) lands in ``state.workflow["__resume__"]``
-        and the waiting node runs again first. A failed run is continued by
-        ``redrive()``; a succeeded one has nothing left to do: both raise
-        ``ValueError`` here.
+        and the waiting node (``node``, when several wait) runs again first. A
+        failed run is continued by ``redrive()``; a succeeded one has nothing
+        left to do: both raise ``ValueError`` here.
         """
-        return self._drive_sync(self._resume(checkpoint, resume_input))
+        return self._drive_sync(self._resume(checkpoint, resume_input, node))
+
+    def resume(
+        self, run_id: str, node: str | None = None, resume_input: Any = None
+    ) -> WorkflowResult:
+        """Load, lease, resume and save a stored run in one call (for webhook handlers)."""
+        return self.run_from_checkpoint(self._load(run_id), resume_input, node=node)
+
+    def redrive(self, checkpoint: Checkpoint) -> WorkflowResult:
+        """Continue a failed or cancelled run as if the failed node had not run.
+
+        The failed node runs again first, with the queues, arrivals and state it
+        had before it failed; completed nodes are not re-run; the failure stays
+        in the audit trail and ``__error__`` is cleared. Accepts a snapshot, its
+        dict, or a run id to load from the store.
+        """
+        return self._drive_sync(self._redrive(checkpoint))
 
     async def arun(
         self,
@@ -191,17 +241,131 @@ class WorkflowEngine:
         return await self._drive_async(self._start(initial_input, run_id, replace))
 
     async def arun_from_checkpoint(
-        self, checkpoint: RunSnapshot | Mapping[str, Any], resume_input: Any = None
+        self,
+        checkpoint: RunSnapshot | Mapping[str, Any],
+        resume_input: Any = None,
+        *,
+        node: str | None = None,
     ) -> WorkflowResult:
         """``run_from_checkpoint()`` for ``async def`` handlers."""
-        return await self._drive_async(self._resume(checkpoint, resume_input))
+        return await self._drive_async(self._resume(checkpoint, resume_input, node))
+
+    async def aresume(
+        self, run_id: str, node: str | None = None, resume_input: Any = None
+    ) -> WorkflowResult:
+        """``resume()`` for ``async def`` handlers."""
+        return await self.arun_from_checkpoint(self._load(run_id), resume_input, node=node)
+
+    async def aredrive(self, checkpoint: Checkpoint) -> WorkflowResult:
+        """``redrive()`` for ``async def`` handlers."""
+        return await self._drive_async(self._redrive(checkpoint))
+
+    # ------------------------------------------------------------------ time travel
+
+    def fork(
+        self,
+        run_id: str,
+        step: int,
+        new_run_id: str | None = None,
+        workflow_updates: Mapping[str, Any] | None = None,
+    ) -> RunSnapshot:
+        """Start a new run from the checkpoint taken after ``step`` of ``run_id``.
+
+        ``workflow_updates`` are merged into ``state.workflow`` first. The new
+        run is saved to the store and returned, ready for
+        ``run_from_checkpoint``; the original run is untouched.
+        """
+        store = self._require_store()
+        snap = self.load_snapshot(run_id, step=step)
+        if snap.wf_hash != self._graph.hash:
+            self._adopt(snap)
+        new_id = new_run_id if new_run_id is not None else self._new_id()
+        snap.run_id = new_id
+        if snap.status != C.STATUS_WAITING:
+            snap.status = C.STATUS_RUNNING
+        if workflow_updates:
+            try:
+                frozen = freeze(dict(workflow_updates))
+            except NotJSONError as exc:
+                raise TypeError(f"workflow_updates must be JSON-serializable: {exc}") from exc
+            target = freeze(snap.state.workflow)
+            deep_merge(target, frozen)
+            snap.state.workflow = thaw(target)
+        snap.extra["forked_from"] = {"run_id": run_id, "step": step}
+        snap.extra.pop("redrive", None)
+        snap.updated_at = now_iso()
+        store.save_snapshot(snap)
+        return snap.copy()
+
+    def migrate(
+        self, checkpoint: RunSnapshot | Mapping[str, Any], old_workflow_def: Mapping[str, Any]
+    ) -> RunSnapshot:
+        """Re-lock a checkpoint of ``old_workflow_def`` to this engine's definition.
+
+        Every node the run still needs (queues, arrivals, waiting nodes, paused
+        subflows) must exist here with the same join specification; otherwise
+        ``ValueError`` lists each incompatibility. The migration is recorded in
+        the audit trail and the returned snapshot.
+        """
+        if isinstance(checkpoint, RunSnapshot):
+            snap = checkpoint.copy()
+        else:
+            snap = RunSnapshot.from_dict(checkpoint)
+        old = compile_workflow(old_workflow_def)
+        if snap.wf_hash != old.hash:
+            raise HashMismatchError(
+                f"workflow hash mismatch: checkpoint={_short(snap.wf_hash)}, "
+                f"old definition={_short(old.hash)}; pass the definition the run was started with",
+                checkpoint_hash=snap.wf_hash,
+                current_hash=old.hash,
+            )
+        problems = _migration_problems(snap, old, self._graph)
+        if problems:
+            raise ValueError(
+                f"run '{snap.run_id}' cannot move to the new definition: " + "; ".join(problems)
+            )
+        record = {"from": snap.wf_hash, "to": self._graph.hash, "at": now_iso()}
+        snap.extra.setdefault("migrations", []).append(record)
+        snap.audit_trail.append(
+            StepRecord(
+                snap.step, snap.wave, "(migration)", "migrated", record["at"], [], None, False, 0.0
+            )
+        )
+        snap.wf_hash = self._graph.hash
+        snap.extra["subflow_hashes"] = child_hashes(self._subflow_graphs)
+        cb = self._machine.callback
+        if cb is not None:
+            cb(
+                Event(
+                    snap.run_id,
+                    snap.step,
+                    snap.wave,
+                    None,
+                    C.EVENT_WF_MIGRATED,
+                    now_iso(),
+                    dict(record),
+                )
+            )
+        if self._store is not None:
+            self._store.save_snapshot(snap)
+        return snap
 
     # ------------------------------------------------------------------ internals
+
+    def _require_store(self) -> WorkflowStore:
+        if self._store is None:
+            raise StoreNotConfiguredError()
+        return self._store
+
+    def _load(self, run_id: str) -> RunSnapshot:
+        return self._require_store().load_snapshot(run_id)
 
     def _start(
         self, initial_input: Mapping[str, Any] | None, run_id: str | None, replace: bool = False
     ) -> Steps:
         self._cancel.clear()
+        if initial_input is not None and not isinstance(initial_input, Mapping):
+            raise TypeError(f"initial_input must be a dict, got {type(initial_input).__name__}")
         try:
             frozen_input = freeze(dict(initial_input or {}))
         except NotJSONError as exc:
@@ -220,14 +384,18 @@ class WorkflowEngine:
             updated_at=stamp,
             deadline_ts=None if timeout is None else now + timeout,
         )
+        if self._subflow_graphs:
+            snap.extra["subflow_hashes"] = child_hashes(self._subflow_graphs)
         snap.state.input = frozen_input
         machine = self._machine
         run = LiveRun(snap, machine.journal)
         return machine.session(run, C.EVENT_WF_START, {"workflow": graph.name}, replace=replace)
 
-    def _adopt(self, checkpoint: RunSnapshot | Mapping[str, Any]) -> RunSnapshot:
-        """A private copy of ``checkpoint`` after checking the hash lock."""
-        if isinstance(checkpoint, RunSnapshot):
+    def _adopt(self, checkpoint: Checkpoint) -> RunSnapshot:
+        """A private copy of ``checkpoint`` after checking the hash locks."""
+        if isinstance(checkpoint, str):
+            snap = self._load(checkpoint)
+        elif isinstance(checkpoint, RunSnapshot):
             snap = checkpoint.copy()
         elif isinstance(checkpoint, Mapping):
             snap = RunSnapshot.from_dict(checkpoint)
@@ -243,9 +411,10 @@ class WorkflowEngine:
                 checkpoint_hash=snap.wf_hash,
                 current_hash=current,
             )
+        check_child_hashes(snap, self._subflow_graphs)
         return snap
 
-    def _resume(self, checkpoint: RunSnapshot | Mapping[str, Any], resume_input: Any) -> Steps:
+    def _resume(self, checkpoint: Checkpoint, resume_input: Any, node: str | None) -> Steps:
         self._cancel.clear()
         snap = self._adopt(checkpoint)
         if snap.status not in C.RESUMABLE_STATUSES:
@@ -260,19 +429,59 @@ class WorkflowEngine:
                 status=snap.status,
             )
         resumed_from = snap.step
-        snap.status = C.STATUS_RUNNING
-        snap.waiting_prompt = None
         machine = self._machine
-        run = LiveRun(snap, machine.journal)
-        if resume_input is not None:
-            try:
-                run.set_workflow_key("__resume__", resume_input)
-            except NotJSONError as exc:
-                raise TypeError(f"resume_input must be JSON-serializable: {exc}") from exc
+        try:
+            run = machine.prepare_resume(snap, resume_input, node)
+        except NotJSONError as exc:
+            raise TypeError(f"resume_input must be JSON-serializable: {exc}") from exc
         return machine.session(
             run,
             C.EVENT_WF_RESUMED,
             {"workflow": snap.workflow_name, "resumed_from_step": resumed_from, "wave": snap.wave},
+        )
+
+    def _redrive(self, checkpoint: Checkpoint) -> Steps:
+        self._cancel.clear()
+        snap = self._adopt(checkpoint)
+        if snap.status not in C.REDRIVABLE_STATUSES:
+            raise InvalidTransitionError(
+                f"cannot redrive run '{snap.run_id}': its status is '{snap.status}'; only failed "
+                "or cancelled runs are redriven (resume a waiting run with run_from_checkpoint)",
+                run_id=snap.run_id,
+                status=snap.status,
+            )
+        resumed_from = snap.step
+        if snap.status == C.STATUS_FAILED:
+            record = snap.extra.pop("redrive", None)
+            if not record:
+                raise InvalidTransitionError(
+                    f"run '{snap.run_id}' failed before any node ran, or was written by a version "
+                    "that did not record how to redrive it; start it again with run()",
+                    run_id=snap.run_id,
+                    status=snap.status,
+                )
+            snap.wave = int(record["wave"])
+            snap.ready_now = list(record["ready_now"])
+            snap.ready_next_wave = list(record["ready_next_wave"])
+            snap.arrivals = {k: list(v) for k, v in record["arrivals"].items()}
+            snap.executed_this_wave = list(record["executed_this_wave"])
+        snap.state.workflow.pop("__error__", None)
+        snap.last_error = None
+        snap.status = C.STATUS_RUNNING
+        timeout = self._graph.policy.workflow_timeout_seconds
+        if timeout is not None:
+            snap.deadline_ts = self._clock() + timeout
+        machine = self._machine
+        run = LiveRun(snap, machine.journal)
+        return machine.session(
+            run,
+            C.EVENT_WF_RESUMED,
+            {
+                "workflow": snap.workflow_name,
+                "resumed_from_step": resumed_from,
+                "wave": snap.wave,
+                "redrive": True,
+            },
         )
 
     def _drive_sync(self, steps: Steps) -> WorkflowResult:
@@ -283,24 +492,20 @@ class WorkflowEngine:
             request = next(steps)
             while True:
                 if type(request) is Call:
-                    try:
-                        result = request.fn(request.ctx)
-                        if type(result) is not HandlerResult and inspect.isawaitable(result):
-                            result = _await_outside_loop(result, request)
-                        answer = (result, None)
-                    except Exception as exc:
-                        answer = (None, exc)
+                    answer = _call_sync(request)
+                elif type(request) is Batch:
+                    calls = request.calls
+                    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+                        answer = list(pool.map(_call_sync, calls))
                 else:
-                    assert type(request) is Sleep
+                    assert isinstance(request, Sleep)
                     if self._sleep is not None:
                         self._sleep(request.seconds)
                         answer = cancel.is_set()
+                    elif request.seconds > 0:
+                        answer = cancel.wait(request.seconds)
                     else:
-                        answer = (
-                            cancel.wait(request.seconds)
-                            if request.seconds > 0
-                            else (cancel.is_set())
-                        )
+                        answer = cancel.is_set()
                 request = steps.send(answer)
         except StopIteration as stop:
             result_value: WorkflowResult = stop.value
@@ -317,8 +522,11 @@ class WorkflowEngine:
             while True:
                 if type(request) is Call:
                     answer = await _call_async(request, cancel)
+                elif type(request) is Batch:
+                    jobs = [_call_async(c, cancel, threaded=True) for c in request.calls]
+                    answer = list(await asyncio.gather(*jobs))
                 else:
-                    assert type(request) is Sleep
+                    assert isinstance(request, Sleep)
                     answer = await _sleep_async(request.seconds, cancel, self._sleep)
                 request = steps.send(answer)
         except StopIteration as stop:
@@ -326,6 +534,60 @@ class WorkflowEngine:
             return result_value
         finally:
             steps.close()
+
+
+def _read_definition(file: Path) -> Any:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise WorkflowDefinitionError(f"cannot read workflow file '{file}': {exc}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise WorkflowDefinitionError(
+            f"workflow file '{file}' is not valid JSON: {exc.msg} "
+            f"(line {exc.lineno}, column {exc.colno})"
+        ) from exc
+
+
+def _migration_problems(
+    snap: RunSnapshot, old: CompiledWorkflow, new: CompiledWorkflow
+) -> list[str]:
+    """What the run still needs that the new definition lacks or changed."""
+    needed: dict[str, str] = {}
+    for name in snap.ready_now:
+        needed.setdefault(name, "queued")
+    for name in snap.ready_next_wave:
+        needed.setdefault(name, "queued for the next wave")
+    for key, sources in snap.arrivals.items():
+        needed.setdefault(key.split(":", 1)[1], "an AND-join with arrivals")
+        for source in sources:
+            needed.setdefault(source, "an arrival of an AND-join")
+    for name in snap.extra.get("waiting") or {}:
+        needed.setdefault(name, "waiting")
+    for name in snap.extra.get("subflows") or {}:
+        needed.setdefault(name, "a paused subflow")
+    problems = []
+    for name, why in needed.items():
+        if name not in new.nodes:
+            problems.append(f"node '{name}' ({why}) is missing from the new definition")
+            continue
+        before = old.nodes.get(name)
+        if before is not None and before.join != new.nodes[name].join:
+            problems.append(f"node '{name}' ({why}) changed its join specification")
+        if before is not None and before.kind != new.nodes[name].kind:
+            problems.append(f"node '{name}' ({why}) changed its kind")
+    return problems
+
+
+def _call_sync(request: Call) -> tuple[Any, Exception | None]:
+    try:
+        result = request.fn(request.ctx)
+        if type(result) is not HandlerResult and inspect.isawaitable(result):
+            result = _await_outside_loop(result, request)
+        return result, None
+    except Exception as exc:
+        return None, exc
 
 
 def _await_outside_loop(awaitable: Any, request: Call) -> Any:
@@ -350,12 +612,6 @@ def _await_outside_loop(awaitable: Any, request: Call) -> Any:
     return asyncio.run(wrap())
 
 
-class NodeTimeoutError(TimeoutError):
-    """An async handler was cancelled at its node deadline."""
-
-    zeroflow_node_timeout = True
-
-
 async def _with_node_timeout(awaitable: Any, seconds: float) -> Any:
     try:
         return await asyncio.wait_for(awaitable, seconds)
@@ -363,10 +619,19 @@ async def _with_node_timeout(awaitable: Any, seconds: float) -> Any:
         raise NodeTimeoutError(f"cancelled after {seconds} s") from None
 
 
-async def _call_async(request: Call, cancel: threading.Event) -> tuple[Any, Exception | None]:
-    """Call a handler; await it if async, cancelling it at its deadline or on ``cancel()``."""
+async def _call_async(
+    request: Call, cancel: threading.Event, *, threaded: bool = False
+) -> tuple[Any, Exception | None]:
+    """Call a handler; await it if async, cancelling it at its deadline or on ``cancel()``.
+
+    In a parallel batch (``threaded``) a plain handler runs in a worker thread.
+    """
     try:
-        result = request.fn(request.ctx)
+        fn = request.fn
+        if threaded and not inspect.iscoroutinefunction(fn):
+            result = await asyncio.to_thread(fn, request.ctx)
+        else:
+            result = fn(request.ctx)
         if type(result) is HandlerResult or not inspect.isawaitable(result):
             return result, None
         task = asyncio.ensure_future(
@@ -380,8 +645,7 @@ async def _call_async(request: Call, cancel: threading.Event) -> tuple[Any, Exce
                 return task.result(), None
             if cancel.is_set():
                 task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+                await asyncio.gather(task, return_exceptions=True)
                 return None, HandlerCancelled("handler cancelled by engine.cancel()")
     except Exception as exc:
         return None, exc

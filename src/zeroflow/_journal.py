@@ -17,7 +17,8 @@ from ._models import RunSnapshot, StepRecord, WorkflowError
 
 __all__ = ["StateOp", "StepDelta", "apply_delta", "apply_state_op"]
 
-# ("merge" | "set" | "del", path, value); path starts with "workflow", "node" or "input".
+# ("merge" | "set" | "del", path, value); path starts with "input", "workflow", "node"
+# or "extra" (data of features beyond 0.1.0, such as map progress).
 StateOp = tuple[str, tuple[str, ...], Any]
 
 
@@ -128,6 +129,7 @@ def apply_delta(snapshot: RunSnapshot, delta: StepDelta) -> None:
         "input": snapshot.state.input,
         "workflow": snapshot.state.workflow,
         "node": snapshot.state.node,
+        "extra": snapshot.extra,
     }
     for op in delta.ops:
         apply_state_op(sections, op)

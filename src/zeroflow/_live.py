@@ -43,6 +43,7 @@ class LiveRun:
 
     __slots__ = (
         "audit_mark",
+        "buffers",
         "extra_dirty",
         "failed",
         "frontier",
@@ -50,6 +51,7 @@ class LiveRun:
         "lease_owner",
         "node_state",
         "ops",
+        "resumed",
         "snap",
         "tags_mark",
         "trace_mark",
@@ -69,6 +71,10 @@ class LiveRun:
         self.ops: list[StateOp] | None = [] if journaling else None
         self.extra_dirty = False
         self.lease_owner: str | None = None
+        # The node this call resumes (it runs first and receives the resume payload).
+        self.resumed: str | None = None
+        # Custom events of handlers running in a parallel batch, delivered in queue order.
+        self.buffers: dict[str, list[tuple[str, dict[str, Any]]]] | None = None
         self.trace_mark = len(snap.trace)
         self.tags_mark = len(snap.tags)
         self.audit_mark = len(snap.audit_trail)
@@ -116,6 +122,23 @@ class LiveRun:
         dict.pop(self.workflow, key, None)
         if self.ops is not None:
             self.ops.append(("del", ("workflow", key), None))
+
+    def set_extra_path(self, path: tuple[str, ...], value: Any) -> None:
+        """Set (or, with None, delete) one entry below ``snapshot.extra``, journaled as an op."""
+        parent = self.snap.extra
+        for key in path[:-1]:
+            child = parent.get(key)
+            if not isinstance(child, dict):
+                child = parent[key] = {}
+            parent = child
+        if value is None:
+            parent.pop(path[-1], None)
+            if self.ops is not None:
+                self.ops.append(("del", ("extra", *path), None))
+            return
+        parent[path[-1]] = value
+        if self.ops is not None:
+            self.ops.append(("set", ("extra", *path), value))
 
     def set_extra(self, key: str, value: Any) -> None:
         """Record data of a feature beyond 0.1.0 in ``snapshot.extra``."""

@@ -1,11 +1,11 @@
 """The run loop as a generator: every decision here, every wait and handler call outside.
 
 ``RunMachine.steps`` walks one run (SPEC A3) and *yields* what it needs from
-the outside world: ``Call`` (run a handler) and ``Sleep`` (wait before a
-retry). A driver answers each request and sends the answer back: the sync
-driver calls the handler in this thread, the async driver awaits it. So the
-loop, the outcome classification (SPEC A5), events and checkpoints exist
-once, whatever runs the handlers.
+the outside world: ``Call`` (run a handler), ``Batch`` (run several at once)
+and ``Sleep`` (wait before a retry). A driver answers each request and sends
+the answer back: the sync driver calls handlers in this thread (or a thread
+pool for a batch), the async driver awaits them. So the loop, the outcome
+classification (SPEC A5), events and checkpoints exist once.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ._live import LiveRun
 from ._models import (
     Event,
     HandlerResult,
+    RunSnapshot,
     StepRecord,
     WorkflowContext,
     WorkflowError,
@@ -34,59 +35,35 @@ from ._models import (
 )
 from ._scheduler import build_routes
 from ._store import WorkflowStore
+from ._tasks import (
+    Batch,
+    Call,
+    Cancelled,
+    HandlerCancelled,
+    Outcome,
+    Request,
+    Sleep,
+    TaskRunner,
+    TimedOut,
+    lockstep,
+)
 
-__all__ = ["Call", "HandlerCancelled", "Sleep", "Request", "RunMachine", "Steps"]
+__all__ = [
+    "Batch",
+    "Call",
+    "HandlerCancelled",
+    "Request",
+    "RunMachine",
+    "Sleep",
+    "Steps",
+]
 
 _perf = time.perf_counter
+Steps = Generator[Request, Any, WorkflowResult]
 
 
-class Call:
-    """Request: call ``fn(ctx)``; answer ``(result, None)`` or ``(None, exception)``.
-
-    ``timeout_seconds`` is the node's per-attempt limit, which an async driver
-    enforces by cancelling the handler.
-    """
-
-    __slots__ = ("ctx", "fn", "timeout_seconds")
-
-    def __init__(self, fn: Callable[..., Any], ctx: WorkflowContext, timeout: float | None) -> None:
-        self.fn = fn
-        self.ctx = ctx
-        self.timeout_seconds = timeout
-
-
-class Sleep:
-    """Request: wait ``seconds`` unless cancelled; answer True when a cancel arrived."""
-
-    __slots__ = ("seconds",)
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-
-Request = Call | Sleep
-Answer = Any
-Steps = Generator[Request, Answer, WorkflowResult]
-
-
-class _Cancelled(Exception):
-    """A cancel arrived while the machine waited to retry."""
-
-
-class HandlerCancelled(Exception):
-    """A driver cancelled a running (async) handler because ``engine.cancel()`` was called."""
-
-
-class _TimedOut(Exception):
-    """The workflow deadline passed while the machine waited to retry."""
-
-
-def _class_names(exc: BaseException) -> frozenset[str]:
-    return frozenset(cls.__name__ for cls in type(exc).__mro__)
-
-
-class RunMachine:
-    """Holds what every run of one engine shares; ``steps(run)`` drives one run."""
+class RunMachine(TaskRunner):
+    """Holds what every run of one engine shares; ``session(run, ...)`` drives one call."""
 
     def __init__(
         self,
@@ -98,6 +75,7 @@ class RunMachine:
         clock: Callable[[], float],
         rng: random.Random,
         is_cancelled: Callable[[], bool],
+        children: dict[str, RunMachine] | None = None,
     ) -> None:
         self.graph = graph
         self.handlers = handlers
@@ -112,6 +90,8 @@ class RunMachine:
         self.is_cancelled = is_cancelled
         self.routes = build_routes(graph)
         self.readonly = graph.policy.state_isolation == "readonly"
+        self.branch_hitl = graph.policy.hitl == "branch"
+        self.children: dict[str, RunMachine] = children or {}
 
     # ------------------------------------------------------------------ events
 
@@ -154,11 +134,28 @@ class RunMachine:
             # The log keeps a pointer, not the whole snapshot (O(1) per checkpoint).
             self.emit(run, C.EVENT_CHECKPOINT, snap.last_node, {"step": snap.step})
 
+    def quiet_checkpoint(self, run: LiveRun, node: str) -> None:
+        """Persist progress inside a node (map items) with the node still queued, no events."""
+        if not self.journal:
+            return
+        store = self.store
+        assert store is not None
+        frontier = run.frontier
+        frontier.ready_now.insert(0, node)
+        try:
+            store.append_step(run.snap.run_id, run.delta())  # type: ignore[attr-defined]
+        finally:
+            frontier.ready_now.pop(0)
+
     def _custom_emitter(self, run: LiveRun, node: str) -> Callable[..., None]:
         def emit(kind: str, data: Mapping[str, Any] | None = None) -> None:
             payload = dict(data) if data else {}
             payload.setdefault("node", node)
-            self.emit(run, str(kind), node, payload)
+            buffers = run.buffers
+            if buffers is not None and node in buffers:
+                buffers[node].append((str(kind), payload))
+            else:
+                self.emit(run, str(kind), node, payload)
 
         return emit
 
@@ -166,6 +163,7 @@ class RunMachine:
         self,
         run: LiveRun,
         node: CompiledNode,
+        step: int,
         attempt: int,
         deadline: float | None,
         item: Any = None,
@@ -178,13 +176,14 @@ class RunMachine:
         else:
             state = run.private_state()
             config = thaw(node.config)
+            item = thaw(item)
         return WorkflowContext(
             snap.workflow_name,
             snap.wf_hash,
             snap.run_id,
             node.name,
             config,
-            snap.step,
+            step,
             run.frontier.wave,
             state,
             self.services,
@@ -195,7 +194,7 @@ class RunMachine:
             attempt,
         )
 
-    # ------------------------------------------------------------------ the loop
+    # ------------------------------------------------------------------ sessions
 
     def session(
         self, run: LiveRun, kind: str, data: dict[str, Any], *, replace: bool = False
@@ -250,236 +249,227 @@ class RunMachine:
         if delete is not None:
             delete(run_id)
 
+    def start_child(
+        self, run_id: str, child_input: dict[str, Any], deadline: float | None
+    ) -> Steps:
+        """Steps of a new child run (a subflow); the parent's checkpoint carries it."""
+        graph = self.graph
+        snap = RunSnapshot(
+            run_id=run_id,
+            workflow_name=graph.name,
+            wf_hash=graph.hash,
+            ready_now=[graph.entry],
+            deadline_ts=deadline,
+        )
+        snap.state.input = child_input
+        run = LiveRun(snap, False)
+        self.emit(run, C.EVENT_WF_START, None, {"workflow": graph.name})
+        return self.steps(run)
+
+    def resume_child(self, snap: RunSnapshot, payload: Any) -> Steps:
+        """Steps of a paused child run, resumed with the parent's payload."""
+        run = self.prepare_resume(snap, payload, None)
+        self.emit(
+            run,
+            C.EVENT_WF_RESUMED,
+            None,
+            {"workflow": snap.workflow_name, "resumed_from_step": snap.step, "wave": snap.wave},
+        )
+        return self.steps(run)
+
+    def prepare_resume(self, snap: RunSnapshot, payload: Any, node: str | None) -> LiveRun:
+        """Turn a waiting, cancelled or interrupted snapshot into a live run that continues.
+
+        With several branch-local waits, ``node`` names the one that resumes;
+        resuming a node that is not waiting raises ``ValueError``.
+        """
+        was_waiting = snap.status == C.STATUS_WAITING
+        waiting = dict(snap.extra.get("waiting") or {})
+        head = snap.ready_now[0] if was_waiting and snap.ready_now else None
+        if waiting:
+            if node is None and len(waiting) > 1:
+                raise ValueError(
+                    f"run '{snap.run_id}' has {len(waiting)} waiting nodes "
+                    f"({', '.join(sorted(waiting))}); pass node=<name> to say which one resumes"
+                )
+            chosen = node if node is not None else next(iter(waiting))
+            if chosen not in waiting:
+                raise ValueError(
+                    f"node '{chosen}' of run '{snap.run_id}' is not waiting; "
+                    f"waiting: {', '.join(sorted(waiting))}"
+                )
+        else:
+            if node is not None and node != head:
+                listed = f"waiting: {head}" if head else "no node is waiting"
+                raise ValueError(f"node '{node}' of run '{snap.run_id}' is not waiting; {listed}")
+            chosen = head
+        snap.status = C.STATUS_RUNNING
+        snap.waiting_prompt = None
+        run = LiveRun(snap, self.journal)
+        if waiting and chosen is not None:
+            run.set_extra_path(("waiting", chosen), None)
+            if not run.snap.extra.get("waiting"):
+                run.set_extra_path(("waiting",), None)
+            run.frontier.push_front(chosen)
+        run.resumed = chosen
+        if payload is not None:
+            run.set_workflow_key("__resume__", payload)
+        return run
+
+    # ------------------------------------------------------------------ the loop
+
     def steps(self, run: LiveRun) -> Steps:
-        """Drive ``run`` until it ends or pauses (SPEC A3); yields ``Call``/``Sleep``."""
+        """Drive ``run`` until it ends or pauses (SPEC A3); yields requests to a driver."""
         snap = run.snap
         frontier = run.frontier
-        max_steps = self.graph.policy.max_steps
-        nodes = self.graph.nodes
         clock = self.clock
-        announce = self.callback is not None or self.store is not None
+        concurrency = self.graph.policy.max_concurrency
         while frontier.ready_now or frontier.ready_next_wave:
             if self.is_cancelled():
                 return self._end_cancelled(run)
             if snap.deadline_ts is not None and clock() > snap.deadline_ts:
-                return self._end_run_error(run, self._timeout_error(snap.last_node))
+                return self._end_failed(run, self._timeout_error(snap.last_node))
             if not frontier.ready_now:
                 frontier.open_wave()
                 self.checkpoint(run)
-            name = frontier.take()
+            if concurrency > 1 and len(frontier.ready_now) > 1:
+                outcome = yield from self._step_batch(run, concurrency)
+            else:
+                outcome = yield from self._step_one(run)
+            if outcome is not None:
+                return outcome
+        return self._end(run)
+
+    def _step_one(self, run: LiveRun) -> Generator[Request, Any, WorkflowResult | None]:
+        snap = run.snap
+        name = run.frontier.take()
+        snap.trace.append(name)
+        snap.step += 1
+        snap.last_node = name
+        max_steps = self.graph.policy.max_steps
+        if max_steps is not None and snap.step > max_steps:
+            run.frontier.push_front(name)
+            return self._end_failed(
+                run,
+                WorkflowError(
+                    C.ERROR_MAX_STEPS_EXCEEDED, f"max steps exceeded: limit={max_steps}", name
+                ),
+            )
+        node = self.graph.nodes[name]
+        if self.callback is not None or self.store is not None:
+            self.emit(run, C.EVENT_NODE_START, name, {"node": name})
+        started = _perf()
+        try:
+            outcome = yield from self.execute(run, node, snap.step)
+        except Cancelled:
+            run.frontier.push_front(name)
+            return self._end_cancelled(run)
+        except TimedOut as timed_out:
+            error = timed_out.args[0]
+            self._record_failure(run, node, error, round((_perf() - started) * 1000.0, 3), [])
+            return self._end_failed(run, error)
+        if run.resumed == name:
+            run.resumed = None
+        return self._settle(run, node, outcome, round((_perf() - started) * 1000.0, 3))
+
+    def _step_batch(
+        self, run: LiveRun, size: int
+    ) -> Generator[Request, Any, WorkflowResult | None]:
+        """Run up to ``size`` queued nodes together; settle their outcomes in queue order.
+
+        Every node of the batch sees the state as it was when the batch started;
+        their custom events are buffered and delivered in queue order.
+        """
+        snap = run.snap
+        frontier = run.frontier
+        names = frontier.ready_now[:size]
+        max_steps = self.graph.policy.max_steps
+        first_step = snap.step + 1
+        if max_steps is not None and snap.step + len(names) > max_steps:
+            names = names[: max(0, max_steps - snap.step)]
+            if not names:
+                return (yield from self._step_one(run))
+        announce = self.callback is not None or self.store is not None
+        run.buffers = {name: [] for name in names}
+        gens = {}
+        for i, name in enumerate(names):
+            if announce:
+                snap.step = first_step + i - 1
+                self.emit(run, C.EVENT_NODE_START, name, {"node": name})
+            gens[i] = self.execute(run, self.graph.nodes[name], first_step + i)
+        snap.step = first_step - 1
+        started = _perf()
+        outcomes = yield from lockstep(gens)
+        duration_ms = round((_perf() - started) * 1000.0, 3)
+        buffers = run.buffers
+        run.buffers = None
+        cancelled = False
+        paused: list[tuple[str, str | None]] = []
+        for i, name in enumerate(names):
+            if frontier.ready_now and frontier.ready_now[0] == name:
+                frontier.ready_now.pop(0)
+            frontier.executed[name] = None
             snap.trace.append(name)
             snap.step += 1
             snap.last_node = name
-            if max_steps is not None and snap.step > max_steps:
-                return self._end_run_error(
-                    run,
-                    WorkflowError(
-                        C.ERROR_MAX_STEPS_EXCEEDED, f"max steps exceeded: limit={max_steps}", name
-                    ),
-                )
-            node = nodes[name]
-            if announce:
-                self.emit(run, C.EVENT_NODE_START, name, {"node": name})
-            started = _perf()
-            try:
-                result, error, exc_names = yield from self._execute(run, node)
-            except _Cancelled:
+            for kind, data in buffers[name]:
+                self.emit(run, kind, name, data)
+            if run.resumed == name:
+                run.resumed = None
+            got = outcomes[i]
+            node = self.graph.nodes[name]
+            if isinstance(got, Cancelled):
                 frontier.push_front(name)
-                return self._end_cancelled(run)
-            except _TimedOut as timed_out:
-                error = timed_out.args[0]
-                self._record_failure(run, node, error, round((_perf() - started) * 1000.0, 3), [])
+                cancelled = True
+                continue
+            if isinstance(got, TimedOut):
+                error = got.args[0]
+                self._record_failure(run, node, error, duration_ms, [])
                 return self._end_failed(run, error)
-            duration_ms = round((_perf() - started) * 1000.0, 3)
-            if error is None:
-                assert result is not None
-                error = self._absorb(run, node, result, duration_ms)
-                if error is None:
-                    if result.waiting:
-                        return self._pause(run, node, result)
-                    self.checkpoint(run)
-                    continue
-                outputs = list(result.outputs)
-            else:
-                outputs = list(result.outputs) if result is not None else []
-            self._record_failure(run, node, error, duration_ms, outputs)
-            target = self._catch_target(node, error, exc_names)
-            if target is None:
-                return self._end_failed(run, error)
-            frontier.ready_now.append(target)
-            self.checkpoint(run)
-        return self._end(run)
-
-    def _execute(
-        self, run: LiveRun, node: CompiledNode
-    ) -> Generator[
-        Request, Answer, tuple[HandlerResult | None, WorkflowError | None, frozenset[str] | None]
-    ]:
-        """Call the handler with retries; classify steps 1-3 of SPEC A5."""
-        name = node.name
-        if node.handler is None:
-            return (
-                None,
-                WorkflowError(
-                    C.ERROR_HANDLER_TYPE_NOT_DECLARED,
-                    f"node '{name}' missing handler declaration",
-                    name,
-                ),
-                None,
-            )
-        fn = self.handlers.get(node.handler)
-        if fn is None:
-            return (
-                None,
-                WorkflowError(
-                    C.ERROR_HANDLER_NOT_REGISTERED,
-                    f"handler '{node.handler}' not registered; pass it to WorkflowEngine("
-                    f"handlers={{'{node.handler}': ...}})",
-                    name,
-                    details={"handler": node.handler},
-                ),
-                None,
-            )
-        retry = node.retry
-        attempt = 0
-        while True:
-            attempt += 1
-            deadline = run.snap.deadline_ts
-            node_deadline = None
-            if retry.timeout_seconds is not None:
-                node_deadline = self.clock() + retry.timeout_seconds
-                if deadline is None or node_deadline < deadline:
-                    deadline = node_deadline
-            ctx = self.context(run, node, attempt, deadline)
-            result, exc = yield Call(fn, ctx, retry.timeout_seconds)
-            exc_names = None
-            if type(exc) is HandlerCancelled:
-                raise _Cancelled()
-            if exc is not None:
-                exc_names = _class_names(exc)
-                error = self._exception_error(node, exc)
-                retryable = retry.retry_on is None or not exc_names.isdisjoint(retry.retry_on)
-                retry_text = f"{type(exc).__name__}: {exc}"
-            elif type(result) is not HandlerResult and not isinstance(result, HandlerResult):
-                return (
-                    None,
-                    WorkflowError(
-                        C.ERROR_INVALID_HANDLER_RESULT,
-                        f"handler '{node.handler}' of node '{name}' returned "
-                        f"{type(result).__name__}, expected a HandlerResult",
-                        name,
-                        details={"handler": node.handler, "returned_type": type(result).__name__},
-                    ),
-                    None,
-                )
-            elif result.error is not None:
-                error = result.error
-                retryable = error.retryable
-                retry_text = f"{error.code}: {error.message}"
-            elif node_deadline is not None and self.clock() > node_deadline:
-                error = WorkflowError(
-                    C.ERROR_NODE_TIMEOUT,
-                    f"node '{name}' returned after its timeout of {retry.timeout_seconds} s",
-                    name,
-                    retryable=True,
-                    details={"timeout_seconds": retry.timeout_seconds},
-                )
-                retryable = True
-                retry_text = f"{error.code}: {error.message}"
-                result = None
-            else:
-                return self._check_outputs(run, node, result)
-            if not retryable or attempt > retry.max_retries:
-                return result, error, exc_names
-            yield from self._wait_before_retry(run, node, attempt, retry_text)
-
-    def _exception_error(self, node: CompiledNode, exc: BaseException) -> WorkflowError:
-        if isinstance(exc, TimeoutError) and getattr(exc, "zeroflow_node_timeout", False):
-            return WorkflowError(
-                C.ERROR_NODE_TIMEOUT,
-                f"node '{node.name}' was cancelled at its timeout of "
-                f"{node.retry.timeout_seconds} s",
-                node.name,
-                retryable=True,
-                details={"timeout_seconds": node.retry.timeout_seconds},
-                cause_type=type(exc).__name__,
-            )
-        return WorkflowError(
-            C.ERROR_HANDLER_EXCEPTION,
-            str(exc),
-            node.name,
-            details={"handler": node.handler},
-            cause_type=type(exc).__name__,
-        )
-
-    def _wait_before_retry(
-        self, run: LiveRun, node: CompiledNode, attempt: int, text: str
-    ) -> Generator[Request, Answer, None]:
-        retry = node.retry
-        delay = retry.delay_seconds(attempt)
-        if retry.jitter == "full":
-            delay = self.rng.uniform(0.0, delay)
-        deadline = run.snap.deadline_ts
-        if deadline is not None:
-            delay = max(0.0, min(delay, deadline - self.clock()))
-        self.emit(
-            run,
-            C.EVENT_NODE_RETRY,
-            node.name,
-            {
-                "node": node.name,
-                "attempt": attempt,
-                "max_retries": retry.max_retries,
-                "error": text,
-                "delay_seconds": delay,
-            },
-        )
-        cancelled = yield Sleep(delay)
+            assert not isinstance(got, BaseException)
+            ended = self._settle(run, node, got, duration_ms, defer_pause=True)
+            if ended is not None:
+                if ended.status != C.STATUS_WAITING:
+                    return ended
+                paused.append((name, ended.waiting_prompt))
+        if paused:
+            frontier.ready_now[0:0] = [name for name, _ in paused]
+            snap.waiting_prompt = paused[0][1]
         if cancelled:
-            raise _Cancelled()
-        if deadline is not None and self.clock() >= deadline:
-            raise _TimedOut(self._timeout_error(node.name))
+            return self._end_cancelled(run)
+        if paused:
+            return self._pause(run)
+        return None
 
-    def _check_outputs(
-        self, run: LiveRun, node: CompiledNode, result: HandlerResult
-    ) -> tuple[HandlerResult | None, WorkflowError | None, None]:
-        """Step 3 of SPEC A5: every returned output must be declared (or warned about)."""
-        outputs = result.outputs
-        name = node.name
-        if type(outputs) is not list and (
-            isinstance(outputs, str) or not isinstance(outputs, list | tuple)
-        ):
-            return (
-                None,
-                WorkflowError(
-                    C.ERROR_INVALID_HANDLER_RESULT,
-                    f"handler '{node.handler}' of node '{name}' returned outputs of type "
-                    f"{type(outputs).__name__}; use a list of output labels, e.g. ['ok']",
-                    name,
-                    details={"handler": node.handler},
-                ),
-                None,
-            )
-        declared = node.outputs
-        for label in outputs:
-            if label not in declared:
-                break
+    def _settle(
+        self,
+        run: LiveRun,
+        node: CompiledNode,
+        outcome: Outcome,
+        duration_ms: float,
+        *,
+        defer_pause: bool = False,
+    ) -> WorkflowResult | None:
+        """Apply one node's outcome: merge and route, pause, or fail and route the error."""
+        result, error, exc_names = outcome
+        if error is None:
+            assert result is not None
+            error = self._absorb(run, node, result, duration_ms)
+            if error is None:
+                if not result.waiting:
+                    self.checkpoint(run)
+                    return None
+                return self._wait(run, node, result, defer_pause)
+            outputs = list(result.outputs)
         else:
-            return result, None, None
-        unknown = sorted({str(o) for o in outputs if o not in declared})
-        if self.graph.policy.strict_outputs:
-            return (
-                result,
-                WorkflowError(
-                    C.ERROR_UNDECLARED_OUTPUT,
-                    f"handler '{name}' emitted undeclared outputs: {', '.join(unknown)}",
-                    name,
-                    details={"outputs": unknown},
-                ),
-                None,
-            )
-        self.emit(run, C.EVENT_NODE_WARNING, name, {"node": name, "warning": unknown})
-        return result, None, None
+            outputs = list(result.outputs) if result is not None else []
+        self._record_failure(run, node, error, duration_ms, outputs)
+        target = self._catch_target(node, error, exc_names)
+        if target is None:
+            return self._end_failed(run, error)
+        run.frontier.ready_now.append(target)
+        self.checkpoint(run)
+        return None
 
     def _absorb(
         self, run: LiveRun, node: CompiledNode, result: HandlerResult, duration_ms: float
@@ -500,7 +490,7 @@ class RunMachine:
             if (wf_up is not None and type(wf_up) is not FrozenDict) or (
                 node_up is not None and type(node_up) is not FrozenDict
             ):
-                raise NotJSONError("workflow_updates/node_updates must be dicts", wf_up)
+                raise NotJSONError("workflow_updates/node_updates (must be dicts)", wf_up)
         except (NotJSONError, TypeError) as exc:
             return WorkflowError(
                 C.ERROR_STATE_SERIALIZATION,
@@ -601,18 +591,61 @@ class RunMachine:
 
     # ------------------------------------------------------------------ endings
 
-    def _pause(self, run: LiveRun, node: CompiledNode, result: HandlerResult) -> WorkflowResult:
+    def _wait(
+        self, run: LiveRun, node: CompiledNode, result: HandlerResult, defer: bool
+    ) -> WorkflowResult | None:
+        """A node asked to wait: pause the run, or (branch HITL) only this branch."""
+        name = node.name
+        if self.branch_hitl:
+            run.set_extra_path(("waiting", name), result.waiting_prompt or "")
+            self.checkpoint(run)
+            return None
+        if defer:
+            return WorkflowResult(
+                run.snap.run_id,
+                False,
+                C.STATUS_WAITING,
+                [],
+                [],
+                WorkflowState(),
+                [],
+                waiting_prompt=result.waiting_prompt,
+            )
+        run.frontier.push_front(name)
+        run.snap.waiting_prompt = result.waiting_prompt
+        run.snap.status = C.STATUS_WAITING
+        self.emit(run, C.EVENT_WF_WAITING, name, {"node": name, "prompt": result.waiting_prompt})
+        self.checkpoint(run, full=True)
+        return self.result(run)
+
+    def _pause(self, run: LiveRun) -> WorkflowResult:
+        """Pause after a batch (or when only branch-local waits remain)."""
         snap = run.snap
-        run.frontier.push_front(node.name)
         snap.status = C.STATUS_WAITING
-        snap.waiting_prompt = result.waiting_prompt
+        waiting = self._waiting_nodes(run)
+        first = next(iter(waiting))
+        if run.snap.extra.get("waiting"):
+            snap.waiting_prompt = waiting[first]
         self.emit(
-            run, C.EVENT_WF_WAITING, node.name, {"node": node.name, "prompt": result.waiting_prompt}
+            run,
+            C.EVENT_WF_WAITING,
+            first,
+            {"node": first, "prompt": snap.waiting_prompt, "nodes": dict(waiting)},
         )
         self.checkpoint(run, full=True)
         return self.result(run)
 
+    def _waiting_nodes(self, run: LiveRun) -> dict[str, str | None]:
+        branch = run.snap.extra.get("waiting")
+        if branch:
+            return {k: (v or None) for k, v in branch.items()}
+        if run.snap.status == C.STATUS_WAITING and run.frontier.ready_now:
+            return {run.frontier.ready_now[0]: run.snap.waiting_prompt}
+        return {}
+
     def _end(self, run: LiveRun) -> WorkflowResult:
+        if run.snap.extra.get("waiting"):
+            return self._pause(run)
         stranded = run.frontier.stranded_joins(self.graph)
         for target, arrived, missing in stranded:
             self.emit(
@@ -639,16 +672,30 @@ class RunMachine:
                 ),
             )
         run.snap.status = C.STATUS_SUCCEEDED
+        if "redrive" in run.snap.extra:
+            run.set_extra("redrive", None)
         return self._finish(run, None)
 
     def _end_failed(self, run: LiveRun, error: WorkflowError) -> WorkflowResult:
-        run.snap.status = C.STATUS_FAILED
-        run.snap.last_error = error
+        snap = run.snap
+        if "redrive" not in snap.extra or snap.extra["redrive"].get("node") != error.node:
+            fr = run.frontier
+            run.set_extra(
+                "redrive",
+                {
+                    "node": error.node,
+                    "wave": fr.wave,
+                    "ready_now": list(fr.ready_now),
+                    "ready_next_wave": list(fr.ready_next_wave),
+                    "arrivals": {k: list(v) for k, v in fr.arrivals.items()},
+                    "executed_this_wave": list(fr.executed),
+                },
+            )
+        if error.code == C.ERROR_MAX_STEPS_EXCEEDED and run.frontier.ready_now:
+            run.frontier.ready_now.pop(0)
+        snap.status = C.STATUS_FAILED
+        snap.last_error = error
         return self._finish(run, error)
-
-    def _end_run_error(self, run: LiveRun, error: WorkflowError) -> WorkflowResult:
-        """Timeout between nodes and max steps end the run as 0.1.0 did: no routing."""
-        return self._end_failed(run, error)
 
     def _end_cancelled(self, run: LiveRun) -> WorkflowResult:
         snap = run.snap
@@ -693,5 +740,5 @@ class RunMachine:
             waiting_prompt=snap.waiting_prompt if waiting else None,
             checkpoint=None if status == C.STATUS_SUCCEEDED else run.export(),
             cancelled=status == C.STATUS_CANCELLED,
-            waiting_nodes={run.frontier.ready_now[0]: snap.waiting_prompt} if waiting else {},
+            waiting_nodes=self._waiting_nodes(run) if waiting else {},
         )

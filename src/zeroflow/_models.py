@@ -378,6 +378,9 @@ class EnginePolicy:
     persist_checkpoints: bool = True
     state_isolation: str = "readonly"
     stranded_joins: str = "warn"
+    max_concurrency: int = 1
+    hitl: str = "run"
+    max_subflow_depth: int = 8
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -387,6 +390,9 @@ class EnginePolicy:
             "persist_checkpoints": self.persist_checkpoints,
             "state_isolation": self.state_isolation,
             "stranded_joins": self.stranded_joins,
+            "max_concurrency": self.max_concurrency,
+            "hitl": self.hitl,
+            "max_subflow_depth": self.max_subflow_depth,
         }
 
     @classmethod

@@ -110,7 +110,8 @@ class Frontier:
                     arrived = self.arrivals.setdefault(key, [])
                     if source not in arrived:
                         arrived.append(source)
-                    if not all(w in arrived for w in wait_for):
+                    # Arrivals only grow: the full check runs once enough have come.
+                    if len(arrived) < len(wait_for) or not all(w in arrived for w in wait_for):
                         continue
                     del self.arrivals[key]
                 if target not in queue:

@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from .jsonfile import JsonFileWorkflowStore
 from .memory import InMemoryWorkflowStore
+from .sqlite import SqliteWorkflowStore
 
-__all__ = ["InMemoryWorkflowStore", "JsonFileWorkflowStore"]
+__all__ = ["InMemoryWorkflowStore", "JsonFileWorkflowStore", "SqliteWorkflowStore"]

@@ -1,9 +1,21 @@
-"""``JsonFileWorkflowStore``: one folder per run, 0.1.0's layout, written atomically.
+"""``JsonFileWorkflowStore``: one folder per run, 0.1.0's layout, crash-safe and O(change).
 
-``<base_dir>/<run_id>/snapshot.json`` (indented, sorted keys),
-``metadata.json`` and ``events.jsonl`` (one JSON event a line). Files are
-replaced atomically (temporary file, flush, ``os.replace``), so a killed
-process never leaves half a snapshot behind.
+Per run (format documented in ``docs/STORAGE.md``)::
+
+    <base_dir>/<run_id>/snapshot.json     the last fold: a full snapshot + "store" info
+                        metadata.json     0.1.0's summary, refreshed at every fold
+                        events.jsonl      one JSON event a line
+                        journal/<seq>.jsonl          step records after the fold <seq>
+                        journal/<seq>.snapshot.json  earlier folds, kept as history
+                        lease.json        who drives the run, until when
+
+A node costs one appended journal line and one appended batch of event
+lines; the journal is folded into ``snapshot.json`` at lifecycle transitions
+and when it has grown as large as the last fold. While a call holds a run's
+lease, a checkpoint's events and its journal record are written together
+when the engine's ``checkpoint`` event arrives (events first), and a driver
+that takes over a crashed run drops whatever was written after the last
+complete record, so the files only ever describe committed checkpoints.
 """
 
 from __future__ import annotations
@@ -11,146 +23,768 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import shutil
 import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .._constants import EVENT_CHECKPOINT
-from .._errors import RunNotFoundError, StoreCorruptError, StoreError
-from .._models import Event, RunMetadata, RunSnapshot
+from .._constants import EVENT_CHECKPOINT, EVENT_STORE_RECOVERED
+from .._errors import RunLockedError, RunNotFoundError, StoreCorruptError
+from .._journal import StepDelta, apply_delta
+from .._models import Event, RunMetadata, RunSnapshot, now_iso
+from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInfo, PruneResult
+from ._common import (
+    check_keep_last,
+    check_run_id,
+    checkpoint_not_found,
+    event_dict,
+    info_of,
+    lease_verdict,
+    locked_error,
+    lost_lease_error,
+    pick_seq,
+    should_fold,
+    status_set,
+    to_seconds,
+)
+from ._files import append_fd, copy_atomic, locked, truncate, write_all, write_atomic
 
-__all__ = ["JsonFileWorkflowStore", "check_run_id"]
+__all__ = ["FORMAT_VERSION", "JsonFileWorkflowStore", "check_run_id"]
+
+FORMAT_VERSION = 1
+"""The on-disk format this store writes (``snapshot.json`` → ``"store"."format"``)."""
+
+_COMPACT = (",", ":")
 
 
-def check_run_id(run_id: str) -> str:
-    """Refuse run ids that could escape the store's folder; return the id."""
-    if not isinstance(run_id, str) or not run_id:
-        raise StoreError(f"run id must be a non-empty string, got {run_id!r}")
-    if (
-        run_id in (".", "..")
-        or "/" in run_id
-        or "\\" in run_id
-        or "\x00" in run_id
-        or os.path.isabs(run_id)
-    ):
-        raise StoreError(
-            f"run id {run_id!r} is not a safe folder name: use letters, digits, '-', '_' or '.'",
-            run_id=run_id,
-        )
-    return run_id
+def _seg_name(seq: int) -> str:
+    return f"{seq:012d}.jsonl"
 
 
-def write_atomic(path: Path, text: str, *, fsync: bool = False) -> None:
-    """Replace ``path`` with ``text`` so readers see the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            if fsync:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def _base_name(seq: int) -> str:
+    return f"{seq:012d}.snapshot.json"
+
+
+def _corrupt(path: Path, run_id: str, what: str) -> StoreCorruptError:
+    return StoreCorruptError(
+        f"{path}: {what}; nothing was overwritten: restore the file from a backup, "
+        "or delete the run's folder to drop the run",
+        run_id=run_id,
+        path=str(path),
+    )
 
 
 def read_json(path: Path, run_id: str) -> Any:
     """Read one JSON file; a truncated or non-JSON file is a ``StoreCorruptError`` naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise RunNotFoundError(run_id) from None
     try:
-        return json.loads(text)
+        return json.loads(raw)
     except json.JSONDecodeError as exc:
+        raise _corrupt(
+            path,
+            run_id,
+            f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+            "the file is corrupt or was truncated",
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise _corrupt(path, run_id, f"is not UTF-8 text ({exc.reason})") from exc
+
+
+def _store_info(data: Any, path: Path, run_id: str) -> dict[str, Any]:
+    """The ``"store"`` block of a snapshot file (empty for 0.1.0 files); checks the format."""
+    if not isinstance(data, dict):
+        raise _corrupt(path, run_id, f"holds a JSON {type(data).__name__}, not a snapshot object")
+    info = data.get("store")
+    if info is None:
+        return {}
+    version = info.get("format") if isinstance(info, dict) else None
+    if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
         raise StoreCorruptError(
-            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
-            "the file is corrupt or was truncated: restore it from a backup, or delete the "
-            "run's folder to drop the run",
+            f"{path}: snapshot format version {version!r} is not one this zeroflow reads "
+            f"(1 to {FORMAT_VERSION}); a newer zeroflow wrote it: upgrade zeroflow to load it",
             run_id=run_id,
             path=str(path),
+        )
+    assert isinstance(info, dict)
+    return info
+
+
+def _snapshot_from(data: Any, path: Path, run_id: str) -> RunSnapshot:
+    try:
+        return RunSnapshot.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _corrupt(
+            path, run_id, f"does not hold a zeroflow snapshot ({type(exc).__name__}: {exc})"
         ) from exc
 
 
-class JsonFileWorkflowStore:
-    """Keeps each run in ``base_dir/<run_id>/``; reads runs written by zeroflow 0.1.0."""
+def _read_records(path: Path, run_id: str) -> tuple[list[dict[str, Any]], int, int]:
+    """Journal records of one segment, the byte length of the complete ones, and torn bytes.
 
-    def __init__(self, base_dir: str | Path, *, fsync: bool = False) -> None:
+    A last line that is cut short or not JSON is the torn write of a killed
+    process: it is left out and its size reported. A bad line before the last
+    one is corruption: ``StoreCorruptError`` naming the file and line.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return [], 0, 0
+    records: list[dict[str, Any]] = []
+    good = 0
+    lines = raw.split(b"\n")
+    last = len(lines) - 1  # the text after the final newline: empty unless torn
+    for number, line in enumerate(lines):
+        if number == last:
+            return records, good, len(line)
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict) or type(rec.get("seq")) is not int:
+                raise ValueError("not a journal record")
+        except ValueError as exc:
+            if number == last - 1 and not lines[last]:
+                return records, good, len(raw) - good
+            raise _corrupt(
+                path, run_id, f"line {number + 1} is not a journal record ({exc})"
+            ) from exc
+        records.append(rec)
+        good += len(line) + 1
+    return records, good, 0
+
+
+class _Writer:
+    """What this store instance knows about a run it writes: counters, open files, pending.
+
+    ``owner`` is set while this instance holds the run's lease; writes are
+    then committed together when the engine's ``checkpoint`` event arrives.
+    """
+
+    __slots__ = (
+        "base_bytes",
+        "base_seq",
+        "events_fd",
+        "events_size",
+        "fresh",
+        "journal_bytes",
+        "journal_fd",
+        "last_events_end",
+        "owner",
+        "pending_events",
+        "pending_full",
+        "pending_record",
+        "records",
+        "renewed_at",
+        "seq",
+    )
+
+    def __init__(self) -> None:
+        self.owner: str | None = None
+        self.seq = 0
+        self.base_seq = -1
+        self.base_bytes = 0
+        self.records = 0
+        self.journal_bytes = 0
+        self.events_size = 0
+        self.last_events_end: int | None = None
+        self.events_fd: int | None = None
+        self.journal_fd: int | None = None
+        self.pending_events: list[str] = []
+        self.pending_full: dict[str, Any] | None = None
+        self.pending_record: str | None = None
+        self.renewed_at = 0.0
+        self.fresh = False
+
+    def close(self) -> None:
+        for fd in (self.events_fd, self.journal_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.events_fd = self.journal_fd = None
+
+
+class JsonFileWorkflowStore:
+    """Keeps each run in ``base_dir/<run_id>/``; reads runs written by zeroflow 0.1.0.
+
+    ``fsync=False`` (default) survives a killed process: every write reaches
+    the operating system before the checkpoint completes. ``fsync=True`` also
+    survives power loss: files and folders are fsynced on every commit,
+    create and replace. ``lease_ttl_seconds`` bounds how long a crashed
+    driver blocks its run; ``clock`` (epoch seconds) is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        base_dir: str | Path,
+        *,
+        fsync: bool = False,
+        lease_ttl_seconds: float = DEFAULT_LEASE_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.base_dir = Path(base_dir)
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
-        self._lock = threading.Lock()
+        self.lease_ttl_seconds = float(lease_ttl_seconds)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._writers: dict[str, _Writer] = {}
 
     def _run_dir(self, run_id: str) -> Path:
         return self.base_dir / check_run_id(run_id)
 
-    def save_snapshot(self, snapshot: RunSnapshot) -> None:
-        folder = self._run_dir(snapshot.run_id)
-        folder.mkdir(exist_ok=True)
-        data = snapshot.to_dict()
-        write_atomic(
-            folder / "snapshot.json", json.dumps(data, indent=2, sort_keys=True), fsync=self.fsync
-        )
-        write_atomic(
-            folder / "metadata.json",
-            json.dumps(snapshot.metadata().to_dict(), indent=2, sort_keys=True),
-            fsync=self.fsync,
-        )
+    # ------------------------------------------------------------------ writes
 
-    def load_snapshot(self, run_id: str) -> RunSnapshot:
-        path = self._run_dir(run_id) / "snapshot.json"
-        data = read_json(path, run_id)
-        try:
-            return RunSnapshot.from_dict(data)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise StoreCorruptError(
-                f"{path} does not hold a zeroflow snapshot ({type(exc).__name__}: {exc})",
-                run_id=run_id,
-                path=str(path),
-            ) from exc
+    def save_snapshot(self, snapshot: RunSnapshot) -> None:
+        data = snapshot.to_dict()
+        with self._lock:
+            w = self._writer(snapshot.run_id)
+            if w.pending_record is not None or w.pending_full is not None:
+                self._commit(snapshot.run_id, w)
+            w.pending_full = data
+            if w.owner is None:
+                self._commit(snapshot.run_id, w)
+
+    def append_step(self, run_id: str, delta: StepDelta) -> None:
+        body = json.dumps(delta.to_dict(), separators=_COMPACT)
+        with self._lock:
+            w = self._writer(run_id)
+            if w.pending_record is not None or w.pending_full is not None:
+                self._commit(run_id, w)
+            if w.base_seq < 0:
+                raise RunNotFoundError(run_id)
+            w.pending_record = body
+            if w.owner is None:
+                self._commit(run_id, w)
 
     def append_event(self, run_id: str, event: Event) -> None:
-        folder = self._run_dir(run_id)
-        data = event.to_dict()
-        if event.kind == EVENT_CHECKPOINT and "state" in data["data"]:
-            data["data"] = {"step": event.step}
-        line = json.dumps(data, sort_keys=True) + "\n"
+        line = json.dumps(event_dict(event), sort_keys=True) + "\n"
         with self._lock:
+            w = self._writers.get(run_id)
+            if w is not None and w.owner is not None:
+                w.pending_events.append(line)
+                if event.kind == EVENT_CHECKPOINT:
+                    self._commit(run_id, w)
+                return
+            folder = self._run_dir(run_id)
             folder.mkdir(exist_ok=True)
-            with open(folder / "events.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(line)
+            data = line.encode("utf-8")
+            fd = append_fd(folder / "events.jsonl", fsync=self.fsync)
+            try:
+                write_all(fd, data)
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if w is not None:
+                w.events_size += len(data)
+
+    def flush(self) -> None:
+        """Write whatever a driven run has pending (reads and releases do this themselves)."""
+        with self._lock:
+            for run_id, w in self._writers.items():
+                self._commit(run_id, w)
+
+    def close(self) -> None:
+        """Flush and close the files this store keeps open; the store stays usable."""
+        with self._lock:
+            self.flush()
+            for w in self._writers.values():
+                w.close()
+            self._writers.clear()
+
+    def _writer(self, run_id: str) -> _Writer:
+        w = self._writers.get(run_id)
+        if w is None:
+            w = self._writers[run_id] = self._open_writer(run_id, recover=False)
+        return w
+
+    def _open_writer(self, run_id: str, *, recover: bool) -> _Writer:
+        """Read the run's counters; with ``recover``, cut torn or uncommitted tails."""
+        folder = self._run_dir(run_id)
+        (folder / "journal").mkdir(parents=True, exist_ok=True)
+        w = _Writer()
+        events = folder / "events.jsonl"
+        w.events_size = events.stat().st_size if events.exists() else 0
+        snap_path = folder / "snapshot.json"
+        if not snap_path.exists():
+            w.fresh = True
+            return w
+        data = read_json(snap_path, run_id)
+        info = _store_info(data, snap_path, run_id)
+        w.base_seq = w.seq = int(info.get("seq", 0))
+        w.base_bytes = snap_path.stat().st_size
+        w.last_events_end = info.get("events_end")
+        seg = folder / "journal" / _seg_name(w.base_seq)
+        records, good, torn = _read_records(seg, run_id)
+        records = [r for r in records if r["seq"] > w.base_seq]
+        if records:
+            w.seq = records[-1]["seq"]
+            w.last_events_end = records[-1].get("events_end")
+        w.records = len(records)
+        w.journal_bytes = good
+        if not recover:
+            return w
+        dropped = 0
+        if torn:
+            truncate(seg, good, fsync=self.fsync)
+        end = w.last_events_end
+        if type(end) is int and w.events_size > end:
+            dropped = w.events_size - end
+            truncate(events, end, fsync=self.fsync)
+            w.events_size = end
+        if torn or dropped:
+            last = records[-1]["delta"] if records else data
+            recovered = Event(
+                run_id,
+                int(last.get("step", 0)),
+                int(last.get("wave", 1)),
+                None,
+                EVENT_STORE_RECOVERED,
+                now_iso(self._clock()),
+                {
+                    "file": str(seg),
+                    "torn_bytes": torn,
+                    "uncommitted_event_bytes": dropped,
+                    "recovered_seq": w.seq,
+                },
+            )
+            w.pending_events.append(json.dumps(event_dict(recovered), sort_keys=True) + "\n")
+        return w
+
+    def _commit(self, run_id: str, w: _Writer) -> None:
+        """Write pending events, then the pending record or fold; fold the journal when due."""
+        folder = self.base_dir / run_id
+        fsync = self.fsync
+        if w.pending_full is not None and w.fresh and w.owner is not None and w.events_size:
+            # Events of a start that was killed before its first snapshot describe nothing.
+            truncate(folder / "events.jsonl", 0, fsync=fsync)
+            w.events_size = 0
+        if w.pending_events:
+            data = "".join(w.pending_events).encode("utf-8")
+            w.pending_events = []
+            if w.events_fd is None:
+                w.events_fd = append_fd(folder / "events.jsonl", fsync=fsync)
+            write_all(w.events_fd, data)
+            w.events_size += len(data)
+            if fsync:
+                os.fsync(w.events_fd)
+        events_end = w.events_size if w.owner is not None else None
+        if w.pending_full is not None:
+            full, w.pending_full = w.pending_full, None
+            w.seq += 1
+            self._write_base(folder, w, full, events_end)
+        elif w.pending_record is not None:
+            body, w.pending_record = w.pending_record, None
+            w.seq += 1
+            end = "null" if events_end is None else str(events_end)
+            line = f'{{"seq":{w.seq},"events_end":{end},"delta":{body}}}\n'.encode()
+            if w.journal_fd is None:
+                w.journal_fd = append_fd(folder / "journal" / _seg_name(w.base_seq), fsync=fsync)
+            write_all(w.journal_fd, line)
+            if fsync:
+                os.fsync(w.journal_fd)
+            w.records += 1
+            w.journal_bytes += len(line)
+            w.last_events_end = events_end
+            if should_fold(w.records, w.journal_bytes, w.base_bytes):
+                snap = self._rebuild(run_id, folder, w.base_seq, w.seq)
+                self._write_base(folder, w, snap.to_dict(), w.last_events_end)
+        if w.owner is None:
+            w.close()
+
+    def _write_base(
+        self, folder: Path, w: _Writer, data: dict[str, Any], events_end: int | None
+    ) -> None:
+        """Make ``data`` the run's fold at ``w.seq``; the previous fold stays as history."""
+        data["store"] = {"format": FORMAT_VERSION, "seq": w.seq, "events_end": events_end}
+        text = json.dumps(data, separators=_COMPACT)
+        snap_path = folder / "snapshot.json"
+        if w.base_seq >= 0 and snap_path.exists():
+            copy_atomic(snap_path, folder / "journal" / _base_name(w.base_seq), fsync=self.fsync)
+        write_atomic(snap_path, text, fsync=self.fsync)
+        meta = _metadata_of(data, self._clock())
+        write_atomic(folder / "metadata.json", json.dumps(meta, indent=2), fsync=self.fsync)
+        if w.journal_fd is not None:
+            os.close(w.journal_fd)
+            w.journal_fd = None
+        w.base_seq = w.seq
+        w.base_bytes = len(text)
+        w.records = 0
+        w.journal_bytes = 0
+        w.last_events_end = events_end
+        w.fresh = False
+
+    # ------------------------------------------------------------------ reads
+
+    def load_snapshot(self, run_id: str, step: int | None = None) -> RunSnapshot:
+        folder = self._run_dir(run_id)
+        self._commit_run(run_id)
+        if step is not None:
+            entries, bases = self._entries(run_id, folder)
+            seq = pick_seq(entries, step)
+            if seq < 0:
+                raise checkpoint_not_found(run_id, step, entries)
+            return self._rebuild(run_id, folder, max(s for s in bases if s <= seq), seq, bases)
+        snap_path = folder / "snapshot.json"
+        data = read_json(snap_path, run_id)
+        info = _store_info(data, snap_path, run_id)
+        snap = _snapshot_from(data, snap_path, run_id)
+        if not info:
+            return snap
+        base_seq = int(info.get("seq", 0))
+        seg = folder / "journal" / _seg_name(base_seq)
+        records = _read_records(seg, run_id)[0]
+        _replay(snap, [r for r in records if r["seq"] > base_seq], base_seq, seg, run_id)
+        return snap
+
+    def _commit_run(self, run_id: str) -> None:
+        with self._lock:
+            w = self._writers.get(run_id)
+            if w is not None:
+                self._commit(run_id, w)
+
+    def _bases(self, folder: Path, run_id: str) -> dict[int, Path]:
+        """Every fold of the run by sequence number: history folds and ``snapshot.json``."""
+        snap_path = folder / "snapshot.json"
+        info = _store_info(read_json(snap_path, run_id), snap_path, run_id)
+        out: dict[int, Path] = {}
+        for path in (folder / "journal").glob("*.snapshot.json"):
+            with contextlib.suppress(ValueError):
+                out[int(path.name.split(".")[0])] = path
+        out[int(info.get("seq", 0))] = snap_path
+        return out
+
+    def _rebuild(
+        self,
+        run_id: str,
+        folder: Path,
+        base_seq: int,
+        seq: int,
+        bases: dict[int, Path] | None = None,
+    ) -> RunSnapshot:
+        """The run as of checkpoint ``seq``: the fold ``base_seq`` plus its journal records."""
+        path = (bases or self._bases(folder, run_id))[base_seq]
+        snap = _snapshot_from(read_json(path, run_id), path, run_id)
+        seg = folder / "journal" / _seg_name(base_seq)
+        records = _read_records(seg, run_id)[0]
+        _replay(snap, [r for r in records if base_seq < r["seq"] <= seq], base_seq, seg, run_id)
+        return snap
+
+    def _entries(
+        self, run_id: str, folder: Path
+    ) -> tuple[list[tuple[int, CheckpointInfo]], dict[int, Path]]:
+        """(seq, info) of every checkpoint that can still be rebuilt, oldest first."""
+        bases = self._bases(folder, run_id)
+        found: dict[int, CheckpointInfo] = {}
+        for seq, path in bases.items():
+            found[seq] = info_of(read_json(path, run_id))
+            for rec in _read_records(folder / "journal" / _seg_name(seq), run_id)[0]:
+                if rec["seq"] > seq and isinstance(rec.get("delta"), dict):
+                    found[rec["seq"]] = info_of(rec["delta"])
+        floor = min(bases)
+        return sorted((s, i) for s, i in found.items() if s >= floor), bases
+
+    def history(self, run_id: str) -> list[CheckpointInfo]:
+        """The run's checkpoints, oldest first (a run written by 0.1.0 has one)."""
+        folder = self._run_dir(run_id)
+        self._commit_run(run_id)
+        return [info for _, info in self._entries(run_id, folder)[0]]
 
     def events(self, run_id: str) -> list[Event]:
-        """The run's event log, oldest first; a torn last line is skipped."""
-        path = self._run_dir(run_id) / "events.jsonl"
+        """The run's event log, oldest first; a torn last line is left out."""
+        folder = self._run_dir(run_id)
+        self._commit_run(run_id)
+        path = folder / "events.jsonl"
         if not path.exists():
-            if not self._run_dir(run_id).exists():
+            if not (folder / "snapshot.json").exists():
                 raise RunNotFoundError(run_id)
             return []
         out = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        lines = path.read_bytes().split(b"\n")
+        for number, line in enumerate(lines):
+            if not line:
+                continue
             try:
                 out.append(Event.from_dict(json.loads(line)))
-            except (json.JSONDecodeError, KeyError):
-                continue
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                torn = number == len(lines) - 1 or (number == len(lines) - 2 and not lines[-1])
+                if torn:
+                    break  # the half-written last line of a killed process
+                raise _corrupt(path, run_id, f"line {number + 1} is not an event ({exc})") from exc
         return out
 
-    def list_metadata(self, workflow_name: str | None = None) -> list[RunMetadata]:
+    def run_status(self, run_id: str) -> str | None:
+        folder = self._run_dir(run_id)
+        self._commit_run(run_id)
+        if not (folder / "snapshot.json").exists():
+            return None
+        try:
+            data = json.loads((folder / "metadata.json").read_bytes())
+            return str(data["status"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return self.load_snapshot(run_id).status
+
+    def list_metadata(
+        self, workflow_name: str | None = None, status: str | None = None
+    ) -> list[RunMetadata]:
+        self.flush()
+        out = []
+        for folder, data in self._metadata():
+            item = RunMetadata.from_dict({**data, "run_id": data.get("run_id", folder.name)})
+            if (workflow_name is None or item.workflow_name == workflow_name) and (
+                status is None or item.status == status
+            ):
+                out.append(item)
+        return out
+
+    def _metadata(self) -> list[tuple[Path, dict[str, Any]]]:
+        """(folder, metadata dict) of every run folder; stray files and folders are skipped."""
         out = []
         for folder in sorted(self.base_dir.iterdir()):
             meta = folder / "metadata.json"
             if not folder.is_dir() or not meta.is_file():
                 continue
             try:
-                data = json.loads(meta.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
+                data = json.loads(meta.read_bytes())
+            except (OSError, ValueError):
                 continue
-            if not isinstance(data, dict):
-                continue
-            item = RunMetadata.from_dict({**data, "run_id": data.get("run_id", folder.name)})
-            if workflow_name is None or item.workflow_name == workflow_name:
-                out.append(item)
+            if isinstance(data, dict):
+                out.append((folder, data))
         return out
+
+    # ------------------------------------------------------------------ leases
+
+    def _read_lease(self, fd: int) -> tuple[str | None, float]:
+        os.lseek(fd, 0, os.SEEK_SET)
+        raw = os.read(fd, 4096)
+        try:
+            data = json.loads(raw)
+            return str(data["owner"]), float(data["expires_at"])
+        except (ValueError, KeyError, TypeError):
+            return None, 0.0  # empty, released, or torn by a kill: no lease
+
+    def _write_lease(self, fd: int, owner: str | None, expires_at: float) -> None:
+        os.ftruncate(fd, 0)
+        if owner is not None:
+            os.lseek(fd, 0, os.SEEK_SET)
+            write_all(fd, json.dumps({"owner": owner, "expires_at": expires_at}).encode())
+        if self.fsync:
+            os.fsync(fd)
+
+    def acquire_lease(self, run_id: str, owner: str) -> None:
+        folder = self._run_dir(run_id)
+        folder.mkdir(exist_ok=True)
+        with self._lock:
+            now = self._clock()
+            with locked(folder / "lease.json") as fd:
+                holder, expires = self._read_lease(fd)
+                if lease_verdict(holder, expires, owner, now) == "taken":
+                    raise locked_error(run_id, holder, expires - now)
+                self._write_lease(fd, owner, now + self.lease_ttl_seconds)
+            old = self._writers.pop(run_id, None)
+            if old is not None:
+                try:
+                    self._commit(run_id, old)
+                finally:
+                    old.close()
+            w = self._open_writer(run_id, recover=True)
+            w.owner = owner
+            w.renewed_at = now
+            self._writers[run_id] = w
+
+    def renew_lease(self, run_id: str, owner: str) -> None:
+        now = self._clock()
+        w = self._writers.get(run_id)
+        if w is not None and w.owner == owner and now - w.renewed_at < self.lease_ttl_seconds / 3:
+            return
+        with self._lock, locked(self._run_dir(run_id) / "lease.json") as fd:
+            holder, expires = self._read_lease(fd)
+            if holder is not None and holder != owner and expires > now:
+                raise lost_lease_error(run_id)
+            self._write_lease(fd, owner, now + self.lease_ttl_seconds)
+            if w is not None and w.owner == owner:
+                w.renewed_at = now
+
+    def release_lease(self, run_id: str, owner: str) -> None:
+        folder = self._run_dir(run_id)
+        with self._lock:
+            w = self._writers.get(run_id)
+            if w is not None and w.owner == owner:
+                try:
+                    self._commit(run_id, w)
+                finally:
+                    w.close()
+                    del self._writers[run_id]
+            if not folder.exists():
+                return
+            with locked(folder / "lease.json") as fd:
+                if self._read_lease(fd)[0] == owner:
+                    self._write_lease(fd, None, 0.0)
+
+    def break_lease(self, run_id: str) -> bool:
+        folder = self._run_dir(run_id)
+        if not (folder / "lease.json").exists():
+            return False
+        with self._lock, locked(folder / "lease.json") as fd:
+            holder = self._read_lease(fd)[0]
+            self._write_lease(fd, None, 0.0)
+            return holder is not None
+
+    def delete_run(self, run_id: str, *, owner: str | None = None) -> bool:
+        folder = self._run_dir(run_id)
+        if not folder.exists():
+            return False
+        with self._lock:
+            with locked(folder / "lease.json") as fd:
+                now = self._clock()
+                holder, expires = self._read_lease(fd)
+                if lease_verdict(holder, expires, owner, now) == "taken":
+                    raise locked_error(run_id, holder, expires - now)
+                existed = (folder / "snapshot.json").exists()
+                old = self._writers.pop(run_id, None)
+                if old is not None:
+                    old.close()
+                for path in list(folder.iterdir()):
+                    if path.name == "lease.json":
+                        continue
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                if owner is not None and old is not None and old.owner == owner:
+                    fresh = _Writer()
+                    fresh.owner, fresh.renewed_at, fresh.fresh = owner, old.renewed_at, True
+                    (folder / "journal").mkdir()
+                    self._writers[run_id] = fresh
+            if owner is None:
+                shutil.rmtree(folder, ignore_errors=True)
+        return existed
+
+    # ------------------------------------------------------------------ history
+
+    def prune(
+        self,
+        keep_last: int | None = None,
+        older_than: float | timedelta | None = None,
+        statuses: Iterable[str] = FINISHED_STATUSES,
+    ) -> PruneResult:
+        check_keep_last(keep_last)
+        wanted = status_set(statuses)
+        self.flush()
+        deleted: list[str] = []
+        trimmed: dict[str, int] = {}
+        if older_than is not None:
+            cutoff = self._clock() - to_seconds(older_than)
+            for folder, meta in self._metadata():
+                if meta.get("status") in wanted and _saved_at(meta, folder) < cutoff:
+                    try:
+                        self.delete_run(folder.name)
+                    except RunLockedError:
+                        continue
+                    deleted.append(folder.name)
+        if keep_last is not None:
+            for folder in sorted(self.base_dir.iterdir()):
+                if (folder / "snapshot.json").is_file():
+                    dropped = self._trim(folder, int(keep_last))
+                    if dropped:
+                        trimmed[folder.name] = dropped
+        return PruneResult(tuple(sorted(deleted)), trimmed)
+
+    def _trim(self, folder: Path, keep_last: int) -> int:
+        """Keep the newest ``keep_last`` checkpoints of one run; a run being driven is skipped."""
+        run_id = folder.name
+        owner = f"prune-{os.getpid()}-{id(self)}"
+        try:
+            self.acquire_lease(run_id, owner)
+        except RunLockedError:
+            return 0
+        try:
+            entries, bases = self._entries(run_id, folder)
+            drop = len(entries) - keep_last
+            if drop <= 0:
+                return 0
+            self._cut_before(run_id, folder, bases, entries[drop][0])
+            return drop
+        finally:
+            self.release_lease(run_id, owner)
+
+    def _cut_before(self, run_id: str, folder: Path, bases: dict[int, Path], keep: int) -> None:
+        """Make checkpoint ``keep`` a fold, then delete every fold and record before it.
+
+        Files are written before anything is deleted, so a crash in between
+        leaves extra history, never a gap.
+        """
+        journal = folder / "journal"
+        base = max(s for s in bases if s <= keep)
+        if base != keep:
+            snap = self._rebuild(run_id, folder, base, keep, bases).to_dict()
+            records = _read_records(journal / _seg_name(base), run_id)[0]
+            kept = next(r for r in records if r["seq"] == keep)
+            after = "".join(
+                json.dumps(r, separators=_COMPACT) + "\n" for r in records if r["seq"] > keep
+            )
+            write_atomic(journal / _seg_name(keep), after, fsync=self.fsync)
+            snap["store"] = {
+                "format": FORMAT_VERSION,
+                "seq": keep,
+                "events_end": kept.get("events_end"),
+            }
+            target = folder / "snapshot.json" if base == max(bases) else journal / _base_name(keep)
+            write_atomic(target, json.dumps(snap, separators=_COMPACT), fsync=self.fsync)
+        for path in list(journal.iterdir()):
+            try:
+                seq = int(path.name.split(".")[0])
+            except ValueError:
+                continue
+            if seq < keep:
+                path.unlink()
+
+
+def _replay(
+    snap: RunSnapshot, records: list[dict[str, Any]], base_seq: int, seg: Path, run_id: str
+) -> None:
+    """Apply journal records in order; a gap in their numbers is corruption."""
+    expected = base_seq + 1
+    for rec in records:
+        if rec["seq"] != expected:
+            raise _corrupt(
+                seg, run_id, f"journal record {expected} is missing (found {rec['seq']})"
+            )
+        try:
+            apply_delta(snap, StepDelta.from_dict(rec["delta"]))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise _corrupt(
+                seg, run_id, f"record {rec['seq']} is not a step ({type(exc).__name__}: {exc})"
+            ) from exc
+        expected += 1
+
+
+def _metadata_of(data: dict[str, Any], saved_at: float) -> dict[str, Any]:
+    """0.1.0's ``metadata.json`` fields from a snapshot dict, plus ``run_id`` and ``saved_at``."""
+    status = data.get("status")
+    return {
+        "workflow_name": data.get("workflow_name"),
+        "workflow_hash": data.get("wf_hash"),
+        "status": status,
+        "started_at": data.get("started_at"),
+        "updated_at": data.get("updated_at"),
+        "current_node": data.get("last_node"),
+        "waiting": status == "waiting",
+        "last_error": data.get("last_error"),
+        "run_id": data.get("run_id"),
+        "saved_at": saved_at,
+    }
+
+
+def _saved_at(meta: dict[str, Any], folder: Path) -> float:
+    """When a run was last written: our ``saved_at``, else 0.1.0's ``updated_at``, else mtime."""
+    saved = meta.get("saved_at")
+    if isinstance(saved, int | float):
+        return float(saved)
+    with contextlib.suppress(TypeError, ValueError):
+        return datetime.fromisoformat(str(meta.get("updated_at"))).timestamp()
+    return (folder / "metadata.json").stat().st_mtime

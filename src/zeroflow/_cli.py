@@ -1,0 +1,579 @@
+"""The ``zeroflow`` command line: validate, lint, convert and draw workflows; inspect runs.
+
+``main(argv)`` parses the arguments with ``argparse``, runs one command and
+returns the exit code: 0 success, 1 a problem was found or the command
+failed (one line on stderr, never a traceback), 2 bad usage, 3 a run the
+command drove ended failed or cancelled. See ``docs/CLI.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import _constants as C
+from ._definition import compile_workflow
+from ._errors import ZeroflowError
+from ._grammar import FORMATS, check, convert, detect_format, is_zf1, normalise
+from ._lint import lint
+from ._models import Event, RunSnapshot, WorkflowResult
+from ._schema import schema
+
+__all__ = ["main", "CliError"]
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_RUN_FAILED = 0, 1, 2, 3
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+
+
+class CliError(Exception):
+    """A user mistake the CLI reports as one line on stderr."""
+
+
+# ---------------------------------------------------------------------- inputs
+
+
+def _load_json(path: str) -> Any:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{path}: cannot read: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(
+            f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+
+
+def _load_workflow(path: str) -> Mapping[str, Any]:
+    data = _load_json(path)
+    if not isinstance(data, Mapping):
+        raise CliError(f"{path}: a workflow definition must be a JSON object")
+    return data
+
+
+def _import_attr(spec: str) -> Any:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise CliError(f"--handlers wants MODULE:ATTR (e.g. myapp.flows:HANDLERS), got {spec!r}")
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # like `python -m`: modules next to you import
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise CliError(
+            f"cannot import handler module '{module_name}': {type(exc).__name__}: {exc}"
+        ) from None
+    value: Any = module
+    for part in attr.split("."):
+        if not hasattr(value, part):
+            raise CliError(f"module '{module_name}' has no attribute '{attr}'")
+        value = getattr(value, part)
+    return value
+
+
+def _load_handlers(spec: str) -> Mapping[str, Any]:
+    handlers = _import_attr(spec)
+    if not isinstance(handlers, Mapping):
+        raise CliError(
+            f"{spec} must be a mapping of handler name to callable, got {type(handlers).__name__}"
+        )
+    return handlers
+
+
+def _open_store(path: str) -> Any:
+    from .stores import JsonFileWorkflowStore
+
+    where = Path(path)
+    if where.suffix.lower() in SQLITE_SUFFIXES:
+        if not where.is_file():
+            raise CliError(f"store file '{path}' does not exist")
+        from . import stores
+
+        sqlite_store = getattr(stores, "SqliteWorkflowStore", None)
+        if sqlite_store is None:
+            raise CliError("this zeroflow has no SqliteWorkflowStore; use a JSON store folder")
+        return sqlite_store(where)
+    if not where.exists():
+        raise CliError(f"store folder '{path}' does not exist")
+    if not where.is_dir():
+        raise CliError(
+            f"store '{path}' is neither a folder (JSON store) nor a "
+            f"{'/'.join(SQLITE_SUFFIXES)} file (SQLite store)"
+        )
+    return JsonFileWorkflowStore(where)
+
+
+def _dump(data: Any, out: TextIO) -> None:
+    out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+# ---------------------------------------------------------------------- definitions
+
+
+def _problems(defn: Any) -> list[tuple[str, str]]:
+    """Every problem of a definition as ``(pointer, message)``; empty when it is valid."""
+    if not isinstance(defn, Mapping):
+        return [("", "a workflow definition must be a JSON object")]
+    if is_zf1(defn):
+        found = check(defn)
+        if found:
+            return [(e.path, str(e)) for e in found]
+    try:
+        compile_workflow(defn)
+    except ZeroflowError as exc:
+        return [(getattr(exc, "path", ""), str(exc))]
+    return []
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    reports = []
+    for path in args.files:
+        try:
+            defn: Any = _load_json(path)
+            problems = _problems(defn)
+        except CliError as exc:
+            defn, problems = None, [("", str(exc).removeprefix(f"{path}: "))]
+        fmt = detect_format(defn) if isinstance(defn, Mapping) else None
+        reports.append((path, fmt, defn, problems))
+    if args.json:
+        _dump(
+            [
+                {
+                    "file": path,
+                    "format": fmt,
+                    "valid": not problems,
+                    "errors": [{"pointer": p, "message": m} for p, m in problems],
+                }
+                for path, fmt, _, problems in reports
+            ],
+            out,
+        )
+    else:
+        for path, fmt, defn, problems in reports:
+            if not problems:
+                out.write(f"{path}: ok ({fmt}, {len(defn['nodes'])} nodes)\n")
+            for ptr, message in problems:
+                out.write(f"{path}:{ptr or '/'}: {message}\n")
+    return EXIT_PROBLEM if any(problems for *_, problems in reports) else EXIT_OK
+
+
+def cmd_lint(args: argparse.Namespace, out: TextIO) -> int:
+    handlers = None if args.handlers is None else _load_handlers(args.handlers)
+    results = []
+    for path in args.files:
+        results.append((path, lint(_load_workflow(path), handlers)))
+    errors = sum(f.severity == "error" for _, found in results for f in found)
+    warnings = sum(f.severity == "warning" for _, found in results for f in found)
+    if args.json:
+        _dump([{"file": p, **f.to_dict()} for p, found in results for f in found], out)
+    else:
+        for path, found in results:
+            for f in found:
+                out.write(f"{path}:{f.pointer or '/'}: {f.severity} {f.code} {f.message}\n")
+                out.write(f"    hint: {f.hint}\n")
+        out.write(f"{errors} error(s), {warnings} warning(s) in {len(results)} file(s)\n")
+    failed = errors or (args.strict and warnings)
+    return EXIT_PROBLEM if failed else EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
+    _dump(schema(args.format), out)
+    return EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace, out: TextIO) -> int:
+    result = convert(_load_workflow(args.file), to=args.to)
+    for loss in result.losses:
+        sys.stderr.write(f"zeroflow: warning: {args.file}:{loss.path or '/'}: {loss.message}\n")
+    text = json.dumps(result.definition, indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        out.write(text)
+    return EXIT_PROBLEM if args.strict and result.losses else EXIT_OK
+
+
+def cmd_viz(args: argparse.Namespace, out: TextIO) -> int:
+    from . import viz
+
+    defn = _load_workflow(args.file)
+    legacy = normalise(defn) if is_zf1(defn) else defn
+    compile_workflow(defn)
+    name = f"workflow_to_{args.format}"
+    draw: Callable[..., Any] | None = getattr(viz, name, None)
+    if draw is None:
+        raise CliError(f"zeroflow.viz has no {name}() in this build; try --format mermaid")
+    run = None
+    if args.run is not None:
+        if args.store is None:
+            raise CliError("--run needs --store PATH to read the run from")
+        run = _open_store(args.store).load_snapshot(args.run)
+    if args.format == "html":
+        if not args.output:
+            raise CliError("--format html writes a file: give -o OUT.html")
+        written = draw(legacy, args.output, run=run)
+        out.write(f"wrote {written}\n")
+        return EXIT_OK
+    text = draw(legacy, fenced=False) if args.format == "mermaid" else draw(legacy, run=run)
+    text = text if text.endswith("\n") else text + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        out.write(text)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- runs
+
+
+def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def _error_line(error: Any) -> str:
+    where = f" at node '{error.node}'" if error.node else ""
+    return f"{error.code}{where}: {error.message}"
+
+
+def cmd_runs_list(args: argparse.Namespace, out: TextIO) -> int:
+    metas = _open_store(args.store).list_metadata(args.workflow)
+    if args.status:
+        metas = [m for m in metas if m.status == args.status]
+    metas.sort(key=lambda m: (m.updated_at or "", m.run_id or ""), reverse=True)
+    if args.json:
+        _dump([m.to_dict() for m in metas], out)
+        return EXIT_OK
+    if not metas:
+        out.write("no runs\n")
+        return EXIT_OK
+    rows = [("RUN ID", "WORKFLOW", "STATUS", "NODE", "UPDATED")]
+    rows += [
+        (m.run_id or "?", m.workflow_name, m.status, m.current_node or "-", m.updated_at or "-")
+        for m in metas
+    ]
+    _table(rows, out)
+    return EXIT_OK
+
+
+def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
+    snap: RunSnapshot = _open_store(args.store).load_snapshot(args.run_id)
+    if args.json:
+        _dump(snap.to_dict(), out)
+        return EXIT_OK
+    lines = [
+        ("run", snap.run_id),
+        ("workflow", f"{snap.workflow_name} (hash {snap.wf_hash[:12]})"),
+        ("status", snap.status),
+        ("step", f"{snap.step} (wave {snap.wave})"),
+        ("started", snap.started_at or "-"),
+        ("updated", snap.updated_at or "-"),
+    ]
+    if snap.status == C.STATUS_WAITING:
+        lines.append(("waiting", json.dumps(snap.waiting_prompt)))
+    if snap.last_error is not None:
+        lines.append(("last error", _error_line(snap.last_error)))
+    if snap.tags:
+        lines.append(("tags", ", ".join(map(str, snap.tags))))
+    for key, value in lines:
+        out.write(f"{key + ':':<12}{value}\n")
+    if snap.audit_trail:
+        out.write("trace:\n")
+        rows = [("  STEP", "WAVE", "NODE", "STATUS", "DURATION", "OUTPUTS")]
+        for rec in snap.audit_trail:
+            ms = "-" if rec.duration_ms is None else f"{rec.duration_ms:.1f} ms"
+            rows.append(
+                (f"  {rec.step}", str(rec.wave), rec.node, rec.status, ms, ", ".join(rec.outputs))
+            )
+        _table(rows, out)
+    return EXIT_OK
+
+
+def _event_line(event: Event) -> str:
+    data = {k: v for k, v in event.data.items() if k not in ("node", "state")}
+    detail = " " + json.dumps(data, ensure_ascii=False, sort_keys=True) if data else ""
+    node = event.node or "-"
+    return f"{event.ts}  step {event.step:<3} wave {event.wave:<2} {event.kind:<13} {node}{detail}"
+
+
+def cmd_runs_events(args: argparse.Namespace, out: TextIO) -> int:
+    store = _open_store(args.store)
+    read = getattr(store, "events", None)
+    if read is None:
+        raise CliError(f"the store at '{args.store}' cannot list events")
+    seen = 0
+    while True:
+        events = read(args.run_id)
+        for event in events[seen:]:
+            if args.json:
+                out.write(json.dumps(event.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
+            else:
+                out.write(_event_line(event) + "\n")
+        out.flush()
+        seen = len(events)
+        if not args.follow:
+            return EXIT_OK
+        if store.load_snapshot(args.run_id).status in C.FINISHED_STATUSES:
+            return EXIT_OK
+        time.sleep(args.poll_seconds)
+
+
+class _Progress:
+    """A one-line progress display on a terminal: nodes done, current node, elapsed time."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.active = stream.isatty()
+        self.done = 0
+        self.current = "-"
+        self.started = time.monotonic()
+        self.run_id = ""
+
+    def __call__(self, event: Event) -> None:
+        if not self.active:
+            return
+        self.run_id = event.run_id
+        if event.kind == C.EVENT_NODE_START:
+            self.current = event.node or "-"
+        elif event.kind in (C.EVENT_NODE_END, C.EVENT_NODE_ERROR):
+            self.done += 1
+        elif event.kind not in (C.EVENT_WF_START, C.EVENT_WF_RESUMED):
+            return
+        elapsed = time.monotonic() - self.started
+        self.stream.write(
+            f"\r\x1b[Krun {self.run_id}: {self.done} node(s) done, at '{self.current}', "
+            f"{elapsed:.1f}s"
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.active and self.run_id:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def _engine(args: argparse.Namespace, progress: _Progress) -> Any:
+    from ._engine import WorkflowEngine
+
+    defn = _load_workflow(args.workflow)
+    handlers = _load_handlers(args.handlers)
+    return WorkflowEngine(defn, handlers, store=_open_store(args.store), event_callback=progress)
+
+
+def _report(outcome: Any, args: argparse.Namespace, out: TextIO) -> int:
+    if isinstance(outcome, RunSnapshot):
+        if args.json:
+            _dump(outcome.to_dict(), out)
+        else:
+            out.write(f"run {outcome.run_id}: {outcome.status} at step {outcome.step}\n")
+        return EXIT_OK
+    if not isinstance(outcome, WorkflowResult):
+        raise CliError(f"unexpected result from the engine: {type(outcome).__name__}")
+    if args.json:
+        _dump(
+            {
+                "run_id": outcome.run_id,
+                "status": outcome.status,
+                "success": outcome.success,
+                "trace": list(outcome.trace),
+                "waiting_prompt": outcome.waiting_prompt,
+                "error": None if outcome.error is None else outcome.error.to_dict(),
+            },
+            out,
+        )
+    else:
+        out.write(f"run {outcome.run_id}: {outcome.status}\n")
+        out.write(f"trace: {' -> '.join(outcome.trace) or '-'}\n")
+        if outcome.waiting:
+            out.write(f"waiting: {json.dumps(outcome.waiting_prompt)}\n")
+        if outcome.error is not None and not outcome.success:
+            out.write(f"error: {_error_line(outcome.error)}\n")
+    return EXIT_RUN_FAILED if outcome.status in (C.STATUS_FAILED, C.STATUS_CANCELLED) else EXIT_OK
+
+
+def _drive(args: argparse.Namespace, out: TextIO, call: Callable[[Any], Any]) -> int:
+    progress = _Progress(sys.stderr)
+    engine = _engine(args, progress)
+    try:
+        outcome = call(engine)
+    finally:
+        progress.close()
+    return _report(outcome, args, out)
+
+
+def cmd_runs_resume(args: argparse.Namespace, out: TextIO) -> int:
+    resume_input = None
+    if args.input is not None:
+        try:
+            resume_input = json.loads(args.input)
+        except json.JSONDecodeError as exc:
+            raise CliError(f"--input is not valid JSON: {exc.msg} (column {exc.colno})") from None
+
+    def call(engine: Any) -> Any:
+        snap = engine.load_snapshot(args.run_id)
+        kwargs: dict[str, Any] = {}
+        if args.node is not None:
+            if "node" not in inspect.signature(engine.run_from_checkpoint).parameters:
+                raise CliError("this zeroflow cannot resume one chosen node (--node)")
+            kwargs["node"] = args.node
+        return engine.run_from_checkpoint(snap, resume_input, **kwargs)
+
+    return _drive(args, out, call)
+
+
+def cmd_runs_redrive(args: argparse.Namespace, out: TextIO) -> int:
+    def call(engine: Any) -> Any:
+        redrive = getattr(engine, "redrive", None)
+        if redrive is None:
+            raise CliError("this zeroflow has no WorkflowEngine.redrive()")
+        return redrive(args.run_id)
+
+    return _drive(args, out, call)
+
+
+def cmd_runs_fork(args: argparse.Namespace, out: TextIO) -> int:
+    def call(engine: Any) -> Any:
+        fork = getattr(engine, "fork", None)
+        if fork is None:
+            raise CliError("this zeroflow has no WorkflowEngine.fork()")
+        return fork(args.run_id, step=args.step, new_run_id=args.new_run_id)
+
+    return _drive(args, out, call)
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``zeroflow`` (exposed for docs and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="zeroflow",
+        description="Validate, lint, convert and draw zeroflow workflows; inspect and drive runs.",
+    )
+    parser.add_argument(
+        "--traceback", action="store_true", help="show a traceback on unexpected errors"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check workflow files (exit 1 if any is invalid)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("lint", help="find likely mistakes in workflow files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--handlers", metavar="MODULE:ATTR", help="check handler names against a map")
+    p.add_argument("--strict", action="store_true", help="warnings also fail (exit 1)")
+    p.add_argument("--json", action="store_true", help="machine-readable findings")
+    p.set_defaults(func=cmd_lint)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of a definition format")
+    p.add_argument("--format", choices=FORMATS, default="zf/1")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("convert", help="convert a workflow between zf/1 and legacy")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--to", choices=FORMATS, required=True)
+    p.add_argument("-o", "--output", metavar="OUT")
+    p.add_argument("--strict", action="store_true", help="exit 1 if anything is lost")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("viz", help="draw a workflow (svg, html, mermaid, dot)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--format", choices=("svg", "html", "mermaid", "dot"), default="svg")
+    p.add_argument("-o", "--output", metavar="OUT")
+    p.add_argument("--store", metavar="PATH", help="store to read --run from")
+    p.add_argument("--run", metavar="RUN_ID", help="overlay a run's progress")
+    p.set_defaults(func=cmd_viz)
+
+    runs = sub.add_parser("runs", help="inspect and drive runs kept in a store")
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument(
+        "--store", required=True, metavar="PATH", help="a JSON store folder or a .sqlite/.db file"
+    )
+    store.add_argument("--json", action="store_true", help="machine-readable output")
+    driven = argparse.ArgumentParser(add_help=False)
+    driven.add_argument("--workflow", required=True, metavar="FILE", help="the definition")
+    driven.add_argument(
+        "--handlers", required=True, metavar="MODULE:ATTR", help="a mapping name -> callable"
+    )
+    rsub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+
+    p = rsub.add_parser("list", parents=[store], help="list runs")
+    p.add_argument("--status", choices=sorted(C.RUN_STATUSES))
+    p.add_argument("--workflow", metavar="NAME")
+    p.set_defaults(func=cmd_runs_list)
+
+    p = rsub.add_parser("show", parents=[store], help="one run: status, prompt, error, trace")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.set_defaults(func=cmd_runs_show)
+
+    p = rsub.add_parser("events", parents=[store], help="a run's event log")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing until it ends")
+    p.add_argument("--poll-seconds", type=float, default=0.5, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_runs_events)
+
+    p = rsub.add_parser("resume", parents=[store, driven], help="resume a waiting run")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--input", metavar="JSON", help="the resume payload (JSON)")
+    p.add_argument("--node", metavar="N", help="the waiting node to resume")
+    p.set_defaults(func=cmd_runs_resume)
+
+    p = rsub.add_parser("redrive", parents=[store, driven], help="run a failed run's node again")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.set_defaults(func=cmd_runs_redrive)
+
+    p = rsub.add_parser("fork", parents=[store, driven], help="start a new run from a step")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--step", type=int, required=True, metavar="N")
+    p.add_argument("--new-run-id", metavar="ID")
+    p.set_defaults(func=cmd_runs_fork)
+    return parser
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    return str(exc) or type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``zeroflow`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    out = sys.stdout
+    try:
+        code: int = args.func(args, out)
+        return code
+    except (CliError, ZeroflowError, KeyError, OSError, ValueError, TypeError) as exc:
+        if args.traceback:
+            raise
+        sys.stderr.write(f"zeroflow: error: {_message(exc)}\n")
+        return EXIT_PROBLEM
+    except KeyboardInterrupt:
+        sys.stderr.write("zeroflow: interrupted\n")
+        return 130
+    except Exception as exc:
+        if args.traceback:
+            raise
+        sys.stderr.write(
+            f"zeroflow: error: unexpected {type(exc).__name__}: {exc} "
+            "(run again with --traceback for details)\n"
+        )
+        return EXIT_PROBLEM

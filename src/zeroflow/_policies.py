@@ -1,0 +1,328 @@
+"""Parsing of the per-node and run-wide policies of a definition.
+
+Each parser takes the raw value of one key, checks it with a message that
+names the node, the key and the fix, and returns a small frozen record the
+run loop reads directly: ``RetryPolicy``, ``Catcher``, ``EnginePolicy`` and
+the specs of the built-in node kinds (wait, end, subflow, map).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import WorkflowDefinitionError
+from ._frozen import freeze
+from ._models import EnginePolicy
+
+__all__ = [
+    "RetryPolicy",
+    "Catcher",
+    "WaitSpec",
+    "SubflowSpec",
+    "MapSpec",
+    "parse_policy",
+    "parse_retry",
+    "parse_on_error",
+    "parse_kind",
+    "fail",
+]
+
+STATE_ISOLATION_MODES = ("readonly", "copy")
+BACKOFF_MODES = ("fixed", "exponential")
+JITTER_MODES = ("none", "full")
+NODE_KINDS = ("task", "wait", "end", "subflow")
+HITL_MODES = ("run", "branch")
+STATE_SECTIONS = ("input", "workflow", "node")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently a node is retried; 0.1.0's fixed delay by default."""
+
+    max_retries: int = 0
+    retry_sleep_seconds: float = 0.1
+    backoff: str = "fixed"
+    backoff_rate: float = 2.0
+    max_delay_seconds: float | None = None
+    jitter: str = "none"
+    retry_on: tuple[str, ...] | None = None
+    timeout_seconds: float | None = None
+
+    def delay_seconds(self, retry_number: int) -> float:
+        """The un-jittered wait before retry ``retry_number`` (1, 2, ...)."""
+        delay = self.retry_sleep_seconds
+        if self.backoff == "exponential":
+            delay = delay * self.backoff_rate ** (retry_number - 1)
+        if self.max_delay_seconds is not None:
+            delay = min(delay, self.max_delay_seconds)
+        return max(0.0, delay)
+
+
+@dataclass(frozen=True, slots=True)
+class Catcher:
+    """One ``on_error`` entry: route failures matching ``codes``/``exceptions`` to ``target``."""
+
+    target: str
+    codes: tuple[str, ...] | None = None
+    exceptions: tuple[str, ...] | None = None
+
+
+def fail(message: str, path: str = "") -> WorkflowDefinitionError:
+    return WorkflowDefinitionError(message, path=path)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_policy(data: Mapping[str, Any] | None) -> EnginePolicy:
+    """Read ``engine_policy``; unknown keys are ignored, bad values raise with the key named."""
+    if data is None:
+        return EnginePolicy()
+    if not isinstance(data, Mapping):
+        raise fail("engine_policy must be a dict", "/engine_policy")
+    max_steps = data.get("max_steps")
+    if max_steps is not None and (
+        not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps <= 0
+    ):
+        raise fail("engine_policy.max_steps must be > 0", "/engine_policy/max_steps")
+    timeout = data.get("workflow_timeout_seconds")
+    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
+        raise fail(
+            "engine_policy.workflow_timeout_seconds must be > 0",
+            "/engine_policy/workflow_timeout_seconds",
+        )
+    isolation = data.get("state_isolation", "readonly")
+    if isolation not in STATE_ISOLATION_MODES:
+        raise fail(
+            f"engine_policy.state_isolation must be 'readonly' or 'copy', got {isolation!r}",
+            "/engine_policy/state_isolation",
+        )
+    stranded = data.get("stranded_joins", "warn")
+    if stranded not in ("warn", "fail"):
+        raise fail(
+            f"engine_policy.stranded_joins must be 'warn' or 'fail', got {stranded!r}",
+            "/engine_policy/stranded_joins",
+        )
+    concurrency = data.get("max_concurrency", 1)
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise fail(
+            "engine_policy.max_concurrency must be an int >= 1 (1 runs nodes one at a time)",
+            "/engine_policy/max_concurrency",
+        )
+    hitl = data.get("hitl", "run")
+    if hitl not in HITL_MODES:
+        raise fail(
+            f"engine_policy.hitl must be 'run' or 'branch', got {hitl!r}", "/engine_policy/hitl"
+        )
+    depth = data.get("max_subflow_depth", 8)
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise fail(
+            "engine_policy.max_subflow_depth must be an int >= 1",
+            "/engine_policy/max_subflow_depth",
+        )
+    return EnginePolicy(
+        max_concurrency=concurrency,
+        hitl=str(hitl),
+        max_subflow_depth=depth,
+        stranded_joins=str(stranded),
+        strict_outputs=bool(data.get("strict_outputs", True)),
+        max_steps=max_steps,
+        workflow_timeout_seconds=None if timeout is None else float(timeout),
+        persist_checkpoints=bool(data.get("persist_checkpoints", True)),
+        state_isolation=str(isolation),
+    )
+
+
+def _name_list(node: str, key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise fail(
+            f"node '{node}' {key} must be a list of non-empty strings",
+            f"/nodes/{node}/{key.replace('.', '/')}",
+        )
+    return tuple(value)
+
+
+def parse_retry(node: str, raw: Any) -> RetryPolicy:
+    if raw is None:
+        return RetryPolicy()
+    path = f"/nodes/{node}/run_policy"
+    if not isinstance(raw, Mapping):
+        raise fail(f"node '{node}' run_policy must be a dict", path)
+    retries = raw.get("max_retries", 0)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise fail(f"node '{node}' run_policy.max_retries must be an int >= 0", path)
+    sleep = raw.get("retry_sleep_seconds", 0.1)
+    if not _is_number(sleep) or sleep < 0:
+        raise fail(f"node '{node}' run_policy.retry_sleep_seconds must be a number >= 0", path)
+    backoff = raw.get("backoff", "fixed")
+    if backoff not in BACKOFF_MODES:
+        raise fail(
+            f"node '{node}' run_policy.backoff must be 'fixed' or 'exponential', got {backoff!r}",
+            path,
+        )
+    rate = raw.get("backoff_rate", 2.0)
+    if not _is_number(rate) or rate < 1:
+        raise fail(f"node '{node}' run_policy.backoff_rate must be a number >= 1", path)
+    max_delay = raw.get("max_delay_seconds")
+    if max_delay is not None and (not _is_number(max_delay) or max_delay < 0):
+        raise fail(f"node '{node}' run_policy.max_delay_seconds must be a number >= 0", path)
+    jitter = raw.get("jitter", "none")
+    if jitter not in JITTER_MODES:
+        raise fail(
+            f"node '{node}' run_policy.jitter must be 'none' or 'full', got {jitter!r}", path
+        )
+    retry_on = raw.get("retry_on")
+    timeout = raw.get("timeout_seconds")
+    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
+        raise fail(f"node '{node}' run_policy.timeout_seconds must be a number > 0", path)
+    return RetryPolicy(
+        max_retries=retries,
+        retry_sleep_seconds=float(sleep),
+        backoff=str(backoff),
+        backoff_rate=float(rate),
+        max_delay_seconds=None if max_delay is None else float(max_delay),
+        jitter=str(jitter),
+        retry_on=None if retry_on is None else _name_list(node, "run_policy.retry_on", retry_on),
+        timeout_seconds=None if timeout is None else float(timeout),
+    )
+
+
+def parse_on_error(node: str, raw: Any, nodes: Mapping[str, Any]) -> tuple[Catcher, ...]:
+    if raw is None:
+        return ()
+    path = f"/nodes/{node}/on_error"
+    if not isinstance(raw, list):
+        raise fail(f"node '{node}' on_error must be a list of catchers", path)
+    catchers = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, Mapping):
+            raise fail(f"node '{node}' on_error[{i}] must be a dict", f"{path}/{i}")
+        target = entry.get("target_node")
+        if not isinstance(target, str) or not target:
+            raise fail(
+                f"node '{node}' on_error[{i}] target_node must be a non-empty string", f"{path}/{i}"
+            )
+        if target not in nodes:
+            raise fail(
+                f"node '{node}' on_error[{i}] references unknown target '{target}'", f"{path}/{i}"
+            )
+        codes = entry.get("codes")
+        excs = entry.get("exceptions")
+        catchers.append(
+            Catcher(
+                target=target,
+                codes=None if codes is None else _name_list(node, f"on_error[{i}].codes", codes),
+                exceptions=None
+                if excs is None
+                else _name_list(node, f"on_error[{i}].exceptions", excs),
+            )
+        )
+    return tuple(catchers)
+
+
+@dataclass(frozen=True, slots=True)
+class WaitSpec:
+    """A built-in wait node: pause with ``prompt``; on resume keep the payload at ``resume_as``."""
+
+    prompt: str | None = None
+    resume_as: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubflowSpec:
+    """Run the registered child workflow ``workflow`` with ``input`` built from state paths."""
+
+    workflow: str
+    input: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MapSpec:
+    """Run the handler once per item of the list at ``over`` (a state path)."""
+
+    over: tuple[str, ...]
+    max_concurrency: int = 1
+    tolerated_failures: int = 0
+
+
+def parse_path(node: str, key: str, value: Any) -> tuple[str, ...]:
+    """Split a state path such as ``input.files`` or ``node.fetch.items``."""
+    if not isinstance(value, str) or not value:
+        raise fail(
+            f"node '{node}' {key} must be a state path such as 'input.items'", f"/nodes/{node}"
+        )
+    parts = tuple(value.split("."))
+    if parts[0] not in STATE_SECTIONS or len(parts) < 2 or not all(parts):
+        raise fail(
+            f"node '{node}' {key} '{value}' must start with input., workflow. or node. "
+            "(e.g. 'input.files', 'node.fetch.items')",
+            f"/nodes/{node}",
+        )
+    return parts
+
+
+def parse_kind(
+    node: str, raw: Mapping[str, Any]
+) -> tuple[str, WaitSpec | None, Any, SubflowSpec | None, MapSpec | None]:
+    """Read ``kind``, ``wait``, ``end``, ``subflow`` and ``map`` of one node."""
+    path = f"/nodes/{node}"
+    kind = raw.get("kind", "subflow" if "subflow" in raw else "task")
+    if kind not in NODE_KINDS:
+        raise fail(
+            f"node '{node}' kind must be one of {', '.join(NODE_KINDS)}, got {kind!r}",
+            f"{path}/kind",
+        )
+    wait = None
+    end_result: Any = None
+    subflow = None
+    map_spec = None
+    if kind == "wait":
+        spec = raw.get("wait") or {}
+        if not isinstance(spec, Mapping):
+            raise fail(
+                f"node '{node}' wait must be a dict with 'prompt' and 'resume_as'", f"{path}/wait"
+            )
+        prompt = spec.get("prompt")
+        resume_as = spec.get("resume_as")
+        for key, value in (("prompt", prompt), ("resume_as", resume_as)):
+            if value is not None and not isinstance(value, str):
+                raise fail(f"node '{node}' wait.{key} must be a string", f"{path}/wait/{key}")
+        wait = WaitSpec(prompt, resume_as)
+    elif kind == "end":
+        spec = raw.get("end") or {}
+        if not isinstance(spec, Mapping):
+            raise fail(f"node '{node}' end must be a dict with 'result'", f"{path}/end")
+        end_result = freeze(spec.get("result"))
+    elif kind == "subflow":
+        spec = raw.get("subflow")
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("workflow"), str):
+            raise fail(
+                f"node '{node}' subflow must be a dict naming the child: "
+                '{"workflow": "<name>", "input": {"<key>": "<path>"}}',
+                f"{path}/subflow",
+            )
+        mapping = spec.get("input") or {}
+        if not isinstance(mapping, Mapping):
+            raise fail(
+                f"node '{node}' subflow.input must map keys to state paths", f"{path}/subflow/input"
+            )
+        subflow = SubflowSpec(
+            str(spec["workflow"]),
+            tuple((str(k), parse_path(node, f"subflow.input.{k}", v)) for k, v in mapping.items()),
+        )
+    if "map" in raw:
+        spec = raw["map"]
+        if not isinstance(spec, Mapping):
+            raise fail(f"node '{node}' map must be a dict with 'over'", f"{path}/map")
+        conc = spec.get("max_concurrency", 1)
+        tol = spec.get("tolerated_failures", 0)
+        if not isinstance(conc, int) or isinstance(conc, bool) or conc < 1:
+            raise fail(f"node '{node}' map.max_concurrency must be an int >= 1", f"{path}/map")
+        if not isinstance(tol, int) or isinstance(tol, bool) or tol < 0:
+            raise fail(f"node '{node}' map.tolerated_failures must be an int >= 0", f"{path}/map")
+        map_spec = MapSpec(parse_path(node, "map.over", spec.get("over")), conc, tol)
+    return kind, wait, end_result, subflow, map_spec

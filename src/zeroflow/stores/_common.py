@@ -1,0 +1,153 @@
+"""What every shipped store shares: lease rules, history selection, event payloads.
+
+Pure helpers, no I/O: the backends decide where leases and checkpoints live,
+these functions decide what they mean.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from .._constants import EVENT_CHECKPOINT
+from .._errors import RunLockedError, StoreError
+from .._models import Event
+from .._store import CheckpointInfo
+
+__all__ = [
+    "FOLD_MIN_RECORDS",
+    "check_run_id",
+    "checkpoint_not_found",
+    "event_dict",
+    "info_of",
+    "lease_verdict",
+    "locked_error",
+    "pick_seq",
+    "should_fold",
+    "to_seconds",
+]
+
+FOLD_MIN_RECORDS = 100
+"""A journal is folded into a full snapshot no more often than every this many records."""
+
+
+def check_run_id(run_id: str) -> str:
+    """Refuse run ids that could escape a store's folder or table key; return the id."""
+    if not isinstance(run_id, str) or not run_id:
+        raise StoreError(f"run id must be a non-empty string, got {run_id!r}")
+    if (
+        run_id in (".", "..")
+        or "/" in run_id
+        or "\\" in run_id
+        or "\x00" in run_id
+        or os.path.isabs(run_id)
+        or run_id != run_id.strip()
+    ):
+        raise StoreError(
+            f"run id {run_id!r} is not a safe folder name: use letters, digits, '-', '_' or '.'",
+            run_id=run_id,
+        )
+    return run_id
+
+
+def event_dict(event: Event) -> dict[str, Any]:
+    """The stored form of an event: a ``checkpoint`` keeps only its step, not the snapshot.
+
+    0.1.0 stored the whole snapshot in every checkpoint event, which made the
+    log grow with the square of the run's length.
+    """
+    data = event.to_dict()
+    if event.kind == EVENT_CHECKPOINT and "state" in data["data"]:
+        data["data"] = {"step": event.step}
+    return data
+
+
+def should_fold(records: int, journal_bytes: int, base_bytes: int) -> bool:
+    """Fold the journal once it holds ``FOLD_MIN_RECORDS`` records and outweighs the base.
+
+    Folding when the journal since the last fold is as large as the last full
+    snapshot keeps the total bytes written linear in the run's length (each
+    fold is paid for by as many journal bytes) and bounds a load to reading
+    about twice the snapshot.
+    """
+    return records >= FOLD_MIN_RECORDS and journal_bytes >= base_bytes
+
+
+def lease_verdict(holder: str | None, expires_at: float, owner: str | None, now: float) -> str:
+    """``"free"`` (none or expired), ``"mine"`` (held by ``owner``) or ``"taken"``."""
+    if holder is None or expires_at <= now:
+        return "free"
+    return "mine" if holder == owner else "taken"
+
+
+def locked_error(run_id: str, holder: str | None, expires_in: float) -> RunLockedError:
+    """The error a second driver of a run gets: who holds it and until when."""
+    return RunLockedError(
+        f"run '{run_id}' is being driven by another caller (lease {(holder or '?')[:8]}, "
+        f"expires in {max(expires_in, 0.0):.1f} s); retry later, or call "
+        f"store.break_lease('{run_id}') if that process is gone",
+        run_id=run_id,
+    )
+
+
+def lost_lease_error(run_id: str) -> RunLockedError:
+    """A driver found that its lease expired and another caller took the run."""
+    return RunLockedError(
+        f"run '{run_id}': this call's lease expired or was broken and another caller "
+        "took the run; stopping so that two drivers never write it",
+        run_id=run_id,
+    )
+
+
+def to_seconds(value: float | timedelta) -> float:
+    """``older_than`` as seconds, from a number or a ``timedelta``."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"older_than must be seconds or a timedelta, got {value!r}")
+    return float(value)
+
+
+def check_keep_last(keep_last: int | None) -> None:
+    """``keep_last`` must keep at least the latest checkpoint."""
+    if keep_last is not None and (isinstance(keep_last, bool) or int(keep_last) < 1):
+        raise ValueError(f"keep_last must be at least 1 (the latest always stays), got {keep_last}")
+
+
+def status_set(statuses: Iterable[str]) -> frozenset[str]:
+    """``statuses`` as a set; a lone string means that one status."""
+    return frozenset((statuses,) if isinstance(statuses, str) else statuses)
+
+
+def info_of(data: Mapping[str, Any]) -> CheckpointInfo:
+    """A ``CheckpointInfo`` from a snapshot dict or a step-delta dict (same key names)."""
+    node = data.get("last_node")
+    return CheckpointInfo(
+        step=int(data.get("step", 0)),
+        wave=int(data.get("wave", 1)),
+        status=str(data.get("status", "")),
+        node=None if node is None else str(node),
+        timestamp=data.get("updated_at"),
+    )
+
+
+def pick_seq(entries: Sequence[tuple[int, CheckpointInfo]], step: int) -> int:
+    """The sequence number of the last checkpoint taken at ``step``; ``-1`` if none."""
+    for seq, info in reversed(entries):
+        if info.step == step:
+            return seq
+    return -1
+
+
+def checkpoint_not_found(
+    run_id: str, step: int, entries: Sequence[tuple[int, CheckpointInfo]]
+) -> StoreError:
+    """The error for ``load_snapshot(run_id, step=N)`` when no checkpoint has that step."""
+    steps = sorted({info.step for _, info in entries})
+    shown = ", ".join(map(str, steps[:20])) + (" ..." if len(steps) > 20 else "")
+    return StoreError(
+        f"run '{run_id}' has no checkpoint at step {step}; its history holds steps {shown}",
+        run_id=run_id,
+    )

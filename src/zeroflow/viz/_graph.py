@@ -1,0 +1,136 @@
+"""The neutral graph model every picture is drawn from.
+
+All knowledge of definition formats lives here: renderers only see `Graph`.
+A new format (the versioned ``zf/1`` grammar) is one more ``_from_*``
+function dispatched from `graph_from_definition`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+NodeKind = Literal["task", "wait", "subflow", "map"]
+"""What a node does; entry and error are roles that win over the kind for the shape."""
+
+Shape = Literal["stadium", "hexagon", "rect", "wait", "subflow", "map"]
+
+
+@dataclass(frozen=True, slots=True)
+class GNode:
+    """One node: a unique id (the node name for definitions), its label and role."""
+
+    id: str
+    label: str
+    kind: NodeKind = "task"
+    is_entry: bool = False
+    is_error: bool = False
+
+    @property
+    def shape(self) -> Shape:
+        """The drawn shape: entry is a stadium, error a hexagon, others follow the kind."""
+        if self.is_entry:
+            return "stadium"
+        if self.is_error:
+            return "hexagon"
+        if self.kind == "task":
+            return "rect"
+        return self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class GEdge:
+    """One edge from `source` to `target` (node ids), labelled with the output name."""
+
+    source: str
+    target: str
+    label: str
+    loopback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    """A workflow as nodes and edges in definition order, ready to be drawn."""
+
+    name: str
+    nodes: tuple[GNode, ...]
+    edges: tuple[GEdge, ...]
+
+    def node(self, node_id: str) -> GNode:
+        """Return the node with this id; raises `KeyError` if there is none."""
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+
+def graph_from_definition(workflow_def: Mapping[str, Any]) -> Graph:
+    """Extract the neutral graph from a workflow definition without validating it.
+
+    Malformed parts are skipped rather than reported: pictures are drawn for
+    broken definitions too, since that is when people look at them.
+    """
+    return _from_legacy(workflow_def)
+
+
+def _node_kind(spec: Mapping[str, Any]) -> NodeKind:
+    if "subflow" in spec:
+        return "subflow"
+    if "map" in spec:
+        return "map"
+    config = spec.get("config")
+    if isinstance(config, Mapping) and config.get("kind") == "wait":
+        return "wait"
+    return "task"
+
+
+def _from_legacy(workflow_def: Mapping[str, Any]) -> Graph:
+    """Read the 0.1.0 dict format (SPEC A2)."""
+    raw_nodes = workflow_def.get("nodes")
+    if not isinstance(raw_nodes, Mapping):
+        raw_nodes = {}
+    entry = workflow_def.get("default_entry_node")
+    error = workflow_def.get("default_error_node")
+    nodes: dict[str, GNode] = {}
+    edges: list[GEdge] = []
+    for raw_name, spec in raw_nodes.items():
+        name = str(raw_name)
+        spec_map: Mapping[str, Any] = spec if isinstance(spec, Mapping) else {}
+        nodes[name] = GNode(
+            id=name,
+            label=name,
+            kind=_node_kind(spec_map),
+            is_entry=name == entry,
+            is_error=name == error and name != entry,
+        )
+        outputs = spec_map.get("outputs")
+        if not isinstance(outputs, Mapping):
+            continue
+        for label, targets in outputs.items():
+            if not isinstance(targets, list):
+                continue
+            for edge in targets:
+                if not isinstance(edge, Mapping):
+                    continue
+                target = edge.get("target_node")
+                if target is None or isinstance(target, (dict, list)):
+                    continue
+                edges.append(
+                    GEdge(
+                        source=name,
+                        target=str(target),
+                        label=str(label),
+                        loopback=bool(edge.get("is_loopback", False)),
+                    )
+                )
+    # Targets that are not declared nodes are still drawn, so the mistake is visible.
+    for e in edges:
+        if e.target not in nodes:
+            nodes[e.target] = GNode(id=e.target, label=e.target)
+    name = workflow_def.get("workflow_name")
+    return Graph(
+        name=str(name) if name is not None else "workflow",
+        nodes=tuple(nodes.values()),
+        edges=tuple(edges),
+    )

@@ -1,0 +1,55 @@
+"""Self-contained HTML pages: inline SVG, the Mermaid source folded away, no JavaScript."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+HTML_SUFFIXES = (".html", ".htm")
+
+_CSS = """
+body{margin:0;font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;
+color:#0f172a;background:#f8fafc}
+main{max-width:1200px;margin:0 auto;padding:24px}
+h1{font-size:20px;margin:0 0 16px}
+.diagram{background:#fff;border:1px solid #e2e8f0;border-radius:8px;padding:12px;overflow:auto}
+.diagram svg{display:block;margin:0 auto;max-width:100%;height:auto}
+details{margin-top:16px}
+summary{cursor:pointer;color:#334155}
+pre{background:#0f172a;color:#e2e8f0;padding:12px;border-radius:6px;overflow:auto;font-size:12px}
+.note{color:#64748b;font-size:12px;margin-top:12px}
+"""
+
+
+def check_output_path(output_path: str | Path) -> Path:
+    """Return the path as a `Path`, or raise `ValueError` for a non-HTML extension."""
+    path = Path(output_path)
+    if path.suffix.lower() not in HTML_SUFFIXES:
+        raise ValueError(
+            f"unsupported output extension '{path.suffix}'; use one of {', '.join(HTML_SUFFIXES)}"
+        )
+    return path
+
+
+def page(title: str, svg: str, mermaid_source: str, note: str | None = None) -> str:
+    """Build the page text; `title` is escaped here, `svg` is trusted markup."""
+    t = html.escape(title, quote=True)
+    extra = f'<p class="note">{html.escape(note)}</p>' if note else ""
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{t}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
+        f"<h1>{t}</h1>\n"
+        f'<div class="diagram">\n{svg}</div>\n{extra}'
+        "<details><summary>Mermaid source</summary>\n"
+        f"<pre><code>{html.escape(mermaid_source.strip())}</code></pre></details>\n"
+        "</main>\n</body>\n</html>\n"
+    )
+
+
+def write_page(path: Path, text: str) -> Path:
+    """Write UTF-8 text, creating parent folders; return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

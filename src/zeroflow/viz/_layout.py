@@ -1,0 +1,721 @@
+"""A layered (Sugiyama-style) top-down layout in pure Python.
+
+Steps: break forward cycles, layer by longest path, insert dummy vertices on
+long edges, reduce crossings with barycentre sweeps, place x by weighted
+isotonic regression (keeps order and spacing, pulls towards neighbours),
+then route edges through the node-free gaps between layers. Everything is
+data in, data out, and deterministic: orders come from input order and
+sorts, never from set iteration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Point = tuple[float, float]
+RouteKind = Literal["down", "up", "flat", "self"]
+
+NODE_SEP = 28.0
+DUMMY_SEP = 12.0
+MIN_GAP = 52.0
+LABEL_PAD = 10.0
+MARGIN = 16.0
+SELF_LOOP = 30.0
+SELF_STEP = 10.0
+HEX_INSET = 12.0
+MAP_OFFSET = 5.0
+WAIT_RADIUS = 12.0
+RECT_RADIUS = 5.0
+SWEEPS = 12
+PLACEMENT_PASSES = 10
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutNode:
+    """A node to place: its id, box size and shape name (see `side_span`)."""
+
+    id: str
+    width: float
+    height: float
+    shape: str = "rect"
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutEdge:
+    """An edge to route; a zero label size means no label."""
+
+    source: str
+    target: str
+    label_width: float = 0.0
+    label_height: float = 0.0
+    loopback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """An axis-aligned box by its top-left corner and size."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+    @property
+    def cx(self) -> float:
+        """Horizontal centre."""
+        return self.x + self.width / 2
+
+    @property
+    def cy(self) -> float:
+        """Vertical centre."""
+        return self.y + self.height / 2
+
+    @property
+    def right(self) -> float:
+        """Right edge."""
+        return self.x + self.width
+
+    @property
+    def bottom(self) -> float:
+        """Bottom edge."""
+        return self.y + self.height
+
+    def overlaps(self, other: Box, margin: float = 0.0) -> bool:
+        """True when the boxes share interior area (touching edges do not count)."""
+        return (
+            self.x < other.right + margin
+            and other.x < self.right + margin
+            and self.y < other.bottom + margin
+            and other.y < self.bottom + margin
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An edge's path: points from source boundary to target boundary, and its label box."""
+
+    source: str
+    target: str
+    kind: RouteKind
+    points: tuple[Point, ...]
+    label: Box | None
+    curved: tuple[bool, ...] = ()
+    """Per segment: True where it crosses a gap between layers (drawn as a curve)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The placed drawing: node boxes, routes in input edge order, and overall size."""
+
+    boxes: Mapping[str, Box]
+    routes: tuple[Route, ...]
+    layers: tuple[tuple[str, ...], ...]
+    width: float
+    height: float
+
+
+def side_span(shape: str, box: Box) -> tuple[float, float]:
+    """The x range of the straight part of a shape's top and bottom sides.
+
+    Edges attach only there, so every edge end lies exactly on the outline.
+    """
+    inset = {
+        "stadium": box.height / 2,
+        "hexagon": HEX_INSET,
+        "map": MAP_OFFSET + 2,
+        "wait": WAIT_RADIUS,
+    }.get(shape, RECT_RADIUS)
+    inset = min(inset, box.width / 2 - 1)
+    return box.x + inset, box.right - inset
+
+
+# ---------------------------------------------------------------- layering
+
+
+def _break_cycles(
+    n: int, edges: Sequence[tuple[int, int]], loops: Sequence[bool], first: int
+) -> list[bool]:
+    """Mark edges kept for layering: forward edges, minus those closing a cycle in a DFS."""
+    keep = [s != t and not loop for (s, t), loop in zip(edges, loops, strict=True)]
+    out: list[list[int]] = [[] for _ in range(n)]
+    for i, (s, _t) in enumerate(edges):
+        if keep[i]:
+            out[s].append(i)
+    state = [0] * n  # 0 new, 1 on stack, 2 done
+    starts = [first, *[v for v in range(n) if v != first]]
+    for root in starts:
+        if state[root]:
+            continue
+        state[root] = 1
+        stack: list[tuple[int, int]] = [(root, 0)]
+        while stack:
+            v, k = stack[-1]
+            if k < len(out[v]):
+                stack[-1] = (v, k + 1)
+                ei = out[v][k]
+                w = edges[ei][1]
+                if state[w] == 1:
+                    keep[ei] = False
+                elif state[w] == 0:
+                    state[w] = 1
+                    stack.append((w, 0))
+            else:
+                state[v] = 2
+                stack.pop()
+    return keep
+
+
+def _layers(n: int, edges: Sequence[tuple[int, int]], keep: Sequence[bool], first: int) -> list[int]:
+    """Longest-path layers, then sources pulled down next to their successors."""
+    preds: list[list[int]] = [[] for _ in range(n)]
+    succs: list[list[int]] = [[] for _ in range(n)]
+    for i, (s, t) in enumerate(edges):
+        if keep[i]:
+            succs[s].append(t)
+            preds[t].append(s)
+    indeg = [len(p) for p in preds]
+    order: list[int] = []
+    ready = [v for v in range(n) if indeg[v] == 0]
+    while ready:
+        v = ready.pop(0)
+        order.append(v)
+        for w in succs[v]:
+            indeg[w] -= 1
+            if indeg[w] == 0:
+                ready.append(w)
+    layer = [0] * n
+    for v in order:
+        for w in succs[v]:
+            layer[w] = max(layer[w], layer[v] + 1)
+    for v in reversed(order):
+        if v != first and not preds[v] and succs[v]:
+            layer[v] = max(layer[v], min(layer[w] for w in succs[v]) - 1)
+    touched = [bool(preds[v] or succs[v]) for v in range(n)]
+    for s, t in edges:
+        touched[s] = touched[t] = True
+    top = max(layer, default=0)
+    for v in range(n):
+        if v != first and not touched[v]:
+            layer[v] = top
+    return layer
+
+
+# ---------------------------------------------------------------- ordering
+
+
+def _crossings(upper: Sequence[int], lower_nbrs: Sequence[Sequence[int]], pos: Sequence[int]) -> int:
+    pairs = sorted((pos[u], pos[w]) for u in upper for w in lower_nbrs[u])
+    count = 0
+    for i in range(len(pairs)):
+        a1, b1 = pairs[i]
+        for j in range(i + 1, len(pairs)):
+            a2, b2 = pairs[j]
+            if a2 > a1 and b2 < b1:
+                count += 1
+    return count
+
+
+def _order(
+    ranks: list[list[int]],
+    up: Sequence[Sequence[int]],
+    down: Sequence[Sequence[int]],
+    comp: Sequence[int],
+) -> list[list[int]]:
+    """Barycentre sweeps down and up; keep the ordering with fewest crossings.
+
+    Vertices stay grouped by connected component (`comp`), so each component
+    occupies a contiguous run of every layer.
+    """
+    nv = len(up)
+    pos = [0] * nv
+
+    def index() -> None:
+        for rank in ranks:
+            for i, v in enumerate(rank):
+                pos[v] = i
+
+    def total() -> int:
+        return sum(_crossings(ranks[i], down, pos) for i in range(len(ranks) - 1))
+
+    index()
+    best = [list(r) for r in ranks]
+    best_count = total()
+    for sweep in range(SWEEPS):
+        downward = sweep % 2 == 0
+        seq = range(1, len(ranks)) if downward else range(len(ranks) - 2, -1, -1)
+        for li in seq:
+            nbrs = up if downward else down
+            rank = ranks[li]
+
+            def key(v: int, nbrs: Sequence[Sequence[int]] = nbrs) -> tuple[int, float, int]:
+                ns = nbrs[v]
+                bary = sum(pos[u] for u in ns) / len(ns) if ns else float(pos[v])
+                return comp[v], bary, pos[v]
+
+            rank.sort(key=key)
+            for i, v in enumerate(rank):
+                pos[v] = i
+        count = total()
+        if count < best_count:
+            best_count = count
+            best = [list(r) for r in ranks]
+        if best_count == 0:
+            break
+    return best
+
+
+# ---------------------------------------------------------------- placement
+
+
+def _isotonic(desired: Sequence[float], weights: Sequence[float], gaps: Sequence[float]) -> list[float]:
+    """Closest positions (weighted least squares) keeping order and minimum gaps.
+
+    `gaps[i]` is the minimum distance between item i-1 and item i (gaps[0] unused).
+    Pool-adjacent-violators on positions shifted by cumulative gaps.
+    """
+    offsets: list[float] = []
+    acc = 0.0
+    for i in range(len(desired)):
+        if i:
+            acc += gaps[i]
+        offsets.append(acc)
+    blocks: list[list[float]] = []  # [weighted sum, weight, count]
+    for i, d in enumerate(desired):
+        blocks.append([(d - offsets[i]) * weights[i], weights[i], 1.0])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            s, w, c = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += w
+            blocks[-1][2] += c
+    out: list[float] = []
+    for s, w, c in blocks:
+        out.extend([s / w] * int(c))
+    return [y + o for y, o in zip(out, offsets, strict=True)]
+
+
+# ---------------------------------------------------------------- driver
+
+
+@dataclass
+class _Work:
+    """Mutable scratch state for one layout call."""
+
+    n: int
+    layer: list[int]
+    chains: list[list[int]] = field(default_factory=list)
+    left: list[float] = field(default_factory=list)
+    right: list[float] = field(default_factory=list)
+    real: list[bool] = field(default_factory=list)
+    self_loops: dict[int, list[int]] = field(default_factory=dict)
+
+
+def layout(
+    nodes: Sequence[LayoutNode], edges: Sequence[LayoutEdge], *, first: str | None = None
+) -> Layout:
+    """Place nodes and route edges top-down; `first` (the entry) goes on top.
+
+    Edges whose ends are unknown ids are ignored. Returns routes in the order
+    of `edges` (unknown-end edges omitted).
+    """
+    ids = {nd.id: i for i, nd in enumerate(nodes)}
+    used = [e for e in edges if e.source in ids and e.target in ids]
+    pairs = [(ids[e.source], ids[e.target]) for e in used]
+    n = len(nodes)
+    if n == 0:
+        return Layout({}, (), (), 2 * MARGIN, 2 * MARGIN)
+    root = ids.get(first, 0) if first is not None else 0
+    keep = _break_cycles(n, pairs, [e.loopback for e in used], root)
+    layer = _layers(n, pairs, keep, root)
+    w = _Work(n=n, layer=list(layer))
+    w.left = [nd.width / 2 for nd in nodes]
+    w.right = [nd.width / 2 for nd in nodes]
+    w.real = [True] * n
+    kinds: list[RouteKind] = []
+    for i, (s, t) in enumerate(pairs):
+        e = used[i]
+        if s == t:
+            kinds.append("self")
+            w.self_loops.setdefault(s, []).append(i)
+            m = len(w.self_loops[s])
+            widest = max(used[j].label_width for j in w.self_loops[s])
+            reach = nodes[s].width / 2 + SELF_LOOP + (m - 1) * SELF_STEP + widest + 8
+            w.right[s] = max(w.right[s], reach)
+            w.chains.append([s])
+            continue
+        ls, lt = layer[s], layer[t]
+        if ls == lt:
+            kinds.append("flat")
+            w.chains.append([s, t])
+            continue
+        step = 1 if lt > ls else -1
+        kinds.append("down" if step == 1 else "up")
+        chain = [s]
+        for li in range(ls + step, lt, step):
+            d = len(w.layer)
+            w.layer.append(li)
+            w.left.append(0.0)
+            w.right.append(0.0)
+            w.real.append(False)
+            chain.append(d)
+        chain.append(t)
+        w.chains.append(chain)
+    nv = len(w.layer)
+    up: list[list[int]] = [[] for _ in range(nv)]
+    down: list[list[int]] = [[] for _ in range(nv)]
+    for ci, chain in enumerate(w.chains):
+        if kinds[ci] in ("self", "flat"):
+            continue
+        for a, b in zip(chain, chain[1:], strict=False):
+            hi, lo = (a, b) if w.layer[a] < w.layer[b] else (b, a)
+            down[hi].append(lo)
+            up[lo].append(hi)
+    nranks = max(w.layer) + 1
+    # Initial order: breadth-first from the entry over edges in definition order.
+    seen: dict[int, int] = {}
+    queue = [root]
+    adj: list[list[int]] = [[] for _ in range(nv)]
+    for chain in w.chains:
+        for a, b in zip(chain, chain[1:], strict=False):
+            adj[a].append(b)
+    while queue or len(seen) < nv:
+        if not queue:
+            queue.append(next(v for v in range(nv) if v not in seen))
+        v = queue.pop(0)
+        if v in seen:
+            continue
+        seen[v] = len(seen)
+        queue.extend(x for x in adj[v] if x not in seen)
+    ranks: list[list[int]] = [[] for _ in range(nranks)]
+    comp = _components(nv, w.chains, seen)
+    for v in sorted(range(nv), key=lambda v: (comp[v], seen[v])):
+        ranks[w.layer[v]].append(v)
+    ranks = _order(ranks, up, down, comp)
+    xs = [0.0] * nv
+    # Each component is placed on its own, then packed beside the earlier ones.
+    skyline: list[float | None] = [None] * nranks
+    for c in range(max(comp) + 1):
+        sub = [[v for v in rank if comp[v] == c] for rank in ranks]
+        part = _place(sub, up, down, w)
+        lefts = [part[r[0]] - w.left[r[0]] for r in sub if r]
+        shift = -min(lefts)
+        needs = [
+            edge + 2 * NODE_SEP - (part[r[0]] - w.left[r[0]])
+            for r, edge in zip(sub, skyline, strict=True)
+            if r and edge is not None
+        ]
+        if needs:
+            shift = max(needs)
+        for li, rank in enumerate(sub):
+            for v in rank:
+                xs[v] = part[v] + shift
+            if rank:
+                skyline[li] = xs[rank[-1]] + w.right[rank[-1]]
+    return _finish(nodes, used, kinds, ranks, xs, w)
+
+
+def _components(nv: int, chains: Sequence[Sequence[int]], seen: Mapping[int, int]) -> list[int]:
+    """Connected component of every vertex, numbered by first appearance in `seen` order."""
+    parent = list(range(nv))
+
+    def find(v: int) -> int:
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    for chain in chains:
+        for a, b in zip(chain, chain[1:], strict=False):
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    number: dict[int, int] = {}
+    out = [0] * nv
+    for v in sorted(range(nv), key=lambda v: seen[v]):
+        out[v] = number.setdefault(find(v), len(number))
+    return out
+
+
+def _sep(w: _Work, a: int, b: int) -> float:
+    gap = NODE_SEP if w.real[a] and w.real[b] else DUMMY_SEP
+    return w.right[a] + gap + w.left[b]
+
+
+def _place(
+    ranks: list[list[int]], up: Sequence[Sequence[int]], down: Sequence[Sequence[int]], w: _Work
+) -> list[float]:
+    nv = len(w.layer)
+    xs = [0.0] * nv
+    for rank in ranks:
+        acc = 0.0
+        for i, v in enumerate(rank):
+            if i:
+                acc += _sep(w, rank[i - 1], v)
+            xs[v] = acc
+    weights = [1.0 if w.real[v] else 4.0 for v in range(nv)]
+
+    def settle(rank: list[int], nbrs: Sequence[Sequence[int]] | None) -> None:
+        gaps = [0.0] + [_sep(w, rank[i - 1], rank[i]) for i in range(1, len(rank))]
+        desired: list[float | None] = []
+        for v in rank:
+            ns = [*up[v], *down[v]] if nbrs is None else list(nbrs[v])
+            if not ns and nbrs is not None:
+                ns = [*up[v], *down[v]]
+            desired.append(sum(xs[u] for u in ns) / len(ns) if ns else None)
+        # Nodes with no neighbours at all sit snugly beside the previous one in the layer.
+        filled: list[float] = []
+        ws: list[float] = []
+        for i, v in enumerate(rank):
+            d = desired[i]
+            if d is None:
+                anchor = next((j for j in range(i - 1, -1, -1) if desired[j] is not None), None)
+                if anchor is not None:
+                    d = filled[anchor] + sum(gaps[anchor + 1 : i + 1])
+                else:
+                    after = next((j for j in range(i + 1, len(rank)) if desired[j] is not None), None)
+                    d = xs[v] if after is None else desired[after] or 0.0
+                    if after is not None:
+                        d -= sum(gaps[i + 1 : after + 1])
+                ws.append(0.01)
+            else:
+                ws.append(weights[v])
+            filled.append(d)
+        placed = _isotonic(filled, ws, gaps)
+        for v, x in zip(rank, placed, strict=True):
+            xs[v] = x
+
+    for p in range(PLACEMENT_PASSES):
+        if p % 2 == 0:
+            for li in range(1, len(ranks)):
+                settle(ranks[li], up)
+        else:
+            for li in range(len(ranks) - 2, -1, -1):
+                settle(ranks[li], down)
+    for rank in ranks:
+        settle(rank, None)
+    return xs
+
+
+def _finish(
+    nodes: Sequence[LayoutNode],
+    used: Sequence[LayoutEdge],
+    kinds: Sequence[RouteKind],
+    ranks: list[list[int]],
+    xs: list[float],
+    w: _Work,
+) -> Layout:
+    n = w.n
+    nranks = len(ranks)
+    band_h = [0.0] * nranks
+    for v in range(n):
+        stacked = sum(used[ci].label_height + 2 for ci in w.self_loops.get(v, []))
+        band_h[w.layer[v]] = max(band_h[w.layer[v]], nodes[v].height, stacked)
+    # Gap g sits above layer g (gap 0 is the space above the first layer).
+    gap_label_h = [0.0] * (nranks + 1)
+    gap_used = [False] * (nranks + 1)
+    for ci, kind in enumerate(kinds):
+        chain = w.chains[ci]
+        s = chain[0]
+        if kind == "down":
+            g = w.layer[s] + 1
+        elif kind in ("up", "flat"):
+            g = w.layer[s]
+        else:
+            continue
+        gap_used[g] = True
+        gap_label_h[g] = max(gap_label_h[g], used[ci].label_height)
+    gap_h = [0.0] * (nranks + 1)
+    for g in range(nranks + 1):
+        if 0 < g < nranks or gap_used[g]:
+            gap_h[g] = max(MIN_GAP, gap_label_h[g] + 2 * LABEL_PAD + 16) if gap_used[g] else MIN_GAP
+    band_top = [0.0] * nranks
+    y = 0.0
+    for li in range(nranks):
+        y += gap_h[li]
+        band_top[li] = y
+        y += band_h[li]
+    band_bot = [band_top[li] + band_h[li] for li in range(nranks)]
+    gap_pairs = {(round(band_bot[li], 2), round(band_top[li + 1], 2)) for li in range(nranks - 1)}
+
+    def rnd(v: float) -> float:
+        return round(v, 2)
+
+    boxes: list[Box] = []
+    for v in range(n):
+        nd = nodes[v]
+        li = w.layer[v]
+        boxes.append(
+            Box(
+                rnd(xs[v] - nd.width / 2),
+                rnd(band_top[li] + (band_h[li] - nd.height) / 2),
+                nd.width,
+                nd.height,
+            )
+        )
+    # Ports: attachments per (node, side), spread along the straight part of the side.
+    attach: dict[tuple[int, str], list[tuple[float, int, int]]] = {}
+
+    def want(v: int, side: str, toward: float, ci: int, end: int) -> None:
+        attach.setdefault((v, side), []).append((toward, ci, end))
+
+    for ci, kind in enumerate(kinds):
+        chain = w.chains[ci]
+        s, t = chain[0], chain[-1]
+        if kind == "self":
+            want(s, "bottom", float("inf"), ci, 0)
+            want(s, "top", float("inf"), ci, 1)
+        elif kind == "flat":
+            want(s, "top", xs[t], ci, 0)
+            want(t, "top", xs[s], ci, 1)
+        else:
+            out_side, in_side = ("bottom", "top") if kind == "down" else ("top", "bottom")
+            want(s, out_side, xs[chain[1]], ci, 0)
+            want(t, in_side, xs[chain[-2]], ci, 1)
+    port: dict[tuple[int, int], float] = {}
+    for (v, _side), items in sorted(attach.items()):
+        items.sort()
+        lo, hi = side_span(nodes[v].shape, boxes[v])
+        for k, (_toward, ci, end) in enumerate(items):
+            port[(ci, end)] = rnd(lo + (hi - lo) * (k + 1) / (len(items) + 1))
+    routes: list[tuple[Route, float]] = []
+    for ci, kind in enumerate(kinds):
+        chain = w.chains[ci]
+        s, t = chain[0], chain[-1]
+        bs, bt = boxes[s], boxes[t]
+        p0, p1 = port[(ci, 0)], port[(ci, 1)]
+        pts: list[Point]
+        mid: Point | None = None
+        if kind == "self":
+            # Loops nest: the first loop is outermost; labels stack in a column beside them.
+            loops = w.self_loops[s]
+            k, m = loops.index(ci), len(loops)
+            far = bs.right + SELF_LOOP + (m - 1 - k) * SELF_STEP
+            pts = [(p0, bs.bottom), (rnd(far), bs.cy), (p1, bs.y)]
+            lw, lh = used[ci].label_width, used[ci].label_height
+            label = None
+            if lw > 0:
+                heights = [used[j].label_height + 2 for j in loops]
+                top = bs.cy - (sum(heights) - 2) / 2 + sum(heights[:k])
+                lx = bs.right + SELF_LOOP + (m - 1) * SELF_STEP + 4
+                label = Box(rnd(lx), rnd(top), lw, lh)
+            routes.append((Route(used[ci].source, used[ci].target, kind, tuple(pts), label), 0.0))
+            continue
+        if kind == "flat":
+            li = w.layer[s]
+            yy = rnd(band_top[li] - gap_h[li] / 2)
+            pts = [(p0, bs.y), (p0, yy), (p1, yy), (p1, bt.y)]
+            mid = ((p0 + p1) / 2, yy)
+        else:
+            pts = []
+            if kind == "down":
+                pts = [(p0, bs.bottom), (p0, band_bot[w.layer[s]])]
+                for d in chain[1:-1]:
+                    pts += [(rnd(xs[d]), band_top[w.layer[d]]), (rnd(xs[d]), band_bot[w.layer[d]])]
+                pts += [(p1, band_top[w.layer[t]]), (p1, bt.y)]
+            else:
+                pts = [(p0, bs.y), (p0, band_top[w.layer[s]])]
+                for d in chain[1:-1]:
+                    pts += [(rnd(xs[d]), band_bot[w.layer[d]]), (rnd(xs[d]), band_top[w.layer[d]])]
+                pts += [(p1, band_bot[w.layer[t]]), (p1, bt.bottom)]
+            a, b = pts[1], pts[2]
+            mid = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
+        dedup: list[Point] = []
+        for p in pts:
+            q = (rnd(p[0]), rnd(p[1]))
+            if not dedup or dedup[-1] != q:
+                dedup.append(q)
+        curved = tuple(
+            kind != "flat" and (min(a[1], b[1]), max(a[1], b[1])) in gap_pairs
+            for a, b in zip(dedup, dedup[1:], strict=False)
+        )
+        route = Route(used[ci].source, used[ci].target, kind, tuple(dedup), None, curved)
+        routes.append((route, mid[0] if mid else 0.0))
+    placed = _place_labels(routes, used, kinds, w, band_top, gap_h)
+    return _translate(nodes, boxes, placed, ranks, w)
+
+
+def _place_labels(
+    routes: list[tuple[Route, float]],
+    used: Sequence[LayoutEdge],
+    kinds: Sequence[RouteKind],
+    w: _Work,
+    band_top: Sequence[float],
+    gap_h: Sequence[float],
+) -> list[Route]:
+    """Centre labels in the gap their edge crosses first, then spread each gap's row."""
+    rows: dict[int, list[tuple[float, int]]] = {}
+    for ci, (_route, mid_x) in enumerate(routes):
+        e = used[ci]
+        if e.label_width <= 0 or kinds[ci] == "self":
+            continue
+        s = w.chains[ci][0]
+        g = w.layer[s] + 1 if kinds[ci] == "down" else w.layer[s]
+        rows.setdefault(g, []).append((mid_x - e.label_width / 2, ci))
+    labels: dict[int, Box] = {}
+    for g, row in sorted(rows.items()):
+        row.sort()
+        gaps = [0.0] + [used[row[i - 1][1]].label_width + 6 for i in range(1, len(row))]
+        xs = _isotonic([x for x, _ in row], [1.0] * len(row), gaps)
+        gap_top = band_top[g] - gap_h[g] if g < len(band_top) else band_top[-1]
+        centre_y = gap_top + gap_h[g] / 2
+        for (_x, ci), x in zip(row, xs, strict=True):
+            lh = used[ci].label_height
+            labels[ci] = Box(round(x, 2), round(centre_y - lh / 2, 2), used[ci].label_width, lh)
+    out: list[Route] = []
+    for ci, (route, _mid) in enumerate(routes):
+        if ci in labels:
+            route = Route(
+                route.source, route.target, route.kind, route.points, labels[ci], route.curved
+            )
+        out.append(route)
+    return out
+
+
+def _translate(
+    nodes: Sequence[LayoutNode],
+    boxes: list[Box],
+    routes: list[Route],
+    ranks: list[list[int]],
+    w: _Work,
+) -> Layout:
+    """Shift everything so the drawing starts at the margin, and size it."""
+    xs_all: list[float] = []
+    ys_all: list[float] = []
+    for b in boxes:
+        xs_all += [b.x, b.right]
+        ys_all += [b.y, b.bottom]
+    for r in routes:
+        for px, py in r.points:
+            xs_all.append(px)
+            ys_all.append(py)
+        if r.label:
+            xs_all += [r.label.x, r.label.right]
+            ys_all += [r.label.y, r.label.bottom]
+    for v, b in enumerate(boxes):
+        xs_all.append(b.cx + w.right[v])
+    dx = round(MARGIN - min(xs_all), 2)
+    dy = round(MARGIN - min(ys_all), 2)
+
+    def mv(b: Box) -> Box:
+        return Box(round(b.x + dx, 2), round(b.y + dy, 2), b.width, b.height)
+
+    moved = [
+        Route(
+            r.source,
+            r.target,
+            r.kind,
+            tuple((round(px + dx, 2), round(py + dy, 2)) for px, py in r.points),
+            mv(r.label) if r.label else None,
+            r.curved,
+        )
+        for r in routes
+    ]
+    layers = tuple(tuple(nodes[v].id for v in rank if w.real[v]) for rank in ranks)
+    return Layout(
+        boxes={nodes[v].id: mv(boxes[v]) for v in range(len(nodes))},
+        routes=tuple(moved),
+        layers=layers,
+        width=round(max(xs_all) + dx + MARGIN, 2),
+        height=round(max(ys_all) + dy + MARGIN, 2),
+    )

@@ -1,0 +1,374 @@
+"""SVG drawing of a laid-out `Graph`: a pure string function, no JavaScript.
+
+Text width is estimated from character classes (there is no font engine
+here), with a safety factor so labels stay inside their boxes.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from zeroflow.viz._graph import GNode, Graph
+from zeroflow.viz._layout import (
+    HEX_INSET,
+    MAP_OFFSET,
+    RECT_RADIUS,
+    WAIT_RADIUS,
+    Box,
+    Layout,
+    LayoutEdge,
+    LayoutNode,
+    Route,
+    layout,
+)
+from zeroflow.viz._overlay import STATUS_LABELS, Overlay, Status, format_duration
+from zeroflow.viz._palette import STATUS_STYLES, NodeStyle
+
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+FONT_SIZE = 13.0
+SMALL_SIZE = 11.0
+LINE_H = 16.0
+PAD_X = 14.0
+PAD_Y = 10.0
+MIN_W = 76.0
+WRAP = 24
+EDGE = "#475569"
+LOOP = "#7c3aed"
+LEGEND_H = 44.0
+
+_NARROW = set("iljtfI.,:;|!'`()[]{} ")
+_WIDE = set("mwMW@%&")
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def text_width(text: str, size: float = FONT_SIZE) -> float:
+    """A generous estimate of the rendered width of `text` in a sans-serif font."""
+    em = 0.0
+    for ch in text:
+        if ord(ch) > 0x2E80:
+            em += 1.0
+        elif ch in _NARROW:
+            em += 0.33
+        elif ch in _WIDE:
+            em += 0.92
+        elif ch.isupper() or ch.isdigit():
+            em += 0.66
+        else:
+            em += 0.57
+    return em * size * 1.06
+
+
+def wrap(text: str, width: int = WRAP) -> list[str]:
+    """Split a label into lines of about `width` characters, at spaces or `_-./` if possible."""
+    lines: list[str] = []
+    for para in text.split("\n"):
+        rest = para
+        while len(rest) > width:
+            cut = max(rest.rfind(c, 0, width + 1) for c in " _-./")
+            if cut <= width // 3:
+                cut = width
+            else:
+                cut += 0 if rest[cut] == " " else 1
+            lines.append(rest[:cut].rstrip())
+            rest = rest[cut:].lstrip(" ")
+        lines.append(rest)
+    return lines[:6] if len(lines) <= 6 else [*lines[:5], lines[5][: width - 1] + "…"]
+
+
+def _x(text: str) -> str:
+    return html.escape(_XML_BAD.sub("\ufffd", text), quote=True)
+
+
+def _n(v: float) -> str:
+    return f"{v:.2f}".rstrip("0").rstrip(".")
+
+
+@dataclass(frozen=True, slots=True)
+class _Drawn:
+    """Per-node drawing inputs: wrapped label lines and an optional overlay line."""
+
+    lines: list[str]
+    extra: str | None
+
+
+def _extra_line(overlay: Overlay | None, node_id: str) -> str | None:
+    if overlay is None:
+        return None
+    nr = overlay.nodes.get(node_id)
+    if nr is None or nr.runs == 0:
+        return None
+    runs = f"{nr.runs} run" + ("" if nr.runs == 1 else "s")
+    return f"{runs} · {format_duration(nr.duration_ms)}"
+
+
+_SHAPE_EXTRA_W: Mapping[str, float] = {
+    "stadium": 0.0,
+    "hexagon": 2 * HEX_INSET,
+    "map": MAP_OFFSET,
+    "subflow": 16.0,
+    "wait": 16.0,
+}
+
+
+def plan(graph: Graph, overlay: Overlay | None) -> tuple[Layout, dict[str, _Drawn]]:
+    """Measure every node and edge label, then lay the graph out."""
+    drawn: dict[str, _Drawn] = {}
+    lnodes: list[LayoutNode] = []
+    ends: dict[str, int] = {}
+    for e in graph.edges:
+        ends[e.source] = ends.get(e.source, 0) + 1
+        ends[e.target] = ends.get(e.target, 0) + 1
+    for nd in graph.nodes:
+        lines = wrap(nd.label)
+        extra = _extra_line(overlay, nd.id)
+        tw = max(text_width(line) for line in lines)
+        if extra:
+            tw = max(tw, text_width(extra, SMALL_SIZE))
+        h = len(lines) * LINE_H + 2 * PAD_Y + (LINE_H - 2 if extra else 0)
+        shape = nd.shape
+        w = max(MIN_W, tw + 2 * PAD_X + _SHAPE_EXTRA_W.get(shape, 0.0))
+        # Room for every edge end to get its own port on the straight part of a side.
+        w = max(w, ends.get(nd.id, 0) * 9.0 + 2 * PAD_X)
+        if shape == "stadium":
+            w += h / 2
+        if shape == "map":
+            h += MAP_OFFSET
+        drawn[nd.id] = _Drawn(lines, extra)
+        lnodes.append(LayoutNode(nd.id, round(w, 2), round(h, 2), shape))
+    ledges = []
+    for e in graph.edges:
+        label = e.label.replace("\n", " ")
+        lw = text_width(label, SMALL_SIZE) + 10 if label else 0.0
+        ledges.append(
+            LayoutEdge(e.source, e.target, round(lw, 2), 16.0 if label else 0.0, e.loopback)
+        )
+    first = next((nd.id for nd in graph.nodes if nd.is_entry), None)
+    return layout(lnodes, ledges, first=first), drawn
+
+
+def _shape(nd: GNode, b: Box, st: NodeStyle) -> str:
+    paint = f'fill="{_x(st.fill)}" stroke="{_x(st.stroke)}" stroke-width="{_n(st.stroke_width)}"'
+    if st.dash:
+        paint += f' stroke-dasharray="{_x(st.dash)}"'
+    x, y, w, h = b.x, b.y, b.width, b.height
+    shape = nd.shape
+    if shape == "stadium":
+        return f'<rect class="shape" x="{_n(x)}" y="{_n(y)}" width="{_n(w)}" height="{_n(h)}" rx="{_n(h / 2)}" {paint}/>'
+    if shape == "hexagon":
+        pts = [
+            (x + HEX_INSET, y),
+            (x + w - HEX_INSET, y),
+            (x + w, y + h / 2),
+            (x + w - HEX_INSET, y + h),
+            (x + HEX_INSET, y + h),
+            (x, y + h / 2),
+        ]
+        return f'<polygon class="shape" points="{" ".join(f"{_n(px)},{_n(py)}" for px, py in pts)}" {paint}/>'
+    if shape == "map":
+        o = MAP_OFFSET
+        back = f'<rect x="{_n(x + o)}" y="{_n(y)}" width="{_n(w - o)}" height="{_n(h - o)}" rx="{_n(RECT_RADIUS)}" {paint}/>'
+        front = f'<rect class="shape" x="{_n(x)}" y="{_n(y + o)}" width="{_n(w - o)}" height="{_n(h - o)}" rx="{_n(RECT_RADIUS)}" {paint}/>'
+        return back + front
+    radius = WAIT_RADIUS if shape == "wait" else RECT_RADIUS
+    out = f'<rect class="shape" x="{_n(x)}" y="{_n(y)}" width="{_n(w)}" height="{_n(h)}" rx="{_n(radius)}" {paint}/>'
+    if shape == "subflow":
+        for lx in (x + 7, x + w - 7):
+            out += f'<line x1="{_n(lx)}" y1="{_n(y)}" x2="{_n(lx)}" y2="{_n(y + h)}" stroke="{_x(st.stroke)}" stroke-width="1"/>'
+    if shape == "wait":
+        for lx in (x + 9, x + 13):
+            out += f'<line x1="{_n(lx)}" y1="{_n(y + h / 2 - 5)}" x2="{_n(lx)}" y2="{_n(y + h / 2 + 5)}" stroke="{_x(st.stroke)}" stroke-width="2"/>'
+    return out
+
+
+def _text(nd: GNode, b: Box, d: _Drawn, st: NodeStyle) -> str:
+    cx, cy = b.cx, b.cy
+    if nd.shape == "map":
+        cx, cy = cx - MAP_OFFSET / 2, cy + MAP_OFFSET / 2
+    if nd.shape == "wait":
+        cx += 5
+    n_lines = len(d.lines) + (1 if d.extra else 0)
+    top = cy - (n_lines * LINE_H) / 2 + LINE_H * 0.72
+    parts = [
+        f'<text x="{_n(cx)}" y="{_n(top + i * LINE_H)}" fill="{_x(st.text)}">{_x(line)}</text>'
+        for i, line in enumerate(d.lines)
+    ]
+    if d.extra:
+        y = top + len(d.lines) * LINE_H
+        parts.append(
+            f'<text class="meta" x="{_n(cx)}" y="{_n(y)}" fill="{_x(st.text)}">{_x(d.extra)}</text>'
+        )
+    return "".join(parts)
+
+
+def _path(route: Route) -> str:
+    p = route.points
+    d = f"M{_n(p[0][0])},{_n(p[0][1])}"
+    if route.kind == "self":
+        (x0, y0), (fx, fy), (x2, y2) = p
+        d += f" C{_n(x0)},{_n(y0 + 18)} {_n(fx)},{_n(y0 + 10)} {_n(fx)},{_n(fy)}"
+        d += f" C{_n(fx)},{_n(y2 - 10)} {_n(x2)},{_n(y2 - 18)} {_n(x2)},{_n(y2)}"
+        return d
+    if route.kind == "flat":
+        return d + "".join(f" L{_n(x)},{_n(y)}" for x, y in p[1:])
+    bulge = 16.0 if route.kind == "up" else 0.0
+    for i, ((ax, ay), (bx, by)) in enumerate(zip(p, p[1:], strict=False)):
+        if i < len(route.curved) and route.curved[i]:
+            my = (ay + by) / 2
+            d += f" C{_n(ax + bulge)},{_n(my)} {_n(bx + bulge)},{_n(my)} {_n(bx)},{_n(by)}"
+        else:
+            d += f" L{_n(bx)},{_n(by)}"
+    return d
+
+
+def render_svg(
+    graph: Graph,
+    *,
+    styles: Mapping[str, NodeStyle] | None = None,
+    statuses: Mapping[str, Status] | None = None,
+    overlay: Overlay | None = None,
+    title: str | None = None,
+) -> str:
+    """Lay out and draw `graph` as a standalone SVG document string.
+
+    `styles` paints nodes (default: the pending style); `overlay` adds run
+    counts, durations, a legend, and `data-status` on each node group.
+    """
+    lay, drawn = plan(graph, overlay)
+    default = STATUS_STYLES["pending"]
+    style_of: dict[str, NodeStyle] = {}
+    status_of: dict[str, Status] = {}
+    for nd in graph.nodes:
+        status: Status = "pending"
+        if overlay is not None and nd.id in overlay.nodes:
+            status = overlay.nodes[nd.id].status
+        elif statuses is not None and nd.id in statuses:
+            status = statuses[nd.id]
+        status_of[nd.id] = status
+        style_of[nd.id] = (styles or {}).get(nd.id) or STATUS_STYLES.get(status, default)
+    legend = overlay is not None
+    width = max(lay.width, 560.0 if legend else 0.0)
+    height = lay.height + (LEGEND_H if legend else 0.0)
+    name = title if title is not None else graph.name
+    out: list[str] = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="zeroflow-graph" '
+        f'width="{_n(width)}" height="{_n(height)}" viewBox="0 0 {_n(width)} {_n(height)}" '
+        f'role="img" aria-label="{_x(name)}" font-family="{_x(FONT)}" font-size="{_n(FONT_SIZE)}">',
+        f"<title>{_x(name)}</title>",
+        "<style>text{text-anchor:middle}.meta{font-size:11px;opacity:.85}"
+        ".edge-label text{font-size:11px;fill:#334155}</style>",
+        "<defs>",
+        f'<marker id="zf-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="{EDGE}"/></marker>',
+        f'<marker id="zf-arrow-loop" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="{LOOP}"/></marker>',
+        "</defs>",
+        '<rect class="background" x="0" y="0" width="100%" height="100%" fill="#ffffff"/>',
+        '<g class="edges" fill="none">',
+    ]
+    for route, edge in zip(lay.routes, _routed_edges(graph, lay), strict=True):
+        loop = edge.loopback
+        colour = LOOP if loop else EDGE
+        dash = ' stroke-dasharray="6 4"' if loop else ""
+        marker = "zf-arrow-loop" if loop else "zf-arrow"
+        out.append(
+            f'<path class="edge{" loopback" if loop else ""}" data-source="{_x(edge.source)}" '
+            f'data-target="{_x(edge.target)}" data-label="{_x(edge.label)}" d="{_path(route)}" '
+            f'stroke="{colour}" stroke-width="1.5"{dash} marker-end="url(#{marker})"/>'
+        )
+    out.append("</g>")
+    out.append('<g class="edge-labels">')
+    for route, edge in zip(lay.routes, _routed_edges(graph, lay), strict=True):
+        if route.label is None:
+            continue
+        b = route.label
+        out.append(
+            f'<g class="edge-label" data-source="{_x(edge.source)}" data-target="{_x(edge.target)}" '
+            f'data-x="{_n(b.x)}" data-y="{_n(b.y)}" data-w="{_n(b.width)}" data-h="{_n(b.height)}">'
+            f'<rect x="{_n(b.x)}" y="{_n(b.y)}" width="{_n(b.width)}" height="{_n(b.height)}" '
+            f'rx="3" fill="#ffffff" fill-opacity="0.92"/>'
+            f'<text x="{_n(b.cx)}" y="{_n(b.y + b.height * 0.74)}">'
+            f"{_x(edge.label.replace(chr(10), ' '))}</text></g>"
+        )
+    out.append("</g>")
+    out.append('<g class="nodes">')
+    for nd in graph.nodes:
+        b = lay.boxes[nd.id]
+        st = style_of[nd.id]
+        status = status_of[nd.id]
+        tip = [nd.label, f"kind: {nd.kind}" + (" (entry)" if nd.is_entry else "")]
+        if nd.is_error:
+            tip[-1] += " (error handler)"
+        attrs = ""
+        if overlay is not None:
+            nr = overlay.nodes[nd.id]
+            tip.append(f"status: {STATUS_LABELS[status]}")
+            if nr.runs:
+                tip.append(f"runs: {nr.runs}, total {format_duration(nr.duration_ms)}")
+            attrs = f' data-runs="{nr.runs}" data-duration-ms="{_n(nr.duration_ms)}"'
+        out.append(
+            f'<g class="node" data-id="{_x(nd.id)}" data-kind="{nd.kind}" data-shape="{nd.shape}" '
+            f'data-status="{status}"{attrs} data-x="{_n(b.x)}" data-y="{_n(b.y)}" '
+            f'data-w="{_n(b.width)}" data-h="{_n(b.height)}">'
+            f"<title>{_x(chr(10).join(tip))}</title>"
+            + _shape(nd, b, st)
+            + _text(nd, b, drawn[nd.id], st)
+        )
+        if overlay is not None and overlay.nodes[nd.id].queued and status not in ("next", "waiting"):
+            nx = STATUS_STYLES["next"]
+            out.append(
+                f'<rect class="queued" x="{_n(b.x - 3)}" y="{_n(b.y - 3)}" width="{_n(b.width + 6)}" '
+                f'height="{_n(b.height + 6)}" rx="7" fill="none" stroke="{nx.stroke}" '
+                f'stroke-width="1.5" stroke-dasharray="3 3"/>'
+            )
+        out.append("</g>")
+    out.append("</g>")
+    if overlay is not None:
+        out.append(_legend(overlay, lay.height, width))
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _routed_edges(graph: Graph, lay: Layout) -> Sequence[_EdgeView]:
+    ids = set(lay.boxes)
+    return [
+        _EdgeView(e.source, e.target, e.label, e.loopback)
+        for e in graph.edges
+        if e.source in ids and e.target in ids
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _EdgeView:
+    source: str
+    target: str
+    label: str
+    loopback: bool
+
+
+def _legend(overlay: Overlay, top: float, width: float) -> str:
+    y = top + 8
+    parts = [f'<g class="legend" transform="translate(0,{_n(y)})">']
+    status = overlay.run_status or "unknown"
+    summary = f"run {status} · total {format_duration(overlay.total_duration_ms)}"
+    parts.append(
+        f'<text x="16" y="10" style="text-anchor:start;font-size:11px" fill="#0f172a">'
+        f"{_x(summary)}</text>"
+    )
+    x = 16.0
+    statuses: list[Status] = ["succeeded", "failed", "waiting", "next", "not_reached"]
+    for s in statuses:
+        st = STATUS_STYLES[s]
+        dash = f' stroke-dasharray="{st.dash}"' if st.dash else ""
+        label = STATUS_LABELS[s]
+        parts.append(
+            f'<rect x="{_n(x)}" y="18" width="14" height="12" rx="2" fill="{st.fill}" '
+            f'stroke="{st.stroke}"{dash}/>'
+            f'<text x="{_n(x + 19)}" y="28" style="text-anchor:start;font-size:11px" '
+            f'fill="#334155">{label}</text>'
+        )
+        x += 19 + text_width(label, SMALL_SIZE) + 14
+    parts.append("</g>")
+    return "".join(parts)
