@@ -13,6 +13,7 @@ a failure routed to the error handler, and a 30-node support agent.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ def _node(*edges: tuple[str, str], loop: tuple[str, ...] = (), **extra: Any) -> 
         if output in loop:
             edge["is_loopback"] = True
         outputs.setdefault(output, []).append(edge)
+    outputs.setdefault("ok", [])  # the default output is always declared, even at the end
     return {"handler": "step", "outputs": outputs, **extra}
 
 
@@ -43,11 +45,13 @@ def _wf(name: str, entry: str, nodes: dict[str, Any], error: str | None = None) 
 def step(ctx: WorkflowContext) -> HandlerResult:
     """The demo handler: what it does is read from the node's config.
 
+    Each call sleeps ``work_ms`` (default 2) to stand in for real work.
     ``emit`` lists the outputs to return (default ``["ok"]``); ``loop`` names
     an output to return the first ``times`` visits (a loopback); ``wait``
     pauses for a human until resumed; ``fail`` raises.
     """
     config = ctx.node_config
+    time.sleep(float(config.get("work_ms", 2)) / 1000)  # pretend to work, so durations show
     visits = int(ctx.node_state.get("visits", 0)) + 1
     updates = {"visits": visits}
     if config.get("fail"):
@@ -68,8 +72,9 @@ def workflows() -> list[Definition]:
         "02_branch",
         "triage",
         {
-            "triage": _node(("urgent", "escalate"), ("normal", "queue_ticket"),
-                            config={"emit": ["urgent"]}),
+            "triage": _node(
+                ("urgent", "escalate"), ("normal", "queue_ticket"), config={"emit": ["urgent"]}
+            ),
             "escalate": _node(),
             "queue_ticket": _node(),
         },
@@ -79,8 +84,12 @@ def workflows() -> list[Definition]:
         "draft",
         {
             "draft": _node(("ok", "review")),
-            "review": _node(("ok", "publish"), ("revise", "draft"), loop=("revise",),
-                            config={"loop": "revise", "times": 2}),
+            "review": _node(
+                ("ok", "publish"),
+                ("revise", "draft"),
+                loop=("revise",),
+                config={"loop": "revise", "times": 2},
+            ),
             "publish": _node(("ok", "announce")),
             "announce": _node(),
             "handle_error": _node(),
@@ -95,8 +104,10 @@ def workflows() -> list[Definition]:
             "fetch_prices": _node(("ok", "merge")),
             "fetch_stock": _node(("ok", "merge")),
             "fetch_reviews": _node(("ok", "merge")),
-            "merge": _node(("ok", "report"), join={
-                "mode": "and", "wait_for": ["fetch_prices", "fetch_stock", "fetch_reviews"]}),
+            "merge": _node(
+                ("ok", "report"),
+                join={"mode": "and", "wait_for": ["fetch_prices", "fetch_stock", "fetch_reviews"]},
+            ),
             "report": _node(),
             "handle_error": _node(),
         },
@@ -107,11 +118,16 @@ def workflows() -> list[Definition]:
         "receive_order",
         {
             "receive_order": _node(("ok", "check_stock")),
-            "check_stock": _node(("in_stock", "manager_approval"), ("backorder", "notify_delay"),
-                                 config={"emit": ["in_stock"]}),
-            "manager_approval": _node(("approved", "charge_card"), ("rejected", "notify_declined"),
-                                      config={"kind": "wait", "wait": "Approve order #1042?",
-                                              "emit": ["approved"]}),
+            "check_stock": _node(
+                ("in_stock", "manager_approval"),
+                ("backorder", "notify_delay"),
+                config={"emit": ["in_stock"]},
+            ),
+            "manager_approval": _node(
+                ("approved", "charge_card"),
+                ("rejected", "notify_declined"),
+                config={"kind": "wait", "wait": "Approve order #1042?", "emit": ["approved"]},
+            ),
             "charge_card": _node(("ok", "pack"), ("declined", "notify_declined")),
             "notify_delay": _node(),
             "notify_declined": _node(),
@@ -126,24 +142,33 @@ def workflows() -> list[Definition]:
         "06_nightly_etl",
         "schedule",
         {
-            "schedule": _node(("ok", "extract_orders"), ("ok", "extract_customers"),
-                              ("ok", "extract_products")),
+            "schedule": _node(
+                ("ok", "extract_orders"), ("ok", "extract_customers"), ("ok", "extract_products")
+            ),
             "extract_orders": _node(("ok", "validate_orders")),
             "extract_customers": _node(("ok", "validate_customers")),
             "extract_products": _node(("ok", "clean_products")),
             "validate_orders": _node(("ok", "join_tables")),
             "validate_customers": _node(("ok", "join_tables")),
             "clean_products": _node(("ok", "join_tables")),
-            "join_tables": _node(("ok", "compute_metrics"), join={
-                "mode": "and",
-                "wait_for": ["validate_orders", "validate_customers", "clean_products"]}),
+            "join_tables": _node(
+                ("ok", "compute_metrics"),
+                join={
+                    "mode": "and",
+                    "wait_for": ["validate_orders", "validate_customers", "clean_products"],
+                },
+            ),
             "compute_metrics": _node(("ok", "detect_anomalies")),
-            "detect_anomalies": _node(("anomaly", "alert_oncall"), ("clean", "load_warehouse"),
-                                      config={"emit": ["clean"]}),
+            "detect_anomalies": _node(
+                ("anomaly", "alert_oncall"), ("clean", "load_warehouse"), config={"emit": ["clean"]}
+            ),
             "alert_oncall": _node(),
-            "load_warehouse": _node(("ok", "refresh_dashboards"), ("ok", "archive_raw"),
-                                    config={"fail": True}, run_policy={"max_retries": 1,
-                                                                        "retry_sleep_seconds": 0}),
+            "load_warehouse": _node(
+                ("ok", "refresh_dashboards"),
+                ("ok", "archive_raw"),
+                config={"fail": True},
+                run_policy={"max_retries": 1, "retry_sleep_seconds": 0},
+            ),
             "refresh_dashboards": _node(),
             "archive_raw": _node(),
             "handle_error": _node(("ok", "alert_oncall")),
@@ -158,33 +183,50 @@ def _support_agent() -> Definition:
     n = _node
     nodes = {
         "receive_message": n(("ok", "detect_language")),
-        "detect_language": n(("english", "classify_intent"), ("other", "translate_to_en"),
-                             config={"emit": ["other"]}),
+        "detect_language": n(
+            ("english", "classify_intent"), ("other", "translate_to_en"), config={"emit": ["other"]}
+        ),
         "translate_to_en": n(("ok", "classify_intent")),
-        "classify_intent": n(("faq", "faq_search"), ("billing", "billing_lookup"),
-                             ("tech", "tech_triage"), ("account", "account_check"),
-                             config={"emit": ["tech"]}),
+        "classify_intent": n(
+            ("faq", "faq_search"),
+            ("billing", "billing_lookup"),
+            ("tech", "tech_triage"),
+            ("account", "account_check"),
+            config={"emit": ["tech"]},
+        ),
         "faq_search": n(("found", "faq_answer"), ("none", "escalate_engineer")),
         "faq_answer": n(("ok", "compose_reply")),
         "billing_lookup": n(("ok", "check_invoice")),
         "check_invoice": n(("refund", "refund_approval"), ("ok", "compose_reply")),
-        "refund_approval": n(("approved", "issue_refund"), ("rejected", "compose_reply"),
-                             config={"kind": "wait", "wait": "Approve refund?"}),
+        "refund_approval": n(
+            ("approved", "issue_refund"),
+            ("rejected", "compose_reply"),
+            config={"kind": "wait", "wait": "Approve refund?"},
+        ),
         "issue_refund": n(("ok", "compose_reply")),
         "tech_triage": n(("ok", "gather_logs"), ("ok", "search_kb")),
         "gather_logs": n(("ok", "analyse_logs")),
         "analyse_logs": n(("ok", "draft_fix")),
         "search_kb": n(("ok", "draft_fix")),
         "draft_fix": n(("ok", "verify_fix")),
-        "verify_fix": n(("ok", "compose_reply"), ("retry", "draft_fix"), ("stuck", "escalate_engineer"),
-                        loop=("retry",), config={"loop": "retry", "times": 1}),
+        "verify_fix": n(
+            ("ok", "compose_reply"),
+            ("retry", "draft_fix"),
+            ("stuck", "escalate_engineer"),
+            loop=("retry",),
+            config={"loop": "retry", "times": 1},
+        ),
         "escalate_engineer": n(("ok", "notify_supervisor")),
         "account_check": n(("locked", "unlock_account"), ("forgot", "reset_password")),
         "reset_password": n(("ok", "compose_reply")),
         "unlock_account": n(("ok", "compose_reply")),
         "compose_reply": n(("ok", "tone_check")),
-        "tone_check": n(("ok", "translate_back"), ("rewrite", "compose_reply"), loop=("rewrite",),
-                        config={"loop": "rewrite", "times": 1}),
+        "tone_check": n(
+            ("ok", "translate_back"),
+            ("rewrite", "compose_reply"),
+            loop=("rewrite",),
+            config={"loop": "rewrite", "times": 1},
+        ),
         "translate_back": n(("ok", "send_reply")),
         "send_reply": n(("ok", "update_crm"), ("ok", "survey")),
         "update_crm": n(("ok", "close_ticket")),
@@ -205,7 +247,9 @@ def run_tour(output_dir: Path | None = None) -> list[Path]:
         engine = WorkflowEngine(defn, handlers={"step": step})
         result = engine.run(initial_input={"tour": True})
         path = workflow_to_html(defn, out / f"tour_{defn['workflow_name']}.html", run=result)
-        print(f"{defn['workflow_name']:<22} {len(defn['nodes']):>2} nodes  {result.status:<9} {path}")
+        print(
+            f"{defn['workflow_name']:<22} {len(defn['nodes']):>2} nodes  {result.status:<9} {path}"
+        )
         pages.append(path)
     return pages
 

@@ -235,10 +235,6 @@ def test_join_mode_must_be_or_or_and(mode: str) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: join.mode is formatted as '{mode}' not {mode!r}: None gives \"got 'None'\"",
-)
 def test_join_mode_none_is_shown_as_its_repr() -> None:
     assert "node 'm' join.mode must be 'or' or 'and', got None" in message_of(
         diamond({"mode": None})
@@ -297,11 +293,6 @@ def test_forward_cycles_are_found_anywhere_and_shown(edges: dict, cycle: str) ->
     assert msg.endswith(CYCLE_TAIL)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="COMPAT: 0.1.0 prints the DFS path from its root ('a -> b -> b'); ours starts at "
-    "the cycle ('b -> b')",
-)
 def test_cycle_message_includes_the_dfs_prefix_like_0_1_0() -> None:
     msg = message_of(chain({"a": ["b"], "b": ["b"]}))
     assert "cycle detected in forward edges: a -> b -> b." in msg

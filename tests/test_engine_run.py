@@ -1251,3 +1251,112 @@ def test_load_snapshot_of_a_missing_run_is_a_key_error_naming_it() -> None:
     with pytest.raises(KeyError) as info:
         hitl_engine(store=InMemoryWorkflowStore()).load_snapshot("missing-id")
     assert info.value.args == ("run 'missing-id' not found",)
+
+
+def test_context_deadline_helpers_use_the_engines_clock() -> None:
+    clock = FakeClock(500.0)
+    seen: list[Any] = []
+
+    def spy(ctx: WorkflowContext) -> HandlerResult:
+        seen.append((ctx.is_timed_out(), ctx.remaining_seconds()))
+        return HandlerResult(outputs=["ok"])
+
+    definition = wf({"a": node("spy")}, engine_policy={"workflow_timeout_seconds": 10})
+    WorkflowEngine(definition, {"spy": spy}, clock=clock).run()
+    assert seen == [(False, 10.0)]
+
+
+def test_remaining_seconds_is_clamped_at_zero_and_none_without_deadline() -> None:
+    ctx = WorkflowContext("wf", "h", "r", "a", {}, 1, 1, zeroflow.WorkflowState(), {}, 1.0, print)
+    assert ctx.remaining_seconds() == 0.0
+    assert ctx.is_timed_out() is True
+    free = WorkflowContext("wf", "h", "r", "a", {}, 1, 1, zeroflow.WorkflowState(), {}, None, print)
+    assert free.remaining_seconds() is None
+    assert free.is_timed_out() is False
+
+
+def test_run_from_checkpoint_clears_a_cancel_requested_before_it_started() -> None:
+    engine = hitl_engine()
+    paused = engine.run()
+    assert paused.checkpoint is not None
+    engine.cancel()
+    assert engine.run_from_checkpoint(paused.checkpoint, resume_input={"ok": True}).success
+
+
+def test_a_returned_error_wins_over_waiting() -> None:
+    handler = returning(outputs=[], waiting=True, error=WorkflowError("MINE", "m"))
+    result = WorkflowEngine(linear("a"), {"a": handler}).run()
+    assert result.status == "failed"
+    assert result.error is not None and result.error.code == "MINE"
+
+
+def test_non_json_resume_input_is_a_type_error() -> None:
+    engine = hitl_engine()
+    paused = engine.run()
+    assert paused.checkpoint is not None
+    with pytest.raises(TypeError, match="JSON"):
+        engine.run_from_checkpoint(paused.checkpoint, resume_input={"s": {1}})
+
+
+def test_duplicate_wait_for_entries_are_accepted_and_the_join_runs() -> None:
+    nodes = {
+        "s": node("ok", "l", "r"),
+        "l": node("ok", "m"),
+        "r": node("ok", "m"),
+        "m": node("ok", join={"mode": "and", "wait_for": ["l", "l", "r"]}),
+    }
+    assert WorkflowEngine(wf(nodes), {"ok": ok}).run().trace == ["s", "l", "r", "m"]
+
+
+def test_update_keys_are_normalised_like_json() -> None:
+    handler = returning(outputs=["ok"], workflow_updates={"t": (1, 2), "nested": {1: "one"}})
+    result = WorkflowEngine(linear("a"), {"a": handler}).run()
+    assert result.state.workflow == {"t": [1, 2], "nested": {"1": "one"}}
+
+
+# ---------------------------------------------------------------- beyond 0.1.0, lightly
+
+
+def test_on_error_catcher_routes_matching_failures_before_the_default_error_node() -> None:
+    definition = wf(
+        {
+            "a": node("bad", on_error=[{"target_node": "fix", "exceptions": ["RuntimeError"]}]),
+            "fix": node("ok"),
+            "err": node("ok"),
+        },
+        default_error_node="err",
+    )
+    result = WorkflowEngine(definition, {"bad": boom, "ok": ok}).run()
+    assert result.trace == ["a", "fix"]
+    assert result.success
+
+
+def test_on_error_catcher_that_does_not_match_falls_back_to_the_error_node() -> None:
+    definition = wf(
+        {
+            "a": node("bad", on_error=[{"target_node": "fix", "codes": ["UNDECLARED_OUTPUT"]}]),
+            "fix": node("ok"),
+            "err": node("ok"),
+        },
+        default_error_node="err",
+    )
+    result = WorkflowEngine(definition, {"bad": boom, "ok": ok}).run()
+    assert result.trace == ["a", "err"]
+
+
+def test_stranded_join_warns_by_default_and_fails_when_asked() -> None:
+    nodes = {
+        "s": node("ok", "l", "r"),
+        "l": node("ok", "m"),
+        "r": node("none", "m"),
+        "m": node("ok", join={"mode": "and", "wait_for": ["l", "r"]}),
+    }
+    handlers = {"ok": ok, "none": returning(outputs=[])}
+    rec = Recorder()
+    assert WorkflowEngine(wf(nodes), handlers, event_callback=rec).run().success
+    warnings = [e.data for e in rec.of("node:warning")]
+    assert warnings and warnings[0]["node"] == "m"
+    strict = wf(nodes, engine_policy={"stranded_joins": "fail"})
+    result = WorkflowEngine(strict, handlers).run()
+    assert result.status == "failed"
+    assert result.error is not None and result.error.code == "JOIN_STRANDED"

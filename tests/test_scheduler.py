@@ -152,6 +152,16 @@ def test_and_join_records_arrivals_until_every_predecessor_arrived() -> None:
     assert fr.arrivals == {}
 
 
+def test_and_join_with_duplicate_wait_for_entries_is_queued_once_all_arrived() -> None:
+    _, routes = graph(DIAMOND, {"m": ["l", "l", "r"]})
+    fr = Frontier(ready_now=["l", "r"])
+    fr.take()
+    fr.route("l", ["ok"], routes)
+    fr.take()
+    fr.route("r", ["ok"], routes)
+    assert fr.ready_now == ["m"]
+
+
 def test_and_join_arrivals_are_keyed_by_wave() -> None:
     _, routes = graph(DIAMOND, {"m": ["l", "r"]})
     fr = Frontier(wave=7, ready_now=["l"])

@@ -113,10 +113,6 @@ def test_readonly_state_refuses_every_mutation_with_a_helpful_type_error(mutatio
     assert after_seen == [EXPECTED_STATE]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ReadOnlyState.__setattr__ message omits 'state_isolation' (src/zeroflow/_live.py)",
-)
 @pytest.mark.parametrize("attr", ["workflow", "input", "node"])
 def test_reassigning_a_state_attribute_is_refused_with_the_same_hint(attr: str) -> None:
     errors: list[BaseException] = []

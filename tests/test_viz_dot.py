@@ -39,7 +39,7 @@ def test_dot_has_safe_ids_quoted_labels_and_the_same_shapes() -> None:
 
 def test_dot_colours_done_active_and_failed_nodes() -> None:
     dot = workflow_to_dot(WF, done_nodes=["plan"], active_node="exec", failed=True)
-    assert f'n0 [label="plan"' in dot
+    assert 'n0 [label="plan"' in dot
     line = {ln.split()[0]: ln for ln in dot.splitlines() if ln.startswith("  n") and "->" not in ln}
     assert STATUS_STYLES["succeeded"].fill in line["n0"]
     assert STATUS_STYLES["failed"].fill in line["n1"]

@@ -54,8 +54,10 @@ def test_mermaid_page_embeds_an_svg_and_no_javascript(tmp_path: Path) -> None:
     assert "https://" not in page
     assert len(page.encode()) < 40_000
     nodes = _node_groups(_svg_of(page))
-    labels = {g.find("{http://www.w3.org/2000/svg}title").text.split("\n")[0]: g  # type: ignore[union-attr]
-              for g in nodes.values()}
+    labels = {
+        g.find("{http://www.w3.org/2000/svg}title").text.split("\n")[0]: g  # type: ignore[union-attr]
+        for g in nodes.values()
+    }
     assert set(labels) == {"plan", "exec", "review", "handle_error"}
     assert labels["plan"].attrib["data-shape"] == "stadium"
     assert labels["handle_error"].attrib["data-shape"] == "hexagon"
@@ -69,9 +71,10 @@ def test_raw_and_fenced_sources_draw_the_same_picture(tmp_path: Path) -> None:
     raw = mermaid_to_html(workflow_to_mermaid(WF, fenced=False), tmp_path / "b.html", title="t")
     svg_a = fenced.read_text(encoding="utf-8")
     svg_b = raw.read_text(encoding="utf-8")
-    assert svg_a[svg_a.index("<svg") : svg_a.index("</svg>")] == svg_b[
-        svg_b.index("<svg") : svg_b.index("</svg>")
-    ]
+    assert (
+        svg_a[svg_a.index("<svg") : svg_a.index("</svg>")]
+        == svg_b[svg_b.index("<svg") : svg_b.index("</svg>")]
+    )
 
 
 @pytest.mark.parametrize("name", ["x.png", "x.svg", "x", "x.html.txt"])

@@ -163,7 +163,9 @@ def test_crossings_are_removed_from_a_swapped_bipartite_graph() -> None:
     assert (b["a"].cx < b["b"].cx) == (b["y"].cx < b["x"].cx)
 
 
-def _random_graph(n: int, data: list[tuple[int, int, bool]]) -> tuple[list[LayoutNode], list[LayoutEdge]]:
+def _random_graph(
+    n: int, data: list[tuple[int, int, bool]]
+) -> tuple[list[LayoutNode], list[LayoutEdge]]:
     shapes = ["rect", "stadium", "hexagon", "wait", "subflow", "map"]
     nodes = [
         LayoutNode(f"n{i}", 60.0 + (i * 37) % 90, 34.0 + (i % 3) * 8, shapes[i % len(shapes)])
@@ -174,8 +176,13 @@ def _random_graph(n: int, data: list[tuple[int, int, bool]]) -> tuple[list[Layou
         src, dst = s % n, t % n
         loop = dst <= src
         edges.append(
-            LayoutEdge(f"n{src}", f"n{dst}", 20.0 + (k % 4) * 15 if labelled else 0.0,
-                       16.0 if labelled else 0.0, loop)
+            LayoutEdge(
+                f"n{src}",
+                f"n{dst}",
+                20.0 + (k % 4) * 15 if labelled else 0.0,
+                16.0 if labelled else 0.0,
+                loop,
+            )
         )
     return nodes, edges
 

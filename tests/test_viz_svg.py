@@ -77,12 +77,16 @@ def _ends(d: str) -> tuple[tuple[float, float], tuple[float, float]]:
     return (nums[0], nums[1]), (nums[-2], nums[-1])
 
 
-def _on_boundary(shape: str, box: tuple[float, float, float, float], p: tuple[float, float]) -> bool:
+def _on_boundary(
+    shape: str, box: tuple[float, float, float, float], p: tuple[float, float]
+) -> bool:
     x, y, w, h = box
     inset = {"stadium": h / 2, "hexagon": HEX_INSET, "map": MAP_OFFSET + 2, "wait": WAIT_RADIUS}
     i = min(inset.get(shape, RECT_RADIUS), w / 2 - 1)
     px, py = p
-    return (abs(py - y) < 0.02 or abs(py - (y + h)) < 0.02) and x + i - 0.02 <= px <= x + w - i + 0.02
+    return (
+        abs(py - y) < 0.02 or abs(py - (y + h)) < 0.02
+    ) and x + i - 0.02 <= px <= x + w - i + 0.02
 
 
 def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
@@ -122,7 +126,7 @@ def test_svg_is_sound_xml_with_non_overlapping_nodes_edges_on_boundaries_and_fre
             assert not _overlap(a_box, b_box)
     width, height = float(root.attrib["width"]), float(root.attrib["height"])
     for x, y, w, h in boxes.values():
-        assert 0 <= x and x + w <= width and 0 <= y and y + h <= height
+        assert x >= 0 and x + w <= width and y >= 0 and y + h <= height
 
 
 def test_shapes_follow_node_roles_and_kinds() -> None:
@@ -256,8 +260,13 @@ def _assert_overlay(svg: str, trail: list[Step], queued: list[str]) -> None:
 
 
 def test_overlay_colours_match_a_snapshot_audit_trail() -> None:
-    snap = Snapshot("waiting", TRAIL, [s.node for s in TRAIL], ready_now=["approve"],
-                    ready_next_wave=["publish"])
+    snap = Snapshot(
+        "waiting",
+        TRAIL,
+        [s.node for s in TRAIL],
+        ready_now=["approve"],
+        ready_next_wave=["publish"],
+    )
     svg = workflow_to_svg(WF, run=snap)
     _assert_overlay(svg, TRAIL, ["approve", "publish"])
     nodes = _nodes(_parse(svg))

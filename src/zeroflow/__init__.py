@@ -14,9 +14,12 @@ from ._constants import (
     ERROR_HANDLER_TYPE_NOT_DECLARED,
     ERROR_INVALID_HANDLER_RESULT,
     ERROR_JOIN_STRANDED,
+    ERROR_MAP_FAILED,
+    ERROR_MAP_INPUT,
     ERROR_MAX_STEPS_EXCEEDED,
     ERROR_NODE_TIMEOUT,
     ERROR_STATE_SERIALIZATION,
+    ERROR_SUBFLOW_FAILED,
     ERROR_UNDECLARED_OUTPUT,
     ERROR_WORKFLOW_CANCELLED,
     ERROR_WORKFLOW_TIMEOUT,
@@ -26,9 +29,11 @@ from ._constants import (
     EVENT_NODE_RETRY,
     EVENT_NODE_START,
     EVENT_NODE_WARNING,
+    EVENT_STORE_RECOVERED,
     EVENT_STORE_SAVED,
     EVENT_WF_CANCELLED,
     EVENT_WF_END,
+    EVENT_WF_MIGRATED,
     EVENT_WF_RESUMED,
     EVENT_WF_START,
     EVENT_WF_WAITING,
@@ -54,7 +59,9 @@ from ._errors import (
     ZeroflowError,
 )
 from ._events import EventCallback, subscribe
+from ._grammar import Conversion, ConversionLoss, convert
 from ._journal import StepDelta, apply_delta
+from ._lint import LINT_CODES, LintFinding, lint
 from ._models import (
     EnginePolicy,
     Event,
@@ -69,8 +76,17 @@ from ._models import (
     json_clone,
     now_iso,
 )
-from ._store import JournalingStore, WorkflowStore
-from .stores import InMemoryWorkflowStore, JsonFileWorkflowStore
+from ._schema import schema
+from ._store import (
+    DEFAULT_LEASE_TTL_SECONDS,
+    CheckpointInfo,
+    HistoryStore,
+    JournalingStore,
+    LeasingStore,
+    PruneResult,
+    WorkflowStore,
+)
+from .stores import InMemoryWorkflowStore, JsonFileWorkflowStore, SqliteWorkflowStore
 
 __version__ = "0.2.0.dev0"
 
@@ -105,6 +121,8 @@ __all__ = [
     "EVENT_CHECKPOINT",
     "EVENT_STORE_SAVED",
     "__version__",
+    "EVENT_STORE_RECOVERED",
+    "EVENT_WF_MIGRATED",
     # error codes and statuses
     "ErrorCode",
     "ERROR_HANDLER_EXCEPTION",
@@ -112,9 +130,12 @@ __all__ = [
     "ERROR_HANDLER_TYPE_NOT_DECLARED",
     "ERROR_INVALID_HANDLER_RESULT",
     "ERROR_JOIN_STRANDED",
+    "ERROR_MAP_FAILED",
+    "ERROR_MAP_INPUT",
     "ERROR_MAX_STEPS_EXCEEDED",
     "ERROR_NODE_TIMEOUT",
     "ERROR_STATE_SERIALIZATION",
+    "ERROR_SUBFLOW_FAILED",
     "ERROR_UNDECLARED_OUTPUT",
     "ERROR_WORKFLOW_CANCELLED",
     "ERROR_WORKFLOW_TIMEOUT",
@@ -134,8 +155,23 @@ __all__ = [
     "StoreCorruptError",
     "RunLockedError",
     "RunExistsError",
-    # beyond 0.1.0
+    # beyond 0.1.0: stores
+    "SqliteWorkflowStore",
     "JournalingStore",
+    "LeasingStore",
+    "HistoryStore",
+    "CheckpointInfo",
+    "PruneResult",
+    "DEFAULT_LEASE_TTL_SECONDS",
+    # beyond 0.1.0: definitions
+    "convert",
+    "Conversion",
+    "ConversionLoss",
+    "schema",
+    "lint",
+    "LintFinding",
+    "LINT_CODES",
+    # beyond 0.1.0: runs
     "StepDelta",
     "apply_delta",
     "subscribe",

@@ -114,7 +114,7 @@ def _find_forward_cycle(nodes: Mapping[str, CompiledNode]) -> list[str] | None:
                 color[path.pop()] = black
                 continue
             if color[nxt] == grey:
-                return [*path[path.index(nxt) :], nxt]
+                return [*path, nxt]  # 0.1.0 shows the search path from its root
             if color[nxt] == white:
                 color[nxt] = grey
                 path.append(nxt)
@@ -185,7 +185,7 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
             raise fail(f"node '{name}' join must be a dict", f"{path}/join")
         mode = join_raw.get("mode", "or")
         if mode not in ("or", "and"):
-            raise fail(f"node '{name}' join.mode must be 'or' or 'and', got '{mode}'", path)
+            raise fail(f"node '{name}' join.mode must be 'or' or 'and', got {mode!r}", path)
         wait_for = join_raw.get("wait_for", [])
         if mode == "and" and (not isinstance(wait_for, list) or not wait_for):
             raise fail(f"node '{name}' join.mode='and' requires a non-empty wait_for list", path)
@@ -194,7 +194,7 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
         for w in wait_for:
             if not isinstance(w, str) or w not in nodes:
                 raise fail(f"node '{name}' wait_for references unknown node '{w}'", path)
-        join = JoinSpec(str(mode), tuple(wait_for))
+        join = JoinSpec(str(mode), tuple(dict.fromkeys(wait_for)))
     config = raw.get("config") or {}
     if not isinstance(config, Mapping):
         raise fail(f"node '{name}' config must be a dict", f"{path}/config")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._frozen import FrozenDict, deep_merge, freeze, thaw
+from ._frozen import READ_ONLY_MESSAGE, FrozenDict, deep_merge, freeze, thaw
 from ._journal import StateOp, StepDelta
 from ._models import RunSnapshot, WorkflowError, WorkflowState
 from ._scheduler import Frontier
@@ -25,9 +25,7 @@ class ReadOnlyState(WorkflowState):
     __slots__ = ()
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise TypeError(
-            "ctx.state is read-only inside a handler: return changes through HandlerResult"
-        )
+        raise TypeError(READ_ONLY_MESSAGE)
 
     @classmethod
     def over(cls, input_: FrozenDict, workflow: FrozenDict, node: FrozenDict) -> ReadOnlyState:
@@ -104,10 +102,11 @@ class LiveRun:
 
     def merge_node(self, node: str, update: FrozenDict) -> None:
         current = self.node_state.get(node)
-        if current is None:
-            current = FrozenDict()
-            _set_item(self.node_state, node, current)
-        deep_merge(current, update)
+        if type(current) is FrozenDict:
+            deep_merge(current, update)
+        else:
+            # The update is already a private frozen copy: it becomes the entry itself.
+            _set_item(self.node_state, node, update)
         if self.ops is not None:
             self.ops.append(("merge", ("node", node), update))
 

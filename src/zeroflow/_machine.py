@@ -111,6 +111,8 @@ class RunMachine(TaskRunner):
     def checkpoint(self, run: LiveRun, *, full: bool = False) -> None:
         """A resume point: write the store, emit ``store:saved``, then ``checkpoint``."""
         snap = run.snap
+        if self.store is None and self.callback is None:
+            return  # nobody to tell; updated_at is stamped when the result is built
         snap.updated_at = now_iso()
         if self.persist:
             store = self.store
@@ -192,6 +194,7 @@ class RunMachine(TaskRunner):
             item,
             index,
             attempt,
+            self.clock,
         )
 
     # ------------------------------------------------------------------ sessions
@@ -360,7 +363,10 @@ class RunMachine(TaskRunner):
             self.emit(run, C.EVENT_NODE_START, name, {"node": name})
         started = _perf()
         try:
-            outcome = yield from self.execute(run, node, snap.step)
+            if node.kind == "task" and node.map is None:
+                outcome = yield from self.task(run, node, snap.step)
+            else:
+                outcome = yield from self.execute(run, node, snap.step)
         except Cancelled:
             run.frontier.push_front(name)
             return self._end_cancelled(run)
@@ -523,7 +529,7 @@ class RunMachine(TaskRunner):
         if waiting:
             return None
         if self.callback is not None or self.store is not None:
-            self.emit(run, C.EVENT_NODE_END, name, {"node": name, "outputs": outputs})
+            self.emit(run, C.EVENT_NODE_END, name, {"node": name, "outputs": list(outputs)})
         run.frontier.route(name, outputs, self.routes)
         return None
 
@@ -725,6 +731,7 @@ class RunMachine(TaskRunner):
     def result(self, run: LiveRun) -> WorkflowResult:
         """The ``WorkflowResult`` of the call, with plain independent data."""
         snap = run.snap
+        snap.updated_at = now_iso()
         status = snap.status
         waiting = status == C.STATUS_WAITING
         return WorkflowResult(

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._constants import STATUS_RUNNING, STATUS_WAITING
+from ._fastinit import install as _fast_init
 from ._frozen import thaw
 
 __all__ = [
@@ -457,16 +458,18 @@ class WorkflowContext:
     item: Any = None
     map_index: int | None = None
     attempt: int = 1
+    clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
+    """The engine's clock, the one ``deadline_ts`` was computed with."""
 
     def is_timed_out(self) -> bool:
         """True once the deadline (node or workflow, the earlier) has passed."""
-        return self.deadline_ts is not None and time.time() >= self.deadline_ts
+        return self.deadline_ts is not None and self.clock() >= self.deadline_ts
 
     def remaining_seconds(self) -> float | None:
         """Seconds left before the deadline, clamped at 0; None without a deadline."""
         if self.deadline_ts is None:
             return None
-        return max(0.0, self.deadline_ts - time.time())
+        return max(0.0, self.deadline_ts - self.clock())
 
     @property
     def node_state(self) -> dict[str, Any]:
@@ -475,3 +478,7 @@ class WorkflowContext:
         if found is None:
             return {}
         return found
+
+
+for _cls in (WorkflowError, StepRecord, Event, HandlerResult, WorkflowResult, WorkflowContext):
+    _fast_init(_cls)

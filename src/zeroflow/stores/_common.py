@@ -6,6 +6,7 @@ these functions decide what they mean.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -13,6 +14,7 @@ from typing import Any
 
 from .._constants import EVENT_CHECKPOINT
 from .._errors import RunLockedError, StoreError
+from .._journal import StepDelta, apply_state_op
 from .._models import Event
 from .._store import CheckpointInfo
 
@@ -50,6 +52,38 @@ def check_run_id(run_id: str) -> str:
             run_id=run_id,
         )
     return run_id
+
+
+_encode_sorted = json.JSONEncoder(sort_keys=True).encode
+encode_compact = json.JSONEncoder(separators=(",", ":")).encode
+"""``json.dumps(value, separators=(",", ":"))`` without building an encoder per call."""
+
+
+def encode_event(event: Event) -> str:
+    """One event as a JSON line body (0.1.0's sorted keys); checkpoints keep only their step."""
+    data: Any = event.data
+    if event.kind == EVENT_CHECKPOINT and "state" in data:
+        data = {"step": event.step}
+    return _encode_sorted(
+        {
+            "data": data,
+            "kind": event.kind,
+            "node": event.node,
+            "run_id": event.run_id,
+            "step": event.step,
+            "ts": event.ts,
+            "wave": event.wave,
+        }
+    )
+
+
+def frontier_only(delta: StepDelta) -> bool:
+    """True for a checkpoint that only moves the queues (a wave opening).
+
+    Replaying the checkpoint before it reproduces it, so a store may commit
+    it together with the next one instead of paying a write of its own.
+    """
+    return not (delta.records or delta.trace or delta.ops or delta.tags) and delta.extra is None
 
 
 def event_dict(event: Event) -> dict[str, Any]:
@@ -151,3 +185,43 @@ def checkpoint_not_found(
         f"run '{run_id}' has no checkpoint at step {step}; its history holds steps {shown}",
         run_id=run_id,
     )
+
+
+_DELTA_FIELDS = (
+    "step",
+    "wave",
+    "status",
+    "updated_at",
+    "ready_now",
+    "ready_next_wave",
+    "arrivals",
+    "executed_this_wave",
+    "last_node",
+    "waiting_prompt",
+    "last_error",
+)
+
+
+def apply_delta_dict(snap: dict[str, Any], delta: Mapping[str, Any]) -> None:
+    """``apply_delta`` on the plain dicts stores keep on disk (``to_dict`` shapes).
+
+    Replaying journal records this way skips building a ``RunSnapshot`` and
+    a ``StepDelta`` per record, which is what makes folding a long journal
+    cheap. ``delta`` must be freshly decoded data: its values are adopted.
+    """
+    state = snap.setdefault("state", {})
+    sections = {
+        "input": state.setdefault("input", {}),
+        "workflow": state.setdefault("workflow", {}),
+        "node": state.setdefault("node", {}),
+        "extra": snap.setdefault("zeroflow", {}),
+    }
+    for op in delta.get("ops") or ():
+        apply_state_op(sections, (op[0], tuple(op[1]), op[2]))
+    snap.setdefault("trace", []).extend(delta.get("trace") or ())
+    snap.setdefault("tags", []).extend(delta.get("tags") or ())
+    snap.setdefault("audit_trail", []).extend(delta.get("records") or ())
+    for key in _DELTA_FIELDS:
+        snap[key] = delta.get(key)
+    if delta.get("extra") is not None:
+        snap["zeroflow"] = delta["extra"]

@@ -33,14 +33,17 @@ from typing import Any
 
 from .._constants import EVENT_CHECKPOINT, EVENT_STORE_RECOVERED
 from .._errors import RunLockedError, RunNotFoundError, StoreCorruptError
-from .._journal import StepDelta, apply_delta
+from .._journal import StepDelta
 from .._models import Event, RunMetadata, RunSnapshot, now_iso
 from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInfo, PruneResult
 from ._common import (
+    apply_delta_dict,
     check_keep_last,
     check_run_id,
     checkpoint_not_found,
-    event_dict,
+    encode_compact,
+    encode_event,
+    frontier_only,
     info_of,
     lease_verdict,
     locked_error,
@@ -56,8 +59,6 @@ __all__ = ["FORMAT_VERSION", "JsonFileWorkflowStore", "check_run_id"]
 
 FORMAT_VERSION = 1
 """The on-disk format this store writes (``snapshot.json`` → ``"store"."format"``)."""
-
-_COMPACT = (",", ":")
 
 
 def _seg_name(seq: int) -> str:
@@ -170,13 +171,14 @@ class _Writer:
         "events_fd",
         "events_size",
         "fresh",
+        "hold",
         "journal_bytes",
         "journal_fd",
         "last_events_end",
         "owner",
         "pending_events",
         "pending_full",
-        "pending_record",
+        "pending_records",
         "records",
         "renewed_at",
         "seq",
@@ -195,7 +197,8 @@ class _Writer:
         self.journal_fd: int | None = None
         self.pending_events: list[str] = []
         self.pending_full: dict[str, Any] | None = None
-        self.pending_record: str | None = None
+        self.pending_records: list[str] = []
+        self.hold = False
         self.renewed_at = 0.0
         self.fresh = False
 
@@ -242,31 +245,31 @@ class JsonFileWorkflowStore:
         data = snapshot.to_dict()
         with self._lock:
             w = self._writer(snapshot.run_id)
-            if w.pending_record is not None or w.pending_full is not None:
-                self._commit(snapshot.run_id, w)
             w.pending_full = data
+            w.hold = False
             if w.owner is None:
                 self._commit(snapshot.run_id, w)
 
     def append_step(self, run_id: str, delta: StepDelta) -> None:
-        body = json.dumps(delta.to_dict(), separators=_COMPACT)
+        body = encode_compact(delta.to_dict())
         with self._lock:
             w = self._writer(run_id)
-            if w.pending_record is not None or w.pending_full is not None:
+            if w.pending_full is not None:
                 self._commit(run_id, w)
             if w.base_seq < 0:
                 raise RunNotFoundError(run_id)
-            w.pending_record = body
+            w.pending_records.append(body)
+            w.hold = frontier_only(delta)
             if w.owner is None:
                 self._commit(run_id, w)
 
     def append_event(self, run_id: str, event: Event) -> None:
-        line = json.dumps(event_dict(event), sort_keys=True) + "\n"
+        line = encode_event(event) + "\n"
         with self._lock:
             w = self._writers.get(run_id)
             if w is not None and w.owner is not None:
                 w.pending_events.append(line)
-                if event.kind == EVENT_CHECKPOINT:
+                if event.kind == EVENT_CHECKPOINT and not w.hold:
                     self._commit(run_id, w)
                 return
             folder = self._run_dir(run_id)
@@ -352,7 +355,7 @@ class JsonFileWorkflowStore:
                     "recovered_seq": w.seq,
                 },
             )
-            w.pending_events.append(json.dumps(event_dict(recovered), sort_keys=True) + "\n")
+            w.pending_events.append(encode_event(recovered) + "\n")
         return w
 
     def _commit(self, run_id: str, w: _Writer) -> None:
@@ -373,26 +376,30 @@ class JsonFileWorkflowStore:
             if fsync:
                 os.fsync(w.events_fd)
         events_end = w.events_size if w.owner is not None else None
+        if w.pending_records:
+            end = "null" if events_end is None else str(events_end)
+            lines = []
+            for body in w.pending_records:
+                w.seq += 1
+                lines.append(f'{{"seq":{w.seq},"events_end":{end},"delta":{body}}}\n')
+            w.pending_records = []
+            data = "".join(lines).encode("utf-8")
+            if w.journal_fd is None:
+                w.journal_fd = append_fd(folder / "journal" / _seg_name(w.base_seq), fsync=fsync)
+            write_all(w.journal_fd, data)
+            if fsync:
+                os.fsync(w.journal_fd)
+            w.records += len(lines)
+            w.journal_bytes += len(data)
+            w.last_events_end = events_end
+            if w.pending_full is None and should_fold(w.records, w.journal_bytes, w.base_bytes):
+                snap = self._rebuild(run_id, folder, w.base_seq, w.seq)
+                self._write_base(folder, w, snap, w.last_events_end)
         if w.pending_full is not None:
             full, w.pending_full = w.pending_full, None
             w.seq += 1
             self._write_base(folder, w, full, events_end)
-        elif w.pending_record is not None:
-            body, w.pending_record = w.pending_record, None
-            w.seq += 1
-            end = "null" if events_end is None else str(events_end)
-            line = f'{{"seq":{w.seq},"events_end":{end},"delta":{body}}}\n'.encode()
-            if w.journal_fd is None:
-                w.journal_fd = append_fd(folder / "journal" / _seg_name(w.base_seq), fsync=fsync)
-            write_all(w.journal_fd, line)
-            if fsync:
-                os.fsync(w.journal_fd)
-            w.records += 1
-            w.journal_bytes += len(line)
-            w.last_events_end = events_end
-            if should_fold(w.records, w.journal_bytes, w.base_bytes):
-                snap = self._rebuild(run_id, folder, w.base_seq, w.seq)
-                self._write_base(folder, w, snap.to_dict(), w.last_events_end)
+        w.hold = False
         if w.owner is None:
             w.close()
 
@@ -401,7 +408,7 @@ class JsonFileWorkflowStore:
     ) -> None:
         """Make ``data`` the run's fold at ``w.seq``; the previous fold stays as history."""
         data["store"] = {"format": FORMAT_VERSION, "seq": w.seq, "events_end": events_end}
-        text = json.dumps(data, separators=_COMPACT)
+        text = encode_compact(data)
         snap_path = folder / "snapshot.json"
         if w.base_seq >= 0 and snap_path.exists():
             copy_atomic(snap_path, folder / "journal" / _base_name(w.base_seq), fsync=self.fsync)
@@ -428,18 +435,18 @@ class JsonFileWorkflowStore:
             seq = pick_seq(entries, step)
             if seq < 0:
                 raise checkpoint_not_found(run_id, step, entries)
-            return self._rebuild(run_id, folder, max(s for s in bases if s <= seq), seq, bases)
+            base = max(s for s in bases if s <= seq)
+            data = self._rebuild(run_id, folder, base, seq, bases)
+            return _snapshot_from(data, bases[base], run_id)
         snap_path = folder / "snapshot.json"
         data = read_json(snap_path, run_id)
         info = _store_info(data, snap_path, run_id)
-        snap = _snapshot_from(data, snap_path, run_id)
-        if not info:
-            return snap
-        base_seq = int(info.get("seq", 0))
-        seg = folder / "journal" / _seg_name(base_seq)
-        records = _read_records(seg, run_id)[0]
-        _replay(snap, [r for r in records if r["seq"] > base_seq], base_seq, seg, run_id)
-        return snap
+        if info:
+            base_seq = int(info.get("seq", 0))
+            seg = folder / "journal" / _seg_name(base_seq)
+            records = _read_records(seg, run_id)[0]
+            _replay(data, [r for r in records if r["seq"] > base_seq], base_seq, seg, run_id)
+        return _snapshot_from(data, snap_path, run_id)
 
     def _commit_run(self, run_id: str) -> None:
         with self._lock:
@@ -465,10 +472,11 @@ class JsonFileWorkflowStore:
         base_seq: int,
         seq: int,
         bases: dict[int, Path] | None = None,
-    ) -> RunSnapshot:
-        """The run as of checkpoint ``seq``: the fold ``base_seq`` plus its journal records."""
+    ) -> dict[str, Any]:
+        """The run as of checkpoint ``seq`` (snapshot dict): fold ``base_seq`` plus records."""
         path = (bases or self._bases(folder, run_id))[base_seq]
-        snap = _snapshot_from(read_json(path, run_id), path, run_id)
+        snap = read_json(path, run_id)
+        _store_info(snap, path, run_id)
         seg = folder / "journal" / _seg_name(base_seq)
         records = _read_records(seg, run_id)[0]
         _replay(snap, [r for r in records if base_seq < r["seq"] <= seq], base_seq, seg, run_id)
@@ -721,12 +729,10 @@ class JsonFileWorkflowStore:
         journal = folder / "journal"
         base = max(s for s in bases if s <= keep)
         if base != keep:
-            snap = self._rebuild(run_id, folder, base, keep, bases).to_dict()
+            snap = self._rebuild(run_id, folder, base, keep, bases)
             records = _read_records(journal / _seg_name(base), run_id)[0]
             kept = next(r for r in records if r["seq"] == keep)
-            after = "".join(
-                json.dumps(r, separators=_COMPACT) + "\n" for r in records if r["seq"] > keep
-            )
+            after = "".join(encode_compact(r) + "\n" for r in records if r["seq"] > keep)
             write_atomic(journal / _seg_name(keep), after, fsync=self.fsync)
             snap["store"] = {
                 "format": FORMAT_VERSION,
@@ -734,7 +740,7 @@ class JsonFileWorkflowStore:
                 "events_end": kept.get("events_end"),
             }
             target = folder / "snapshot.json" if base == max(bases) else journal / _base_name(keep)
-            write_atomic(target, json.dumps(snap, separators=_COMPACT), fsync=self.fsync)
+            write_atomic(target, encode_compact(snap), fsync=self.fsync)
         for path in list(journal.iterdir()):
             try:
                 seq = int(path.name.split(".")[0])
@@ -745,7 +751,7 @@ class JsonFileWorkflowStore:
 
 
 def _replay(
-    snap: RunSnapshot, records: list[dict[str, Any]], base_seq: int, seg: Path, run_id: str
+    snap: dict[str, Any], records: list[dict[str, Any]], base_seq: int, seg: Path, run_id: str
 ) -> None:
     """Apply journal records in order; a gap in their numbers is corruption."""
     expected = base_seq + 1
@@ -755,7 +761,7 @@ def _replay(
                 seg, run_id, f"journal record {expected} is missing (found {rec['seq']})"
             )
         try:
-            apply_delta(snap, StepDelta.from_dict(rec["delta"]))
+            apply_delta_dict(snap, rec["delta"])
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise _corrupt(
                 seg, run_id, f"record {rec['seq']} is not a step ({type(exc).__name__}: {exc})"

@@ -25,14 +25,17 @@ from typing import Any
 
 from .._constants import EVENT_CHECKPOINT
 from .._errors import RunNotFoundError, StoreCorruptError
-from .._journal import StepDelta, apply_delta
+from .._journal import StepDelta
 from .._models import Event, RunMetadata, RunSnapshot, WorkflowError
 from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInfo, PruneResult
 from ._common import (
+    apply_delta_dict,
     check_keep_last,
     check_run_id,
     checkpoint_not_found,
-    event_dict,
+    encode_compact,
+    encode_event,
+    frontier_only,
     lease_verdict,
     locked_error,
     lost_lease_error,
@@ -43,7 +46,6 @@ from ._common import (
 
 __all__ = ["SCHEMA_VERSION", "SqliteWorkflowStore"]
 
-_COMPACT = (",", ":")
 
 _MIGRATIONS: list[list[str]] = [
     # version 1
@@ -57,10 +59,9 @@ _MIGRATIONS: list[list[str]] = [
             updated_at TEXT,
             current_node TEXT,
             last_error TEXT,
-            seq INTEGER NOT NULL,
             base_seq INTEGER NOT NULL,
             saved_at REAL NOT NULL
-        )""",
+        ) WITHOUT ROWID""",
         "CREATE INDEX runs_by_workflow ON runs (workflow_name, status)",
         "CREATE INDEX runs_by_status ON runs (status, saved_at)",
         """CREATE TABLE checkpoints (
@@ -73,8 +74,7 @@ _MIGRATIONS: list[list[str]] = [
             ts TEXT,
             delta TEXT,
             PRIMARY KEY (run_id, seq)
-        )""",
-        "CREATE INDEX checkpoints_by_step ON checkpoints (run_id, step)",
+        ) WITHOUT ROWID""",
         """CREATE TABLE snapshots (
             run_id TEXT NOT NULL,
             seq INTEGER NOT NULL,
@@ -86,12 +86,12 @@ _MIGRATIONS: list[list[str]] = [
             seq INTEGER NOT NULL,
             body TEXT NOT NULL,
             PRIMARY KEY (run_id, seq)
-        )""",
+        ) WITHOUT ROWID""",
         """CREATE TABLE leases (
             run_id TEXT PRIMARY KEY,
             owner TEXT NOT NULL,
             expires_at REAL NOT NULL
-        )""",
+        ) WITHOUT ROWID""",
     ],
 ]
 
@@ -107,8 +107,9 @@ class _Writer:
         "base_seq",
         "delta_bytes",
         "event_seq",
+        "hold",
         "owner",
-        "pending_delta",
+        "pending_deltas",
         "pending_events",
         "pending_full",
         "records",
@@ -126,7 +127,8 @@ class _Writer:
         self.event_seq = 0
         self.pending_events: list[str] = []
         self.pending_full: dict[str, Any] | None = None
-        self.pending_delta: tuple[str, StepDelta] | None = None
+        self.pending_deltas: list[tuple[str, StepDelta]] = []
+        self.hold = False
         self.renewed_at = 0.0
 
 
@@ -218,30 +220,30 @@ class SqliteWorkflowStore:
         data = snapshot.to_dict()
         with self._lock:
             w = self._writer(snapshot.run_id)
-            if w.pending_delta is not None or w.pending_full is not None:
-                self._commit(snapshot.run_id, w)
             w.pending_full = data
+            w.hold = False
             if w.owner is None:
                 self._commit(snapshot.run_id, w)
 
     def append_step(self, run_id: str, delta: StepDelta) -> None:
-        body = json.dumps(delta.to_dict(), separators=_COMPACT)
+        body = encode_compact(delta.to_dict())
         with self._lock:
             w = self._writer(run_id)
-            if w.pending_delta is not None or w.pending_full is not None:
+            if w.pending_full is not None:
                 self._commit(run_id, w)
             if w.base_seq < 0 and w.owner is not None:
                 raise RunNotFoundError(run_id)
-            w.pending_delta = (body, delta)
+            w.pending_deltas.append((body, delta))
+            w.hold = frontier_only(delta)
             if w.owner is None:
                 self._commit(run_id, w)
 
     def append_event(self, run_id: str, event: Event) -> None:
-        body = json.dumps(event_dict(event), sort_keys=True)
+        body = encode_event(event)
         with self._lock:
             w = self._writer(check_run_id(run_id))
             w.pending_events.append(body)
-            if w.owner is None or event.kind == EVENT_CHECKPOINT:
+            if w.owner is None or (event.kind == EVENT_CHECKPOINT and not w.hold):
                 self._commit(run_id, w)
 
     def flush(self) -> None:
@@ -260,14 +262,17 @@ class SqliteWorkflowStore:
 
     def _load_counters(self, run_id: str, w: _Writer) -> None:
         db = self._db
-        row = db.execute("SELECT seq, base_seq FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        row = db.execute("SELECT base_seq FROM runs WHERE run_id=?", (run_id,)).fetchone()
         w.event_seq = db.execute(
             "SELECT coalesce(max(seq), 0) FROM events WHERE run_id=?", (run_id,)
         ).fetchone()[0]
         if row is None:
             w.seq, w.base_seq, w.base_bytes, w.records, w.delta_bytes = 0, -1, 0, 0, 0
             return
-        w.seq, w.base_seq = row
+        w.base_seq = row[0]
+        w.seq = db.execute("SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,)).fetchone()[
+            0
+        ]
         w.base_bytes = db.execute(
             "SELECT length(body) FROM snapshots WHERE run_id=? AND seq=?", (run_id, w.base_seq)
         ).fetchone()[0]
@@ -279,7 +284,7 @@ class SqliteWorkflowStore:
 
     def _commit(self, run_id: str, w: _Writer) -> None:
         """Write pending events and the pending checkpoint in one transaction."""
-        if not (w.pending_events or w.pending_full is not None or w.pending_delta is not None):
+        if not (w.pending_events or w.pending_full is not None or w.pending_deltas):
             return
         now = self._clock()
         with self._tx() as db:
@@ -292,57 +297,54 @@ class SqliteWorkflowStore:
                     [(run_id, start + i + 1, body) for i, body in enumerate(w.pending_events)],
                 )
                 w.event_seq = start + len(w.pending_events)
-            if w.pending_full is not None:
-                self._write_full(db, run_id, w, w.pending_full, now)
-            elif w.pending_delta is not None:
-                body, delta = w.pending_delta
+            if w.pending_deltas:
                 if w.base_seq < 0:
                     raise RunNotFoundError(run_id)
-                seq = w.seq + 1
-                db.execute(
-                    "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        run_id,
-                        seq,
-                        delta.step,
-                        delta.wave,
-                        delta.status,
-                        delta.last_node,
-                        delta.updated_at,
-                        body,
-                    ),
-                )
-                db.execute(
-                    "UPDATE runs SET seq=?, status=?, updated_at=?, current_node=?, last_error=?, "
-                    "saved_at=? WHERE run_id=?",
-                    (
-                        seq,
-                        delta.status,
-                        delta.updated_at,
-                        delta.last_node,
-                        _error_text(delta.last_error),
-                        now,
-                        run_id,
-                    ),
-                )
-                w.seq = seq
-                w.records += 1
-                w.delta_bytes += len(body)
-                if should_fold(w.records, w.delta_bytes, w.base_bytes):
-                    text = json.dumps(self._rebuild(db, run_id, seq).to_dict(), separators=_COMPACT)
-                    db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, seq, text))
-                    db.execute("UPDATE runs SET base_seq=? WHERE run_id=?", (seq, run_id))
-                    w.base_seq, w.base_bytes, w.records, w.delta_bytes = seq, len(text), 0, 0
+                rows = []
+                for body, delta in w.pending_deltas:
+                    w.seq += 1
+                    w.delta_bytes += len(body)
+                    rows.append(
+                        (
+                            run_id,
+                            w.seq,
+                            delta.step,
+                            delta.wave,
+                            delta.status,
+                            delta.last_node,
+                            delta.updated_at,
+                            body,
+                        )
+                    )
+                db.executemany("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                w.records += len(rows)
+                if w.pending_full is None and should_fold(w.records, w.delta_bytes, w.base_bytes):
+                    self._fold(db, run_id, w, now)
+            if w.pending_full is not None:
+                self._write_full(db, run_id, w, w.pending_full, now)
             # Cleared only once the transaction is in: a failed commit keeps them for a retry.
             w.pending_events = []
             w.pending_full = None
-            w.pending_delta = None
+            w.pending_deltas = []
+            w.hold = False
+
+    def _fold(self, db: sqlite3.Connection, run_id: str, w: _Writer, now: float) -> None:
+        """Store the run's current state as a full snapshot and refresh its summary row."""
+        snap = self._rebuild(db, run_id, w.seq)
+        text = encode_compact(snap)
+        db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, w.seq, text))
+        db.execute(
+            "UPDATE runs SET base_seq=?, status=?, updated_at=?, current_node=?, saved_at=? "
+            "WHERE run_id=?",
+            (w.seq, snap.get("status"), snap.get("updated_at"), snap.get("last_node"), now, run_id),
+        )
+        w.base_seq, w.base_bytes, w.records, w.delta_bytes = w.seq, len(text), 0, 0
 
     def _write_full(
         self, db: sqlite3.Connection, run_id: str, w: _Writer, data: dict[str, Any], now: float
     ) -> None:
         seq = w.seq + 1
-        text = json.dumps(data, separators=_COMPACT)
+        text = encode_compact(data)
         status = data["status"]
         db.execute(
             "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
@@ -359,12 +361,12 @@ class SqliteWorkflowStore:
         db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, seq, text))
         err = data["last_error"]
         db.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO "
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO "
             "UPDATE SET workflow_name=excluded.workflow_name, "
             "workflow_hash=excluded.workflow_hash, status=excluded.status, "
             "started_at=excluded.started_at, updated_at=excluded.updated_at, "
             "current_node=excluded.current_node, last_error=excluded.last_error, "
-            "seq=excluded.seq, base_seq=excluded.base_seq, saved_at=excluded.saved_at",
+            "base_seq=excluded.base_seq, saved_at=excluded.saved_at",
             (
                 run_id,
                 data["workflow_name"],
@@ -375,7 +377,6 @@ class SqliteWorkflowStore:
                 data["last_node"],
                 None if err is None else json.dumps(err),
                 seq,
-                seq,
                 now,
             ),
         )
@@ -385,10 +386,13 @@ class SqliteWorkflowStore:
 
     # ------------------------------------------------------------------ reads
 
-    def _snapshot(self, run_id: str, seq: int, body: str) -> RunSnapshot:
+    def _decode(self, run_id: str, seq: int, body: str) -> dict[str, Any]:
         try:
-            return RunSnapshot.from_dict(json.loads(body))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            data = json.loads(body)
+            if not isinstance(data, dict):
+                raise TypeError(f"a JSON {type(data).__name__}, not an object")
+            return data
+        except (ValueError, TypeError) as exc:
             raise StoreCorruptError(
                 f"{self.path}: snapshot {seq} of run '{run_id}' cannot be decoded "
                 f"({type(exc).__name__}: {exc})",
@@ -396,8 +400,8 @@ class SqliteWorkflowStore:
                 path=self.path,
             ) from exc
 
-    def _rebuild(self, db: sqlite3.Connection, run_id: str, seq: int) -> RunSnapshot:
-        """The run as of checkpoint ``seq``: the last full snapshot at or before it plus deltas."""
+    def _rebuild(self, db: sqlite3.Connection, run_id: str, seq: int) -> dict[str, Any]:
+        """The run as of checkpoint ``seq`` (snapshot dict): the last full snapshot plus deltas."""
         row = db.execute(
             "SELECT seq, body FROM snapshots WHERE run_id=? AND seq<=? ORDER BY seq DESC LIMIT 1",
             (run_id, seq),
@@ -408,14 +412,14 @@ class SqliteWorkflowStore:
                 run_id=run_id,
                 path=self.path,
             )
-        snap = self._snapshot(run_id, row[0], row[1])
+        snap = self._decode(run_id, row[0], row[1])
         for number, body in db.execute(
             "SELECT seq, delta FROM checkpoints WHERE run_id=? AND seq>? AND seq<=? "
             "AND delta IS NOT NULL ORDER BY seq",
             (run_id, row[0], seq),
         ):
             try:
-                apply_delta(snap, StepDelta.from_dict(json.loads(body)))
+                apply_delta_dict(snap, json.loads(body))
             except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
                 raise StoreCorruptError(
                     f"{self.path}: checkpoint {number} of run '{run_id}' cannot be decoded "
@@ -428,10 +432,11 @@ class SqliteWorkflowStore:
     def load_snapshot(self, run_id: str, step: int | None = None) -> RunSnapshot:
         self._commit_run(run_id)
         with self._read() as db:
-            row = db.execute("SELECT seq FROM runs WHERE run_id=?", (run_id,)).fetchone()
-            if row is None:
+            seq = db.execute(
+                "SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,)
+            ).fetchone()[0]
+            if seq is None:
                 raise RunNotFoundError(run_id)
-            seq = row[0]
             if step is not None:
                 found = db.execute(
                     "SELECT max(seq) FROM checkpoints WHERE run_id=? AND step=?", (run_id, step)
@@ -440,7 +445,16 @@ class SqliteWorkflowStore:
                     entries = list(enumerate(self._history(db, run_id)))
                     raise checkpoint_not_found(run_id, step, entries)
                 seq = found
-            return self._rebuild(db, run_id, seq)
+            data = self._rebuild(db, run_id, seq)
+        try:
+            return RunSnapshot.from_dict(data)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StoreCorruptError(
+                f"{self.path}: run '{run_id}' does not decode to a snapshot "
+                f"({type(exc).__name__}: {exc})",
+                run_id=run_id,
+                path=self.path,
+            ) from exc
 
     def _commit_run(self, run_id: str) -> None:
         with self._lock:
@@ -650,7 +664,7 @@ class SqliteWorkflowStore:
                         "SELECT 1 FROM snapshots WHERE run_id=? AND seq=?", (run_id, keep)
                     ).fetchone()
                     if has_full is None:
-                        text = json.dumps(self._rebuild(db, run_id, keep).to_dict())
+                        text = encode_compact(self._rebuild(db, run_id, keep))
                         db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, keep, text))
                         db.execute(
                             "UPDATE runs SET base_seq=max(base_seq, ?) WHERE run_id=?",

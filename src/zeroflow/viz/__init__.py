@@ -82,9 +82,7 @@ def workflow_to_dot(
     """
     graph = graph_from_definition(workflow_def)
     overlay = overlay_from_run(run, [n.id for n in graph.nodes]) if run is not None else None
-    return graph_to_dot(
-        graph, statuses=_statuses(done_nodes, active_node, failed), overlay=overlay
-    )
+    return graph_to_dot(graph, statuses=_statuses(done_nodes, active_node, failed), overlay=overlay)
 
 
 def workflow_to_svg(workflow_def: Mapping[str, Any], *, run: object | None = None) -> str:

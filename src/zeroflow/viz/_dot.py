@@ -39,9 +39,9 @@ def graph_to_dot(
     ids = {n.id: f"n{i}" for i, n in enumerate(graph.nodes)}
     lines = [
         f"digraph {dot_string(graph.name)} {{",
-        "  graph [rankdir=TB, fontname=\"Helvetica\", nodesep=0.4, ranksep=0.5];",
-        "  node [fontname=\"Helvetica\", fontsize=11, margin=\"0.15,0.06\"];",
-        "  edge [fontname=\"Helvetica\", fontsize=9, color=\"#475569\"];",
+        '  graph [rankdir=TB, fontname="Helvetica", nodesep=0.4, ranksep=0.5];',
+        '  node [fontname="Helvetica", fontsize=11, margin="0.15,0.06"];',
+        '  edge [fontname="Helvetica", fontsize=9, color="#475569"];',
     ]
     for n in graph.nodes:
         status: Status = "pending"
@@ -59,13 +59,13 @@ def graph_to_dot(
         if st.dash and "dashed" not in attrs:
             attrs = attrs.replace('filled"', 'filled,dashed"')
         lines.append(
-            f"  {ids[n.id]} [label={dot_string(label)}, {attrs}, fillcolor=\"{st.fill}\", "
-            f"color=\"{st.stroke}\", fontcolor=\"{st.text}\", penwidth={st.stroke_width:g}];"
+            f'  {ids[n.id]} [label={dot_string(label)}, {attrs}, fillcolor="{st.fill}", '
+            f'color="{st.stroke}", fontcolor="{st.text}", penwidth={st.stroke_width:g}];'
         )
     for e in graph.edges:
-        attrs = [f"label={dot_string(e.label)}"] if e.label else []
+        edge_attrs = [f"label={dot_string(e.label)}"] if e.label else []
         if e.loopback:
-            attrs += ['style="dashed"', 'color="#7c3aed"', "constraint=false"]
-        lines.append(f"  {ids[e.source]} -> {ids[e.target]} [{', '.join(attrs)}];")
+            edge_attrs += ['style="dashed"', 'color="#7c3aed"', "constraint=false"]
+        lines.append(f"  {ids[e.source]} -> {ids[e.target]} [{', '.join(edge_attrs)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -128,9 +128,9 @@ def _from_legacy(workflow_def: Mapping[str, Any]) -> Graph:
     for e in edges:
         if e.target not in nodes:
             nodes[e.target] = GNode(id=e.target, label=e.target)
-    name = workflow_def.get("workflow_name")
+    workflow_name = workflow_def.get("workflow_name")
     return Graph(
-        name=str(name) if name is not None else "workflow",
+        name=str(workflow_name) if workflow_name is not None else "workflow",
         nodes=tuple(nodes.values()),
         edges=tuple(edges),
     )

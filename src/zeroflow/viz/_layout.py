@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Literal
 
 Point = tuple[float, float]
@@ -167,7 +168,9 @@ def _break_cycles(
     return keep
 
 
-def _layers(n: int, edges: Sequence[tuple[int, int]], keep: Sequence[bool], first: int) -> list[int]:
+def _layers(
+    n: int, edges: Sequence[tuple[int, int]], keep: Sequence[bool], first: int
+) -> list[int]:
     """Longest-path layers, then sources pulled down next to their successors."""
     preds: list[list[int]] = [[] for _ in range(n)]
     succs: list[list[int]] = [[] for _ in range(n)]
@@ -205,7 +208,9 @@ def _layers(n: int, edges: Sequence[tuple[int, int]], keep: Sequence[bool], firs
 # ---------------------------------------------------------------- ordering
 
 
-def _crossings(upper: Sequence[int], lower_nbrs: Sequence[Sequence[int]], pos: Sequence[int]) -> int:
+def _crossings(
+    upper: Sequence[int], lower_nbrs: Sequence[Sequence[int]], pos: Sequence[int]
+) -> int:
     pairs = sorted((pos[u], pos[w]) for u in upper for w in lower_nbrs[u])
     count = 0
     for i in range(len(pairs)):
@@ -269,7 +274,9 @@ def _order(
 # ---------------------------------------------------------------- placement
 
 
-def _isotonic(desired: Sequence[float], weights: Sequence[float], gaps: Sequence[float]) -> list[float]:
+def _isotonic(
+    desired: Sequence[float], weights: Sequence[float], gaps: Sequence[float]
+) -> list[float]:
     """Closest positions (weighted least squares) keeping order and minimum gaps.
 
     `gaps[i]` is the minimum distance between item i-1 and item i (gaps[0] unused).
@@ -334,7 +341,6 @@ def layout(
     w.real = [True] * n
     kinds: list[RouteKind] = []
     for i, (s, t) in enumerate(pairs):
-        e = used[i]
         if s == t:
             kinds.append("self")
             w.self_loops.setdefault(s, []).append(i)
@@ -367,7 +373,7 @@ def layout(
     for ci, chain in enumerate(w.chains):
         if kinds[ci] in ("self", "flat"):
             continue
-        for a, b in zip(chain, chain[1:], strict=False):
+        for a, b in pairwise(chain):
             hi, lo = (a, b) if w.layer[a] < w.layer[b] else (b, a)
             down[hi].append(lo)
             up[lo].append(hi)
@@ -377,7 +383,7 @@ def layout(
     queue = [root]
     adj: list[list[int]] = [[] for _ in range(nv)]
     for chain in w.chains:
-        for a, b in zip(chain, chain[1:], strict=False):
+        for a, b in pairwise(chain):
             adj[a].append(b)
     while queue or len(seen) < nv:
         if not queue:
@@ -426,7 +432,7 @@ def _components(nv: int, chains: Sequence[Sequence[int]], seen: Mapping[int, int
         return v
 
     for chain in chains:
-        for a, b in zip(chain, chain[1:], strict=False):
+        for a, b in pairwise(chain):
             ra, rb = find(a), find(b)
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
@@ -473,7 +479,9 @@ def _place(
                 if anchor is not None:
                     d = filled[anchor] + sum(gaps[anchor + 1 : i + 1])
                 else:
-                    after = next((j for j in range(i + 1, len(rank)) if desired[j] is not None), None)
+                    after = next(
+                        (j for j in range(i + 1, len(rank)) if desired[j] is not None), None
+                    )
                     d = xs[v] if after is None else desired[after] or 0.0
                     if after is not None:
                         d -= sum(gaps[i + 1 : after + 1])
@@ -627,7 +635,7 @@ def _finish(
                 dedup.append(q)
         curved = tuple(
             kind != "flat" and (min(a[1], b[1]), max(a[1], b[1])) in gap_pairs
-            for a, b in zip(dedup, dedup[1:], strict=False)
+            for a, b in pairwise(dedup)
         )
         route = Route(used[ci].source, used[ci].target, kind, tuple(dedup), None, curved)
         routes.append((route, mid[0] if mid else 0.0))

@@ -80,7 +80,9 @@ def graph_to_mermaid(
     lines = ["flowchart TD"]
     for n in graph.nodes:
         shape = n.shape
-        lines.append(f"    {ids[n.id]}{_SHAPE_OPEN[shape]}{escape_label(n.label)}{_SHAPE_CLOSE[shape]}")
+        lines.append(
+            f"    {ids[n.id]}{_SHAPE_OPEN[shape]}{escape_label(n.label)}{_SHAPE_CLOSE[shape]}"
+        )
     for e in graph.edges:
         arrow = "-.->" if e.loopback else "-->"
         lines.append(f"    {ids[e.source]} {arrow}{_edge_label(e.label)} {ids[e.target]}")
@@ -138,9 +140,28 @@ _ARROW_TEXT = re.compile(
 )
 _PIPE_LABEL = re.compile(r'\|\s*(?:"(?P<q>[^"]*)"|(?P<p>[^|]*))\s*\|\s*')
 _OTHER_DIAGRAMS = frozenset(
-    "sequenceDiagram classDiagram stateDiagram stateDiagram-v2 erDiagram journey gantt pie "
-    "gitGraph mindmap timeline quadrantChart requirementDiagram C4Context sankey-beta "
-    "xychart-beta block-beta packet-beta architecture-beta kanban".split()
+    [
+        "sequenceDiagram",
+        "classDiagram",
+        "stateDiagram",
+        "stateDiagram-v2",
+        "erDiagram",
+        "journey",
+        "gantt",
+        "pie",
+        "gitGraph",
+        "mindmap",
+        "timeline",
+        "quadrantChart",
+        "requirementDiagram",
+        "C4Context",
+        "sankey-beta",
+        "xychart-beta",
+        "block-beta",
+        "packet-beta",
+        "architecture-beta",
+        "kanban",
+    ]
 )
 _HEADER = re.compile(r"^(?:flowchart|graph)\b", re.IGNORECASE)
 

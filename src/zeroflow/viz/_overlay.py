@@ -91,7 +91,7 @@ def overlay_from_run(run: object, node_ids: Iterable[str]) -> Overlay:
         runs[name] = runs.get(name, 0) + 1
         duration[name] = duration.get(name, 0.0) + value
         if status in ("succeeded", "failed", "waiting"):
-            last[name] = status  # type: ignore[assignment]  # narrowed by the membership test
+            last[name] = status
     queued = set(_queued(run))
     nodes: dict[str, NodeRun] = {}
     for name in ids:
@@ -127,5 +127,5 @@ def format_duration(ms: float) -> str:
     seconds = ms / 1000
     if seconds < 60:
         return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(round(seconds)), 60)
+    minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} min {rest} s"

@@ -10,6 +10,7 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from zeroflow.viz._graph import GNode, Graph
 from zeroflow.viz._layout import (
@@ -149,14 +150,30 @@ def plan(graph: Graph, overlay: Overlay | None) -> tuple[Layout, dict[str, _Draw
     return layout(lnodes, ledges, first=first), drawn
 
 
+def _rect(x: float, y: float, w: float, h: float, rx: float, paint: str, cls: str = "") -> str:
+    klass = f' class="{cls}"' if cls else ""
+    return (
+        f'<rect{klass} x="{_n(x)}" y="{_n(y)}" width="{_n(w)}" height="{_n(h)}" '
+        f'rx="{_n(rx)}" {paint}/>'
+    )
+
+
+def _line(x1: float, y1: float, x2: float, y2: float, colour: str, width: float) -> str:
+    return (
+        f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" '
+        f'stroke="{_x(colour)}" stroke-width="{_n(width)}"/>'
+    )
+
+
 def _shape(nd: GNode, b: Box, st: NodeStyle) -> str:
+    """The outline of a node; the element with class `shape` carries the status paint."""
     paint = f'fill="{_x(st.fill)}" stroke="{_x(st.stroke)}" stroke-width="{_n(st.stroke_width)}"'
     if st.dash:
         paint += f' stroke-dasharray="{_x(st.dash)}"'
     x, y, w, h = b.x, b.y, b.width, b.height
     shape = nd.shape
     if shape == "stadium":
-        return f'<rect class="shape" x="{_n(x)}" y="{_n(y)}" width="{_n(w)}" height="{_n(h)}" rx="{_n(h / 2)}" {paint}/>'
+        return _rect(x, y, w, h, h / 2, paint, "shape")
     if shape == "hexagon":
         pts = [
             (x + HEX_INSET, y),
@@ -166,20 +183,20 @@ def _shape(nd: GNode, b: Box, st: NodeStyle) -> str:
             (x + HEX_INSET, y + h),
             (x, y + h / 2),
         ]
-        return f'<polygon class="shape" points="{" ".join(f"{_n(px)},{_n(py)}" for px, py in pts)}" {paint}/>'
+        points = " ".join(f"{_n(px)},{_n(py)}" for px, py in pts)
+        return f'<polygon class="shape" points="{points}" {paint}/>'
     if shape == "map":
         o = MAP_OFFSET
-        back = f'<rect x="{_n(x + o)}" y="{_n(y)}" width="{_n(w - o)}" height="{_n(h - o)}" rx="{_n(RECT_RADIUS)}" {paint}/>'
-        front = f'<rect class="shape" x="{_n(x)}" y="{_n(y + o)}" width="{_n(w - o)}" height="{_n(h - o)}" rx="{_n(RECT_RADIUS)}" {paint}/>'
-        return back + front
+        back = _rect(x + o, y, w - o, h - o, RECT_RADIUS, paint)
+        return back + _rect(x, y + o, w - o, h - o, RECT_RADIUS, paint, "shape")
     radius = WAIT_RADIUS if shape == "wait" else RECT_RADIUS
-    out = f'<rect class="shape" x="{_n(x)}" y="{_n(y)}" width="{_n(w)}" height="{_n(h)}" rx="{_n(radius)}" {paint}/>'
+    out = _rect(x, y, w, h, radius, paint, "shape")
     if shape == "subflow":
         for lx in (x + 7, x + w - 7):
-            out += f'<line x1="{_n(lx)}" y1="{_n(y)}" x2="{_n(lx)}" y2="{_n(y + h)}" stroke="{_x(st.stroke)}" stroke-width="1"/>'
+            out += _line(lx, y, lx, y + h, st.stroke, 1)
     if shape == "wait":
         for lx in (x + 9, x + 13):
-            out += f'<line x1="{_n(lx)}" y1="{_n(y + h / 2 - 5)}" x2="{_n(lx)}" y2="{_n(y + h / 2 + 5)}" stroke="{_x(st.stroke)}" stroke-width="2"/>'
+            out += _line(lx, y + h / 2 - 5, lx, y + h / 2 + 5, st.stroke, 2)
     return out
 
 
@@ -214,7 +231,7 @@ def _path(route: Route) -> str:
     if route.kind == "flat":
         return d + "".join(f" L{_n(x)},{_n(y)}" for x, y in p[1:])
     bulge = 16.0 if route.kind == "up" else 0.0
-    for i, ((ax, ay), (bx, by)) in enumerate(zip(p, p[1:], strict=False)):
+    for i, ((ax, ay), (bx, by)) in enumerate(pairwise(p)):
         if i < len(route.curved) and route.curved[i]:
             my = (ay + by) / 2
             d += f" C{_n(ax + bulge)},{_n(my)} {_n(bx + bulge)},{_n(my)} {_n(bx)},{_n(by)}"
@@ -260,10 +277,8 @@ def render_svg(
         "<style>text{text-anchor:middle}.meta{font-size:11px;opacity:.85}"
         ".edge-label text{font-size:11px;fill:#334155}</style>",
         "<defs>",
-        f'<marker id="zf-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-        f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="{EDGE}"/></marker>',
-        f'<marker id="zf-arrow-loop" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-        f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="{LOOP}"/></marker>',
+        _marker("zf-arrow", EDGE),
+        _marker("zf-arrow-loop", LOOP),
         "</defs>",
         '<rect class="background" x="0" y="0" width="100%" height="100%" fill="#ffffff"/>',
         '<g class="edges" fill="none">',
@@ -285,7 +300,8 @@ def render_svg(
             continue
         b = route.label
         out.append(
-            f'<g class="edge-label" data-source="{_x(edge.source)}" data-target="{_x(edge.target)}" '
+            f'<g class="edge-label" data-source="{_x(edge.source)}" '
+            f'data-target="{_x(edge.target)}" '
             f'data-x="{_n(b.x)}" data-y="{_n(b.y)}" data-w="{_n(b.width)}" data-h="{_n(b.height)}">'
             f'<rect x="{_n(b.x)}" y="{_n(b.y)}" width="{_n(b.width)}" height="{_n(b.height)}" '
             f'rx="3" fill="#ffffff" fill-opacity="0.92"/>'
@@ -316,12 +332,16 @@ def render_svg(
             + _shape(nd, b, st)
             + _text(nd, b, drawn[nd.id], st)
         )
-        if overlay is not None and overlay.nodes[nd.id].queued and status not in ("next", "waiting"):
+        if (
+            overlay is not None
+            and overlay.nodes[nd.id].queued
+            and status not in ("next", "waiting")
+        ):
             nx = STATUS_STYLES["next"]
             out.append(
-                f'<rect class="queued" x="{_n(b.x - 3)}" y="{_n(b.y - 3)}" width="{_n(b.width + 6)}" '
-                f'height="{_n(b.height + 6)}" rx="7" fill="none" stroke="{nx.stroke}" '
-                f'stroke-width="1.5" stroke-dasharray="3 3"/>'
+                f'<rect class="queued" x="{_n(b.x - 3)}" y="{_n(b.y - 3)}" '
+                f'width="{_n(b.width + 6)}" height="{_n(b.height + 6)}" rx="7" fill="none" '
+                f'stroke="{nx.stroke}" stroke-width="1.5" stroke-dasharray="3 3"/>'
             )
         out.append("</g>")
     out.append("</g>")
@@ -329,6 +349,14 @@ def render_svg(
         out.append(_legend(overlay, lay.height, width))
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def _marker(marker_id: str, colour: str) -> str:
+    return (
+        f'<marker id="{marker_id}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        f'markerHeight="7" orient="auto-start-reverse">'
+        f'<path d="M0,0L10,5L0,10z" fill="{colour}"/></marker>'
+    )
 
 
 def _routed_edges(graph: Graph, lay: Layout) -> Sequence[_EdgeView]:
