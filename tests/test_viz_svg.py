@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import zeroflow
 from zeroflow.viz import workflow_to_svg
 from zeroflow.viz._layout import HEX_INSET, MAP_OFFSET, RECT_RADIUS, WAIT_RADIUS
 from zeroflow.viz._palette import STATUS_STYLES
@@ -256,7 +257,8 @@ def _assert_overlay(svg: str, trail: list[Step], queued: list[str]) -> None:
         assert shape.attrib["stroke"] == STATUS_STYLES[status].stroke  # type: ignore[index]
         mine = [s for s in trail if s.node == name]
         assert int(g.attrib["data-runs"]) == len(mine)
-        assert float(g.attrib["data-duration-ms"]) == sum(s.duration_ms or 0 for s in mine)
+        expected_ms = sum(s.duration_ms or 0 for s in mine)
+        assert float(g.attrib["data-duration-ms"]) == pytest.approx(expected_ms)
 
 
 def test_overlay_colours_match_a_snapshot_audit_trail() -> None:
@@ -306,3 +308,46 @@ def test_a_node_queued_again_after_running_gets_a_next_outline() -> None:
     nodes = _nodes(_parse(workflow_to_svg(WF, run=snap)))
     assert nodes["plan"].attrib["data-status"] == "succeeded"
     assert any(el.get("class") == "queued" for el in nodes["plan"])
+
+
+@pytest.mark.skipif(
+    not hasattr(zeroflow, "WorkflowEngine"), reason="zeroflow.WorkflowEngine is not built yet"
+)
+def test_overlay_matches_a_real_engine_run_its_checkpoint_and_snapshot_dict() -> None:
+    calls: dict[str, int] = {}
+
+    def handler(ctx: Any) -> Any:
+        calls[ctx.node_name] = calls.get(ctx.node_name, 0) + 1
+        if ctx.node_name == "exec" and calls["exec"] == 1:
+            return zeroflow.HandlerResult(outputs=["retry"])
+        if ctx.node_name == "review":
+            return zeroflow.HandlerResult(outputs=[], waiting=True, waiting_prompt="ok?")
+        return zeroflow.HandlerResult(outputs=["ok"])
+
+    wf = {
+        "workflow_name": "real",
+        "default_entry_node": "plan",
+        "nodes": {
+            "plan": {"handler": "h", "outputs": {"ok": [_edge("exec")]}},
+            "exec": {
+                "handler": "h",
+                "outputs": {"ok": [_edge("review")], "retry": [_edge("exec", True)]},
+            },
+            "review": {"handler": "h", "outputs": {"ok": [_edge("publish")]}},
+            "publish": {"handler": "h", "outputs": {"ok": []}},
+        },
+    }
+    result = zeroflow.WorkflowEngine(wf, handlers={"h": handler}).run(initial_input={})
+    assert result.status == "waiting" and result.checkpoint is not None
+    trail = [Step(r.step, r.wave, r.node, r.status, r.duration_ms) for r in result.audit_trail]
+    queued = list(result.checkpoint.ready_now) + list(result.checkpoint.ready_next_wave)
+    for run in (result, result.checkpoint, result.checkpoint.to_dict()):
+        svg = workflow_to_svg(wf, run=run)
+        _assert_overlay(svg, trail, queued)
+    statuses = {k: g.attrib["data-status"] for k, g in _nodes(_parse(svg)).items()}
+    assert statuses == {
+        "plan": "succeeded",
+        "exec": "succeeded",
+        "review": "waiting",
+        "publish": "not_reached",
+    }

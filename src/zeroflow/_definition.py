@@ -222,8 +222,9 @@ def compile_workflow(workflow_def: Any, *, _hash: str | None = None) -> Compiled
     """
     if not isinstance(workflow_def, Mapping):
         raise fail(
-            f"workflow definition must be a dict, got {type(workflow_def).__name__}; "
-            "load JSON files with WorkflowEngine.from_files"
+            "missing required keys: workflow_name, default_entry_node, nodes (the workflow "
+            f"definition must be a dict, got {type(workflow_def).__name__}; load JSON files with "
+            "WorkflowEngine.from_files)"
         )
     try:
         digest = workflow_hash(workflow_def) if _hash is None else _hash

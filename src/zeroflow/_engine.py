@@ -8,20 +8,18 @@ batches), ``_drive_async`` awaits them on the running event loop.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import random
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from . import _constants as C
 from ._definition import CompiledWorkflow, compile_workflow
+from ._drivers import drive_async, drive_sync
 from ._errors import (
     HashMismatchError,
     InvalidTransitionError,
@@ -31,7 +29,7 @@ from ._errors import (
 from ._events import EventCallback
 from ._frozen import NotJSONError, deep_merge, freeze, thaw
 from ._live import LiveRun
-from ._machine import Batch, Call, HandlerCancelled, RunMachine, Sleep, Steps
+from ._machine import RunMachine, Steps
 from ._models import (
     Event,
     HandlerResult,
@@ -43,7 +41,6 @@ from ._models import (
 )
 from ._store import WorkflowStore
 from ._subflows import build_children, check_child_hashes, child_hashes
-from ._tasks import NodeTimeoutError
 
 __all__ = ["Handler", "WorkflowEngine"]
 
@@ -438,6 +435,7 @@ class WorkflowEngine:
             run,
             C.EVENT_WF_RESUMED,
             {"workflow": snap.workflow_name, "resumed_from_step": resumed_from, "wave": snap.wave},
+            expect_step=resumed_from,
         )
 
     def _redrive(self, checkpoint: Checkpoint) -> Steps:
@@ -482,58 +480,14 @@ class WorkflowEngine:
                 "wave": snap.wave,
                 "redrive": True,
             },
+            expect_step=resumed_from,
         )
 
     def _drive_sync(self, steps: Steps) -> WorkflowResult:
-        """Answer the machine's requests in this thread."""
-        answer: Any = None
-        cancel = self._cancel
-        try:
-            request = next(steps)
-            while True:
-                if type(request) is Call:
-                    answer = _call_sync(request)
-                elif type(request) is Batch:
-                    calls = request.calls
-                    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-                        answer = list(pool.map(_call_sync, calls))
-                else:
-                    assert isinstance(request, Sleep)
-                    if self._sleep is not None:
-                        self._sleep(request.seconds)
-                        answer = cancel.is_set()
-                    elif request.seconds > 0:
-                        answer = cancel.wait(request.seconds)
-                    else:
-                        answer = cancel.is_set()
-                request = steps.send(answer)
-        except StopIteration as stop:
-            result_value: WorkflowResult = stop.value
-            return result_value
-        finally:
-            steps.close()
+        return drive_sync(steps, self._cancel, self._sleep)
 
     async def _drive_async(self, steps: Steps) -> WorkflowResult:
-        """Answer the machine's requests on the running event loop."""
-        answer: Any = None
-        cancel = self._cancel
-        try:
-            request = next(steps)
-            while True:
-                if type(request) is Call:
-                    answer = await _call_async(request, cancel)
-                elif type(request) is Batch:
-                    jobs = [_call_async(c, cancel, threaded=True) for c in request.calls]
-                    answer = list(await asyncio.gather(*jobs))
-                else:
-                    assert isinstance(request, Sleep)
-                    answer = await _sleep_async(request.seconds, cancel, self._sleep)
-                request = steps.send(answer)
-        except StopIteration as stop:
-            result_value: WorkflowResult = stop.value
-            return result_value
-        finally:
-            steps.close()
+        return await drive_async(steps, self._cancel, self._sleep)
 
 
 def _read_definition(file: Path) -> Any:
@@ -578,89 +532,3 @@ def _migration_problems(
         if before is not None and before.kind != new.nodes[name].kind:
             problems.append(f"node '{name}' ({why}) changed its kind")
     return problems
-
-
-def _call_sync(request: Call) -> tuple[Any, Exception | None]:
-    try:
-        result = request.fn(request.ctx)
-        if type(result) is not HandlerResult and inspect.isawaitable(result):
-            result = _await_outside_loop(result, request)
-        return result, None
-    except Exception as exc:
-        return None, exc
-
-
-def _await_outside_loop(awaitable: Any, request: Call) -> Any:
-    """Drive an async handler to completion from sync ``run()``, if no loop is running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        if inspect.iscoroutine(awaitable):
-            awaitable.close()
-        raise RuntimeError(
-            f"handler of node '{request.ctx.node_name}' is async and run() was called inside a "
-            "running event loop; use 'await engine.arun(...)' instead"
-        )
-
-    async def wrap() -> Any:
-        if request.timeout_seconds is None:
-            return await awaitable
-        return await _with_node_timeout(awaitable, request.timeout_seconds)
-
-    return asyncio.run(wrap())
-
-
-async def _with_node_timeout(awaitable: Any, seconds: float) -> Any:
-    try:
-        return await asyncio.wait_for(awaitable, seconds)
-    except TimeoutError:
-        raise NodeTimeoutError(f"cancelled after {seconds} s") from None
-
-
-async def _call_async(
-    request: Call, cancel: threading.Event, *, threaded: bool = False
-) -> tuple[Any, Exception | None]:
-    """Call a handler; await it if async, cancelling it at its deadline or on ``cancel()``.
-
-    In a parallel batch (``threaded``) a plain handler runs in a worker thread.
-    """
-    try:
-        fn = request.fn
-        if threaded and not inspect.iscoroutinefunction(fn):
-            result = await asyncio.to_thread(fn, request.ctx)
-        else:
-            result = fn(request.ctx)
-        if type(result) is HandlerResult or not inspect.isawaitable(result):
-            return result, None
-        task = asyncio.ensure_future(
-            result
-            if request.timeout_seconds is None
-            else _with_node_timeout(result, request.timeout_seconds)
-        )
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=0.05)
-            if done:
-                return task.result(), None
-            if cancel.is_set():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                return None, HandlerCancelled("handler cancelled by engine.cancel()")
-    except Exception as exc:
-        return None, exc
-
-
-async def _sleep_async(
-    seconds: float, cancel: threading.Event, sleep: Callable[[float], None] | None
-) -> bool:
-    if sleep is not None:
-        sleep(seconds)
-        return cancel.is_set()
-    deadline = time.monotonic() + seconds
-    while not cancel.is_set():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        await asyncio.sleep(min(left, 0.05))
-    return True

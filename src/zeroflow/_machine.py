@@ -18,7 +18,7 @@ from typing import Any
 
 from . import _constants as C
 from ._definition import CompiledNode, CompiledWorkflow
-from ._errors import RunExistsError
+from ._errors import RunExistsError, RunLockedError
 from ._events import EventCallback, wanted_kinds, wants_checkpoints
 from ._frozen import FrozenDict, NotJSONError, freeze, thaw
 from ._live import LiveRun
@@ -200,7 +200,13 @@ class RunMachine(TaskRunner):
     # ------------------------------------------------------------------ sessions
 
     def session(
-        self, run: LiveRun, kind: str, data: dict[str, Any], *, replace: bool = False
+        self,
+        run: LiveRun,
+        kind: str,
+        data: dict[str, Any],
+        *,
+        replace: bool = False,
+        expect_step: int | None = None,
     ) -> Steps:
         """One call on one run: take the lease, announce, drive, always release.
 
@@ -220,12 +226,35 @@ class RunMachine(TaskRunner):
                 leased = True
         run.lease_owner = owner if leased else None
         try:
+            if leased and expect_step is not None:
+                self._check_not_moved_on(run.snap.run_id, expect_step)
             self.emit(run, kind, None, data)
             self.checkpoint(run, full=True)
             return (yield from self.steps(run))
         finally:
             if leased:
                 store.release_lease(run.snap.run_id, owner)  # type: ignore[union-attr]
+
+    def _check_not_moved_on(self, run_id: str, expect_step: int) -> None:
+        """Refuse a stale checkpoint: another driver advanced the stored run since it was read.
+
+        Two webhook calls that both loaded a waiting run before either resumed it
+        must not both proceed: the lease serialises them, this check stops the
+        second one.
+        """
+        store = self.store
+        assert store is not None
+        try:
+            stored = store.load_snapshot(run_id)
+        except KeyError:
+            return  # the run is new to this store
+        if stored.step != expect_step:
+            raise RunLockedError(
+                f"run '{run_id}' moved on since this checkpoint was taken (checkpoint step "
+                f"{expect_step}, stored step {stored.step}, status '{stored.status}'); "
+                "load it again before resuming",
+                run_id=run_id,
+            )
 
     def _claim_new_run(self, run_id: str, replace: bool) -> None:
         """Refuse to overwrite a stored run unless ``replace``; then clear it for reuse."""

@@ -34,6 +34,9 @@ __all__ = [
 FOLD_MIN_RECORDS = 100
 """A journal is folded into a full snapshot no more often than every this many records."""
 
+FOLD_RATIO = 2
+"""... and not before it holds this many times the bytes of the last full snapshot."""
+
 
 def check_run_id(run_id: str) -> str:
     """Refuse run ids that could escape a store's folder or table key; return the id."""
@@ -101,12 +104,13 @@ def event_dict(event: Event) -> dict[str, Any]:
 def should_fold(records: int, journal_bytes: int, base_bytes: int) -> bool:
     """Fold the journal once it holds ``FOLD_MIN_RECORDS`` records and outweighs the base.
 
-    Folding when the journal since the last fold is as large as the last full
-    snapshot keeps the total bytes written linear in the run's length (each
-    fold is paid for by as many journal bytes) and bounds a load to reading
-    about twice the snapshot.
+    Folding when the journal since the last fold is ``FOLD_RATIO`` times the
+    last full snapshot keeps the total bytes written linear in the run's
+    length (each fold is paid for by that many journal bytes, so snapshot
+    sizes grow geometrically) and bounds a load to reading about
+    ``1 + FOLD_RATIO`` snapshots' worth of bytes.
     """
-    return records >= FOLD_MIN_RECORDS and journal_bytes >= base_bytes
+    return records >= FOLD_MIN_RECORDS and journal_bytes >= FOLD_RATIO * base_bytes
 
 
 def lease_verdict(holder: str | None, expires_at: float, owner: str | None, now: float) -> str:

@@ -175,6 +175,7 @@ class _Writer:
         "journal_bytes",
         "journal_fd",
         "last_events_end",
+        "live",
         "owner",
         "pending_events",
         "pending_full",
@@ -198,6 +199,7 @@ class _Writer:
         self.pending_events: list[str] = []
         self.pending_full: dict[str, Any] | None = None
         self.pending_records: list[str] = []
+        self.live: dict[str, Any] | None = None
         self.hold = False
         self.renewed_at = 0.0
         self.fresh = False
@@ -251,7 +253,8 @@ class JsonFileWorkflowStore:
                 self._commit(snapshot.run_id, w)
 
     def append_step(self, run_id: str, delta: StepDelta) -> None:
-        body = encode_compact(delta.to_dict())
+        plain = delta.to_dict()
+        body = encode_compact(plain)
         with self._lock:
             w = self._writer(run_id)
             if w.pending_full is not None:
@@ -259,6 +262,8 @@ class JsonFileWorkflowStore:
             if w.base_seq < 0:
                 raise RunNotFoundError(run_id)
             w.pending_records.append(body)
+            if w.live is not None:
+                apply_delta_dict(w.live, plain)
             w.hold = frontier_only(delta)
             if w.owner is None:
                 self._commit(run_id, w)
@@ -393,8 +398,10 @@ class JsonFileWorkflowStore:
             w.journal_bytes += len(data)
             w.last_events_end = events_end
             if w.pending_full is None and should_fold(w.records, w.journal_bytes, w.base_bytes):
-                snap = self._rebuild(run_id, folder, w.base_seq, w.seq)
-                self._write_base(folder, w, snap, w.last_events_end)
+                live = w.live
+                if live is None:
+                    live = self._rebuild(run_id, folder, w.base_seq, w.seq)
+                self._write_base(folder, w, live, w.last_events_end, meta=False)
         if w.pending_full is not None:
             full, w.pending_full = w.pending_full, None
             w.seq += 1
@@ -404,17 +411,28 @@ class JsonFileWorkflowStore:
             w.close()
 
     def _write_base(
-        self, folder: Path, w: _Writer, data: dict[str, Any], events_end: int | None
+        self,
+        folder: Path,
+        w: _Writer,
+        data: dict[str, Any],
+        events_end: int | None,
+        *,
+        meta: bool = True,
     ) -> None:
-        """Make ``data`` the run's fold at ``w.seq``; the previous fold stays as history."""
+        """Make ``data`` the run's fold at ``w.seq``; the previous fold stays as history.
+
+        ``metadata.json`` is rewritten at lifecycle saves only (``meta``): its
+        status cannot change in between, so a periodic fold skips a file replace.
+        """
         data["store"] = {"format": FORMAT_VERSION, "seq": w.seq, "events_end": events_end}
         text = encode_compact(data)
         snap_path = folder / "snapshot.json"
         if w.base_seq >= 0 and snap_path.exists():
             copy_atomic(snap_path, folder / "journal" / _base_name(w.base_seq), fsync=self.fsync)
         write_atomic(snap_path, text, fsync=self.fsync)
-        meta = _metadata_of(data, self._clock())
-        write_atomic(folder / "metadata.json", json.dumps(meta, indent=2), fsync=self.fsync)
+        if meta:
+            summary = _metadata_of(data, self._clock())
+            write_atomic(folder / "metadata.json", json.dumps(summary, indent=2), fsync=self.fsync)
         if w.journal_fd is not None:
             os.close(w.journal_fd)
             w.journal_fd = None
@@ -424,6 +442,8 @@ class JsonFileWorkflowStore:
         w.journal_bytes = 0
         w.last_events_end = events_end
         w.fresh = False
+        # A driver keeps the run's current state, so the next fold costs one encode.
+        w.live = data if w.owner is not None else None
 
     # ------------------------------------------------------------------ reads
 

@@ -108,6 +108,7 @@ class _Writer:
         "delta_bytes",
         "event_seq",
         "hold",
+        "live",
         "owner",
         "pending_deltas",
         "pending_events",
@@ -128,6 +129,7 @@ class _Writer:
         self.pending_events: list[str] = []
         self.pending_full: dict[str, Any] | None = None
         self.pending_deltas: list[tuple[str, StepDelta]] = []
+        self.live: dict[str, Any] | None = None
         self.hold = False
         self.renewed_at = 0.0
 
@@ -226,7 +228,8 @@ class SqliteWorkflowStore:
                 self._commit(snapshot.run_id, w)
 
     def append_step(self, run_id: str, delta: StepDelta) -> None:
-        body = encode_compact(delta.to_dict())
+        plain = delta.to_dict()
+        body = encode_compact(plain)
         with self._lock:
             w = self._writer(run_id)
             if w.pending_full is not None:
@@ -234,6 +237,8 @@ class SqliteWorkflowStore:
             if w.base_seq < 0 and w.owner is not None:
                 raise RunNotFoundError(run_id)
             w.pending_deltas.append((body, delta))
+            if w.live is not None:
+                apply_delta_dict(w.live, plain)
             w.hold = frontier_only(delta)
             if w.owner is None:
                 self._commit(run_id, w)
@@ -330,7 +335,7 @@ class SqliteWorkflowStore:
 
     def _fold(self, db: sqlite3.Connection, run_id: str, w: _Writer, now: float) -> None:
         """Store the run's current state as a full snapshot and refresh its summary row."""
-        snap = self._rebuild(db, run_id, w.seq)
+        snap = w.live if w.live is not None else self._rebuild(db, run_id, w.seq)
         text = encode_compact(snap)
         db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, w.seq, text))
         db.execute(
@@ -383,6 +388,8 @@ class SqliteWorkflowStore:
         w.seq = w.base_seq = seq
         w.base_bytes = len(text)
         w.records = w.delta_bytes = 0
+        # A driver keeps the run's current state, so the next full snapshot costs one encode.
+        w.live = data if w.owner is not None else None
 
     # ------------------------------------------------------------------ reads
 

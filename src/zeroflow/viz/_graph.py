@@ -75,6 +75,7 @@ def graph_from_definition(workflow_def: Mapping[str, Any]) -> Graph:
 
 
 def _node_kind(spec: Mapping[str, Any]) -> NodeKind:
+    """Kind from the node keys: `subflow`, `map`, or `config.kind == "wait"`."""
     if "subflow" in spec:
         return "subflow"
     if "map" in spec:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Literal
 
+from zeroflow.viz._layers import break_cycles, components, isotonic, longest_path_layers, order
+
 Point = tuple[float, float]
 RouteKind = Literal["down", "up", "flat", "self"]
 
@@ -29,7 +31,6 @@ HEX_INSET = 12.0
 MAP_OFFSET = 5.0
 WAIT_RADIUS = 12.0
 RECT_RADIUS = 5.0
-SWEEPS = 12
 PLACEMENT_PASSES = 10
 
 
@@ -132,176 +133,6 @@ def side_span(shape: str, box: Box) -> tuple[float, float]:
     return box.x + inset, box.right - inset
 
 
-# ---------------------------------------------------------------- layering
-
-
-def _break_cycles(
-    n: int, edges: Sequence[tuple[int, int]], loops: Sequence[bool], first: int
-) -> list[bool]:
-    """Mark edges kept for layering: forward edges, minus those closing a cycle in a DFS."""
-    keep = [s != t and not loop for (s, t), loop in zip(edges, loops, strict=True)]
-    out: list[list[int]] = [[] for _ in range(n)]
-    for i, (s, _t) in enumerate(edges):
-        if keep[i]:
-            out[s].append(i)
-    state = [0] * n  # 0 new, 1 on stack, 2 done
-    starts = [first, *[v for v in range(n) if v != first]]
-    for root in starts:
-        if state[root]:
-            continue
-        state[root] = 1
-        stack: list[tuple[int, int]] = [(root, 0)]
-        while stack:
-            v, k = stack[-1]
-            if k < len(out[v]):
-                stack[-1] = (v, k + 1)
-                ei = out[v][k]
-                w = edges[ei][1]
-                if state[w] == 1:
-                    keep[ei] = False
-                elif state[w] == 0:
-                    state[w] = 1
-                    stack.append((w, 0))
-            else:
-                state[v] = 2
-                stack.pop()
-    return keep
-
-
-def _layers(
-    n: int, edges: Sequence[tuple[int, int]], keep: Sequence[bool], first: int
-) -> list[int]:
-    """Longest-path layers, then sources pulled down next to their successors."""
-    preds: list[list[int]] = [[] for _ in range(n)]
-    succs: list[list[int]] = [[] for _ in range(n)]
-    for i, (s, t) in enumerate(edges):
-        if keep[i]:
-            succs[s].append(t)
-            preds[t].append(s)
-    indeg = [len(p) for p in preds]
-    order: list[int] = []
-    ready = [v for v in range(n) if indeg[v] == 0]
-    while ready:
-        v = ready.pop(0)
-        order.append(v)
-        for w in succs[v]:
-            indeg[w] -= 1
-            if indeg[w] == 0:
-                ready.append(w)
-    layer = [0] * n
-    for v in order:
-        for w in succs[v]:
-            layer[w] = max(layer[w], layer[v] + 1)
-    for v in reversed(order):
-        if v != first and not preds[v] and succs[v]:
-            layer[v] = max(layer[v], min(layer[w] for w in succs[v]) - 1)
-    touched = [bool(preds[v] or succs[v]) for v in range(n)]
-    for s, t in edges:
-        touched[s] = touched[t] = True
-    top = max(layer, default=0)
-    for v in range(n):
-        if v != first and not touched[v]:
-            layer[v] = top
-    return layer
-
-
-# ---------------------------------------------------------------- ordering
-
-
-def _crossings(
-    upper: Sequence[int], lower_nbrs: Sequence[Sequence[int]], pos: Sequence[int]
-) -> int:
-    pairs = sorted((pos[u], pos[w]) for u in upper for w in lower_nbrs[u])
-    count = 0
-    for i in range(len(pairs)):
-        a1, b1 = pairs[i]
-        for j in range(i + 1, len(pairs)):
-            a2, b2 = pairs[j]
-            if a2 > a1 and b2 < b1:
-                count += 1
-    return count
-
-
-def _order(
-    ranks: list[list[int]],
-    up: Sequence[Sequence[int]],
-    down: Sequence[Sequence[int]],
-    comp: Sequence[int],
-) -> list[list[int]]:
-    """Barycentre sweeps down and up; keep the ordering with fewest crossings.
-
-    Vertices stay grouped by connected component (`comp`), so each component
-    occupies a contiguous run of every layer.
-    """
-    nv = len(up)
-    pos = [0] * nv
-
-    def index() -> None:
-        for rank in ranks:
-            for i, v in enumerate(rank):
-                pos[v] = i
-
-    def total() -> int:
-        return sum(_crossings(ranks[i], down, pos) for i in range(len(ranks) - 1))
-
-    index()
-    best = [list(r) for r in ranks]
-    best_count = total()
-    for sweep in range(SWEEPS):
-        downward = sweep % 2 == 0
-        seq = range(1, len(ranks)) if downward else range(len(ranks) - 2, -1, -1)
-        for li in seq:
-            nbrs = up if downward else down
-            rank = ranks[li]
-
-            def key(v: int, nbrs: Sequence[Sequence[int]] = nbrs) -> tuple[int, float, int]:
-                ns = nbrs[v]
-                bary = sum(pos[u] for u in ns) / len(ns) if ns else float(pos[v])
-                return comp[v], bary, pos[v]
-
-            rank.sort(key=key)
-            for i, v in enumerate(rank):
-                pos[v] = i
-        count = total()
-        if count < best_count:
-            best_count = count
-            best = [list(r) for r in ranks]
-        if best_count == 0:
-            break
-    return best
-
-
-# ---------------------------------------------------------------- placement
-
-
-def _isotonic(
-    desired: Sequence[float], weights: Sequence[float], gaps: Sequence[float]
-) -> list[float]:
-    """Closest positions (weighted least squares) keeping order and minimum gaps.
-
-    `gaps[i]` is the minimum distance between item i-1 and item i (gaps[0] unused).
-    Pool-adjacent-violators on positions shifted by cumulative gaps.
-    """
-    offsets: list[float] = []
-    acc = 0.0
-    for i in range(len(desired)):
-        if i:
-            acc += gaps[i]
-        offsets.append(acc)
-    blocks: list[list[float]] = []  # [weighted sum, weight, count]
-    for i, d in enumerate(desired):
-        blocks.append([(d - offsets[i]) * weights[i], weights[i], 1.0])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            s, w, c = blocks.pop()
-            blocks[-1][0] += s
-            blocks[-1][1] += w
-            blocks[-1][2] += c
-    out: list[float] = []
-    for s, w, c in blocks:
-        out.extend([s / w] * int(c))
-    return [y + o for y, o in zip(out, offsets, strict=True)]
-
-
 # ---------------------------------------------------------------- driver
 
 
@@ -333,8 +164,8 @@ def layout(
     if n == 0:
         return Layout({}, (), (), 2 * MARGIN, 2 * MARGIN)
     root = ids.get(first, 0) if first is not None else 0
-    keep = _break_cycles(n, pairs, [e.loopback for e in used], root)
-    layer = _layers(n, pairs, keep, root)
+    keep = break_cycles(n, pairs, [e.loopback for e in used], root)
+    layer = longest_path_layers(n, pairs, keep, root)
     w = _Work(n=n, layer=list(layer))
     w.left = [nd.width / 2 for nd in nodes]
     w.right = [nd.width / 2 for nd in nodes]
@@ -394,10 +225,10 @@ def layout(
         seen[v] = len(seen)
         queue.extend(x for x in adj[v] if x not in seen)
     ranks: list[list[int]] = [[] for _ in range(nranks)]
-    comp = _components(nv, w.chains, seen)
+    comp = components(nv, w.chains, seen)
     for v in sorted(range(nv), key=lambda v: (comp[v], seen[v])):
         ranks[w.layer[v]].append(v)
-    ranks = _order(ranks, up, down, comp)
+    ranks = order(ranks, up, down, comp)
     xs = [0.0] * nv
     # Each component is placed on its own, then packed beside the earlier ones.
     skyline: list[float | None] = [None] * nranks
@@ -421,29 +252,8 @@ def layout(
     return _finish(nodes, used, kinds, ranks, xs, w)
 
 
-def _components(nv: int, chains: Sequence[Sequence[int]], seen: Mapping[int, int]) -> list[int]:
-    """Connected component of every vertex, numbered by first appearance in `seen` order."""
-    parent = list(range(nv))
-
-    def find(v: int) -> int:
-        while parent[v] != v:
-            parent[v] = parent[parent[v]]
-            v = parent[v]
-        return v
-
-    for chain in chains:
-        for a, b in pairwise(chain):
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-    number: dict[int, int] = {}
-    out = [0] * nv
-    for v in sorted(range(nv), key=lambda v: seen[v]):
-        out[v] = number.setdefault(find(v), len(number))
-    return out
-
-
 def _sep(w: _Work, a: int, b: int) -> float:
+    """Minimum centre distance between neighbours `a` and `b` in a layer."""
     gap = NODE_SEP if w.real[a] and w.real[b] else DUMMY_SEP
     return w.right[a] + gap + w.left[b]
 
@@ -451,6 +261,8 @@ def _sep(w: _Work, a: int, b: int) -> float:
 def _place(
     ranks: list[list[int]], up: Sequence[Sequence[int]], down: Sequence[Sequence[int]], w: _Work
 ) -> list[float]:
+    """x coordinates: pack each layer, then alternate down/up passes pulling each
+    vertex towards the mean of its neighbours, with order and spacing kept."""
     nv = len(w.layer)
     xs = [0.0] * nv
     for rank in ranks:
@@ -489,7 +301,7 @@ def _place(
             else:
                 ws.append(weights[v])
             filled.append(d)
-        placed = _isotonic(filled, ws, gaps)
+        placed = isotonic(filled, ws, gaps)
         for v, x in zip(rank, placed, strict=True):
             xs[v] = x
 
@@ -513,6 +325,7 @@ def _finish(
     xs: list[float],
     w: _Work,
 ) -> Layout:
+    """y coordinates from layer heights and gap sizes, node boxes, ports and edge routes."""
     n = w.n
     nranks = len(ranks)
     band_h = [0.0] * nranks
@@ -664,7 +477,7 @@ def _place_labels(
     for g, row in sorted(rows.items()):
         row.sort()
         gaps = [0.0] + [used[row[i - 1][1]].label_width + 6 for i in range(1, len(row))]
-        xs = _isotonic([x for x, _ in row], [1.0] * len(row), gaps)
+        xs = isotonic([x for x, _ in row], [1.0] * len(row), gaps)
         gap_top = band_top[g] - gap_h[g] if g < len(band_top) else band_top[-1]
         centre_y = gap_top + gap_h[g] / 2
         for (_x, ci), x in zip(row, xs, strict=True):

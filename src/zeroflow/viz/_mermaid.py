@@ -181,6 +181,7 @@ class _Reader:
         self.classes: dict[str, list[str]] = {}
 
     def node_ref(self, text: str, pos: int) -> tuple[str, int] | None:
+        """Read a node id, optional shape and `:::class` at `pos`; return id and new position."""
         m = _ID.match(text, pos)
         if not m:
             return None
@@ -216,6 +217,7 @@ class _Reader:
         return node_id, pos
 
     def statement(self, text: str) -> None:
+        """Read a chain of `node arrow node ...`; stops quietly at anything it cannot read."""
         first = self.node_ref(text, 0)
         if first is None:
             return
@@ -248,6 +250,7 @@ class _Reader:
 
 
 def _css(body: str) -> dict[str, str]:
+    """Parse `key:value,key:value` style text into a dict with lower-case keys."""
     out: dict[str, str] = {}
     for part in body.split(","):
         if ":" in part:

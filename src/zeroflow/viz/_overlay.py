@@ -44,6 +44,7 @@ class Overlay:
 
 
 def _get(obj: object, key: str) -> object:
+    """Read a field from a mapping or an object, None when absent."""
     if isinstance(obj, Mapping):
         return obj.get(key)
     return getattr(obj, key, None)

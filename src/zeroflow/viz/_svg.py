@@ -201,6 +201,7 @@ def _shape(nd: GNode, b: Box, st: NodeStyle) -> str:
 
 
 def _text(nd: GNode, b: Box, d: _Drawn, st: NodeStyle) -> str:
+    """The centred label lines of a node, plus its run summary line when overlaid."""
     cx, cy = b.cx, b.cy
     if nd.shape == "map":
         cx, cy = cx - MAP_OFFSET / 2, cy + MAP_OFFSET / 2
@@ -221,6 +222,7 @@ def _text(nd: GNode, b: Box, d: _Drawn, st: NodeStyle) -> str:
 
 
 def _path(route: Route) -> str:
+    """SVG path data for a route: straight inside layers, curves across gaps, loops beside nodes."""
     p = route.points
     d = f"M{_n(p[0][0])},{_n(p[0][1])}"
     if route.kind == "self":
@@ -323,7 +325,7 @@ def render_svg(
             tip.append(f"status: {STATUS_LABELS[status]}")
             if nr.runs:
                 tip.append(f"runs: {nr.runs}, total {format_duration(nr.duration_ms)}")
-            attrs = f' data-runs="{nr.runs}" data-duration-ms="{_n(nr.duration_ms)}"'
+            attrs = f' data-runs="{nr.runs}" data-duration-ms="{nr.duration_ms!r}"'
         out.append(
             f'<g class="node" data-id="{_x(nd.id)}" data-kind="{nd.kind}" data-shape="{nd.shape}" '
             f'data-status="{status}"{attrs} data-x="{_n(b.x)}" data-y="{_n(b.y)}" '
@@ -360,6 +362,7 @@ def _marker(marker_id: str, colour: str) -> str:
 
 
 def _routed_edges(graph: Graph, lay: Layout) -> Sequence[_EdgeView]:
+    """Graph edges in the order of the layout's routes (edges to unknown nodes dropped)."""
     ids = set(lay.boxes)
     return [
         _EdgeView(e.source, e.target, e.label, e.loopback)
@@ -377,6 +380,7 @@ class _EdgeView:
 
 
 def _legend(overlay: Overlay, top: float, width: float) -> str:
+    """Run status, total duration and the colour key, drawn under the graph."""
     y = top + 8
     parts = [f'<g class="legend" transform="translate(0,{_n(y)})">']
     status = overlay.run_status or "unknown"

@@ -1,0 +1,164 @@
+"""Drivers: answer the run machine's requests, in this thread or on an event loop.
+
+The machine (``RunMachine.steps``) yields ``Call``, ``Batch`` and ``Sleep``;
+``drive_sync`` answers them by calling handlers here (a thread pool for a
+batch), ``drive_async`` by awaiting them. Only this module runs user code,
+touches threads and sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ._machine import Batch, Call, HandlerCancelled, Sleep, Steps
+from ._models import HandlerResult, WorkflowResult
+from ._tasks import NodeTimeoutError
+
+__all__ = ["drive_async", "drive_sync"]
+
+Sleeper = Callable[[float], None]
+
+
+def drive_sync(steps: Steps, cancel: threading.Event, sleep: Sleeper | None) -> WorkflowResult:
+    """Answer every request of ``steps`` in this thread; return the run's result."""
+    answer: Any = None
+    try:
+        request = next(steps)
+        while True:
+            if type(request) is Call:
+                answer = _call_sync(request)
+            elif type(request) is Batch:
+                calls = request.calls
+                with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+                    answer = list(pool.map(_call_sync, calls))
+            else:
+                assert isinstance(request, Sleep)
+                if sleep is not None:
+                    sleep(request.seconds)
+                    answer = cancel.is_set()
+                elif request.seconds > 0:
+                    answer = cancel.wait(request.seconds)
+                else:
+                    answer = cancel.is_set()
+            request = steps.send(answer)
+    except StopIteration as stop:
+        result: WorkflowResult = stop.value
+        return result
+    finally:
+        steps.close()
+
+
+async def drive_async(
+    steps: Steps, cancel: threading.Event, sleep: Sleeper | None
+) -> WorkflowResult:
+    """Answer every request of ``steps`` on the running loop; return the run's result."""
+    answer: Any = None
+    try:
+        request = next(steps)
+        while True:
+            if type(request) is Call:
+                answer = await _call_async(request, cancel)
+            elif type(request) is Batch:
+                jobs = [_call_async(c, cancel, threaded=True) for c in request.calls]
+                answer = list(await asyncio.gather(*jobs))
+            else:
+                assert isinstance(request, Sleep)
+                answer = await _sleep_async(request.seconds, cancel, sleep)
+            request = steps.send(answer)
+    except StopIteration as stop:
+        result: WorkflowResult = stop.value
+        return result
+    finally:
+        steps.close()
+
+
+def _call_sync(request: Call) -> tuple[Any, Exception | None]:
+    try:
+        result = request.fn(request.ctx)
+        if type(result) is not HandlerResult and inspect.isawaitable(result):
+            result = _await_outside_loop(result, request)
+        return result, None
+    except Exception as exc:
+        return None, exc
+
+
+def _await_outside_loop(awaitable: Any, request: Call) -> Any:
+    """Drive an async handler to completion from sync ``run()``, if no loop is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+        raise RuntimeError(
+            f"handler of node '{request.ctx.node_name}' is async and run() was called inside a "
+            "running event loop; use 'await engine.arun(...)' instead"
+        )
+
+    async def wrap() -> Any:
+        if request.timeout_seconds is None:
+            return await awaitable
+        return await _with_node_timeout(awaitable, request.timeout_seconds)
+
+    return asyncio.run(wrap())
+
+
+async def _with_node_timeout(awaitable: Any, seconds: float) -> Any:
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        raise NodeTimeoutError(f"cancelled after {seconds} s") from None
+
+
+async def _call_async(
+    request: Call, cancel: threading.Event, *, threaded: bool = False
+) -> tuple[Any, Exception | None]:
+    """Call a handler; await it if async, cancelling it at its deadline or on ``cancel()``.
+
+    In a parallel batch (``threaded``) a plain handler runs in a worker thread.
+    """
+    try:
+        fn = request.fn
+        if threaded and not inspect.iscoroutinefunction(fn):
+            result = await asyncio.to_thread(fn, request.ctx)
+        else:
+            result = fn(request.ctx)
+        if type(result) is HandlerResult or not inspect.isawaitable(result):
+            return result, None
+        task = asyncio.ensure_future(
+            result
+            if request.timeout_seconds is None
+            else _with_node_timeout(result, request.timeout_seconds)
+        )
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.05)
+            if done:
+                return task.result(), None
+            if cancel.is_set():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                return None, HandlerCancelled("handler cancelled by engine.cancel()")
+    except Exception as exc:
+        return None, exc
+
+
+async def _sleep_async(
+    seconds: float, cancel: threading.Event, sleep: Callable[[float], None] | None
+) -> bool:
+    if sleep is not None:
+        sleep(seconds)
+        return cancel.is_set()
+    deadline = time.monotonic() + seconds
+    while not cancel.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        await asyncio.sleep(min(left, 0.05))
+    return True
