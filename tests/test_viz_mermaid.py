@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from zeroflow.viz import workflow_to_mermaid
 from zeroflow.viz._graph import graph_from_definition
 from zeroflow.viz._mermaid import escape_label, parse_mermaid, unescape_label
@@ -165,3 +167,50 @@ def test_garbage_input_gives_an_empty_graph_not_an_error() -> None:
     for junk in ["", "```mermaid\n```", "sequenceDiagram\n  A->>B: hi", "-->|x|", "(((("]:
         parse_mermaid(junk)
     assert parse_mermaid("sequenceDiagram\n  A->>B: hi").graph.nodes == ()
+
+
+def test_node_level_kind_wait_and_subflow_are_recognised() -> None:
+    wf = {
+        "default_entry_node": "a",
+        "nodes": {
+            "a": {"outputs": {"ok": [{"target_node": "w"}]}},
+            "w": {"kind": "wait", "outputs": {"ok": [{"target_node": "s"}]}},
+            "s": {"kind": "subflow", "outputs": {}},
+        },
+    }
+    kinds = [n.kind for n in graph_from_definition(wf).nodes]
+    assert kinds == ["task", "wait", "subflow"]
+
+
+def test_a_versioned_zf1_definition_is_drawn_through_the_grammar() -> None:
+    grammar = pytest.importorskip("zeroflow._grammar")
+    if not hasattr(grammar, "normalise"):
+        pytest.skip("the zf/1 grammar is not built yet")
+    zf1 = {
+        "version": "zf/1",
+        "name": "publish",
+        "entry": "draft",
+        "error": "alert",
+        "nodes": {
+            "draft": {"handler": "draft", "on": {"ok": "review"}},
+            "review": {
+                "kind": "wait",
+                "prompt": "Publish?",
+                "on": {"approve": "publish", "revise": {"to": "draft", "loop": True}},
+            },
+            "publish": {"handler": "publish"},
+            "alert": {"handler": "alert"},
+        },
+    }
+    graph = graph_from_definition(zf1)
+    assert graph.name == "publish"
+    assert [(n.id, n.shape) for n in graph.nodes] == [
+        ("draft", "stadium"),
+        ("review", "wait"),
+        ("publish", "rect"),
+        ("alert", "hexagon"),
+    ]
+    assert ("review", "draft", "revise", True) in [
+        (e.source, e.target, e.label, e.loopback) for e in graph.edges
+    ]
+    assert 'n1("review")' in workflow_to_mermaid(zf1)

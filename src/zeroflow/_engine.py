@@ -8,6 +8,8 @@ batches), ``_drive_async`` awaits them on the running event loop.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import random
 import threading
@@ -97,6 +99,9 @@ class WorkflowEngine:
         self._clock = clock or time.time
         self._new_id = run_id_factory or (lambda: uuid.uuid4().hex)
         handler_map = dict(handlers)
+        self._async_handlers = sorted(
+            name for name, fn in handler_map.items() if inspect.iscoroutinefunction(fn)
+        )
         service_map: Mapping[str, Any] = {} if services is None else services
         rng = rng or random.Random()
 
@@ -193,6 +198,7 @@ class WorkflowEngine:
         With a store, a ``run_id`` the store already holds raises
         ``RunExistsError`` unless ``replace=True``.
         """
+        self._refuse_inside_loop()
         return self._drive_sync(self._start(initial_input, run_id, replace))
 
     def run_from_checkpoint(
@@ -209,6 +215,7 @@ class WorkflowEngine:
         failed run is continued by ``redrive()``; a succeeded one has nothing
         left to do: both raise ``ValueError`` here.
         """
+        self._refuse_inside_loop()
         return self._drive_sync(self._resume(checkpoint, resume_input, node))
 
     def resume(
@@ -225,6 +232,7 @@ class WorkflowEngine:
         in the audit trail and ``__error__`` is cleared. Accepts a snapshot, its
         dict, or a run id to load from the store.
         """
+        self._refuse_inside_loop()
         return self._drive_sync(self._redrive(checkpoint))
 
     async def arun(
@@ -485,6 +493,20 @@ class WorkflowEngine:
 
     def _drive_sync(self, steps: Steps) -> WorkflowResult:
         return drive_sync(steps, self._cancel, self._sleep)
+
+    def _refuse_inside_loop(self) -> None:
+        """Sync entry points cannot await async handlers on a loop this thread is running."""
+        if not self._async_handlers:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        raise RuntimeError(
+            f"async handlers ({', '.join(self._async_handlers)}) cannot run under run() inside a "
+            "running event loop; use 'await engine.arun(...)' (or arun_from_checkpoint, "
+            "aresume, aredrive) instead"
+        )
 
     async def _drive_async(self, steps: Steps) -> WorkflowResult:
         return await drive_async(steps, self._cancel, self._sleep)

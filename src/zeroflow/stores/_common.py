@@ -57,7 +57,7 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-_encode_sorted = json.JSONEncoder(sort_keys=True).encode
+_encode = json.JSONEncoder().encode
 encode_compact = json.JSONEncoder(separators=(",", ":")).encode
 """``json.dumps(value, separators=(",", ":"))`` without building an encoder per call."""
 
@@ -67,8 +67,8 @@ def encode_event(event: Event) -> str:
     data: Any = event.data
     if event.kind == EVENT_CHECKPOINT and "state" in data:
         data = {"step": event.step}
-    return _encode_sorted(
-        {
+    return _encode(
+        {  # keys in sorted order, as 0.1.0 wrote them
             "data": data,
             "kind": event.kind,
             "node": event.node,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._constants import EVENT_CHECKPOINT
-from .._errors import RunNotFoundError, StoreCorruptError
+from .._errors import RunNotFoundError, StoreCorruptError, StoreError
 from .._journal import StepDelta
 from .._models import Event, RunMetadata, RunSnapshot, WorkflowError
 from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInfo, PruneResult
@@ -158,6 +158,8 @@ class SqliteWorkflowStore:
         self._clock = clock
         self._lock = threading.RLock()
         self._writers: dict[str, _Writer] = {}
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(
                 self.path, timeout=timeout_seconds, isolation_level=None, check_same_thread=False
@@ -165,9 +167,12 @@ class SqliteWorkflowStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
             self._migrate()
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}", path=self.path) from exc
         except sqlite3.DatabaseError as exc:
             raise StoreCorruptError(
-                f"{self.path} is not a zeroflow SQLite store ({exc})", path=self.path
+                f"{self.path} is not a SQLite database ({exc}); point the store at its own file",
+                path=self.path,
             ) from exc
 
     def _migrate(self) -> None:
@@ -246,7 +251,7 @@ class SqliteWorkflowStore:
     def append_event(self, run_id: str, event: Event) -> None:
         body = encode_event(event)
         with self._lock:
-            w = self._writer(check_run_id(run_id))
+            w = self._writer(run_id)
             w.pending_events.append(body)
             if w.owner is None or (event.kind == EVENT_CHECKPOINT and not w.hold):
                 self._commit(run_id, w)
@@ -260,6 +265,7 @@ class SqliteWorkflowStore:
     def _writer(self, run_id: str) -> _Writer:
         w = self._writers.get(run_id)
         if w is None:
+            check_run_id(run_id)
             w = _Writer()
             self._load_counters(run_id, w)
             self._writers[run_id] = w

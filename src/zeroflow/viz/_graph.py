@@ -66,20 +66,39 @@ class Graph:
 
 
 def graph_from_definition(workflow_def: Mapping[str, Any]) -> Graph:
-    """Extract the neutral graph from a workflow definition without validating it.
+    """Extract the neutral graph from a workflow definition.
 
-    Malformed parts are skipped rather than reported: pictures are drawn for
-    broken definitions too, since that is when people look at them.
+    A legacy dict is read without validating it: malformed parts are skipped
+    rather than reported, since broken definitions are when people look at
+    pictures. A definition with a ``version`` key is the ``zf/1`` grammar and
+    is normalised (and so validated) by the grammar module first.
     """
+    if "version" in workflow_def:
+        return _from_legacy(_legacy_from_zf1(workflow_def))
     return _from_legacy(workflow_def)
 
 
+def _legacy_from_zf1(workflow_def: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Translate a versioned (``zf/1``) definition with the grammar module.
+
+    Unlike the legacy reader this validates: the grammar's own
+    `WorkflowDefinitionError` says what is wrong and where.
+    """
+    from zeroflow._grammar import normalise  # lazy: pictures of legacy dicts need no grammar
+
+    legacy: Mapping[str, Any] = normalise(workflow_def)
+    return legacy
+
+
 def _node_kind(spec: Mapping[str, Any]) -> NodeKind:
-    """Kind from the node keys: `subflow`, `map`, or `config.kind == "wait"`."""
-    if "subflow" in spec:
+    """Kind from the node keys: `kind`, `subflow`, `map`, or `config.kind == "wait"`."""
+    kind = spec.get("kind")
+    if kind == "subflow" or "subflow" in spec:
         return "subflow"
     if "map" in spec:
         return "map"
+    if kind == "wait":
+        return "wait"
     config = spec.get("config")
     if isinstance(config, Mapping) and config.get("kind") == "wait":
         return "wait"

@@ -1,0 +1,372 @@
+"""A conformance kit for ``WorkflowStore`` implementations (standard library only).
+
+Each ``check_*`` function takes a factory that returns a *fresh, empty*
+store and raises ``AssertionError`` naming the broken promise. Optional
+abilities (``append_step``, ``events``, ``history``, leases) are checked
+only when the store has them. Run them from any test runner; with pytest::
+
+    import pytest
+    from zeroflow.testing import STORE_CHECKS
+
+    @pytest.mark.parametrize("check", STORE_CHECKS, ids=lambda c: c.__name__)
+    def test_my_store(check, tmp_path):
+        check(lambda: MyRedisStore(prefix=str(tmp_path)))
+
+``check_lease_expiry`` needs a factory that takes a clock (a function
+returning epoch seconds) so it can move time without sleeping.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from ._errors import RunLockedError
+from ._journal import StepDelta, apply_delta
+from ._models import Event, RunSnapshot, StepRecord, WorkflowError, WorkflowState
+
+__all__ = [
+    "STORE_CHECKS",
+    "StoreFactory",
+    "check_copies_not_aliases",
+    "check_engine_round_trip",
+    "check_events_keep_order",
+    "check_history",
+    "check_journal_replays_steps",
+    "check_lease_expiry",
+    "check_leases",
+    "check_listing",
+    "check_missing_run",
+    "check_round_trip",
+    "check_run_status_and_delete",
+    "run_store_checks",
+    "sample_snapshot",
+]
+
+StoreFactory = Callable[[], Any]
+"""Returns a fresh, empty store (``Any`` so stores with extra abilities type-check)."""
+
+_TS = "2026-01-01T00:00:00+00:00"
+
+
+def sample_snapshot(
+    run_id: str = "run-1", workflow_name: str = "wf", status: str = "running", step: int = 1
+) -> RunSnapshot:
+    """A snapshot that uses every field, nested state and a feature-data ``extra``."""
+    return RunSnapshot(
+        run_id=run_id,
+        workflow_name=workflow_name,
+        wf_hash="0" * 64,
+        status=status,
+        step=step,
+        wave=1,
+        ready_now=["b"],
+        ready_next_wave=["c"],
+        state=WorkflowState({"doc": "d"}, {"deep": {"list": [1, 2], "n": 1}}, {"a": {"k": 1}}),
+        trace=["a"] * step,
+        tags=["t"],
+        audit_trail=[
+            StepRecord(i + 1, 1, "a", "succeeded", _TS, ["ok"], None, False, 1.5)
+            for i in range(step)
+        ],
+        arrivals={"1:j": ["a"]},
+        executed_this_wave=["a"],
+        last_node="a",
+        waiting_prompt=None,
+        last_error=WorkflowError("E", "boom", "a", details={"x": [1]}),
+        started_at=_TS,
+        updated_at=_TS,
+        deadline_ts=None,
+        extra={"feature": {"k": [1, 2]}},
+    )
+
+
+def _step_delta(snap: RunSnapshot, n: int) -> StepDelta:
+    """The change of one more ``a`` node on top of ``snap`` (which must be at step ``n - 1``)."""
+    return StepDelta(
+        run_id=snap.run_id,
+        step=n,
+        wave=1,
+        status="running",
+        updated_at=_TS,
+        ready_now=["b"],
+        ready_next_wave=[],
+        arrivals={},
+        executed_this_wave=["a"],
+        last_node="a",
+        waiting_prompt=None,
+        last_error=None,
+        trace=["a"],
+        tags=[f"t{n}"],
+        records=[StepRecord(n, 1, "a", "succeeded", _TS, ["ok"], None, False, 1.0)],
+        ops=[("merge", ("workflow",), {"deep": {"n": n}}), ("set", ("workflow", "last"), n)],
+    )
+
+
+def _same(a: RunSnapshot, b: RunSnapshot, what: str) -> None:
+    assert a.to_dict() == b.to_dict(), f"{what}: {a.to_dict()} != {b.to_dict()}"
+
+
+def check_round_trip(make_store: StoreFactory) -> None:
+    """A saved snapshot loads back equal, field by field, ``extra`` included."""
+    store = make_store()
+    snap = sample_snapshot()
+    store.save_snapshot(snap)
+    _same(store.load_snapshot("run-1"), snap, "load_snapshot after save_snapshot")
+    later = sample_snapshot(status="waiting", step=2)
+    store.save_snapshot(later)
+    _same(store.load_snapshot("run-1"), later, "a second save_snapshot replaces the first")
+
+
+def check_copies_not_aliases(make_store: StoreFactory) -> None:
+    """Changing what was saved, or what was loaded, never changes what the store holds."""
+    store = make_store()
+    snap = sample_snapshot()
+    store.save_snapshot(snap)
+    snap.state.workflow["deep"]["list"].append(99)
+    snap.trace.append("zzz")
+    loaded = store.load_snapshot("run-1")
+    assert loaded.state.workflow["deep"]["list"] == [1, 2], "the store aliases the saved state"
+    assert loaded.trace == ["a"], "the store aliases the saved trace"
+    loaded.state.node["a"]["k"] = 2
+    loaded.extra["feature"]["k"].append(3)
+    again = store.load_snapshot("run-1")
+    assert again.state.node["a"]["k"] == 1, "load_snapshot hands out the stored state itself"
+    assert again.extra["feature"]["k"] == [1, 2], "load_snapshot hands out the stored extra"
+
+
+def check_missing_run(make_store: StoreFactory) -> None:
+    """An unknown run is a ``KeyError`` whose message names it."""
+    store = make_store()
+    try:
+        store.load_snapshot("no-such-run")
+    except KeyError as exc:
+        assert "run 'no-such-run' not found" in str(exc), f"message does not name the run: {exc}"
+    else:
+        raise AssertionError("load_snapshot of an unknown run did not raise KeyError")
+    status_of = getattr(store, "run_status", None)
+    if status_of is not None:
+        assert status_of("no-such-run") is None, "run_status of an unknown run is not None"
+
+
+def check_listing(make_store: StoreFactory) -> None:
+    """``list_metadata`` lists every run, filters by workflow (and status when supported)."""
+    store = make_store()
+    store.save_snapshot(sample_snapshot("r1", "alpha", "running"))
+    store.save_snapshot(sample_snapshot("r2", "alpha", "waiting"))
+    store.save_snapshot(sample_snapshot("r3", "beta", "succeeded"))
+    every = store.list_metadata()
+    assert sorted(m.workflow_name for m in every) == ["alpha", "alpha", "beta"], every
+    alpha = store.list_metadata("alpha")
+    assert sorted(m.status for m in alpha) == ["running", "waiting"], alpha
+    waiting = next(m for m in alpha if m.status == "waiting")
+    assert waiting.waiting and waiting.current_node == "a", waiting
+    assert waiting.last_error is not None and waiting.last_error.code == "E", waiting
+    try:
+        done = store.list_metadata(status="succeeded")
+    except TypeError:
+        return  # a 0.1.0-style store without the status filter
+    assert [m.workflow_name for m in done] == ["beta"], done
+
+
+def check_events_keep_order(make_store: StoreFactory) -> None:
+    """Events come back in the order they were appended; checkpoints drop the full snapshot."""
+    store = make_store()
+    read = getattr(store, "events", None)
+    store.save_snapshot(sample_snapshot())
+    kinds = ["wf:start", "node:start", "node:end", "store:saved", "checkpoint"]
+    for step, kind in enumerate(kinds):
+        data: dict[str, Any] = {"node": "a", "i": step}
+        if kind == "checkpoint":
+            data = {"state": sample_snapshot().to_dict()}
+        store.append_event("run-1", Event("run-1", step, 1, "a", kind, _TS, data))
+    if read is None:
+        return
+    got = read("run-1")
+    assert [e.kind for e in got] == kinds, [e.kind for e in got]
+    assert [e.step for e in got] == list(range(len(kinds))), got
+    assert got[1].data == {"node": "a", "i": 1}, got[1]
+    assert "state" not in got[-1].data, "a stored checkpoint event keeps the whole snapshot"
+
+
+def check_journal_replays_steps(make_store: StoreFactory) -> None:
+    """``append_step`` deltas load back as the snapshot with each delta applied."""
+    store = make_store()
+    if not callable(getattr(store, "append_step", None)):
+        return
+    expected = sample_snapshot()
+    store.save_snapshot(expected)
+    for n in range(2, 8):
+        delta = _step_delta(expected, n)
+        store.append_step("run-1", delta)
+        apply_delta(expected, delta)
+    _same(store.load_snapshot("run-1"), expected, "snapshot + appended steps")
+
+
+def check_history(make_store: StoreFactory) -> None:
+    """Every checkpoint is listed and loadable by step; ``prune(keep_last=)`` trims it."""
+    store = make_store()
+    if not callable(getattr(store, "history", None)):
+        return
+    snap = sample_snapshot()
+    store.save_snapshot(snap)
+    states = {1: snap.copy()}
+    journaling = callable(getattr(store, "append_step", None))
+    for n in range(2, 7):
+        if journaling:
+            delta = _step_delta(snap, n)
+            store.append_step("run-1", delta)
+            apply_delta(snap, delta)
+        else:
+            snap = sample_snapshot(step=n)
+            store.save_snapshot(snap)
+        states[n] = snap.copy()
+    history = store.history("run-1")
+    assert [h.step for h in history] == [1, 2, 3, 4, 5, 6], history
+    assert history[-1].node == "a" and history[-1].status == "running", history[-1]
+    for n, state in states.items():
+        _same(store.load_snapshot("run-1", step=n), state, f"load_snapshot(step={n})")
+    _same(store.load_snapshot("run-1"), states[6], "the latest after history reads")
+    result = store.prune(keep_last=2)
+    assert result.checkpoints.get("run-1") == 4, result
+    assert [h.step for h in store.history("run-1")] == [5, 6], store.history("run-1")
+    _same(store.load_snapshot("run-1", step=5), states[5], "the oldest kept checkpoint")
+    _same(store.load_snapshot("run-1"), states[6], "the latest after prune")
+
+
+_owners = (f"owner-{i}" for i in itertools.count())
+
+
+def _expect_locked(call: Callable[[], object], what: str) -> None:
+    try:
+        call()
+    except RunLockedError as exc:
+        assert "run-1" in str(exc), f"RunLockedError does not name the run: {exc}"
+    else:
+        raise AssertionError(f"{what} did not raise RunLockedError")
+
+
+def check_leases(make_store: StoreFactory) -> None:
+    """One driver at a time: a second owner is refused until release or ``break_lease``."""
+    store = make_store()
+    if not callable(getattr(store, "acquire_lease", None)):
+        return
+    first, second = next(_owners), next(_owners)
+    store.save_snapshot(sample_snapshot())
+    store.acquire_lease("run-1", first)
+    store.acquire_lease("run-1", first)  # the holder may take it again
+    store.renew_lease("run-1", first)
+    _expect_locked(lambda: store.acquire_lease("run-1", second), "a second owner's acquire")
+    store.release_lease("run-1", second)  # not the holder: no effect
+    _expect_locked(
+        lambda: store.acquire_lease("run-1", second), "acquire after a stranger's release"
+    )
+    store.release_lease("run-1", first)
+    store.acquire_lease("run-1", second)
+    assert store.break_lease("run-1") is True, "break_lease of a held lease returned False"
+    store.acquire_lease("run-1", first)
+    store.release_lease("run-1", first)
+    _same(store.load_snapshot("run-1"), sample_snapshot(), "the run after lease traffic")
+
+
+def check_run_status_and_delete(make_store: StoreFactory) -> None:
+    """``run_status`` reports the stored status; ``delete_run`` refuses a run someone drives."""
+    store = make_store()
+    if not callable(getattr(store, "delete_run", None)):
+        return
+    store.save_snapshot(sample_snapshot(status="waiting"))
+    assert store.run_status("run-1") == "waiting", store.run_status("run-1")
+    if callable(getattr(store, "acquire_lease", None)):
+        owner = next(_owners)
+        store.acquire_lease("run-1", owner)
+        _expect_locked(lambda: store.delete_run("run-1"), "delete_run of a leased run")
+        store.release_lease("run-1", owner)
+    assert store.delete_run("run-1") is True, "delete_run of a stored run returned False"
+    assert store.run_status("run-1") is None, "the run is still there after delete_run"
+    check_missing_run(lambda: store)
+
+
+def check_lease_expiry(make_store: Callable[[Callable[[], float]], Any]) -> None:
+    """A lease nobody renews lapses after ``lease_ttl_seconds``; renewing keeps it.
+
+    ``make_store(clock)`` must build a fresh store that reads time from ``clock``.
+    """
+    now = [1_000_000.0]
+    store = make_store(lambda: now[0])
+    if not callable(getattr(store, "acquire_lease", None)):
+        return
+    ttl = float(store.lease_ttl_seconds)
+    first, second = next(_owners), next(_owners)
+    store.save_snapshot(sample_snapshot())
+    store.acquire_lease("run-1", first)
+    now[0] += ttl * 0.9
+    store.renew_lease("run-1", first)
+    now[0] += ttl * 0.9
+    _expect_locked(lambda: store.acquire_lease("run-1", second), "acquire of a renewed lease")
+    now[0] += ttl * 1.1
+    store.acquire_lease("run-1", second)  # the first driver is presumed dead
+    _expect_locked(lambda: store.renew_lease("run-1", first), "renew by the driver who lost it")
+    store.release_lease("run-1", second)
+
+
+def check_engine_round_trip(make_store: StoreFactory) -> None:
+    """A real engine pauses, is resumed by run id, and the store ends with the whole story."""
+    from ._engine import WorkflowEngine
+    from ._models import HandlerResult
+
+    workflow = {
+        "workflow_name": "kit",
+        "default_entry_node": "a",
+        "nodes": {
+            "a": {"handler": "step", "outputs": {"ok": [{"target_node": "ask"}]}},
+            "ask": {"handler": "ask", "outputs": {"yes": [{"target_node": "z"}]}},
+            "z": {"handler": "step", "outputs": {"ok": []}},
+        },
+    }
+
+    def step(ctx: Any) -> HandlerResult:
+        return HandlerResult(["ok"], workflow_updates={ctx.node_name: ctx.step})
+
+    def ask(ctx: Any) -> HandlerResult:
+        if "__resume__" not in ctx.state.workflow:
+            return HandlerResult([], waiting=True, waiting_prompt="ok?")
+        return HandlerResult(["yes"])
+
+    store = make_store()
+    engine = WorkflowEngine(workflow, {"step": step, "ask": ask}, store=store)
+    paused = engine.run({"x": 1}, run_id="kit-run")
+    assert paused.status == "waiting", paused
+    assert store.load_snapshot("kit-run").status == "waiting"
+    done = engine.run_from_checkpoint(store.load_snapshot("kit-run"), resume_input={"y": 1})
+    assert done.status == "succeeded" and done.trace == ["a", "ask", "ask", "z"], done
+    final = store.load_snapshot("kit-run")
+    assert final.status == "succeeded" and final.trace == done.trace, final
+    assert final.state.workflow == done.state.workflow, (final.state.workflow, done.state)
+    read = getattr(store, "events", None)
+    if read is not None:
+        kinds = [e.kind for e in read("kit-run")]
+        assert kinds[0] == "wf:start" and kinds[-1] == "checkpoint", kinds
+        assert kinds.count("wf:resumed") == 1 and kinds.count("wf:end") == 1, kinds
+        assert kinds.count("node:end") == 3, kinds
+
+
+STORE_CHECKS: tuple[Callable[[StoreFactory], None], ...] = (
+    check_round_trip,
+    check_copies_not_aliases,
+    check_missing_run,
+    check_listing,
+    check_events_keep_order,
+    check_journal_replays_steps,
+    check_history,
+    check_leases,
+    check_run_status_and_delete,
+    check_engine_round_trip,
+)
+"""Every check that needs only a factory of fresh stores (``check_lease_expiry`` needs a clock)."""
+
+
+def run_store_checks(make_store: StoreFactory) -> None:
+    """Run every check of ``STORE_CHECKS`` against stores from ``make_store``."""
+    for check in STORE_CHECKS:
+        check(make_store)
