@@ -277,9 +277,7 @@ def test_a_failed_result_carries_a_checkpoint() -> None:
 
 def test_redrive_runs_the_failed_node_again_and_not_the_completed_ones() -> None:
     counting, flaky, rec = Counting(), Switch(exc=RuntimeError("down")), Recorder()
-    engine = WorkflowEngine(
-        chain(), {"a": counting, "b": flaky, "c": counting}, event_callback=rec
-    )
+    engine = WorkflowEngine(chain(), {"a": counting, "b": flaky, "c": counting}, event_callback=rec)
     failed = engine.run(run_id="r1")
     assert failed.status == "failed"
     assert failed.state.workflow["__error__"]["code"] == "HANDLER_EXCEPTION"
@@ -530,7 +528,15 @@ def test_redrive_from_a_new_process_through_a_file_store(kind: str, tmp_path: Pa
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, kind, store_path(kind, tmp_path), json.dumps(chain()), "proc"],
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            kind,
+            store_path(kind, tmp_path),
+            json.dumps(chain()),
+            "proc",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -553,11 +559,11 @@ def test_redrive_from_a_new_process_through_a_file_store(kind: str, tmp_path: Pa
 
 
 @pytest.mark.parametrize("kind", ["json", "sqlite"])
-def test_redrive_with_a_fresh_engine_and_store_on_the_same_files(
-    kind: str, tmp_path: Path
-) -> None:
+def test_redrive_with_a_fresh_engine_and_store_on_the_same_files(kind: str, tmp_path: Path) -> None:
     first = WorkflowEngine(
-        chain(), {"a": ok, "b": Switch(exc=RuntimeError()), "c": ok}, store=make_store(kind, tmp_path)
+        chain(),
+        {"a": ok, "b": Switch(exc=RuntimeError()), "c": ok},
+        store=make_store(kind, tmp_path),
     )
     assert first.run(run_id="again").status == "failed"
     counting = Counting()

@@ -267,7 +267,9 @@ def test_retry_on_does_not_match_a_parent_class_of_the_raised_one() -> None:
 def test_retry_on_lists_several_names() -> None:
     clock = FakeClock()
     errors = iter([KeyError("k"), TimeoutError("t")])
-    definition = one_node(max_retries=5, retry_sleep_seconds=1, retry_on=["KeyError", "TimeoutError"])
+    definition = one_node(
+        max_retries=5, retry_sleep_seconds=1, retry_on=["KeyError", "TimeoutError"]
+    )
 
     def handler(ctx: WorkflowContext) -> HandlerResult:
         err = next(errors, None)

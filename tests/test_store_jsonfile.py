@@ -58,7 +58,7 @@ def test_loads_every_0_1_0_run_folder_as_written(run_id: str, v010_dir: Path) ->
     store = JsonFileWorkflowStore(v010_dir)
     written = json.loads((FIXTURES / run_id / "snapshot.json").read_text(encoding="utf-8"))
     snap = store.load_snapshot(run_id)
-    assert snap.to_dict() == {**written, **({"zeroflow": {}} if False else {})}
+    assert snap.to_dict() == written
     assert [h.step for h in store.history(run_id)] == [written["step"]]
     assert store.run_status(run_id) == written["status"]
     assert store.events(run_id)[0].kind == "wf:start"
@@ -84,9 +84,12 @@ def test_a_resumed_0_1_0_run_keeps_its_old_snapshot_as_history(v010_dir: Path) -
     result = engine.run_from_checkpoint(store.load_snapshot("hitl_run"), {"approved": True})
     assert result.trace == ["prepare", "review", "review", "publish"]
     history = store.history("hitl_run")
-    assert [h.status for h in history][0] == "waiting"
+    assert history[0].status == "waiting"
     assert history[-1].status == "succeeded"
-    assert store.load_snapshot("hitl_run", step=2).status == "waiting"
+    resumed = store.load_snapshot("hitl_run", step=2)  # the last checkpoint at step 2
+    assert resumed.status == "running" and resumed.state.workflow["__resume__"] == {
+        "approved": True
+    }
     assert store.load_snapshot("hitl_run").state.workflow["published"] is True
 
 
@@ -145,9 +148,10 @@ def test_prune_keeps_the_newest_checkpoints_and_old_finished_runs_go(tmp_path: P
     run_loop(store, 300, "old")
     now[0] += 3600
     run_loop(store, 300, "new")
+    before = len(store.history("new"))
     result = store.prune(keep_last=5, older_than=1800)
     assert result.runs == ("old",)
-    assert result.checkpoints == {"new": len(result.checkpoints and store.history("new")) and 598}
+    assert result.checkpoints == {"new": before - 5}
     assert len(store.history("new")) == 5
     assert store.load_snapshot("new").state.workflow == {"n": 300}
     assert store.load_snapshot("new", step=299).state.workflow == {"n": 299}
@@ -158,9 +162,10 @@ def test_prune_keeps_the_newest_checkpoints_and_old_finished_runs_go(tmp_path: P
 def test_fsync_mode_writes_the_same_files(tmp_path: Path) -> None:
     store = JsonFileWorkflowStore(tmp_path, fsync=True)
     result = run_loop(store, 20)
-    assert store.load_snapshot("loop-1").to_dict() == JsonFileWorkflowStore(tmp_path).load_snapshot(
-        "loop-1"
-    ).to_dict()
+    assert (
+        store.load_snapshot("loop-1").to_dict()
+        == JsonFileWorkflowStore(tmp_path).load_snapshot("loop-1").to_dict()
+    )
     assert result.state.workflow == {"n": 20}
 
 
@@ -211,27 +216,46 @@ def test_a_missing_run_is_a_key_error_naming_it(tmp_path: Path) -> None:
         JsonFileWorkflowStore(tmp_path).load_snapshot("nope")
 
 
-def _journal(folder: Path) -> Path:
-    return max((folder / "journal").glob("*.jsonl"), key=lambda p: p.stat().st_mtime_ns)
+def _record(seq: int, step: int) -> bytes:
+    delta = _delta_dict(step)
+    return json.dumps({"seq": seq, "events_end": None, "delta": delta}).encode() + b"\n"
+
+
+def _delta_dict(step: int) -> dict[str, Any]:
+    return {
+        "run_id": "r",
+        "step": step,
+        "wave": 1,
+        "status": "running",
+        "updated_at": None,
+        "ready_now": ["a"],
+        "ready_next_wave": [],
+        "arrivals": {},
+        "executed_this_wave": [],
+        "last_node": "a",
+        "waiting_prompt": None,
+        "last_error": None,
+        "trace": ["a"],
+        "tags": [],
+        "records": [],
+        "ops": [["set", ["workflow", "n"], step]],
+    }
 
 
 def test_a_torn_last_journal_line_is_recovered_with_an_event(tmp_path: Path) -> None:
     store = JsonFileWorkflowStore(tmp_path)
-    engine = WorkflowEngine(LOOP, {"count": count_to(3)}, store=store)
-    engine.run({}, run_id="loop-1")
-    folder = tmp_path / "loop-1"
-    # Pretend the process died mid-write: status back to running, half a record at the end.
-    snap = store.load_snapshot("loop-1")
-    journal = _journal(folder)
-    good = journal.read_bytes()
-    journal.write_bytes(good + b'{"seq": 99, "events_end": 1, "delta": {"run_id": "lo')
-    assert store.load_snapshot("loop-1").to_dict() == snap.to_dict(), "a reader skips the tail"
-    store.acquire_lease("loop-1", "new-driver")
-    store.release_lease("loop-1", "new-driver")
+    store.save_snapshot(sample_snapshot("r"))  # the fold at seq 1
+    journal = tmp_path / "r" / "journal" / "000000000001.jsonl"
+    good = _record(2, 2) + _record(3, 3)
+    journal.write_bytes(good + _record(4, 4)[:40])  # killed in the middle of record 4
+    assert store.load_snapshot("r").state.workflow["n"] == 3, "a reader stops before the tail"
+    store.acquire_lease("r", "new-driver")
+    store.release_lease("r", "new-driver")
     assert journal.read_bytes() == good, "the torn tail was not cut"
-    recovered = [e for e in store.events("loop-1") if e.kind == "store:recovered"]
-    assert len(recovered) == 1 and recovered[0].data["torn_bytes"] > 0
-    assert str(journal) == recovered[0].data["file"]
+    recovered = [e for e in store.events("r") if e.kind == "store:recovered"]
+    assert len(recovered) == 1 and recovered[0].data["torn_bytes"] == 40
+    assert recovered[0].data["file"] == str(journal) and recovered[0].step == 3
+    assert store.load_snapshot("r").state.workflow["n"] == 3
 
 
 def test_a_bad_journal_line_before_the_last_is_corruption(tmp_path: Path) -> None:
@@ -246,14 +270,12 @@ def test_a_bad_journal_line_before_the_last_is_corruption(tmp_path: Path) -> Non
 
 def test_a_gap_in_the_journal_is_corruption_not_a_silent_restart(tmp_path: Path) -> None:
     store = JsonFileWorkflowStore(tmp_path)
-    run_loop(store, 3)
-    folder = tmp_path / "loop-1"
-    data = json.loads((folder / "snapshot.json").read_text(encoding="utf-8"))
-    data["store"]["seq"] -= 3  # the fold claims to be older than the records after it
-    (folder / "snapshot.json").write_text(json.dumps(data), encoding="utf-8")
-    shutil.copy(_journal(folder), folder / "journal" / f"{data['store']['seq']:012d}.jsonl")
-    with pytest.raises(StoreCorruptError):
-        store.load_snapshot("loop-1")
+    store.save_snapshot(sample_snapshot("r"))
+    journal = tmp_path / "r" / "journal" / "000000000001.jsonl"
+    journal.write_bytes(_record(2, 2) + _record(4, 4))
+    with pytest.raises(StoreCorruptError, match="record 3 is missing") as info:
+        store.load_snapshot("r")
+    assert info.value.path == str(journal)
 
 
 def test_a_crashed_start_leaves_no_orphan_events_for_the_next_start(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ from ._constants import (
 from ._definition import validate_workflow_definition
 from ._engine import Handler, WorkflowEngine
 from ._errors import (
+    CheckpointNotFoundError,
     HashMismatchError,
     InvalidTransitionError,
     RunExistsError,
@@ -155,6 +156,7 @@ __all__ = [
     "StoreCorruptError",
     "RunLockedError",
     "RunExistsError",
+    "CheckpointNotFoundError",
     # beyond 0.1.0: stores
     "SqliteWorkflowStore",
     "JournalingStore",

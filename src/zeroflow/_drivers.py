@@ -28,6 +28,7 @@ Sleeper = Callable[[float], None]
 def drive_sync(steps: Steps, cancel: threading.Event, sleep: Sleeper | None) -> WorkflowResult:
     """Answer every request of ``steps`` in this thread; return the run's result."""
     answer: Any = None
+    pool: ThreadPoolExecutor | None = None  # made at the first batch, reused by the next ones
     try:
         request = next(steps)
         while True:
@@ -35,8 +36,11 @@ def drive_sync(steps: Steps, cancel: threading.Event, sleep: Sleeper | None) -> 
                 answer = _call_sync(request)
             elif type(request) is Batch:
                 calls = request.calls
-                with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-                    answer = list(pool.map(_call_sync, calls))
+                if pool is None or pool._max_workers < len(calls):
+                    if pool is not None:
+                        pool.shutdown()
+                    pool = ThreadPoolExecutor(max_workers=len(calls))
+                answer = list(pool.map(_call_sync, calls))
             else:
                 assert isinstance(request, Sleep)
                 if sleep is not None:
@@ -52,6 +56,8 @@ def drive_sync(steps: Steps, cancel: threading.Event, sleep: Sleeper | None) -> 
         return result
     finally:
         steps.close()
+        if pool is not None:
+            pool.shutdown()
 
 
 async def drive_async(

@@ -118,6 +118,7 @@ class WorkflowEngine:
                 rng,
                 self._cancel.is_set,
                 children,
+                child=True,
             )
 
         children, self._subflow_graphs = build_children(graph, subflows or {}, event_callback, make)
@@ -298,7 +299,7 @@ class WorkflowEngine:
             snap.state.workflow = thaw(target)
         snap.extra["forked_from"] = {"run_id": run_id, "step": step}
         snap.extra.pop("redrive", None)
-        snap.updated_at = now_iso()
+        snap.updated_at = now_iso(self._clock())
         store.save_snapshot(snap)
         return snap.copy()
 
@@ -329,7 +330,7 @@ class WorkflowEngine:
             raise ValueError(
                 f"run '{snap.run_id}' cannot move to the new definition: " + "; ".join(problems)
             )
-        record = {"from": snap.wf_hash, "to": self._graph.hash, "at": now_iso()}
+        record = {"from": snap.wf_hash, "to": self._graph.hash, "at": now_iso(self._clock())}
         snap.extra.setdefault("migrations", []).append(record)
         snap.audit_trail.append(
             StepRecord(
@@ -338,21 +339,14 @@ class WorkflowEngine:
         )
         snap.wf_hash = self._graph.hash
         snap.extra["subflow_hashes"] = child_hashes(self._subflow_graphs)
-        cb = self._machine.callback
-        if cb is not None:
-            cb(
-                Event(
-                    snap.run_id,
-                    snap.step,
-                    snap.wave,
-                    None,
-                    C.EVENT_WF_MIGRATED,
-                    now_iso(),
-                    dict(record),
-                )
-            )
+        event = Event(
+            snap.run_id, snap.step, snap.wave, None, C.EVENT_WF_MIGRATED, record["at"], dict(record)
+        )
+        if self._machine.callback is not None:
+            self._machine.callback(event)
         if self._store is not None:
             self._store.save_snapshot(snap)
+            self._store.append_event(snap.run_id, event)
         return snap
 
     # ------------------------------------------------------------------ internals

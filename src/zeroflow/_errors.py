@@ -19,6 +19,7 @@ __all__ = [
     "StoreCorruptError",
     "RunLockedError",
     "RunExistsError",
+    "CheckpointNotFoundError",
 ]
 
 
@@ -93,3 +94,11 @@ class RunLockedError(StoreError):
 
 class RunExistsError(StoreError):
     """A new run would overwrite an unfinished run with the same id."""
+
+
+class CheckpointNotFoundError(StoreError, KeyError):
+    """A run exists but its history holds no checkpoint at the requested step."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; keep the plain message instead.
+        return str(self.args[0])

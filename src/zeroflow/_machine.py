@@ -62,6 +62,17 @@ _perf = time.perf_counter
 Steps = Generator[Request, Any, WorkflowResult]
 
 
+class _Batch:
+    """What settling a parallel batch has decided so far."""
+
+    __slots__ = ("blocked", "end_error", "paused")
+
+    def __init__(self) -> None:
+        self.blocked = False  # a failure reset the queues: later nodes are not settled
+        self.end_error: WorkflowError | None = None  # an unrouted failure ends the run
+        self.paused: list[tuple[str, str | None]] = []  # run-level waits, in queue order
+
+
 class RunMachine(TaskRunner):
     """Holds what every run of one engine shares; ``session(run, ...)`` drives one call."""
 
@@ -76,6 +87,8 @@ class RunMachine(TaskRunner):
         rng: random.Random,
         is_cancelled: Callable[[], bool],
         children: dict[str, RunMachine] | None = None,
+        *,
+        child: bool = False,
     ) -> None:
         self.graph = graph
         self.handlers = handlers
@@ -84,7 +97,11 @@ class RunMachine(TaskRunner):
         self.store = store
         self.persist = store is not None and graph.policy.persist_checkpoints
         self.journal = self.persist and callable(getattr(store, "append_step", None))
-        self.want_checkpoint = callback is not None and wants_checkpoints(wanted_kinds(callback))
+        # A subflow's checkpoints are not resume points of the parent: keep them to itself.
+        self.want_checkpoint = (
+            not child and callback is not None and wants_checkpoints(wanted_kinds(callback))
+        )
+        self.child = child
         self.clock = clock
         self.rng = rng
         self.is_cancelled = is_cancelled
@@ -102,7 +119,9 @@ class RunMachine(TaskRunner):
         if cb is None and store is None:
             return
         snap = run.snap
-        event = Event(snap.run_id, snap.step, run.frontier.wave, node, kind, now_iso(), data)
+        event = Event(
+            snap.run_id, snap.step, run.frontier.wave, node, kind, now_iso(self.clock()), data
+        )
         if cb is not None:
             cb(event)
         if store is not None:
@@ -111,9 +130,9 @@ class RunMachine(TaskRunner):
     def checkpoint(self, run: LiveRun, *, full: bool = False) -> None:
         """A resume point: write the store, emit ``store:saved``, then ``checkpoint``."""
         snap = run.snap
-        if self.store is None and self.callback is None:
+        if self.store is None and (self.callback is None or self.child):
             return  # nobody to tell; updated_at is stamped when the result is built
-        snap.updated_at = now_iso()
+        snap.updated_at = now_iso(self.clock())
         if self.persist:
             store = self.store
             assert store is not None
@@ -148,6 +167,9 @@ class RunMachine(TaskRunner):
             store.append_step(run.snap.run_id, run.delta())  # type: ignore[attr-defined]
         finally:
             frontier.ready_now.pop(0)
+        flush = getattr(store, "flush", None)
+        if flush is not None:
+            flush()  # stores that batch writes until the next checkpoint event commit now
 
     def _custom_emitter(self, run: LiveRun, node: str) -> Callable[..., None]:
         def emit(kind: str, data: Mapping[str, Any] | None = None) -> None:
@@ -218,14 +240,14 @@ class RunMachine(TaskRunner):
         owner = uuid.uuid4().hex
         leased = False
         if store is not None:
-            if kind == C.EVENT_WF_START:
-                self._claim_new_run(run.snap.run_id, replace)
             acquire = getattr(store, "acquire_lease", None)
             if acquire is not None:
                 acquire(run.snap.run_id, owner)
                 leased = True
         run.lease_owner = owner if leased else None
         try:
+            if store is not None and kind == C.EVENT_WF_START:
+                self._claim_new_run(run.snap.run_id, replace, run.lease_owner)
             if leased and expect_step is not None:
                 self._check_not_moved_on(run.snap.run_id, expect_step)
             self.emit(run, kind, None, data)
@@ -256,7 +278,7 @@ class RunMachine(TaskRunner):
                 run_id=run_id,
             )
 
-    def _claim_new_run(self, run_id: str, replace: bool) -> None:
+    def _claim_new_run(self, run_id: str, replace: bool, owner: str | None) -> None:
         """Refuse to overwrite a stored run unless ``replace``; then clear it for reuse."""
         store = self.store
         assert store is not None
@@ -279,7 +301,10 @@ class RunMachine(TaskRunner):
             )
         delete = getattr(store, "delete_run", None)
         if delete is not None:
-            delete(run_id)
+            if owner is not None:
+                delete(run_id, owner=owner)  # keeps our own lease, refuses anyone else's
+            else:
+                delete(run_id)
 
     def start_child(
         self, run_id: str, child_input: dict[str, Any], deadline: float | None
@@ -439,8 +464,12 @@ class RunMachine(TaskRunner):
         buffers = run.buffers
         run.buffers = None
         cancelled = False
-        paused: list[tuple[str, str | None]] = []
+        batch = _Batch()
         for i, name in enumerate(names):
+            if batch.blocked:
+                # A failure earlier in the batch reset the queues: as with one node at a
+                # time, the nodes queued after it do not count as run (a redrive reruns them).
+                break
             if frontier.ready_now and frontier.ready_now[0] == name:
                 frontier.ready_now.pop(0)
             frontier.executed[name] = None
@@ -462,17 +491,14 @@ class RunMachine(TaskRunner):
                 self._record_failure(run, node, error, duration_ms, [])
                 return self._end_failed(run, error)
             assert not isinstance(got, BaseException)
-            ended = self._settle(run, node, got, duration_ms, defer_pause=True)
-            if ended is not None:
-                if ended.status != C.STATUS_WAITING:
-                    return ended
-                paused.append((name, ended.waiting_prompt))
-        if paused:
-            frontier.ready_now[0:0] = [name for name, _ in paused]
-            snap.waiting_prompt = paused[0][1]
+            self._settle(run, node, got, duration_ms, batch)
+        if batch.end_error is not None:
+            return self._end_failed(run, batch.end_error)
         if cancelled:
             return self._end_cancelled(run)
-        if paused:
+        if batch.paused:
+            frontier.ready_now[0:0] = [name for name, _ in batch.paused]
+            snap.waiting_prompt = batch.paused[0][1]
             return self._pause(run)
         return None
 
@@ -482,10 +508,14 @@ class RunMachine(TaskRunner):
         node: CompiledNode,
         outcome: Outcome,
         duration_ms: float,
-        *,
-        defer_pause: bool = False,
+        batch: _Batch | None = None,
     ) -> WorkflowResult | None:
-        """Apply one node's outcome: merge and route, pause, or fail and route the error."""
+        """Apply one node's outcome: merge and route, pause, or fail and route the error.
+
+        Inside a batch a run-level pause waits until the whole batch is settled,
+        and a failure marks the batch as blocked (an unrouted failure ends the
+        run once settling stops).
+        """
         result, error, exc_names = outcome
         if error is None:
             assert result is not None
@@ -494,12 +524,20 @@ class RunMachine(TaskRunner):
                 if not result.waiting:
                     self.checkpoint(run)
                     return None
-                return self._wait(run, node, result, defer_pause)
+                if batch is not None and not self.branch_hitl:
+                    batch.paused.append((node.name, result.waiting_prompt))
+                    return None
+                return self._wait(run, node, result)
             outputs = list(result.outputs)
         else:
             outputs = list(result.outputs) if result is not None else []
         self._record_failure(run, node, error, duration_ms, outputs)
         target = self._catch_target(node, error, exc_names)
+        if batch is not None:
+            batch.blocked = True
+            if target is None:
+                batch.end_error = error
+                return None
         if target is None:
             return self._end_failed(run, error)
         run.frontier.ready_now.append(target)
@@ -548,7 +586,7 @@ class RunMachine(TaskRunner):
                 run.frontier.wave,
                 name,
                 C.STATUS_WAITING if waiting else C.STATUS_SUCCEEDED,
-                now_iso(),
+                now_iso(self.clock()),
                 outputs,
                 None,
                 waiting,
@@ -591,7 +629,7 @@ class RunMachine(TaskRunner):
                 fr.wave,
                 name,
                 C.STATUS_FAILED,
-                now_iso(),
+                now_iso(self.clock()),
                 outputs,
                 error,
                 False,
@@ -627,7 +665,7 @@ class RunMachine(TaskRunner):
     # ------------------------------------------------------------------ endings
 
     def _wait(
-        self, run: LiveRun, node: CompiledNode, result: HandlerResult, defer: bool
+        self, run: LiveRun, node: CompiledNode, result: HandlerResult
     ) -> WorkflowResult | None:
         """A node asked to wait: pause the run, or (branch HITL) only this branch."""
         name = node.name
@@ -635,17 +673,6 @@ class RunMachine(TaskRunner):
             run.set_extra_path(("waiting", name), result.waiting_prompt or "")
             self.checkpoint(run)
             return None
-        if defer:
-            return WorkflowResult(
-                run.snap.run_id,
-                False,
-                C.STATUS_WAITING,
-                [],
-                [],
-                WorkflowState(),
-                [],
-                waiting_prompt=result.waiting_prompt,
-            )
         run.frontier.push_front(name)
         run.snap.waiting_prompt = result.waiting_prompt
         run.snap.status = C.STATUS_WAITING
@@ -760,7 +787,7 @@ class RunMachine(TaskRunner):
     def result(self, run: LiveRun) -> WorkflowResult:
         """The ``WorkflowResult`` of the call, with plain independent data."""
         snap = run.snap
-        snap.updated_at = now_iso()
+        snap.updated_at = now_iso(self.clock())
         status = snap.status
         waiting = status == C.STATUS_WAITING
         return WorkflowResult(

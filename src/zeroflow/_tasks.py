@@ -93,6 +93,7 @@ class NodeTimeoutError(TimeoutError):
 
 
 _MISSING = object()
+_TIMEOUT_NAMES = frozenset(cls.__name__ for cls in NodeTimeoutError.__mro__)
 
 
 def lookup_path(run: LiveRun, path: tuple[str, ...]) -> Any:
@@ -274,8 +275,12 @@ class TaskRunner:
                     name,
                     retryable=True,
                     details={"timeout_seconds": retry.timeout_seconds},
+                    cause_type=NodeTimeoutError.__name__,
                 )
-                retryable = True
+                # A late return counts as the same NodeTimeoutError an async handler
+                # raises at its deadline, so retry_on treats both alike.
+                exc_names = _TIMEOUT_NAMES
+                retryable = retry.retry_on is None or not exc_names.isdisjoint(retry.retry_on)
                 retry_text = f"{error.code}: {error.message}"
                 result = None
             else:
@@ -448,15 +453,14 @@ class TaskRunner:
                     errors[str(i)] = error.to_dict()
                     run.set_extra_path(("map", name, "errors", str(i)), error.to_dict())
             self.quiet_checkpoint(run, name)
-        run.set_extra_path(("map", name), None)
-        if not run.snap.extra.get("map"):
-            run.set_extra_path(("map",), None)
         ordered = [results.get(str(i)) for i in range(len(items))]
         failures = [
             {"index": int(k), "error": v}
             for k, v in sorted(errors.items(), key=lambda kv: int(kv[0]))
         ]
         if len(failures) > spec.tolerated_failures:
+            # Keep the finished items, forget the failed ones: a redrive reruns only those.
+            run.set_extra_path(("map", name, "errors"), None)
             return (
                 None,
                 WorkflowError(
@@ -468,6 +472,9 @@ class TaskRunner:
                 ),
                 None,
             )
+        run.set_extra_path(("map", name), None)
+        if not run.snap.extra.get("map"):
+            run.set_extra_path(("map",), None)
         return (
             HandlerResult(outputs=["ok"], node_updates={"results": ordered, "errors": failures}),
             None,

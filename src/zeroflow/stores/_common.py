@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from .._constants import EVENT_CHECKPOINT
-from .._errors import RunLockedError, StoreError
+from .._errors import CheckpointNotFoundError, RunLockedError, StoreError
 from .._journal import StepDelta, apply_state_op
 from .._models import Event
 from .._store import CheckpointInfo
@@ -57,9 +57,38 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-_encode = json.JSONEncoder().encode
-encode_compact = json.JSONEncoder(separators=(",", ":")).encode
-"""``json.dumps(value, separators=(",", ":"))`` without building an encoder per call."""
+def _encoder(item_sep: str, key_sep: str) -> Callable[[Any], str]:
+    """``json.dumps`` with fixed separators, minus the per-call setup (half its cost here).
+
+    Uses the C encoder that ``json`` itself uses when it is available; the
+    output is byte for byte what ``json.dumps`` gives (no circular check: a
+    store only ever encodes JSON trees).
+    """
+    fallback = json.JSONEncoder(separators=(item_sep, key_sep))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has it
+        return fallback.encode
+    chunks = make(
+        None,
+        fallback.default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        key_sep,
+        item_sep,
+        False,
+        False,
+        True,
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(chunks(value, 0))
+
+    return encode
+
+
+_encode = _encoder(", ", ": ")
+encode_compact = _encoder(",", ":")
+"""``json.dumps(value, separators=(",", ":"))``, fast."""
 
 
 def encode_event(event: Event) -> str:
@@ -185,7 +214,7 @@ def checkpoint_not_found(
     """The error for ``load_snapshot(run_id, step=N)`` when no checkpoint has that step."""
     steps = sorted({info.step for _, info in entries})
     shown = ", ".join(map(str, steps[:20])) + (" ..." if len(steps) > 20 else "")
-    return StoreError(
+    return CheckpointNotFoundError(
         f"run '{run_id}' has no checkpoint at step {step}; its history holds steps {shown}",
         run_id=run_id,
     )

@@ -336,6 +336,14 @@ class JsonFileWorkflowStore:
         w.journal_bytes = good
         if not recover:
             return w
+        for stale in folder.glob(".*.tmp"):  # a replace that a killed process never finished
+            stale.unlink(missing_ok=True)
+        meta_path = folder / "metadata.json"
+        with contextlib.suppress(OSError, ValueError):
+            meta = json.loads(meta_path.read_bytes()) if meta_path.exists() else {}
+            if meta.get("status") != data.get("status"):  # killed between the two replaces
+                summary = json.dumps(_metadata_of(data, self._clock()), indent=2)
+                write_atomic(meta_path, summary, fsync=self.fsync)
         dropped = 0
         if torn:
             truncate(seg, good, fsync=self.fsync)
@@ -495,7 +503,7 @@ class JsonFileWorkflowStore:
     ) -> dict[str, Any]:
         """The run as of checkpoint ``seq`` (snapshot dict): fold ``base_seq`` plus records."""
         path = (bases or self._bases(folder, run_id))[base_seq]
-        snap = read_json(path, run_id)
+        snap: dict[str, Any] = read_json(path, run_id)
         _store_info(snap, path, run_id)
         seg = folder / "journal" / _seg_name(base_seq)
         records = _read_records(seg, run_id)[0]
@@ -548,13 +556,14 @@ class JsonFileWorkflowStore:
     def run_status(self, run_id: str) -> str | None:
         folder = self._run_dir(run_id)
         self._commit_run(run_id)
-        if not (folder / "snapshot.json").exists():
+        snap_path = folder / "snapshot.json"
+        if not snap_path.exists():
             return None
-        try:
-            data = json.loads((folder / "metadata.json").read_bytes())
-            return str(data["status"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return self.load_snapshot(run_id).status
+        # Only a full save changes the status, so the fold is authoritative (metadata.json
+        # can lag by one replace after a crash).
+        data = read_json(snap_path, run_id)
+        _store_info(data, snap_path, run_id)
+        return str(data.get("status"))
 
     def list_metadata(
         self, workflow_name: str | None = None, status: str | None = None

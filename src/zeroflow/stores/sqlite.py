@@ -84,6 +84,7 @@ _MIGRATIONS: list[list[str]] = [
         """CREATE TABLE events (
             run_id TEXT NOT NULL,
             seq INTEGER NOT NULL,
+            count INTEGER NOT NULL,
             body TEXT NOT NULL,
             PRIMARY KEY (run_id, seq)
         ) WITHOUT ROWID""",
@@ -275,7 +276,7 @@ class SqliteWorkflowStore:
         db = self._db
         row = db.execute("SELECT base_seq FROM runs WHERE run_id=?", (run_id,)).fetchone()
         w.event_seq = db.execute(
-            "SELECT coalesce(max(seq), 0) FROM events WHERE run_id=?", (run_id,)
+            "SELECT coalesce(max(seq + count - 1), 0) FROM events WHERE run_id=?", (run_id,)
         ).fetchone()[0]
         if row is None:
             w.seq, w.base_seq, w.base_bytes, w.records, w.delta_bytes = 0, -1, 0, 0, 0
@@ -302,12 +303,13 @@ class SqliteWorkflowStore:
             if w.owner is None:
                 self._load_counters(run_id, w)  # no lease: another writer may have moved on
             if w.pending_events:
-                start = w.event_seq
-                db.executemany(
-                    "INSERT INTO events (run_id, seq, body) VALUES (?, ?, ?)",
-                    [(run_id, start + i + 1, body) for i, body in enumerate(w.pending_events)],
+                # One row per checkpoint's events (JSON lines never hold a raw newline).
+                count = len(w.pending_events)
+                db.execute(
+                    "INSERT INTO events VALUES (?, ?, ?, ?)",
+                    (run_id, w.event_seq + 1, count, "\n".join(w.pending_events)),
                 )
-                w.event_seq = start + len(w.pending_events)
+                w.event_seq += count
             if w.pending_deltas:
                 if w.base_seq < 0:
                     raise RunNotFoundError(run_id)
@@ -505,7 +507,16 @@ class SqliteWorkflowStore:
                 and db.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone() is None
             ):
                 raise RunNotFoundError(run_id)
-        return [Event.from_dict(json.loads(body)) for (body,) in rows]
+        try:
+            return [
+                Event.from_dict(json.loads(line)) for (body,) in rows for line in body.split("\n")
+            ]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StoreCorruptError(
+                f"{self.path}: an event of run '{run_id}' cannot be decoded ({exc})",
+                run_id=run_id,
+                path=self.path,
+            ) from exc
 
     def run_status(self, run_id: str) -> str | None:
         self._commit_run(run_id)
