@@ -201,12 +201,6 @@ def test_cancel_interrupts_a_running_async_handler_under_arun() -> None:
     assert [r.status for r in result.audit_trail] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: under sync run() an async handler is driven by asyncio.run() in "
-    "_drivers._await_outside_loop, which never watches the cancel flag, so cancel() "
-    "waits for the handler to finish instead of cancelling it",
-)
 def test_cancel_from_another_thread_interrupts_an_async_handler_under_sync_run() -> None:
     cancelled_inside: list[bool] = []
 

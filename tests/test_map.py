@@ -193,15 +193,7 @@ def test_map_failed_can_be_caught() -> None:
     ("items", "found"),
     [
         (None, "nothing"),
-        pytest.param(
-            {"a": 1},
-            "dict",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: the MAP_INPUT message names the internal type FrozenDict "
-                "instead of dict (_tasks._map uses type(items).__name__ of the frozen value)",
-            ),
-        ),
+        ({"a": 1}, "dict"),
         ("abc", "str"),
         (3, "int"),
     ],
@@ -368,12 +360,6 @@ def test_each_finished_item_is_checkpointed_to_the_store() -> None:
     assert seen_progress == [0, 1, 2, 3]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _tasks._map re-raises the first Cancelled outcome of a chunk before "
-    "recording the items of that chunk that had already finished, so a cancel mid-chunk "
-    "re-runs completed items, not only the ones in flight",
-)
 def test_cancel_mid_chunk_keeps_the_items_that_already_finished() -> None:
     store = InMemoryWorkflowStore()
     calls: list[int] = []
@@ -429,13 +415,6 @@ CRASHING_CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: RunMachine.quiet_checkpoint (_machine.py) calls store.append_step but emits "
-    "no checkpoint event; the JSON and SQLite stores hold a leased run's appended steps "
-    "until the next checkpoint event (stores/jsonfile.py append_step/append_event), so "
-    "per-item map progress never reaches disk and a SIGKILL re-runs every item",
-)
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 @pytest.mark.parametrize("kind", ["json", "sqlite"])
 def test_a_killed_process_mid_map_reruns_only_the_item_in_flight(kind: str, tmp_path: Path) -> None:

@@ -371,12 +371,6 @@ def test_a_failure_in_a_batch_is_routed_to_the_error_node() -> None:
     assert "b4" not in result.trace and "b5" not in result.trace
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _machine._step_batch keeps settling the batch after a failure was routed "
-    "to the error node (frontier already reset), so later batch nodes still route: their "
-    "targets run after the error node, unlike max_concurrency=1",
-)
 def test_error_routing_in_a_batch_clears_the_work_queued_by_later_batch_nodes() -> None:
     definition = error_routed_fan()
     all_handlers = {**handlers(failing_branch("b2")), "err": err}
@@ -387,12 +381,6 @@ def test_error_routing_in_a_batch_clears_the_work_queued_by_later_batch_nodes() 
     assert result.trace[-1] == "err"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after error routing in a batch, a later batch node's arrival at an AND-join "
-    "is recorded into the reset frontier; the run then reports a spurious join_stranded "
-    "(and with stranded_joins='fail' fails a run the error node recovered)",
-)
 def test_error_routing_in_a_batch_leaves_no_stranded_join() -> None:
     rec = Recorder()
     definition = error_routed_fan(stranded_joins="fail")

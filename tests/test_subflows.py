@@ -454,12 +454,6 @@ def nest(levels: int, policy: dict[str, Any] | None = None) -> tuple[dict[str, A
     return root, children
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (off by one): _subflows._check_structure counts the root workflow as a "
-    "level (len(chain) >= limit with chain starting at the root), so max_subflow_depth=N "
-    "allows only N-1 nested subflows and max_subflow_depth=1 forbids subflows altogether",
-)
 def test_nesting_up_to_the_default_depth_of_eight_runs() -> None:
     root, children = nest(8)
     result = WorkflowEngine(root, HANDLERS, subflows=children).run()
@@ -475,23 +469,11 @@ def test_nesting_deeper_than_max_subflow_depth_is_rejected() -> None:
         WorkflowEngine(root, HANDLERS, subflows=children)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (off by one): _subflows._check_structure counts the root workflow as a "
-    "level (len(chain) >= limit with chain starting at the root), so max_subflow_depth=N "
-    "allows only N-1 nested subflows and max_subflow_depth=1 forbids subflows altogether",
-)
 def test_max_subflow_depth_counts_nested_subflow_levels() -> None:
     root, children = nest(2, {"max_subflow_depth": 2})
     assert WorkflowEngine(root, HANDLERS, subflows=children).run().success
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (off by one): _subflows._check_structure counts the root workflow as a "
-    "level (len(chain) >= limit with chain starting at the root), so max_subflow_depth=N "
-    "allows only N-1 nested subflows and max_subflow_depth=1 forbids subflows altogether",
-)
 def test_max_subflow_depth_one_allows_one_level_of_subflow() -> None:
     root, children = nest(1, {"max_subflow_depth": 1})
     assert WorkflowEngine(root, HANDLERS, subflows=children).run().success
@@ -510,13 +492,6 @@ def test_registering_children_does_not_change_the_parent_hash() -> None:
     assert plain.workflow_hash == with_children.workflow_hash
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a child with several branch-local waits (hitl 'branch') cannot be resumed: "
-    "the parent's waiting_nodes shows only {'sub': <first prompt>} and every resume of the "
-    "parent fails inside RunMachine.resume_child -> prepare_resume(snap, payload, None) with "
-    "'has 2 waiting nodes ... pass node=', with no way to name the child's node",
-)
 def test_a_child_waiting_on_several_branches_can_be_resumed_node_by_node() -> None:
     two_waits = {
         "workflow_name": "child",

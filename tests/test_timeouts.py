@@ -8,8 +8,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from zeroflow import Event, HandlerResult, WorkflowContext, WorkflowEngine
 
 # ---------------------------------------------------------------- helpers
@@ -222,18 +220,22 @@ def test_a_late_sync_handler_is_retried_under_the_run_policy() -> None:
 
 
 def test_node_timeout_retries_honour_retry_on() -> None:
-    """retry_on filters exceptions; a late return is a NODE_TIMEOUT that stays retryable."""
-    clock = FakeClock()
-    durations = iter([10, 1])
+    """A late return counts as a NodeTimeoutError (a TimeoutError) for retry_on."""
+    for retry_on, succeeds in ((["TimeoutError"], True), (["KeyError"], False)):
+        clock = FakeClock()
+        durations = iter([10, 1])
 
-    def slow_once(ctx: WorkflowContext) -> HandlerResult:
-        clock.now += next(durations)
-        return HandlerResult(outputs=["ok"])
+        def slow_once(ctx: WorkflowContext, durations: Any = durations, clock: Any = clock) -> Any:
+            clock.now += next(durations)
+            return HandlerResult(outputs=["ok"])
 
-    definition = timed(
-        {"timeout_seconds": 5, "max_retries": 1, "retry_sleep_seconds": 0, "retry_on": ["KeyError"]}
-    )
-    assert fake_engine(definition, slow_once, clock).run().success
+        definition = timed(
+            {"timeout_seconds": 5, "max_retries": 1, "retry_sleep_seconds": 0, "retry_on": retry_on}
+        )
+        result = fake_engine(definition, slow_once, clock).run()
+        assert result.success is succeeds
+        if not succeeds:
+            assert result.error is not None and result.error.code == "NODE_TIMEOUT"
 
 
 def test_a_node_timeout_is_caught_by_an_on_error_catcher() -> None:
@@ -334,11 +336,6 @@ def test_an_async_handler_that_finishes_in_time_is_not_cancelled() -> None:
     assert asyncio.run(engine.arun()).success
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _drivers._with_node_timeout turns any TimeoutError escaping the handler "
-    "into NodeTimeoutError, so a handler's own TimeoutError becomes NODE_TIMEOUT",
-)
 def test_an_async_timeout_is_not_mistaken_for_a_handler_raising_timeout_error() -> None:
     async def raises_timeout(ctx: WorkflowContext) -> HandlerResult:
         raise TimeoutError("upstream timed out")
@@ -350,12 +347,6 @@ def test_an_async_timeout_is_not_mistaken_for_a_handler_raising_timeout_error() 
     assert result.error.cause_type == "TimeoutError"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the async driver (_drivers._call_async/_with_node_timeout) cancels only at "
-    "run_policy.timeout_seconds, never at ctx.deadline_ts when the workflow deadline comes "
-    "first; the handler runs on and the run even succeeds past workflow_timeout_seconds",
-)
 def test_an_async_handler_is_cancelled_at_the_workflow_deadline_when_it_comes_first() -> None:
     cancelled: list[bool] = []
 

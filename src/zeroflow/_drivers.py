@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from ._machine import Batch, Call, HandlerCancelled, Sleep, Steps
@@ -23,6 +24,7 @@ from ._tasks import NodeTimeoutError
 __all__ = ["drive_async", "drive_sync"]
 
 Sleeper = Callable[[float], None]
+_POLL_SECONDS = 0.05  # how often a running async handler checks the cancel flag
 
 
 def drive_sync(steps: Steps, cancel: threading.Event, sleep: Sleeper | None) -> WorkflowResult:
@@ -33,14 +35,14 @@ def drive_sync(steps: Steps, cancel: threading.Event, sleep: Sleeper | None) -> 
         request = next(steps)
         while True:
             if type(request) is Call:
-                answer = _call_sync(request)
+                answer = _call_sync(request, cancel)
             elif type(request) is Batch:
                 calls = request.calls
                 if pool is None or pool._max_workers < len(calls):
                     if pool is not None:
                         pool.shutdown()
                     pool = ThreadPoolExecutor(max_workers=len(calls))
-                answer = list(pool.map(_call_sync, calls))
+                answer = list(pool.map(partial(_call_sync, cancel=cancel), calls))
             else:
                 assert isinstance(request, Sleep)
                 if sleep is not None:
@@ -84,17 +86,18 @@ async def drive_async(
         steps.close()
 
 
-def _call_sync(request: Call) -> tuple[Any, Exception | None]:
+def _call_sync(request: Call, cancel: threading.Event) -> tuple[Any, Exception | None]:
+    """Call a handler in this thread; an async one is driven on a private event loop."""
     try:
         result = request.fn(request.ctx)
         if type(result) is not HandlerResult and inspect.isawaitable(result):
-            result = _await_outside_loop(result, request)
+            result = _await_outside_loop(result, request, cancel)
         return result, None
     except Exception as exc:
         return None, exc
 
 
-def _await_outside_loop(awaitable: Any, request: Call) -> Any:
+def _await_outside_loop(awaitable: Any, request: Call, cancel: threading.Event) -> Any:
     """Drive an async handler to completion from sync ``run()``, if no loop is running."""
     try:
         asyncio.get_running_loop()
@@ -107,20 +110,36 @@ def _await_outside_loop(awaitable: Any, request: Call) -> Any:
             f"handler of node '{request.ctx.node_name}' is async and run() was called inside a "
             "running event loop; use 'await engine.arun(...)' instead"
         )
-
-    async def wrap() -> Any:
-        if request.timeout_seconds is None:
-            return await awaitable
-        return await _with_node_timeout(awaitable, request.timeout_seconds)
-
-    return asyncio.run(wrap())
+    return asyncio.run(_supervise(awaitable, request, cancel))
 
 
-async def _with_node_timeout(awaitable: Any, seconds: float) -> Any:
-    try:
-        return await asyncio.wait_for(awaitable, seconds)
-    except TimeoutError:
-        raise NodeTimeoutError(f"cancelled after {seconds} s") from None
+async def _supervise(awaitable: Any, request: Call, cancel: threading.Event) -> Any:
+    """Await a handler, cancelling it at ``ctx.deadline_ts`` or when ``cancel()`` is called.
+
+    The deadline is the earlier of the node's and the workflow's. A
+    ``TimeoutError`` the handler raises itself passes through unchanged; only
+    our own cut-off becomes ``NodeTimeoutError``.
+    """
+    ctx = request.ctx
+    task = asyncio.ensure_future(awaitable)
+    while True:
+        wait = _POLL_SECONDS
+        if ctx.deadline_ts is not None:
+            wait = min(wait, max(0.0, ctx.deadline_ts - ctx.clock()))
+        done, _ = await asyncio.wait({task}, timeout=wait)
+        if done:
+            return task.result()
+        if cancel.is_set():
+            await _cancel_task(task)
+            raise HandlerCancelled("handler cancelled by engine.cancel()")
+        if ctx.deadline_ts is not None and ctx.clock() >= ctx.deadline_ts:
+            await _cancel_task(task)
+            raise NodeTimeoutError(f"node '{ctx.node_name}' was cancelled at its deadline")
+
+
+async def _cancel_task(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _call_async(
@@ -138,19 +157,9 @@ async def _call_async(
             result = fn(request.ctx)
         if type(result) is HandlerResult or not inspect.isawaitable(result):
             return result, None
-        task = asyncio.ensure_future(
-            result
-            if request.timeout_seconds is None
-            else _with_node_timeout(result, request.timeout_seconds)
-        )
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=0.05)
-            if done:
-                return task.result(), None
-            if cancel.is_set():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                return None, HandlerCancelled("handler cancelled by engine.cancel()")
+        return await _supervise(result, request, cancel), None
+    except HandlerCancelled as exc:
+        return None, exc
     except Exception as exc:
         return None, exc
 

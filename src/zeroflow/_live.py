@@ -49,6 +49,7 @@ class LiveRun:
         "lease_owner",
         "node_state",
         "ops",
+        "resume_path",
         "resumed",
         "snap",
         "tags_mark",
@@ -71,6 +72,8 @@ class LiveRun:
         self.lease_owner: str | None = None
         # The node this call resumes (it runs first and receives the resume payload).
         self.resumed: str | None = None
+        # Inside a paused subflow: the child's node that resumes ("w1" of "sub/w1").
+        self.resume_path: str | None = None
         # Custom events of handlers running in a parallel batch, delivered in queue order.
         self.buffers: dict[str, list[tuple[str, dict[str, Any]]]] | None = None
         self.trace_mark = len(snap.trace)

@@ -62,6 +62,44 @@ _perf = time.perf_counter
 Steps = Generator[Request, Any, WorkflowResult]
 
 
+def waiting_paths(
+    status: str, ready_now: list[str], extra: Mapping[str, Any], prompt: str | None
+) -> dict[str, str | None]:
+    """Every node a paused run waits on, with its prompt.
+
+    A paused subflow whose child waits at several places is listed by the
+    paths of those places (``"approve/legal"``), so each can be resumed.
+    """
+    branch = extra.get("waiting") or {}
+    if branch:
+        base = {str(k): (v or None) for k, v in branch.items()}
+    elif status == C.STATUS_WAITING and ready_now:
+        base = {ready_now[0]: prompt}
+    else:
+        base = {}
+    out: dict[str, str | None] = {}
+    for name, text in base.items():
+        inner = _child_waits(extra, name)
+        if len(inner) > 1:
+            out.update({f"{name}/{k}": v for k, v in inner.items()})
+        else:
+            out[name] = text
+    return out
+
+
+def _child_waits(extra: Mapping[str, Any], node: str) -> dict[str, str | None]:
+    """The waits of the paused subflow run by ``node`` (empty when there is none)."""
+    child = (extra.get("subflows") or {}).get(node)
+    if not child or child.get("status") != C.STATUS_WAITING:
+        return {}
+    return waiting_paths(
+        C.STATUS_WAITING,
+        list(child.get("ready_now") or []),
+        child.get("zeroflow") or {},
+        child.get("waiting_prompt"),
+    )
+
+
 class _Batch:
     """What settling a parallel batch has decided so far."""
 
@@ -127,8 +165,13 @@ class RunMachine(TaskRunner):
         if store is not None:
             store.append_event(snap.run_id, event)
 
-    def checkpoint(self, run: LiveRun, *, full: bool = False) -> None:
-        """A resume point: write the store, emit ``store:saved``, then ``checkpoint``."""
+    def checkpoint(self, run: LiveRun, *, full: bool = False, write: bool = True) -> None:
+        """A resume point: write the store, emit ``store:saved``, then ``checkpoint``.
+
+        ``write=False`` (a new wave opening) announces the checkpoint but leaves the
+        write to the next one: opening a wave is decided by the state already
+        saved, so a crash in between loses nothing.
+        """
         snap = run.snap
         if self.store is None and (self.callback is None or self.child):
             return  # nobody to tell; updated_at is stamped when the result is built
@@ -138,7 +181,9 @@ class RunMachine(TaskRunner):
             assert store is not None
             if run.lease_owner is not None:
                 store.renew_lease(snap.run_id, run.lease_owner)  # type: ignore[attr-defined]
-            if self.journal and not full:
+            if not write:
+                pass
+            elif self.journal and not full:
                 store.append_step(snap.run_id, run.delta())  # type: ignore[attr-defined]
             else:
                 store.save_snapshot(run.export())
@@ -323,9 +368,9 @@ class RunMachine(TaskRunner):
         self.emit(run, C.EVENT_WF_START, None, {"workflow": graph.name})
         return self.steps(run)
 
-    def resume_child(self, snap: RunSnapshot, payload: Any) -> Steps:
-        """Steps of a paused child run, resumed with the parent's payload."""
-        run = self.prepare_resume(snap, payload, None)
+    def resume_child(self, snap: RunSnapshot, payload: Any, node: str | None = None) -> Steps:
+        """Steps of a paused child run, resumed with the parent's payload (at ``node``)."""
+        run = self.prepare_resume(snap, payload, node)
         self.emit(
             run,
             C.EVENT_WF_RESUMED,
@@ -337,27 +382,36 @@ class RunMachine(TaskRunner):
     def prepare_resume(self, snap: RunSnapshot, payload: Any, node: str | None) -> LiveRun:
         """Turn a waiting, cancelled or interrupted snapshot into a live run that continues.
 
-        With several branch-local waits, ``node`` names the one that resumes;
-        resuming a node that is not waiting raises ``ValueError``.
+        With several waits, ``node`` names the one that resumes; a wait inside a
+        paused subflow is named by its path, ``"<subflow node>/<child node>"``.
+        Resuming a node that is not waiting raises ``ValueError``.
         """
         was_waiting = snap.status == C.STATUS_WAITING
         waiting = dict(snap.extra.get("waiting") or {})
         head = snap.ready_now[0] if was_waiting and snap.ready_now else None
+        paths = waiting_paths(snap.status, snap.ready_now, snap.extra, snap.waiting_prompt)
+        target, _, rest = (node or "").partition("/")
+        if rest and node not in paths and rest not in _child_waits(snap.extra, target):
+            listed = ", ".join(sorted(paths)) or "none"
+            raise ValueError(
+                f"node '{node}' of run '{snap.run_id}' is not waiting; waiting: {listed}"
+            )
+        if node is None and len(paths) > 1:
+            raise ValueError(
+                f"run '{snap.run_id}' has {len(paths)} waiting nodes "
+                f"({', '.join(sorted(paths))}); pass node=<name> to say which one resumes"
+            )
+        chosen: str | None
         if waiting:
-            if node is None and len(waiting) > 1:
-                raise ValueError(
-                    f"run '{snap.run_id}' has {len(waiting)} waiting nodes "
-                    f"({', '.join(sorted(waiting))}); pass node=<name> to say which one resumes"
-                )
-            chosen = node if node is not None else next(iter(waiting))
+            chosen = target if node is not None else next(iter(waiting))
             if chosen not in waiting:
                 raise ValueError(
                     f"node '{chosen}' of run '{snap.run_id}' is not waiting; "
-                    f"waiting: {', '.join(sorted(waiting))}"
+                    f"waiting: {', '.join(sorted(paths))}"
                 )
         else:
-            if node is not None and node != head:
-                listed = f"waiting: {head}" if head else "no node is waiting"
+            if node is not None and target != head:
+                listed = f"waiting: {', '.join(sorted(paths))}" if paths else "no node is waiting"
                 raise ValueError(f"node '{node}' of run '{snap.run_id}' is not waiting; {listed}")
             chosen = head
         snap.status = C.STATUS_RUNNING
@@ -369,6 +423,7 @@ class RunMachine(TaskRunner):
                 run.set_extra_path(("waiting",), None)
             run.frontier.push_front(chosen)
         run.resumed = chosen
+        run.resume_path = rest or None
         if payload is not None:
             run.set_workflow_key("__resume__", payload)
         return run
@@ -388,7 +443,7 @@ class RunMachine(TaskRunner):
                 return self._end_failed(run, self._timeout_error(snap.last_node))
             if not frontier.ready_now:
                 frontier.open_wave()
-                self.checkpoint(run)
+                self.checkpoint(run, write=False)
             if concurrency > 1 and len(frontier.ready_now) > 1:
                 outcome = yield from self._step_batch(run, concurrency)
             else:
@@ -698,12 +753,8 @@ class RunMachine(TaskRunner):
         return self.result(run)
 
     def _waiting_nodes(self, run: LiveRun) -> dict[str, str | None]:
-        branch = run.snap.extra.get("waiting")
-        if branch:
-            return {k: (v or None) for k, v in branch.items()}
-        if run.snap.status == C.STATUS_WAITING and run.frontier.ready_now:
-            return {run.frontier.ready_now[0]: run.snap.waiting_prompt}
-        return {}
+        snap = run.snap
+        return waiting_paths(snap.status, run.frontier.ready_now, snap.extra, snap.waiting_prompt)
 
     def _end(self, run: LiveRun) -> WorkflowResult:
         if run.snap.extra.get("waiting"):

@@ -77,7 +77,7 @@ def _check_structure(root: CompiledWorkflow, graphs: Mapping[str, CompiledWorkfl
                 raise WorkflowDefinitionError(
                     f"subflow cycle detected: {cycle}; a workflow cannot run itself"
                 )
-            if len(chain) >= limit:
+            if len(chain) > limit:  # the chain holds the root plus one name per level
                 raise WorkflowDefinitionError(
                     f"subflows nest deeper than engine_policy.max_subflow_depth={limit}: "
                     f"{' -> '.join([*chain, child])}"

@@ -107,6 +107,15 @@ def lookup_path(run: LiveRun, path: tuple[str, ...]) -> Any:
     return value
 
 
+def _json_type_name(value: Any) -> str:
+    """The user-facing type name of state data (frozen containers are dicts and lists)."""
+    if isinstance(value, dict):
+        return "dict"
+    if isinstance(value, list):
+        return "list"
+    return type(value).__name__
+
+
 def _class_names(exc: BaseException) -> frozenset[str]:
     return frozenset(cls.__name__ for cls in type(exc).__mro__)
 
@@ -247,6 +256,14 @@ class TaskRunner:
             exc_names = None
             if type(exc) is HandlerCancelled:
                 raise Cancelled()
+            if (
+                type(exc) is NodeTimeoutError
+                and run.snap.deadline_ts is not None
+                and self.clock() >= run.snap.deadline_ts
+            ):
+                raise TimedOut(
+                    WorkflowError(C.ERROR_WORKFLOW_TIMEOUT, "workflow timeout exceeded", name)
+                )
             if exc is not None:
                 exc_names = _class_names(exc)
                 error = self._exception_error(node, exc)
@@ -400,7 +417,7 @@ class TaskRunner:
         items = lookup_path(run, spec.over)
         where = ".".join(spec.over)
         if items is _MISSING or not isinstance(items, list):
-            found = "nothing" if items is _MISSING else type(items).__name__
+            found = "nothing" if items is _MISSING else _json_type_name(items)
             return (
                 None,
                 WorkflowError(
@@ -429,10 +446,12 @@ class TaskRunner:
                 outcomes = yield from lockstep(
                     {i: self.task(run, node, step, items[i], i) for i in chunk}
                 )
+            interrupted: BaseException | None = None
             for i in chunk:
                 got = outcomes[i]
                 if isinstance(got, BaseException):
-                    raise got
+                    interrupted = interrupted or got  # record the finished items first
+                    continue
                 result, error, _ = got
                 value: Any = None
                 if error is None and result is not None:
@@ -453,6 +472,8 @@ class TaskRunner:
                     errors[str(i)] = error.to_dict()
                     run.set_extra_path(("map", name, "errors", str(i)), error.to_dict())
             self.quiet_checkpoint(run, name)
+            if interrupted is not None:
+                raise interrupted
         ordered = [results.get(str(i)) for i in range(len(items))]
         failures = [
             {"index": int(k), "error": v}
@@ -490,7 +511,9 @@ class TaskRunner:
         saved = run.snap.extra.get("subflows", {}).get(name)
         if saved is not None:
             payload = run.workflow.get("__resume__")
-            steps = child.resume_child(RunSnapshot.from_dict(saved), payload)
+            child_node = run.resume_path if run.resumed == name else None
+            run.resume_path = None
+            steps = child.resume_child(RunSnapshot.from_dict(saved), payload, child_node)
         else:
             child_input: dict[str, Any] = {}
             for key, path in spec.input:
