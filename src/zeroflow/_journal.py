@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._fastinit import install as _fast_init
 from ._frozen import thaw
 from ._models import RunSnapshot, StepRecord, WorkflowError
 
@@ -149,3 +150,6 @@ def apply_delta(snapshot: RunSnapshot, delta: StepDelta) -> None:
     snapshot.last_error = delta.last_error
     if delta.extra is not None:
         snapshot.extra = thaw(delta.extra)
+
+
+_fast_init(StepDelta)

@@ -204,6 +204,10 @@ class _Writer:
         self.renewed_at = 0.0
         self.fresh = False
 
+    def has_state(self) -> bool:
+        """True when a checkpoint (journal records or a full snapshot) waits to be written."""
+        return bool(self.pending_records) or self.pending_full is not None
+
     def close(self) -> None:
         for fd in (self.events_fd, self.journal_fd):
             if fd is not None:
@@ -274,7 +278,8 @@ class JsonFileWorkflowStore:
             w = self._writers.get(run_id)
             if w is not None and w.owner is not None:
                 w.pending_events.append(line)
-                if event.kind == EVENT_CHECKPOINT and not w.hold:
+                if event.kind == EVENT_CHECKPOINT and not w.hold and w.has_state():
+                    # A checkpoint that wrote no state (a wave opening) rides with the next one.
                     self._commit(run_id, w)
                 return
             folder = self._run_dir(run_id)

@@ -9,14 +9,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from .._constants import EVENT_CHECKPOINT
 from .._errors import RunNotFoundError
+from .._frozen import thaw
 from .._journal import StepDelta, apply_delta
 from .._models import Event, RunMetadata, RunSnapshot
 from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInfo, PruneResult
 from ._common import (
     check_keep_last,
     checkpoint_not_found,
-    event_dict,
     info_of,
     lease_verdict,
     locked_error,
@@ -96,7 +97,12 @@ class InMemoryWorkflowStore:
             run.history.append(_Entry(run.seq, info_of(plain), delta=plain))
 
     def append_event(self, run_id: str, event: Event) -> None:
-        stored = Event.from_dict(event_dict(event))
+        data = event.data
+        if event.kind == EVENT_CHECKPOINT and "state" in data:
+            data = {"step": event.step}
+        stored = Event(
+            event.run_id, event.step, event.wave, event.node, event.kind, event.ts, thaw(data)
+        )
         with self._lock:
             self._events.setdefault(run_id, []).append(stored)
 

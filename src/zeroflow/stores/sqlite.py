@@ -134,6 +134,10 @@ class _Writer:
         self.hold = False
         self.renewed_at = 0.0
 
+    def has_state(self) -> bool:
+        """True when a checkpoint (delta or full snapshot) waits to be written."""
+        return bool(self.pending_deltas) or self.pending_full is not None
+
 
 class SqliteWorkflowStore:
     """Keeps runs, their whole checkpoint history and events in SQLite.
@@ -254,7 +258,8 @@ class SqliteWorkflowStore:
         with self._lock:
             w = self._writer(run_id)
             w.pending_events.append(body)
-            if w.owner is None or (event.kind == EVENT_CHECKPOINT and not w.hold):
+            if w.owner is None or (event.kind == EVENT_CHECKPOINT and not w.hold and w.has_state()):
+                # A checkpoint that wrote no state (a wave opening) rides with the next one.
                 self._commit(run_id, w)
 
     def flush(self) -> None:
