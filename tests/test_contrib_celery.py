@@ -232,21 +232,21 @@ def test_a_worker_killed_mid_run_loses_no_run_and_repeats_at_most_the_node_in_fl
         postgres_dsn,
         redis_url,
         workers=2,
-        runs=40,
+        runs=200,
         workflow="pipeline10",
-        node_sleep=0.02,
-        kill_after=50,
+        node_sleep=0.005,
+        kill_after=300,
         lease_ttl=1.5,
         visibility_timeout=3.0,
-        timeout=60,
+        timeout=120,
         schema="fault",
     )
     assert report["killed"] is not None
-    assert report["statuses"] == {"succeeded": 40}
+    assert report["statuses"] == {"succeeded": 200}
     repeated = report["repeated_executions"]
     assert len(repeated) <= 1  # one worker killed, one task in flight there
     if repeated:
         [[run_id, node, extra]] = repeated
         assert extra == 1
         assert [run_id, node] == report["killed"]["last_started"]
-    assert report["handler_executions"] == 40 * 10 + len(repeated)
+    assert report["handler_executions"] == 200 * 10 + len(repeated)
