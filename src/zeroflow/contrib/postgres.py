@@ -34,6 +34,7 @@ from .._journal import StepDelta
 from .._models import Event, RunMetadata, RunSnapshot, WorkflowError
 from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInfo, PruneResult
 from ..stores._common import (
+    SqlWriter,
     apply_delta_dict,
     check_keep_last,
     check_run_id,
@@ -108,41 +109,6 @@ _MIGRATION_LOCK = 0x7A65_726F_666C_6F77 & 0x7FFF_FFFF_FFFF_FFFF  # "zeroflow"
 _NOW = "coalesce(%(now)s::float8, extract(epoch from clock_timestamp())::float8)"
 
 
-class _Writer:
-    """Counters and pending writes of a run this store instance writes (see the SQLite store)."""
-
-    __slots__ = (
-        "base_bytes",
-        "base_seq",
-        "delta_bytes",
-        "event_seq",
-        "hold",
-        "live",
-        "owner",
-        "pending_deltas",
-        "pending_events",
-        "pending_full",
-        "records",
-        "renewed_at",
-        "seq",
-    )
-
-    def __init__(self) -> None:
-        self.owner: str | None = None
-        self.seq = 0
-        self.base_seq = -1
-        self.base_bytes = 0
-        self.records = 0
-        self.delta_bytes = 0
-        self.event_seq = 0
-        self.pending_events: list[str] = []
-        self.pending_full: dict[str, Any] | None = None
-        self.pending_deltas: list[tuple[str, StepDelta]] = []
-        self.live: dict[str, Any] | None = None
-        self.hold = False
-        self.renewed_at = 0.0
-
-
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 
 
@@ -174,7 +140,7 @@ class PostgresWorkflowStore:
         self._clock = clock
         self._connect_timeout = max(1, round(connect_timeout_seconds))
         self._lock = threading.RLock()
-        self._writers: dict[str, _Writer] = {}
+        self._writers: dict[str, SqlWriter] = {}
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._pid = -1
         with self._lock:
@@ -305,7 +271,8 @@ class PostgresWorkflowStore:
         with self._lock:
             w = self._writer(check_run_id(run_id))
             w.pending_events.append(body)
-            if w.owner is None or (event.kind == EVENT_CHECKPOINT and not w.hold):
+            if w.owner is None or (event.kind == EVENT_CHECKPOINT and not w.hold and w.has_state()):
+                # A checkpoint that wrote no state (a wave opening) rides with the next one.
                 self._commit(run_id, w)
 
     def flush(self) -> None:
@@ -314,17 +281,17 @@ class PostgresWorkflowStore:
             for run_id, w in self._writers.items():
                 self._commit(run_id, w)
 
-    def _writer(self, run_id: str) -> _Writer:
+    def _writer(self, run_id: str) -> SqlWriter:
         self._db()  # a forked child starts with no writers
         w = self._writers.get(run_id)
         if w is None:
-            w = _Writer()
+            w = SqlWriter()
             with self._tx() as cur:
                 self._load_counters(cur, run_id, w)
             self._writers[run_id] = w
         return w
 
-    def _load_counters(self, cur: Cursor, run_id: str, w: _Writer) -> None:
+    def _load_counters(self, cur: Cursor, run_id: str, w: SqlWriter) -> None:
         row = cur.execute("SELECT base_seq FROM runs WHERE run_id=%s", (run_id,)).fetchone()
         w.event_seq = _one(
             cur.execute("SELECT coalesce(max(seq), 0) FROM events WHERE run_id=%s", (run_id,))
@@ -348,7 +315,7 @@ class PostgresWorkflowStore:
         assert counts is not None
         w.records, w.delta_bytes = int(counts[0]), int(counts[1])
 
-    def _commit(self, run_id: str, w: _Writer) -> None:
+    def _commit(self, run_id: str, w: SqlWriter) -> None:
         """Write pending events and the pending checkpoint in one transaction."""
         if not (w.pending_events or w.pending_full is not None or w.pending_deltas):
             return
@@ -655,7 +622,7 @@ class PostgresWorkflowStore:
             old = self._writers.pop(run_id, None)
             if old is not None:
                 self._commit(run_id, old)
-            w = _Writer()
+            w = SqlWriter()
             with self._tx() as cur:
                 self._load_counters(cur, run_id, w)
             w.owner, w.renewed_at = owner, self._tick()
@@ -714,7 +681,7 @@ class PostgresWorkflowStore:
                     cur.execute("DELETE FROM leases WHERE run_id=%s", (run_id,))
             w = self._writers.pop(run_id, None)
             if w is not None and w.owner == owner and owner is not None:
-                fresh = _Writer()
+                fresh = SqlWriter()
                 fresh.owner, fresh.renewed_at = owner, w.renewed_at
                 self._writers[run_id] = fresh
             return existed

@@ -29,6 +29,7 @@ from .._journal import StepDelta
 from .._models import Event, RunMetadata, RunSnapshot, WorkflowError
 from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInfo, PruneResult
 from ._common import (
+    SqlWriter,
     apply_delta_dict,
     check_keep_last,
     check_run_id,
@@ -100,45 +101,6 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema this zeroflow writes; older databases are migrated forward on open."""
 
 
-class _Writer:
-    """Counters and pending writes of a run this store instance writes (see the JSON store)."""
-
-    __slots__ = (
-        "base_bytes",
-        "base_seq",
-        "delta_bytes",
-        "event_seq",
-        "hold",
-        "live",
-        "owner",
-        "pending_deltas",
-        "pending_events",
-        "pending_full",
-        "records",
-        "renewed_at",
-        "seq",
-    )
-
-    def __init__(self) -> None:
-        self.owner: str | None = None
-        self.seq = 0
-        self.base_seq = -1
-        self.base_bytes = 0
-        self.records = 0
-        self.delta_bytes = 0
-        self.event_seq = 0
-        self.pending_events: list[str] = []
-        self.pending_full: dict[str, Any] | None = None
-        self.pending_deltas: list[tuple[str, StepDelta]] = []
-        self.live: dict[str, Any] | None = None
-        self.hold = False
-        self.renewed_at = 0.0
-
-    def has_state(self) -> bool:
-        """True when a checkpoint (delta or full snapshot) waits to be written."""
-        return bool(self.pending_deltas) or self.pending_full is not None
-
-
 class SqliteWorkflowStore:
     """Keeps runs, their whole checkpoint history and events in SQLite.
 
@@ -162,7 +124,7 @@ class SqliteWorkflowStore:
         self.lease_ttl_seconds = float(lease_ttl_seconds)
         self._clock = clock
         self._lock = threading.RLock()
-        self._writers: dict[str, _Writer] = {}
+        self._writers: dict[str, SqlWriter] = {}
         if self.path != ":memory:" and not self.path.startswith("file:"):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -268,16 +230,16 @@ class SqliteWorkflowStore:
             for run_id, w in self._writers.items():
                 self._commit(run_id, w)
 
-    def _writer(self, run_id: str) -> _Writer:
+    def _writer(self, run_id: str) -> SqlWriter:
         w = self._writers.get(run_id)
         if w is None:
             check_run_id(run_id)
-            w = _Writer()
+            w = SqlWriter()
             self._load_counters(run_id, w)
             self._writers[run_id] = w
         return w
 
-    def _load_counters(self, run_id: str, w: _Writer) -> None:
+    def _load_counters(self, run_id: str, w: SqlWriter) -> None:
         db = self._db
         row = db.execute("SELECT base_seq FROM runs WHERE run_id=?", (run_id,)).fetchone()
         w.event_seq = db.execute(
@@ -299,7 +261,7 @@ class SqliteWorkflowStore:
             (run_id, w.base_seq),
         ).fetchone()
 
-    def _commit(self, run_id: str, w: _Writer) -> None:
+    def _commit(self, run_id: str, w: SqlWriter) -> None:
         """Write pending events and the pending checkpoint in one transaction."""
         if not (w.pending_events or w.pending_full is not None or w.pending_deltas):
             return
@@ -346,7 +308,7 @@ class SqliteWorkflowStore:
             w.pending_deltas = []
             w.hold = False
 
-    def _fold(self, db: sqlite3.Connection, run_id: str, w: _Writer, now: float) -> None:
+    def _fold(self, db: sqlite3.Connection, run_id: str, w: SqlWriter, now: float) -> None:
         """Store the run's current state as a full snapshot and refresh its summary row."""
         snap = w.live if w.live is not None else self._rebuild(db, run_id, w.seq)
         text = encode_compact(snap)
@@ -359,7 +321,7 @@ class SqliteWorkflowStore:
         w.base_seq, w.base_bytes, w.records, w.delta_bytes = w.seq, len(text), 0, 0
 
     def _write_full(
-        self, db: sqlite3.Connection, run_id: str, w: _Writer, data: dict[str, Any], now: float
+        self, db: sqlite3.Connection, run_id: str, w: SqlWriter, data: dict[str, Any], now: float
     ) -> None:
         seq = w.seq + 1
         text = encode_compact(data)
@@ -583,7 +545,7 @@ class SqliteWorkflowStore:
             old = self._writers.pop(run_id, None)
             if old is not None:
                 self._commit(run_id, old)
-            w = _Writer()
+            w = SqlWriter()
             self._load_counters(run_id, w)
             w.owner, w.renewed_at = owner, now
             self._writers[run_id] = w
@@ -635,7 +597,7 @@ class SqliteWorkflowStore:
                 db.execute("DELETE FROM leases WHERE run_id=?", (run_id,))
         w = self._writers.pop(run_id, None)
         if w is not None and w.owner == owner and owner is not None:
-            fresh = _Writer()
+            fresh = SqlWriter()
             fresh.owner, fresh.renewed_at = owner, w.renewed_at
             self._writers[run_id] = fresh
         return existed
