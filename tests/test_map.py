@@ -346,8 +346,13 @@ def test_cancel_mid_map_resumes_only_the_unfinished_items() -> None:
     assert result.trace == ["each", "each", "after"]
 
 
-def test_each_finished_item_is_checkpointed_to_the_store() -> None:
-    store = InMemoryWorkflowStore()
+@pytest.mark.parametrize("kind", ["json", "sqlite"])
+def test_each_finished_item_is_checkpointed_to_a_durable_store(kind: str, tmp_path: Path) -> None:
+    store: Any = (
+        JsonFileWorkflowStore(tmp_path / "runs")
+        if kind == "json"
+        else SqliteWorkflowStore(tmp_path / "runs.sqlite")
+    )
     seen_progress: list[int] = []
 
     def peeks_at_store(ctx: WorkflowContext) -> HandlerResult:
@@ -358,6 +363,21 @@ def test_each_finished_item_is_checkpointed_to_the_store() -> None:
 
     engine(mapping(), peeks_at_store, store=store).run({"items": [1, 2, 3, 4]}, run_id="p")
     assert seen_progress == [0, 1, 2, 3]
+
+
+def test_the_in_memory_store_gets_map_progress_with_the_nodes_checkpoint_only() -> None:
+    """Progress held in this process's memory cannot outlive a crash: no per-item writes."""
+    store = InMemoryWorkflowStore()
+    seen_progress: list[int] = []
+
+    def peeks_at_store(ctx: WorkflowContext) -> HandlerResult:
+        snap = store.load_snapshot("p")
+        seen_progress.append(len(snap.extra.get("map", {}).get("each", {}).get("results", {})))
+        return square(ctx)
+
+    result = engine(mapping(), peeks_at_store, store=store).run({"items": [1, 2, 3]}, run_id="p")
+    assert seen_progress == [0, 0, 0]
+    assert [r["square"] for r in result.state.node["each"]["results"]] == [1, 4, 9]
 
 
 def test_cancel_mid_chunk_keeps_the_items_that_already_finished() -> None:

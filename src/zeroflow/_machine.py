@@ -135,6 +135,7 @@ class RunMachine(TaskRunner):
         self.store = store
         self.persist = store is not None and graph.policy.persist_checkpoints
         self.journal = self.persist and callable(getattr(store, "append_step", None))
+        self.durable_journal = self.journal and getattr(store, "durable", True)
         # A subflow's checkpoints are not resume points of the parent: keep them to itself.
         self.want_checkpoint = (
             not child and callback is not None and wants_checkpoints(wanted_kinds(callback))
@@ -201,8 +202,12 @@ class RunMachine(TaskRunner):
             self.emit(run, C.EVENT_CHECKPOINT, snap.last_node, {"step": snap.step})
 
     def quiet_checkpoint(self, run: LiveRun, node: str) -> None:
-        """Persist progress inside a node (map items) with the node still queued, no events."""
-        if not self.journal:
+        """Persist progress inside a node (map items) with the node still queued, no events.
+
+        Only durable stores get it: progress kept in this process's memory cannot
+        outlive a crash, and a cancel saves it with the run's final checkpoint.
+        """
+        if not self.durable_journal:
             return
         store = self.store
         assert store is not None

@@ -456,7 +456,7 @@ class TaskRunner:
                 value: Any = None
                 if error is None and result is not None:
                     try:
-                        value = thaw(freeze(result.node_updates, f"map[{i}]"))
+                        value = freeze(result.node_updates, f"map[{i}]")  # private, immutable
                     except NotJSONError as exc:
                         error = WorkflowError(
                             C.ERROR_STATE_SERIALIZATION,

@@ -57,6 +57,9 @@ class InMemoryWorkflowStore:
     Thread-safe. ``clock`` (epoch seconds) is injectable for tests.
     """
 
+    durable = False
+    """Runs die with the process: the engine skips progress writes only a crash would need."""
+
     def __init__(
         self,
         *,
