@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 from . import _constants as C
 from ._definition import CompiledNode, CompiledWorkflow
-from ._errors import RunExistsError, RunLockedError
 from ._events import EventCallback, wanted_kinds, wants_checkpoints
 from ._frozen import FrozenDict, NotJSONError, freeze, thaw
 from ._live import LiveRun
 from ._models import (
     Event,
     HandlerResult,
-    RunSnapshot,
     StepRecord,
     WorkflowContext,
     WorkflowError,
@@ -34,6 +31,7 @@ from ._models import (
     now_iso,
 )
 from ._scheduler import build_routes
+from ._sessions import Sessions, waiting_paths
 from ._store import WorkflowStore
 from ._tasks import (
     Batch,
@@ -43,6 +41,7 @@ from ._tasks import (
     Outcome,
     Request,
     Sleep,
+    Steps,
     TaskRunner,
     TimedOut,
     lockstep,
@@ -59,45 +58,6 @@ __all__ = [
 ]
 
 _perf = time.perf_counter
-Steps = Generator[Request, Any, WorkflowResult]
-
-
-def waiting_paths(
-    status: str, ready_now: list[str], extra: Mapping[str, Any], prompt: str | None
-) -> dict[str, str | None]:
-    """Every node a paused run waits on, with its prompt.
-
-    A paused subflow whose child waits at several places is listed by the
-    paths of those places (``"approve/legal"``), so each can be resumed.
-    """
-    branch = extra.get("waiting") or {}
-    if branch:
-        base = {str(k): (v or None) for k, v in branch.items()}
-    elif status == C.STATUS_WAITING and ready_now:
-        base = {ready_now[0]: prompt}
-    else:
-        base = {}
-    out: dict[str, str | None] = {}
-    for name, text in base.items():
-        inner = _child_waits(extra, name)
-        if len(inner) > 1:
-            out.update({f"{name}/{k}": v for k, v in inner.items()})
-        else:
-            out[name] = text
-    return out
-
-
-def _child_waits(extra: Mapping[str, Any], node: str) -> dict[str, str | None]:
-    """The waits of the paused subflow run by ``node`` (empty when there is none)."""
-    child = (extra.get("subflows") or {}).get(node)
-    if not child or child.get("status") != C.STATUS_WAITING:
-        return {}
-    return waiting_paths(
-        C.STATUS_WAITING,
-        list(child.get("ready_now") or []),
-        child.get("zeroflow") or {},
-        child.get("waiting_prompt"),
-    )
 
 
 class _Batch:
@@ -111,7 +71,7 @@ class _Batch:
         self.paused: list[tuple[str, str | None]] = []  # run-level waits, in queue order
 
 
-class RunMachine(TaskRunner):
+class RunMachine(Sessions, TaskRunner):
     """Holds what every run of one engine shares; ``session(run, ...)`` drives one call."""
 
     def __init__(
@@ -268,170 +228,6 @@ class RunMachine(TaskRunner):
             attempt,
             self.clock,
         )
-
-    # ------------------------------------------------------------------ sessions
-
-    def session(
-        self,
-        run: LiveRun,
-        kind: str,
-        data: dict[str, Any],
-        *,
-        replace: bool = False,
-        expect_step: int | None = None,
-    ) -> Steps:
-        """One call on one run: take the lease, announce, drive, always release.
-
-        ``kind`` is the opening event (``wf:start`` or ``wf:resumed``). A store
-        with leases (``acquire_lease``) is asked first, so a second driver of
-        the same run gets ``RunLockedError`` before anything is written.
-        """
-        store = self.store
-        owner = uuid.uuid4().hex
-        leased = False
-        if store is not None:
-            acquire = getattr(store, "acquire_lease", None)
-            if acquire is not None:
-                acquire(run.snap.run_id, owner)
-                leased = True
-        run.lease_owner = owner if leased else None
-        try:
-            if store is not None and kind == C.EVENT_WF_START:
-                self._claim_new_run(run.snap.run_id, replace, run.lease_owner)
-            if leased and expect_step is not None:
-                self._check_not_moved_on(run.snap.run_id, expect_step)
-            self.emit(run, kind, None, data)
-            self.checkpoint(run, full=True)
-            return (yield from self.steps(run))
-        finally:
-            if leased:
-                store.release_lease(run.snap.run_id, owner)  # type: ignore[union-attr]
-
-    def _check_not_moved_on(self, run_id: str, expect_step: int) -> None:
-        """Refuse a stale checkpoint: another driver advanced the stored run since it was read.
-
-        Two webhook calls that both loaded a waiting run before either resumed it
-        must not both proceed: the lease serialises them, this check stops the
-        second one.
-        """
-        store = self.store
-        assert store is not None
-        try:
-            stored = store.load_snapshot(run_id)
-        except KeyError:
-            return  # the run is new to this store
-        if stored.step != expect_step:
-            raise RunLockedError(
-                f"run '{run_id}' moved on since this checkpoint was taken (checkpoint step "
-                f"{expect_step}, stored step {stored.step}, status '{stored.status}'); "
-                "load it again before resuming",
-                run_id=run_id,
-            )
-
-    def _claim_new_run(self, run_id: str, replace: bool, owner: str | None) -> None:
-        """Refuse to overwrite a stored run unless ``replace``; then clear it for reuse."""
-        store = self.store
-        assert store is not None
-        status_of = getattr(store, "run_status", None)
-        if status_of is not None:
-            status = status_of(run_id)
-        else:
-            try:
-                status = store.load_snapshot(run_id).status
-            except KeyError:
-                status = None
-        if status is None:
-            return
-        if not replace:
-            raise RunExistsError(
-                f"run '{run_id}' already exists in the store with status '{status}'; "
-                "pick another run_id, resume it with run_from_checkpoint(), or pass "
-                "replace=True to start it over",
-                run_id=run_id,
-            )
-        delete = getattr(store, "delete_run", None)
-        if delete is not None:
-            if owner is not None:
-                delete(run_id, owner=owner)  # keeps our own lease, refuses anyone else's
-            else:
-                delete(run_id)
-
-    def start_child(
-        self, run_id: str, child_input: dict[str, Any], deadline: float | None
-    ) -> Steps:
-        """Steps of a new child run (a subflow); the parent's checkpoint carries it."""
-        graph = self.graph
-        snap = RunSnapshot(
-            run_id=run_id,
-            workflow_name=graph.name,
-            wf_hash=graph.hash,
-            ready_now=[graph.entry],
-            deadline_ts=deadline,
-        )
-        snap.state.input = child_input
-        run = LiveRun(snap, False)
-        self.emit(run, C.EVENT_WF_START, None, {"workflow": graph.name})
-        return self.steps(run)
-
-    def resume_child(self, snap: RunSnapshot, payload: Any, node: str | None = None) -> Steps:
-        """Steps of a paused child run, resumed with the parent's payload (at ``node``)."""
-        run = self.prepare_resume(snap, payload, node)
-        self.emit(
-            run,
-            C.EVENT_WF_RESUMED,
-            None,
-            {"workflow": snap.workflow_name, "resumed_from_step": snap.step, "wave": snap.wave},
-        )
-        return self.steps(run)
-
-    def prepare_resume(self, snap: RunSnapshot, payload: Any, node: str | None) -> LiveRun:
-        """Turn a waiting, cancelled or interrupted snapshot into a live run that continues.
-
-        With several waits, ``node`` names the one that resumes; a wait inside a
-        paused subflow is named by its path, ``"<subflow node>/<child node>"``.
-        Resuming a node that is not waiting raises ``ValueError``.
-        """
-        was_waiting = snap.status == C.STATUS_WAITING
-        waiting = dict(snap.extra.get("waiting") or {})
-        head = snap.ready_now[0] if was_waiting and snap.ready_now else None
-        paths = waiting_paths(snap.status, snap.ready_now, snap.extra, snap.waiting_prompt)
-        target, _, rest = (node or "").partition("/")
-        if rest and node not in paths and rest not in _child_waits(snap.extra, target):
-            listed = ", ".join(sorted(paths)) or "none"
-            raise ValueError(
-                f"node '{node}' of run '{snap.run_id}' is not waiting; waiting: {listed}"
-            )
-        if node is None and len(paths) > 1:
-            raise ValueError(
-                f"run '{snap.run_id}' has {len(paths)} waiting nodes "
-                f"({', '.join(sorted(paths))}); pass node=<name> to say which one resumes"
-            )
-        chosen: str | None
-        if waiting:
-            chosen = target if node is not None else next(iter(waiting))
-            if chosen not in waiting:
-                raise ValueError(
-                    f"node '{chosen}' of run '{snap.run_id}' is not waiting; "
-                    f"waiting: {', '.join(sorted(paths))}"
-                )
-        else:
-            if node is not None and target != head:
-                listed = f"waiting: {', '.join(sorted(paths))}" if paths else "no node is waiting"
-                raise ValueError(f"node '{node}' of run '{snap.run_id}' is not waiting; {listed}")
-            chosen = head
-        snap.status = C.STATUS_RUNNING
-        snap.waiting_prompt = None
-        run = LiveRun(snap, self.journal)
-        if waiting and chosen is not None:
-            run.set_extra_path(("waiting", chosen), None)
-            if not run.snap.extra.get("waiting"):
-                run.set_extra_path(("waiting",), None)
-            run.frontier.push_front(chosen)
-        run.resumed = chosen
-        run.resume_path = rest or None
-        if payload is not None:
-            run.set_workflow_key("__resume__", payload)
-        return run
 
     # ------------------------------------------------------------------ the loop
 

@@ -16,7 +16,7 @@ from . import _constants as C
 from ._definition import CompiledNode, CompiledWorkflow
 from ._frozen import FrozenDict, NotJSONError, freeze, thaw
 from ._live import LiveRun
-from ._models import HandlerResult, RunSnapshot, WorkflowContext, WorkflowError
+from ._models import HandlerResult, RunSnapshot, WorkflowContext, WorkflowError, WorkflowResult
 
 if TYPE_CHECKING:
     from ._machine import RunMachine
@@ -29,6 +29,7 @@ __all__ = [
     "Outcome",
     "Request",
     "Sleep",
+    "Steps",
     "TaskRunner",
     "Cancelled",
     "TimedOut",
@@ -71,6 +72,8 @@ class Sleep:
 
 Request = Call | Batch | Sleep
 Outcome = tuple[HandlerResult | None, WorkflowError | None, frozenset[str] | None]
+Steps = Generator[Request, Any, "WorkflowResult"]
+"""A run driven by the machine: yields requests, returns the call's result."""
 Gen = Generator[Request, Any, Outcome]
 
 
