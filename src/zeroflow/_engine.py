@@ -43,6 +43,7 @@ from ._models import (
 )
 from ._store import WorkflowStore
 from ._subflows import build_children, check_child_hashes, child_hashes
+from ._transitions import check_transition
 
 __all__ = ["Handler", "WorkflowEngine"]
 
@@ -416,17 +417,7 @@ class WorkflowEngine:
     def _resume(self, checkpoint: Checkpoint, resume_input: Any, node: str | None) -> Steps:
         self._cancel.clear()
         snap = self._adopt(checkpoint)
-        if snap.status not in C.RESUMABLE_STATUSES:
-            hint = (
-                "call engine.redrive(checkpoint) to run the failed node again"
-                if snap.status == C.STATUS_FAILED
-                else "a succeeded run has nothing left to do"
-            )
-            raise InvalidTransitionError(
-                f"cannot resume run '{snap.run_id}': its status is '{snap.status}'; {hint}",
-                run_id=snap.run_id,
-                status=snap.status,
-            )
+        check_transition("resume", snap.run_id, snap.status)
         resumed_from = snap.step
         machine = self._machine
         try:
@@ -443,13 +434,7 @@ class WorkflowEngine:
     def _redrive(self, checkpoint: Checkpoint) -> Steps:
         self._cancel.clear()
         snap = self._adopt(checkpoint)
-        if snap.status not in C.REDRIVABLE_STATUSES:
-            raise InvalidTransitionError(
-                f"cannot redrive run '{snap.run_id}': its status is '{snap.status}'; only failed "
-                "or cancelled runs are redriven (resume a waiting run with run_from_checkpoint)",
-                run_id=snap.run_id,
-                status=snap.status,
-            )
+        check_transition("redrive", snap.run_id, snap.status)
         resumed_from = snap.step
         if snap.status == C.STATUS_FAILED:
             record = snap.extra.pop("redrive", None)

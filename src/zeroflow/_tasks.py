@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
 from ._definition import CompiledNode, CompiledWorkflow
-from ._frozen import FrozenDict, NotJSONError, freeze, thaw
+from ._frozen import NotJSONError, freeze, thaw
 from ._live import LiveRun
 from ._models import HandlerResult, RunSnapshot, WorkflowContext, WorkflowError, WorkflowResult
 
@@ -569,7 +569,3 @@ class TaskRunner:
             ),
             None,
         )
-
-
-def is_frozen_dict(value: Any) -> bool:
-    return type(value) is FrozenDict
