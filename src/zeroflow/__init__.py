@@ -49,6 +49,7 @@ from ._engine import Handler, WorkflowEngine
 from ._errors import (
     CheckpointNotFoundError,
     HashMismatchError,
+    InvalidCheckpointError,
     InvalidTransitionError,
     RunExistsError,
     RunLockedError,
@@ -150,6 +151,7 @@ __all__ = [
     "WorkflowDefinitionError",
     "HashMismatchError",
     "InvalidTransitionError",
+    "InvalidCheckpointError",
     "RunNotFoundError",
     "StoreNotConfiguredError",
     "StoreError",

@@ -24,6 +24,7 @@ from ._definition import CompiledWorkflow, compile_workflow
 from ._drivers import drive_async, drive_sync
 from ._errors import (
     HashMismatchError,
+    InvalidCheckpointError,
     InvalidTransitionError,
     StoreNotConfiguredError,
     WorkflowDefinitionError,
@@ -317,7 +318,7 @@ class WorkflowEngine:
         if isinstance(checkpoint, RunSnapshot):
             snap = checkpoint.copy()
         else:
-            snap = RunSnapshot.from_dict(checkpoint)
+            snap = _snapshot_from_dict(checkpoint)
         old = compile_workflow(old_workflow_def)
         if snap.wf_hash != old.hash:
             raise HashMismatchError(
@@ -398,7 +399,7 @@ class WorkflowEngine:
         elif isinstance(checkpoint, RunSnapshot):
             snap = checkpoint.copy()
         elif isinstance(checkpoint, Mapping):
-            snap = RunSnapshot.from_dict(checkpoint)
+            snap = _snapshot_from_dict(checkpoint)
         else:
             raise TypeError(
                 f"checkpoint must be a RunSnapshot or its dict, got {type(checkpoint).__name__}"
@@ -489,6 +490,21 @@ class WorkflowEngine:
 
     async def _drive_async(self, steps: Steps) -> WorkflowResult:
         return await drive_async(steps, self._cancel, self._sleep)
+
+
+def _snapshot_from_dict(data: Mapping[str, Any]) -> RunSnapshot:
+    """A snapshot from its dict; a malformed one is an ``InvalidCheckpointError``."""
+    try:
+        return RunSnapshot.from_dict(data)
+    except KeyError as exc:
+        raise InvalidCheckpointError(
+            f"checkpoint dict is missing the key {exc}; pass RunSnapshot.to_dict() output or a "
+            "snapshot loaded from a store"
+        ) from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InvalidCheckpointError(
+            f"checkpoint dict is not a zeroflow snapshot: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _read_definition(file: Path) -> Any:

@@ -13,6 +13,7 @@ __all__ = [
     "WorkflowDefinitionError",
     "HashMismatchError",
     "InvalidTransitionError",
+    "InvalidCheckpointError",
     "RunNotFoundError",
     "StoreNotConfiguredError",
     "StoreError",
@@ -54,6 +55,10 @@ class InvalidTransitionError(ZeroflowError, ValueError):
         super().__init__(message)
         self.run_id = run_id
         self.status = status
+
+
+class InvalidCheckpointError(ZeroflowError, ValueError):
+    """A checkpoint handed to the engine is not a zeroflow snapshot (or its dict)."""
 
 
 class RunNotFoundError(ZeroflowError, KeyError):
