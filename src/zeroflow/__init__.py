@@ -88,6 +88,7 @@ from ._store import (
     PruneResult,
     WorkflowStore,
 )
+from ._tasks import NodeTimeoutError
 from .stores import InMemoryWorkflowStore, JsonFileWorkflowStore, SqliteWorkflowStore
 
 __version__ = "0.2.0.dev0"
@@ -152,6 +153,7 @@ __all__ = [
     "HashMismatchError",
     "InvalidTransitionError",
     "InvalidCheckpointError",
+    "NodeTimeoutError",
     "RunNotFoundError",
     "StoreNotConfiguredError",
     "StoreError",

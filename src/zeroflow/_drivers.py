@@ -108,7 +108,8 @@ def _await_outside_loop(awaitable: Any, request: Call, cancel: threading.Event) 
             awaitable.close()
         raise RuntimeError(
             f"handler of node '{request.ctx.node_name}' is async and run() was called inside a "
-            "running event loop; use 'await engine.arun(...)' instead"
+            "running event loop; use 'await engine.arun(...)' (or arun_from_checkpoint, "
+            "aresume, aredrive) instead"
         )
     return asyncio.run(_supervise(awaitable, request, cancel))
 

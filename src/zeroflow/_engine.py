@@ -1,9 +1,9 @@
-"""``WorkflowEngine``: the public entry points, and the drivers that answer the machine.
+"""``WorkflowEngine``: the public entry points of zeroflow.
 
 The engine validates and compiles the definition once; each call builds a
-``LiveRun`` and lets a driver answer the requests of the run machine:
-``_drive_sync`` calls handlers in this thread (a thread pool for parallel
-batches), ``_drive_async`` awaits them on the running event loop.
+``LiveRun`` for the run machine (``_machine``) and hands it to a driver
+(``_drivers``): the sync one calls handlers in this thread, the async one
+awaits them. Redrive, fork and migrate prepare a snapshot and do the same.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The one place engine events are built and delivered.
+"""Event callbacks and subscriptions.
 
-``Emitter`` turns (kind, node, data) into an ``Event`` and hands it to the
-user's callback and to the store's event log. A callback may declare the
-kinds it wants (``subscribe``); the engine then skips building what nobody
-reads, above all the full snapshot carried by ``checkpoint`` events.
+Events are built in one place, ``RunMachine.emit``, and handed to the user's
+callback and to the store's event log. A callback may declare the kinds it
+wants (``subscribe``); the engine then skips building what nobody reads,
+above all the full snapshot carried by ``checkpoint`` events.
 """
 
 from __future__ import annotations

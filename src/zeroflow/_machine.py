@@ -339,9 +339,11 @@ class RunMachine(Sessions, TaskRunner):
             got = outcomes[i]
             node = self.graph.nodes[name]
             if isinstance(got, Cancelled):
+                # Like a failure, a cancel stops settling: this node and the ones queued
+                # after it stay queued and run again when the run is resumed.
                 frontier.push_front(name)
                 cancelled = True
-                continue
+                break
             if isinstance(got, TimedOut):
                 error = got.args[0]
                 self._record_failure(run, node, error, duration_ms, [])
@@ -586,8 +588,9 @@ class RunMachine(Sessions, TaskRunner):
                 ),
             )
         run.snap.status = C.STATUS_SUCCEEDED
-        if "redrive" in run.snap.extra:
-            run.set_extra("redrive", None)
+        for leftover in ("redrive", "map"):  # progress of a failure the run recovered from
+            if leftover in run.snap.extra:
+                run.set_extra(leftover, None)
         return self._finish(run, None)
 
     def _end_failed(self, run: LiveRun, error: WorkflowError) -> WorkflowResult:
