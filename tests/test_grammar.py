@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from zeroflow import HandlerResult, WorkflowContext, WorkflowDefinitionError, WorkflowEngine
+from zeroflow._convert import convert
 from zeroflow._definition import compile_workflow
-from zeroflow._grammar import check, convert, normalise, pointer
+from zeroflow._grammar import check, normalise, pointer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "v010"
 

@@ -44,6 +44,7 @@ from ._constants import (
     STATUS_WAITING,
     ErrorCode,
 )
+from ._convert import Conversion, ConversionLoss, convert
 from ._definition import validate_workflow_definition
 from ._engine import Handler, WorkflowEngine
 from ._errors import (
@@ -61,7 +62,6 @@ from ._errors import (
     ZeroflowError,
 )
 from ._events import EventCallback, subscribe
-from ._grammar import Conversion, ConversionLoss, convert
 from ._journal import StepDelta, apply_delta
 from ._lint import LINT_CODES, LintFinding, lint
 from ._models import (

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import _constants as C
+from ._convert import convert
 from ._definition import compile_workflow
 from ._errors import ZeroflowError
-from ._grammar import FORMATS, check, convert, detect_format, is_zf1, normalise
+from ._grammar import FORMATS, check, detect_format, is_zf1, normalise
 from ._lint import lint
 from ._models import Event, RunSnapshot, WorkflowResult
 from ._schema import schema
