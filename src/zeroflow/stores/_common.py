@@ -19,7 +19,6 @@ from .._models import Event
 from .._store import CheckpointInfo
 
 __all__ = [
-    "SqlWriter",
     "FOLD_MIN_RECORDS",
     "check_run_id",
     "checkpoint_not_found",
@@ -259,46 +258,3 @@ def apply_delta_dict(snap: dict[str, Any], delta: Mapping[str, Any]) -> None:
         snap[key] = delta.get(key)
     if delta.get("extra") is not None:
         snap["zeroflow"] = delta["extra"]
-
-
-class SqlWriter:
-    """Counters and pending writes of a run one SQL store instance writes (SQLite, Postgres).
-
-    Events and steps wait here until the run's next checkpoint, then go to the
-    database in one transaction.
-    """
-
-    __slots__ = (
-        "base_bytes",
-        "base_seq",
-        "delta_bytes",
-        "event_seq",
-        "hold",
-        "live",
-        "owner",
-        "pending_deltas",
-        "pending_events",
-        "pending_full",
-        "records",
-        "renewed_at",
-        "seq",
-    )
-
-    def __init__(self) -> None:
-        self.owner: str | None = None
-        self.seq = 0
-        self.base_seq = -1
-        self.base_bytes = 0
-        self.records = 0
-        self.delta_bytes = 0
-        self.event_seq = 0
-        self.pending_events: list[str] = []
-        self.pending_full: dict[str, Any] | None = None
-        self.pending_deltas: list[tuple[str, StepDelta]] = []
-        self.live: dict[str, Any] | None = None
-        self.hold = False
-        self.renewed_at = 0.0
-
-    def has_state(self) -> bool:
-        """True when a checkpoint (delta or full snapshot) waits to be written."""
-        return bool(self.pending_deltas) or self.pending_full is not None

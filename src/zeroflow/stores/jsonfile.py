@@ -33,9 +33,9 @@ from typing import Any
 
 from .._constants import EVENT_CHECKPOINT, EVENT_STORE_RECOVERED
 from .._errors import RunLockedError, RunNotFoundError, StoreCorruptError
-from .._journal import StepDelta
 from .._models import Event, RunMetadata, RunSnapshot, now_iso
 from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInfo, PruneResult
+from ._batch import BatchingStore, Writer
 from ._common import (
     apply_delta_dict,
     check_keep_last,
@@ -43,7 +43,6 @@ from ._common import (
     checkpoint_not_found,
     encode_compact,
     encode_event,
-    frontier_only,
     info_of,
     lease_verdict,
     locked_error,
@@ -158,55 +157,26 @@ def _read_records(path: Path, run_id: str) -> tuple[list[dict[str, Any]], int, i
     return records, good, 0
 
 
-class _Writer:
-    """What this store instance knows about a run it writes: counters, open files, pending.
-
-    ``owner`` is set while this instance holds the run's lease; writes are
-    then committed together when the engine's ``checkpoint`` event arrives.
-    """
+class _Writer(Writer):
+    """A run's writer in the JSON store: also its open files and where its files end."""
 
     __slots__ = (
-        "base_bytes",
-        "base_seq",
         "events_fd",
         "events_size",
         "fresh",
-        "hold",
         "journal_bytes",
         "journal_fd",
         "last_events_end",
-        "live",
-        "owner",
-        "pending_events",
-        "pending_full",
-        "pending_records",
-        "records",
-        "renewed_at",
-        "seq",
     )
 
     def __init__(self) -> None:
-        self.owner: str | None = None
-        self.seq = 0
-        self.base_seq = -1
-        self.base_bytes = 0
-        self.records = 0
+        super().__init__()
         self.journal_bytes = 0
         self.events_size = 0
         self.last_events_end: int | None = None
         self.events_fd: int | None = None
         self.journal_fd: int | None = None
-        self.pending_events: list[str] = []
-        self.pending_full: dict[str, Any] | None = None
-        self.pending_records: list[str] = []
-        self.live: dict[str, Any] | None = None
-        self.hold = False
-        self.renewed_at = 0.0
         self.fresh = False
-
-    def has_state(self) -> bool:
-        """True when a checkpoint (journal records or a full snapshot) waits to be written."""
-        return bool(self.pending_records) or self.pending_full is not None
 
     def close(self) -> None:
         for fd in (self.events_fd, self.journal_fd):
@@ -216,7 +186,7 @@ class _Writer:
         self.events_fd = self.journal_fd = None
 
 
-class JsonFileWorkflowStore:
+class JsonFileWorkflowStore(BatchingStore[_Writer]):
     """Keeps each run in ``base_dir/<run_id>/``; reads runs written by zeroflow 0.1.0.
 
     ``fsync=False`` (default) survives a killed process: every write reaches
@@ -247,31 +217,6 @@ class JsonFileWorkflowStore:
 
     # ------------------------------------------------------------------ writes
 
-    def save_snapshot(self, snapshot: RunSnapshot) -> None:
-        data = snapshot.to_dict()
-        with self._lock:
-            w = self._writer(snapshot.run_id)
-            w.pending_full = data
-            w.hold = False
-            if w.owner is None:
-                self._commit(snapshot.run_id, w)
-
-    def append_step(self, run_id: str, delta: StepDelta) -> None:
-        plain = delta.to_dict()
-        body = encode_compact(plain)
-        with self._lock:
-            w = self._writer(run_id)
-            if w.pending_full is not None:
-                self._commit(run_id, w)
-            if w.base_seq < 0:
-                raise RunNotFoundError(run_id)
-            w.pending_records.append(body)
-            if w.live is not None:
-                apply_delta_dict(w.live, plain)
-            w.hold = frontier_only(delta)
-            if w.owner is None:
-                self._commit(run_id, w)
-
     def append_event(self, run_id: str, event: Event) -> None:
         line = encode_event(event) + "\n"
         with self._lock:
@@ -295,12 +240,6 @@ class JsonFileWorkflowStore:
             if w is not None:
                 w.events_size += len(data)
 
-    def flush(self) -> None:
-        """Write whatever a driven run has pending (reads and releases do this themselves)."""
-        with self._lock:
-            for run_id, w in self._writers.items():
-                self._commit(run_id, w)
-
     def close(self) -> None:
         """Flush and close the files this store keeps open; the store stays usable."""
         with self._lock:
@@ -309,13 +248,7 @@ class JsonFileWorkflowStore:
                 w.close()
             self._writers.clear()
 
-    def _writer(self, run_id: str) -> _Writer:
-        w = self._writers.get(run_id)
-        if w is None:
-            w = self._writers[run_id] = self._open_writer(run_id, recover=False)
-        return w
-
-    def _open_writer(self, run_id: str, *, recover: bool) -> _Writer:
+    def _open_writer(self, run_id: str, *, recover: bool = False) -> _Writer:
         """Read the run's counters; with ``recover``, cut torn or uncommitted tails."""
         folder = self._run_dir(run_id)
         (folder / "journal").mkdir(parents=True, exist_ok=True)
@@ -394,13 +327,13 @@ class JsonFileWorkflowStore:
             if fsync:
                 os.fsync(w.events_fd)
         events_end = w.events_size if w.owner is not None else None
-        if w.pending_records:
+        if w.pending_steps:
             end = "null" if events_end is None else str(events_end)
             lines = []
-            for body in w.pending_records:
+            for body, _ in w.pending_steps:
                 w.seq += 1
                 lines.append(f'{{"seq":{w.seq},"events_end":{end},"delta":{body}}}\n')
-            w.pending_records = []
+            w.pending_steps = []
             data = "".join(lines).encode("utf-8")
             if w.journal_fd is None:
                 w.journal_fd = append_fd(folder / "journal" / _seg_name(w.base_seq), fsync=fsync)
@@ -480,12 +413,6 @@ class JsonFileWorkflowStore:
             records = _read_records(seg, run_id)[0]
             _replay(data, [r for r in records if r["seq"] > base_seq], base_seq, seg, run_id)
         return _snapshot_from(data, snap_path, run_id)
-
-    def _commit_run(self, run_id: str) -> None:
-        with self._lock:
-            w = self._writers.get(run_id)
-            if w is not None:
-                self._commit(run_id, w)
 
     def _bases(self, folder: Path, run_id: str) -> dict[int, Path]:
         """Every fold of the run by sequence number: history folds and ``snapshot.json``."""
@@ -641,7 +568,7 @@ class JsonFileWorkflowStore:
     def renew_lease(self, run_id: str, owner: str) -> None:
         now = self._clock()
         w = self._writers.get(run_id)
-        if w is not None and w.owner == owner and now - w.renewed_at < self.lease_ttl_seconds / 3:
+        if self._renewed_lately(w, owner, now):
             return
         with self._lock, locked(self._run_dir(run_id) / "lease.json") as fd:
             holder, expires = self._read_lease(fd)

@@ -1,0 +1,154 @@
+"""What the JSON and SQL stores share: a driven run's writes wait for its checkpoint.
+
+While a call holds a run's lease, its step deltas, full snapshots and events
+queue in the run's ``Writer`` and are committed together when the engine's
+``checkpoint`` event arrives; without the lease each write is committed at
+once. ``BatchingStore`` keeps that bookkeeping; a backend says how a writer
+is opened and how its pending writes are committed.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Generic, TypeVar
+
+from .._errors import RunNotFoundError
+from .._journal import StepDelta
+from .._models import RunSnapshot
+from ._common import apply_delta_dict, encode_compact, frontier_only
+
+__all__ = ["BatchingStore", "Writer"]
+
+
+class Writer:
+    """Counters and pending writes of one run that a store instance writes.
+
+    ``owner`` is set while this instance holds the run's lease. ``seq`` is the
+    run's last checkpoint, ``base_seq`` its last full snapshot (-1: none yet),
+    ``records`` and ``base_bytes`` what the fold policy weighs.
+    """
+
+    __slots__ = (
+        "base_bytes",
+        "base_seq",
+        "hold",
+        "live",
+        "owner",
+        "pending_events",
+        "pending_full",
+        "pending_steps",
+        "records",
+        "renewed_at",
+        "seq",
+    )
+
+    def __init__(self) -> None:
+        self.owner: str | None = None
+        self.seq = 0
+        self.base_seq = -1
+        self.base_bytes = 0
+        self.records = 0
+        self.pending_events: list[str] = []
+        self.pending_full: dict[str, Any] | None = None
+        self.pending_steps: list[tuple[str, StepDelta]] = []
+        self.live: dict[str, Any] | None = None
+        self.hold = False
+        self.renewed_at = 0.0
+
+    def has_state(self) -> bool:
+        """True when a checkpoint (step deltas or a full snapshot) waits to be written."""
+        return bool(self.pending_steps) or self.pending_full is not None
+
+
+W = TypeVar("W", bound=Writer)
+
+
+class BatchingStore(ABC, Generic[W]):
+    """``save_snapshot``, ``append_step`` and ``flush`` over per-run writers.
+
+    Subclasses set ``lease_ttl_seconds``, ``_lock`` (an ``RLock``) and
+    ``_writers``, and implement ``_open_writer`` and ``_commit``.
+    """
+
+    lease_ttl_seconds: float
+    _lock: threading.RLock
+    _writers: dict[str, W]
+
+    _UNLEASED_MISSING_AT_COMMIT: ClassVar[bool] = False
+    """True: a step without the lease for a run with no snapshot yet is refused at commit.
+
+    A database store re-reads an unleased run's counters when it commits:
+    another process may have created the run since the writer was opened.
+    """
+
+    @abstractmethod
+    def _open_writer(self, run_id: str) -> W:
+        """The writer of a run this instance has not written yet, counters read."""
+
+    @abstractmethod
+    def _commit(self, run_id: str, w: W) -> None:
+        """Write whatever ``w`` holds pending; clear it once written."""
+
+    def _writer(self, run_id: str) -> W:
+        w = self._writers.get(run_id)
+        if w is None:
+            w = self._open_writer(run_id)
+            self._writers[run_id] = w
+        return w
+
+    def save_snapshot(self, snapshot: RunSnapshot) -> None:
+        data = snapshot.to_dict()
+        with self._lock:
+            w = self._writer(snapshot.run_id)
+            w.pending_full = data
+            w.hold = False
+            if w.owner is None:
+                self._commit(snapshot.run_id, w)
+
+    def append_step(self, run_id: str, delta: StepDelta) -> None:
+        plain = delta.to_dict()
+        body = encode_compact(plain)
+        with self._lock:
+            w = self._writer(run_id)
+            if w.pending_full is not None:
+                self._commit(run_id, w)
+            if w.base_seq < 0 and (w.owner is not None or not self._UNLEASED_MISSING_AT_COMMIT):
+                raise RunNotFoundError(run_id)
+            w.pending_steps.append((body, delta))
+            if w.live is not None:
+                apply_delta_dict(w.live, plain)
+            w.hold = frontier_only(delta)
+            if w.owner is None:
+                self._commit_or_drop(run_id, w)
+
+    def flush(self) -> None:
+        """Commit whatever a driven run has pending (reads and releases do this themselves)."""
+        with self._lock:
+            # A copy: committing may reconnect (after a fork) and reset the writers.
+            for run_id, w in list(self._writers.items()):
+                self._commit_or_drop(run_id, w)
+
+    def _commit_run(self, run_id: str) -> None:
+        with self._lock:
+            w = self._writers.get(run_id)
+            if w is not None:
+                self._commit_or_drop(run_id, w)
+
+    def _commit_or_drop(self, run_id: str, w: W) -> None:
+        """Commit ``w``; steps for a run the store does not hold are dropped, then reported.
+
+        Keeping them would make every later flush, listing or prune fail on the
+        same missing run.
+        """
+        try:
+            self._commit(run_id, w)
+        except RunNotFoundError:
+            self._writers.pop(run_id, None)
+            raise
+
+    def _renewed_lately(self, w: W | None, owner: str, now: float) -> bool:
+        """True when ``owner`` renewed its lease less than a third of its lifetime ago."""
+        return (
+            w is not None and w.owner == owner and now - w.renewed_at < self.lease_ttl_seconds / 3
+        )

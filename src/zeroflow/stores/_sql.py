@@ -1,0 +1,560 @@
+"""What the SQLite and Postgres stores share: one table layout, written to the same way.
+
+Both keep ``runs``, ``checkpoints``, ``snapshots``, ``events`` and ``leases``
+and commit a driven run's pending writes once per checkpoint (``SqlWriter``).
+``SqlStore`` holds that logic, its statements in SQLite's ``?`` parameter
+style; a backend supplies the connection and its transactions, its clocks,
+how it lays out event rows, and the statements only its dialect has (taking
+a lease, picking old runs to prune). No database driver is imported here.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from datetime import timedelta
+from typing import Any, ClassVar, Protocol
+
+from .._constants import EVENT_CHECKPOINT
+from .._errors import RunNotFoundError, StoreCorruptError
+from .._models import Event, RunMetadata, RunSnapshot, WorkflowError
+from .._store import FINISHED_STATUSES, CheckpointInfo, PruneResult
+from ._batch import BatchingStore, Writer
+from ._common import (
+    apply_delta_dict,
+    check_keep_last,
+    check_run_id,
+    checkpoint_not_found,
+    encode_compact,
+    encode_event,
+    lease_verdict,
+    locked_error,
+    should_fold,
+    status_set,
+    to_seconds,
+)
+
+__all__ = ["Db", "Rows", "SqlStore", "SqlWriter", "newer_schema_error", "one"]
+
+
+class Rows(Protocol):
+    """What a statement returns: a DB-API cursor, as far as the stores use one."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Db(Protocol):
+    """Where statements run (an ``sqlite3.Connection``, a wrapped psycopg cursor)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Rows: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> object: ...
+
+
+def newer_schema_error(path: str, version: int, supported: int) -> StoreCorruptError:
+    """The error for a database whose schema a newer zeroflow wrote; it is not altered."""
+    return StoreCorruptError(
+        f"{path}: schema version {version} is newer than this zeroflow's "
+        f"({supported}); upgrade zeroflow to open it",
+        path=path,
+    )
+
+
+class SqlWriter(Writer):
+    """A run's writer in a SQL store: also the last event's number and the deltas' bytes."""
+
+    __slots__ = ("delta_bytes", "event_seq")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delta_bytes = 0
+        self.event_seq = 0
+
+
+def one(rows: Rows) -> Any:
+    """The single value of a one-row, one-column query; None when there is no row."""
+    row = rows.fetchone()
+    return None if row is None else row[0]
+
+
+class SqlStore(BatchingStore[SqlWriter]):
+    """The ``WorkflowStore`` methods a SQL backend shares; see the module docstring.
+
+    Subclasses set ``path``, ``lease_ttl_seconds``, ``_lock`` (an ``RLock``)
+    and ``_writers``, and implement the abstract hooks below.
+    """
+
+    path: str
+
+    _UNLEASED_MISSING_AT_COMMIT = True
+    _EVENTS_END: ClassVar[str]
+    """One value: the sequence number of the run's last stored event (0 if none)."""
+    _GREATEST: ClassVar[str]
+    """The SQL function for the larger of two values."""
+    _FOR_UPDATE: ClassVar[str] = ""
+    """Appended to a lease read that must lock the row until the transaction ends."""
+
+    # ------------------------------------------------------------------ hooks
+
+    @abstractmethod
+    def _tx(self) -> AbstractContextManager[Db]:
+        """One write transaction, holding ``_lock``."""
+
+    def _read(self) -> AbstractContextManager[Db]:
+        """A read transaction: every statement inside sees the same committed state."""
+        return self._tx()
+
+    def _query(self) -> AbstractContextManager[Db]:
+        """Where reads that need no transaction of their own run, holding ``_lock``."""
+        return self._tx()
+
+    @abstractmethod
+    def _wall(self) -> float:
+        """When a checkpoint is written (``saved_at``, what ``prune(older_than=)`` compares)."""
+
+    @abstractmethod
+    def _lease_now(self, db: Db) -> float:
+        """The lease clock's reading."""
+
+    @abstractmethod
+    def _insert_events(self, db: Db, run_id: str, first_seq: int, bodies: list[str]) -> None:
+        """Store a checkpoint's event lines, numbered from ``first_seq``."""
+
+    @abstractmethod
+    def _expired(self, db: Db, statuses: list[str], older_than_seconds: float) -> list[Any]:
+        """Rows ``(run_id,)`` of unleased runs in ``statuses`` saved longer ago than that."""
+
+    def _open_writer(self, run_id: str) -> SqlWriter:
+        """The writer of a run this instance has not written yet; checks the id."""
+        return self._load_writer(check_run_id(run_id))
+
+    # ------------------------------------------------------------------ writes
+
+    def append_event(self, run_id: str, event: Event) -> None:
+        body = encode_event(event)
+        with self._lock:
+            w = self._writer(run_id)
+            w.pending_events.append(body)
+            if w.owner is None or (event.kind == EVENT_CHECKPOINT and not w.hold and w.has_state()):
+                # A checkpoint that wrote no state (a wave opening) rides with the next one.
+                self._commit(run_id, w)
+
+    def _load_writer(self, run_id: str) -> SqlWriter:
+        w = SqlWriter()
+        with self._query() as db:
+            self._load_counters(db, run_id, w)
+        return w
+
+    def _load_counters(self, db: Db, run_id: str, w: SqlWriter) -> None:
+        row = db.execute("SELECT base_seq FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        w.event_seq = one(db.execute(self._EVENTS_END, (run_id,)))
+        if row is None:
+            w.seq, w.base_seq, w.base_bytes, w.records, w.delta_bytes = 0, -1, 0, 0, 0
+            return
+        w.base_seq = row[0]
+        w.seq = one(db.execute("SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,)))
+        w.base_bytes = one(
+            db.execute(
+                "SELECT length(body) FROM snapshots WHERE run_id=? AND seq=?", (run_id, w.base_seq)
+            )
+        )
+        records, delta_bytes = db.execute(
+            "SELECT count(*), coalesce(sum(length(delta)), 0) FROM checkpoints "
+            "WHERE run_id=? AND seq>?",
+            (run_id, w.base_seq),
+        ).fetchone()
+        w.records, w.delta_bytes = int(records), int(delta_bytes)
+
+    def _commit(self, run_id: str, w: SqlWriter) -> None:
+        """Write pending events and the pending checkpoint in one transaction."""
+        if not (w.pending_events or w.pending_full is not None or w.pending_steps):
+            return
+        now = self._wall()
+        with self._tx() as db:
+            if w.owner is None:
+                self._load_counters(db, run_id, w)  # no lease: another writer may have moved on
+            if w.pending_events:
+                self._insert_events(db, run_id, w.event_seq + 1, w.pending_events)
+            added_bytes = 0
+            if w.pending_steps:
+                if w.base_seq < 0:
+                    raise RunNotFoundError(run_id)
+                rows = []
+                seq = w.seq
+                for body, delta in w.pending_steps:
+                    seq += 1
+                    added_bytes += len(body)
+                    rows.append(
+                        (
+                            run_id,
+                            seq,
+                            delta.step,
+                            delta.wave,
+                            delta.status,
+                            delta.last_node,
+                            delta.updated_at,
+                            body,
+                        )
+                    )
+                db.executemany("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if w.pending_full is not None:
+                full_seq = w.seq + len(w.pending_steps) + 1
+                text = self._write_full(db, run_id, full_seq, w.pending_full, now)
+            elif w.pending_steps and should_fold(
+                w.records + len(w.pending_steps),
+                w.delta_bytes + added_bytes,
+                w.base_bytes,
+            ):
+                full_seq = w.seq + len(w.pending_steps)
+                snap = w.live if w.live is not None else self._rebuild(db, run_id, full_seq)
+                text = self._fold(db, run_id, full_seq, snap, now)
+            else:
+                full_seq, text = -1, ""
+        # Counters move only once the transaction is in: a failed commit keeps all for a retry.
+        w.event_seq += len(w.pending_events)
+        w.seq += len(w.pending_steps)
+        w.records += len(w.pending_steps)
+        w.delta_bytes += added_bytes
+        if full_seq >= 0:
+            if w.pending_full is not None:
+                w.seq = full_seq
+                # A driver keeps the run's state, so its next full snapshot costs one encode.
+                w.live = w.pending_full if w.owner is not None else None
+            w.base_seq, w.base_bytes, w.records, w.delta_bytes = full_seq, len(text), 0, 0
+        w.pending_events = []
+        w.pending_full = None
+        w.pending_steps = []
+        w.hold = False
+
+    def _fold(self, db: Db, run_id: str, seq: int, snap: dict[str, Any], now: float) -> str:
+        """Store the run's current state as a full snapshot and refresh its summary row."""
+        text = encode_compact(snap)
+        db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, seq, text))
+        db.execute(
+            "UPDATE runs SET base_seq=?, status=?, updated_at=?, current_node=?, saved_at=? "
+            "WHERE run_id=?",
+            (seq, snap.get("status"), snap.get("updated_at"), snap.get("last_node"), now, run_id),
+        )
+        return text
+
+    def _write_full(self, db: Db, run_id: str, seq: int, data: dict[str, Any], now: float) -> str:
+        text = encode_compact(data)
+        status = data["status"]
+        db.execute(
+            "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            (
+                run_id,
+                seq,
+                data["step"],
+                data["wave"],
+                status,
+                data["last_node"],
+                data["updated_at"],
+            ),
+        )
+        db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, seq, text))
+        err = data["last_error"]
+        db.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO "
+            "UPDATE SET workflow_name=excluded.workflow_name, "
+            "workflow_hash=excluded.workflow_hash, status=excluded.status, "
+            "started_at=excluded.started_at, updated_at=excluded.updated_at, "
+            "current_node=excluded.current_node, last_error=excluded.last_error, "
+            "base_seq=excluded.base_seq, saved_at=excluded.saved_at",
+            (
+                run_id,
+                data["workflow_name"],
+                data["wf_hash"],
+                status,
+                data["started_at"],
+                data["updated_at"],
+                data["last_node"],
+                None if err is None else json.dumps(err),
+                seq,
+                now,
+            ),
+        )
+        return text
+
+    # ------------------------------------------------------------------ reads
+
+    def _decode(self, run_id: str, seq: int, body: str) -> dict[str, Any]:
+        try:
+            data = json.loads(body)
+            if not isinstance(data, dict):
+                raise TypeError(f"a JSON {type(data).__name__}, not an object")
+            return data
+        except (ValueError, TypeError) as exc:
+            raise StoreCorruptError(
+                f"{self.path}: snapshot {seq} of run '{run_id}' cannot be decoded "
+                f"({type(exc).__name__}: {exc})",
+                run_id=run_id,
+                path=self.path,
+            ) from exc
+
+    def _rebuild(self, db: Db, run_id: str, seq: int) -> dict[str, Any]:
+        """The run as of checkpoint ``seq`` (snapshot dict): the last full snapshot plus deltas."""
+        row = db.execute(
+            "SELECT seq, body FROM snapshots WHERE run_id=? AND seq<=? ORDER BY seq DESC LIMIT 1",
+            (run_id, seq),
+        ).fetchone()
+        if row is None:
+            raise StoreCorruptError(
+                f"{self.path}: run '{run_id}' has no full snapshot at or before checkpoint {seq}",
+                run_id=run_id,
+                path=self.path,
+            )
+        snap = self._decode(run_id, row[0], row[1])
+        for number, body in db.execute(
+            "SELECT seq, delta FROM checkpoints WHERE run_id=? AND seq>? AND seq<=? "
+            "AND delta IS NOT NULL ORDER BY seq",
+            (run_id, row[0], seq),
+        ).fetchall():
+            try:
+                apply_delta_dict(snap, json.loads(body))
+            except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+                raise StoreCorruptError(
+                    f"{self.path}: checkpoint {number} of run '{run_id}' cannot be decoded "
+                    f"({type(exc).__name__}: {exc})",
+                    run_id=run_id,
+                    path=self.path,
+                ) from exc
+        return snap
+
+    def load_snapshot(self, run_id: str, step: int | None = None) -> RunSnapshot:
+        self._commit_run(run_id)
+        with self._read() as db:
+            seq = one(db.execute("SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,)))
+            if seq is None:
+                raise RunNotFoundError(run_id)
+            if step is not None:
+                found = one(
+                    db.execute(
+                        "SELECT max(seq) FROM checkpoints WHERE run_id=? AND step=?", (run_id, step)
+                    )
+                )
+                if found is None:
+                    entries = list(enumerate(self._history(db, run_id)))
+                    raise checkpoint_not_found(run_id, step, entries)
+                seq = found
+            data = self._rebuild(db, run_id, seq)
+        try:
+            return RunSnapshot.from_dict(data)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StoreCorruptError(
+                f"{self.path}: run '{run_id}' does not decode to a snapshot "
+                f"({type(exc).__name__}: {exc})",
+                run_id=run_id,
+                path=self.path,
+            ) from exc
+
+    def _history(self, db: Db, run_id: str) -> list[CheckpointInfo]:
+        return [
+            CheckpointInfo(step, wave, status, node, ts)
+            for step, wave, status, node, ts in db.execute(
+                "SELECT step, wave, status, node, ts FROM checkpoints WHERE run_id=? ORDER BY seq",
+                (run_id,),
+            ).fetchall()
+        ]
+
+    def history(self, run_id: str) -> list[CheckpointInfo]:
+        """The run's checkpoints, oldest first."""
+        self._commit_run(run_id)
+        with self._read() as db:
+            out = self._history(db, run_id)
+        if not out:
+            raise RunNotFoundError(run_id)
+        return out
+
+    def events(self, run_id: str) -> list[Event]:
+        """The run's event log, oldest first (checkpoint events carry only their step)."""
+        self._commit_run(run_id)
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT body FROM events WHERE run_id=? ORDER BY seq", (run_id,)
+            ).fetchall()
+            if (
+                not rows
+                and db.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone() is None
+            ):
+                raise RunNotFoundError(run_id)
+        try:
+            # A row holds one event line, or (SQLite) a checkpoint's lines joined by newlines.
+            return [
+                Event.from_dict(json.loads(line)) for (body,) in rows for line in body.split("\n")
+            ]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StoreCorruptError(
+                f"{self.path}: an event of run '{run_id}' cannot be decoded ({exc})",
+                run_id=run_id,
+                path=self.path,
+            ) from exc
+
+    def run_status(self, run_id: str) -> str | None:
+        self._commit_run(run_id)
+        with self._query() as db:
+            row = db.execute("SELECT status FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def list_metadata(
+        self, workflow_name: str | None = None, status: str | None = None
+    ) -> list[RunMetadata]:
+        self.flush()
+        where, args = [], []
+        if workflow_name is not None:
+            where.append("workflow_name=?")
+            args.append(workflow_name)
+        if status is not None:
+            where.append("status=?")
+            args.append(status)
+        query = (
+            "SELECT run_id, workflow_name, workflow_hash, status, started_at, updated_at, "
+            "current_node, last_error FROM runs"
+        )
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        with self._query() as db:
+            rows = db.execute(query + " ORDER BY run_id", args).fetchall()
+        return [
+            RunMetadata(
+                workflow_name=name,
+                workflow_hash=wf_hash,
+                status=st,
+                started_at=started,
+                updated_at=updated,
+                current_node=node,
+                waiting=st == "waiting",
+                last_error=None if err is None else WorkflowError.from_dict(json.loads(err)),
+                run_id=run_id,
+            )
+            for run_id, name, wf_hash, st, started, updated, node, err in rows
+        ]
+
+    # ------------------------------------------------------------------ leases
+
+    def _adopt(self, run_id: str, owner: str) -> SqlWriter:
+        """After ``owner`` took the lease: commit this instance's old writer, start a fresh one.
+
+        Call with ``_lock`` held; the caller sets the writer's ``renewed_at``.
+        """
+        old = self._writers.pop(run_id, None)
+        if old is not None:
+            self._commit(run_id, old)
+        w = self._load_writer(run_id)
+        w.owner = owner
+        self._writers[run_id] = w
+        return w
+
+    def release_lease(self, run_id: str, owner: str) -> None:
+        with self._lock:
+            w = self._writers.get(run_id)
+            if w is not None and w.owner == owner:
+                try:
+                    self._commit(run_id, w)
+                finally:
+                    del self._writers[run_id]
+            with self._tx() as db:
+                db.execute("DELETE FROM leases WHERE run_id=? AND owner=?", (run_id, owner))
+
+    def break_lease(self, run_id: str) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM leases WHERE run_id=?", (run_id,)).rowcount > 0
+
+    def delete_run(self, run_id: str, *, owner: str | None = None) -> bool:
+        with self._lock:
+            with self._tx() as db:
+                holder, expires, now = self._lease_row(db, run_id, lock=True)
+                if lease_verdict(holder, expires, owner, now) == "taken":
+                    raise locked_error(run_id, holder, expires - now)
+                existed = self._delete(db, run_id)
+                if owner is None:
+                    db.execute("DELETE FROM leases WHERE run_id=?", (run_id,))
+            w = self._writers.pop(run_id, None)
+            if w is not None and w.owner == owner and owner is not None:
+                fresh = SqlWriter()
+                fresh.owner, fresh.renewed_at = owner, w.renewed_at
+                self._writers[run_id] = fresh
+            return existed
+
+    def _lease_row(
+        self, db: Db, run_id: str, *, lock: bool = False
+    ) -> tuple[str | None, float, float]:
+        """(holder, expires_at, now) of the run's lease; (None, 0, now) when it has none."""
+        now = self._lease_now(db)
+        row = db.execute(
+            "SELECT owner, expires_at FROM leases WHERE run_id=?"
+            + (self._FOR_UPDATE if lock else ""),
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None, 0.0, now
+        return str(row[0]), float(row[1]), now
+
+    def _delete(self, db: Db, run_id: str) -> bool:
+        for table in ("checkpoints", "snapshots", "events"):
+            db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+        return db.execute("DELETE FROM runs WHERE run_id=?", (run_id,)).rowcount > 0
+
+    # ------------------------------------------------------------------ history
+
+    def prune(
+        self,
+        keep_last: int | None = None,
+        older_than: float | timedelta | None = None,
+        statuses: Iterable[str] = FINISHED_STATUSES,
+    ) -> PruneResult:
+        check_keep_last(keep_last)
+        wanted = sorted(status_set(statuses))
+        self.flush()
+        deleted: list[str] = []
+        trimmed: dict[str, int] = {}
+        if older_than is not None and wanted:
+            seconds = to_seconds(older_than)
+            with self._tx() as db:
+                for (run_id,) in self._expired(db, wanted, seconds):
+                    self._delete(db, run_id)
+                    deleted.append(run_id)
+        if keep_last is not None:
+            with self._query() as db:
+                candidates = db.execute(
+                    "SELECT run_id, count(*) FROM checkpoints GROUP BY run_id HAVING count(*)>?",
+                    (keep_last,),
+                ).fetchall()
+            for run_id, count in candidates:
+                with self._lock:
+                    with self._tx() as db:
+                        holder, expires, now = self._lease_row(db, run_id, lock=True)
+                        if lease_verdict(holder, expires, None, now) != "free":
+                            continue
+                        self._trim(db, run_id, keep_last)
+                        trimmed[run_id] = int(count) - keep_last
+                    self._writers.pop(run_id, None)
+        return PruneResult(tuple(sorted(deleted)), trimmed)
+
+    def _trim(self, db: Db, run_id: str, keep_last: int) -> None:
+        """Drop all but the run's last ``keep_last`` checkpoints; the oldest kept becomes full."""
+        keep = one(
+            db.execute(
+                "SELECT seq FROM checkpoints WHERE run_id=? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                (run_id, keep_last - 1),
+            )
+        )
+        has_full = db.execute(
+            "SELECT 1 FROM snapshots WHERE run_id=? AND seq=?", (run_id, keep)
+        ).fetchone()
+        if has_full is None:
+            text = encode_compact(self._rebuild(db, run_id, keep))
+            db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, keep, text))
+            db.execute(
+                f"UPDATE runs SET base_seq={self._GREATEST}(base_seq, ?) WHERE run_id=?",
+                (keep, run_id),
+            )
+        db.execute("DELETE FROM checkpoints WHERE run_id=? AND seq<?", (run_id, keep))
+        db.execute("DELETE FROM snapshots WHERE run_id=? AND seq<?", (run_id, keep))
