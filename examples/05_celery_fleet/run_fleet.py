@@ -84,7 +84,10 @@ def executions(log: Path) -> list[tuple[str, str, int]]:
         return []
     rows = []
     for line in log.read_text().splitlines():
-        run_id, node, pid = line.split()
+        fields = line.split()
+        if len(fields) != 3 or not fields[2].isdigit():
+            continue  # a line torn by the SIGKILL of its writer
+        run_id, node, pid = fields
         rows.append((run_id, node, int(pid)))
     return rows
 
@@ -149,11 +152,15 @@ def run_fleet(
                 done_so_far = executions(exec_log)
                 if len(done_so_far) >= kill_after:
                     victim = procs[0]
-                    in_flight = [r for r in done_so_far if r[2] == victim.pid][-1:]
                     os.kill(victim.pid, signal.SIGKILL)
+                    victim.wait()
+                    # Read the log again after the kill: the victim may have started
+                    # another node between the read above and the signal.
+                    after_kill = executions(exec_log)
+                    in_flight = [r for r in after_kill if r[2] == victim.pid][-1:]
                     killed = {
                         "pid": victim.pid,
-                        "after_executions": len(done_so_far),
+                        "after_executions": len(after_kill),
                         "last_started": list(in_flight[0][:2]) if in_flight else None,
                         "at_seconds": round(time.perf_counter() - began, 3),
                     }
