@@ -9,18 +9,8 @@ from typing import Any
 
 import pytest
 
-from zeroflow import Event, HandlerResult, InMemoryWorkflowStore, WorkflowContext, WorkflowEngine
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
+from _support import Recorder
+from zeroflow import HandlerResult, InMemoryWorkflowStore, WorkflowContext, WorkflowEngine
 
 
 def chain(*names: str, **top: Any) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from _support import Recorder, task
 from zeroflow import (
-    Event,
     HandlerResult,
     InMemoryWorkflowStore,
     JsonFileWorkflowStore,
@@ -18,21 +18,6 @@ from zeroflow import (
 )
 
 APPROVERS = ["legal", "finance", "ops"]
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
-
-
-def task(handler: str, *targets: str, **extra: Any) -> dict[str, Any]:
-    return {"handler": handler, "outputs": {"ok": [{"target_node": t} for t in targets]}, **extra}
 
 
 def approvals(hitl: str = "branch", **policy: Any) -> dict[str, Any]:

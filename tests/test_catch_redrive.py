@@ -13,38 +13,17 @@ from typing import Any
 
 import pytest
 
+from _support import Recorder, make_store, task
 from zeroflow import (
-    Event,
     HandlerResult,
     InMemoryWorkflowStore,
-    JsonFileWorkflowStore,
     RunSnapshot,
     WorkflowContext,
     WorkflowEngine,
     WorkflowError,
 )
-from zeroflow.stores import SqliteWorkflowStore
 
 # ---------------------------------------------------------------- helpers
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
-
-
-def edge(*targets: str) -> list[dict[str, Any]]:
-    return [{"target_node": t} for t in targets]
-
-
-def task(handler: str, *targets: str, **extra: Any) -> dict[str, Any]:
-    return {"handler": handler, "outputs": {"ok": edge(*targets)}, **extra}
 
 
 def ok(ctx: WorkflowContext) -> HandlerResult:
@@ -505,12 +484,6 @@ CHILD = textwrap.dedent(
     print(json.dumps({"status": result.status, "called": called, "trace": result.trace}))
     """
 )
-
-
-def make_store(kind: str, where: Path) -> Any:
-    if kind == "json":
-        return JsonFileWorkflowStore(where / "runs")
-    return SqliteWorkflowStore(where / "runs.db")
 
 
 def store_path(kind: str, where: Path) -> str:

@@ -72,6 +72,24 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, out, err
 
 
+def resume_wait_1(
+    *extra: str, workflow: str = "flow.json", handlers: str = "cli_handlers:HANDLERS"
+) -> list[str]:
+    """The argv of ``runs resume wait-1`` on the project's store, then ``extra``."""
+    return [
+        "runs",
+        "resume",
+        "wait-1",
+        "--store",
+        "runs",
+        "--workflow",
+        workflow,
+        "--handlers",
+        handlers,
+        *extra,
+    ]
+
+
 def assert_one_line_error(code: int, err: str, *needles: str) -> None:
     assert code != 0
     assert err.count("\n") == 1 and err.startswith("zeroflow: error: "), err
@@ -248,20 +266,7 @@ def test_runs_events_lists_the_log_and_follow_stops_at_the_end(
     assert kinds[0] == "wf:start" and "wf:waiting" in kinds
     code, out, _ = run_cli(capsys, "runs", "events", "wait-1", "--store", "runs", "--json")
     assert json.loads(out.splitlines()[0])["kind"] == "wf:start"
-    run_cli(
-        capsys,
-        "runs",
-        "resume",
-        "wait-1",
-        "--store",
-        "runs",
-        "--workflow",
-        "flow.json",
-        "--handlers",
-        "cli_handlers:HANDLERS",
-        "--input",
-        "{}",
-    )
+    run_cli(capsys, *resume_wait_1("--input", "{}"))
     code, out, _ = run_cli(
         capsys, "runs", "events", "wait-1", "--store", "runs", "--follow", "--poll-seconds", "0"
     )
@@ -271,21 +276,7 @@ def test_runs_events_lists_the_log_and_follow_stops_at_the_end(
 def test_runs_resume_continues_a_waiting_run(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run_cli(
-        capsys,
-        "runs",
-        "resume",
-        "wait-1",
-        "--store",
-        "runs",
-        "--workflow",
-        "flow.json",
-        "--handlers",
-        "cli_handlers:HANDLERS",
-        "--input",
-        '{"ok": true}',
-        "--json",
-    )
+    code, out, _ = run_cli(capsys, *resume_wait_1("--input", '{"ok": true}', "--json"))
     result = json.loads(out)
     assert code == 0 and result["status"] == "succeeded"
     assert result["trace"] == ["prepare", "review", "review", "publish"]
@@ -296,20 +287,7 @@ def test_runs_resume_continues_a_waiting_run(
 def test_a_resumed_run_that_fails_exits_3_and_names_the_error(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run_cli(
-        capsys,
-        "runs",
-        "resume",
-        "wait-1",
-        "--store",
-        "runs",
-        "--workflow",
-        "flow.json",
-        "--handlers",
-        "cli_handlers:HANDLERS",
-        "--input",
-        '{"fail": true}',
-    )
+    code, out, _ = run_cli(capsys, *resume_wait_1("--input", '{"fail": true}'))
     assert code == 3
     assert "run wait-1: failed" in out
     assert "error: HANDLER_EXCEPTION at node 'review': " in out
@@ -319,7 +297,7 @@ def test_runs_redrive_and_fork_call_the_engine(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     common = ["--store", "runs", "--workflow", "flow.json", "--handlers", "cli_handlers:HANDLERS"]
-    run_cli(capsys, "runs", "resume", "wait-1", *common, "--input", '{"fail": true}')
+    run_cli(capsys, *resume_wait_1("--input", '{"fail": true}'))
     if not hasattr(WorkflowEngine, "redrive"):
         code, _, err = run_cli(capsys, "runs", "redrive", "wait-1", *common)
         assert_one_line_error(code, err, "redrive")
@@ -363,91 +341,17 @@ def test_a_sqlite_store_is_opened_from_a_db_file(
         (["convert", "missing.json", "--to", "zf/1"], ["missing.json: no such file"]),
         (["viz", "flow.json", "--run", "wait-1"], ["--run needs --store"]),
         (
-            [
-                "runs",
-                "resume",
-                "wait-1",
-                "--store",
-                "runs",
-                "--workflow",
-                "flow.json",
-                "--handlers",
-                "no_such_module:HANDLERS",
-            ],
+            resume_wait_1(handlers="no_such_module:HANDLERS"),
             ["cannot import handler module 'no_such_module'"],
         ),
         (
-            [
-                "runs",
-                "resume",
-                "wait-1",
-                "--store",
-                "runs",
-                "--workflow",
-                "flow.json",
-                "--handlers",
-                "cli_handlers:NOT_A_MAP",
-            ],
+            resume_wait_1(handlers="cli_handlers:NOT_A_MAP"),
             ["must be a mapping of handler name to callable"],
         ),
-        (
-            [
-                "runs",
-                "resume",
-                "wait-1",
-                "--store",
-                "runs",
-                "--workflow",
-                "flow.json",
-                "--handlers",
-                "cli_handlers:NOPE",
-            ],
-            ["has no attribute 'NOPE'"],
-        ),
-        (
-            [
-                "runs",
-                "resume",
-                "wait-1",
-                "--store",
-                "runs",
-                "--workflow",
-                "flow.json",
-                "--handlers",
-                "cli_handlers",
-            ],
-            ["MODULE:ATTR"],
-        ),
-        (
-            [
-                "runs",
-                "resume",
-                "wait-1",
-                "--store",
-                "runs",
-                "--workflow",
-                "flow.json",
-                "--handlers",
-                "cli_handlers:HANDLERS",
-                "--input",
-                "{oops",
-            ],
-            ["--input is not valid JSON"],
-        ),
-        (
-            [
-                "runs",
-                "resume",
-                "wait-1",
-                "--store",
-                "runs",
-                "--workflow",
-                "missing.json",
-                "--handlers",
-                "cli_handlers:HANDLERS",
-            ],
-            ["missing.json: no such file"],
-        ),
+        (resume_wait_1(handlers="cli_handlers:NOPE"), ["has no attribute 'NOPE'"]),
+        (resume_wait_1(handlers="cli_handlers"), ["MODULE:ATTR"]),
+        (resume_wait_1("--input", "{oops"), ["--input is not valid JSON"]),
+        (resume_wait_1(workflow="missing.json"), ["missing.json: no such file"]),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_never_a_traceback(
@@ -513,20 +417,7 @@ def _zeroflow(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_python_m_zeroflow_validates_and_resumes_in_a_subprocess(project: Path) -> None:
     done = _zeroflow("validate", "flow.json", cwd=project)
     assert done.returncode == 0 and done.stdout == "flow.json: ok (zf/1, 3 nodes)\n"
-    done = _zeroflow(
-        "runs",
-        "resume",
-        "wait-1",
-        "--store",
-        "runs",
-        "--workflow",
-        "flow.json",
-        "--handlers",
-        "cli_handlers:HANDLERS",
-        "--input",
-        "{}",
-        cwd=project,
-    )
+    done = _zeroflow(*resume_wait_1("--input", "{}"), cwd=project)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("run wait-1: succeeded")
     assert done.stderr == ""  # no progress line when stderr is not a terminal

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import zeroflow
+from _support import FakeClock, Recorder
 from zeroflow import (
-    Event,
     HandlerResult,
     InMemoryWorkflowStore,
     RunSnapshot,
@@ -71,33 +71,6 @@ def returning(**kwargs: Any) -> Callable[[WorkflowContext], HandlerResult]:
 
 def oks(*names: str) -> dict[str, Any]:
     return dict.fromkeys(names, ok)
-
-
-class Recorder:
-    """An event callback that keeps every event."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-
-    def kinds(self) -> list[str]:
-        return [e.kind for e in self.events]
-
-    def of(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 # ---------------------------------------------------------------- construction

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+import _support
 import zeroflow
+from _support import ok
 from zeroflow import (
     HandlerResult,
     InMemoryWorkflowStore,
@@ -33,26 +35,13 @@ def linear(*names: str, **top: Any) -> dict[str, Any]:
     return {"workflow_name": "lin", "default_entry_node": names[0], "nodes": nodes, **top}
 
 
-def ok(ctx: WorkflowContext) -> HandlerResult:
-    return HandlerResult(outputs=["ok"])
-
-
 def boom(ctx: WorkflowContext) -> HandlerResult:
     raise RuntimeError("kaboom")
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[zeroflow.Event] = []
-
-    def __call__(self, event: zeroflow.Event) -> None:
-        self.events.append(event)
-
+class Recorder(_support.Recorder):
     def summary(self) -> list[tuple[str, int, int, str | None]]:
         return [(e.kind, e.step, e.wave, e.node) for e in self.events]
-
-    def of(self, kind: str) -> list[zeroflow.Event]:
-        return [e for e in self.events if e.kind == kind]
 
     def statuses(self) -> list[str]:
         return [e.data["state"]["status"] for e in self.of("checkpoint")]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from _support import Recorder, make_store, task
 from zeroflow import (
-    Event,
     HandlerResult,
     InMemoryWorkflowStore,
     JsonFileWorkflowStore,
@@ -17,24 +17,8 @@ from zeroflow import (
     WorkflowContext,
     WorkflowEngine,
 )
-from zeroflow.stores import SqliteWorkflowStore
 
 # ---------------------------------------------------------------- helpers
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
-
-
-def task(handler: str, *targets: str, **extra: Any) -> dict[str, Any]:
-    return {"handler": handler, "outputs": {"ok": [{"target_node": t} for t in targets]}, **extra}
 
 
 def chain() -> dict[str, Any]:
@@ -56,14 +40,6 @@ class Steps:
         path = [*ctx.state.workflow.get("path", []), ctx.node_name]
         n = ctx.state.workflow.get("n", 1)
         return HandlerResult(outputs=["ok"], workflow_updates={"path": path, "n": n * 2})
-
-
-def make_store(kind: str, where: Path) -> Any:
-    if kind == "memory":
-        return InMemoryWorkflowStore()
-    if kind == "json":
-        return JsonFileWorkflowStore(where / "runs")
-    return SqliteWorkflowStore(where / "runs.db")
 
 
 def supports_history(store: Any) -> bool:

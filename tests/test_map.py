@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from _support import Recorder
 from zeroflow import (
-    Event,
     HandlerResult,
     InMemoryWorkflowStore,
     JsonFileWorkflowStore,
@@ -27,17 +27,6 @@ from zeroflow import (
     WorkflowEngine,
 )
 from zeroflow.stores import SqliteWorkflowStore
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
 
 
 def mapping(over: str = "input.items", **spec: Any) -> dict[str, Any]:

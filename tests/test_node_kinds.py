@@ -7,24 +7,13 @@ from typing import Any
 
 import pytest
 
+from _support import Recorder
 from zeroflow import (
-    Event,
     HandlerResult,
     JsonFileWorkflowStore,
     WorkflowContext,
     WorkflowEngine,
 )
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
 
 
 def review_flow(**policy: Any) -> dict[str, Any]:

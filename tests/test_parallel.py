@@ -11,20 +11,10 @@ from typing import Any
 
 import pytest
 
-from zeroflow import Event, HandlerResult, InMemoryWorkflowStore, WorkflowContext, WorkflowEngine
+from _support import Recorder
+from zeroflow import HandlerResult, InMemoryWorkflowStore, WorkflowContext, WorkflowEngine
 
 BRANCHES = ["b1", "b2", "b3", "b4", "b5"]
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
 
 
 def fan(concurrency: int, branches: list[str] = BRANCHES, **top: Any) -> dict[str, Any]:
@@ -117,7 +107,8 @@ def test_plain_handlers_run_in_threads_during_an_async_batch() -> None:
     assert result.success, result.error
 
 
-def test_a_batch_takes_at_most_max_concurrency_nodes() -> None:
+def counting_live_calls(pause: float) -> tuple[Callable[..., Any], dict[str, int]]:
+    """A branch handler that holds for ``pause`` seconds, and the most calls live at once."""
     lock = threading.Lock()
     live = {"now": 0, "max": 0}
 
@@ -125,11 +116,16 @@ def test_a_batch_takes_at_most_max_concurrency_nodes() -> None:
         with lock:
             live["now"] += 1
             live["max"] = max(live["max"], live["now"])
-        time.sleep(0.02)
+        time.sleep(pause)
         with lock:
             live["now"] -= 1
         return branch_result(ctx)
 
+    return counted, live
+
+
+def test_a_batch_takes_at_most_max_concurrency_nodes() -> None:
+    counted, live = counting_live_calls(pause=0.02)
     result = WorkflowEngine(fan(2), handlers(counted)).run()
     assert result.success
     assert live["max"] == 2
@@ -137,18 +133,7 @@ def test_a_batch_takes_at_most_max_concurrency_nodes() -> None:
 
 
 def test_max_concurrency_defaults_to_one_node_at_a_time() -> None:
-    lock = threading.Lock()
-    live = {"now": 0, "max": 0}
-
-    def counted(ctx: WorkflowContext) -> HandlerResult:
-        with lock:
-            live["now"] += 1
-            live["max"] = max(live["max"], live["now"])
-        time.sleep(0.005)
-        with lock:
-            live["now"] -= 1
-        return branch_result(ctx)
-
+    counted, live = counting_live_calls(pause=0.005)
     definition = fan(1)
     del definition["engine_policy"]
     result = WorkflowEngine(definition, handlers(counted)).run()

@@ -8,35 +8,10 @@ from typing import Any
 
 import pytest
 
-from zeroflow import Event, HandlerResult, WorkflowContext, WorkflowEngine, WorkflowError
+from _support import FakeClock, Recorder, engine_for, ok
+from zeroflow import HandlerResult, WorkflowContext, WorkflowEngine, WorkflowError
 
 # ---------------------------------------------------------------- helpers
-
-
-class FakeClock:
-    """Injected time: ``sleep`` only moves the clock and records the wait."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
 
 
 def one_node(**run_policy: Any) -> dict[str, Any]:
@@ -55,10 +30,6 @@ def one_node(**run_policy: Any) -> dict[str, Any]:
     }
 
 
-def ok(ctx: WorkflowContext) -> HandlerResult:
-    return HandlerResult(outputs=["ok"])
-
-
 def failing(times: int, exc: Callable[[], Exception]) -> Callable[[WorkflowContext], HandlerResult]:
     """Raise ``exc()`` on the first ``times`` calls, then succeed."""
     calls = {"n": 0}
@@ -70,23 +41,6 @@ def failing(times: int, exc: Callable[[], Exception]) -> Callable[[WorkflowConte
         return HandlerResult(outputs=["ok"], workflow_updates={"attempts": calls["n"]})
 
     return handler
-
-
-def engine_for(
-    definition: dict[str, Any],
-    handler: Callable[[WorkflowContext], HandlerResult],
-    clock: FakeClock,
-    rec: Recorder | None = None,
-    seed: int = 7,
-) -> WorkflowEngine:
-    return WorkflowEngine(
-        definition,
-        {"a": handler, "b": ok},
-        event_callback=rec,
-        clock=clock.time,
-        sleep=clock.sleep,
-        rng=random.Random(seed),
-    )
 
 
 def boom() -> Exception:

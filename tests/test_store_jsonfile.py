@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from zeroflow import HandlerResult, WorkflowContext, WorkflowEngine
+from _support import LOOP, count_to, run_loop
+from zeroflow import HandlerResult, WorkflowEngine
 from zeroflow._errors import RunNotFoundError, StoreCorruptError, StoreError
 from zeroflow.stores import JsonFileWorkflowStore
 from zeroflow.stores.jsonfile import FORMAT_VERSION
@@ -18,29 +19,6 @@ from zeroflow.testing import sample_snapshot
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "v010"
 V010_RUNS = ["error_failed_run", "error_routed_run", "hitl_run", "join_loop_run", "linear_run"]
-
-LOOP = {
-    "workflow_name": "loop",
-    "default_entry_node": "a",
-    "nodes": {
-        "a": {
-            "handler": "count",
-            "outputs": {"again": [{"target_node": "a", "is_loopback": True}], "done": []},
-        }
-    },
-}
-
-
-def count_to(limit: int) -> Any:
-    def count(ctx: WorkflowContext) -> HandlerResult:
-        n = ctx.state.workflow.get("n", 0) + 1
-        return HandlerResult(["again" if n < limit else "done"], workflow_updates={"n": n})
-
-    return count
-
-
-def run_loop(store: JsonFileWorkflowStore, limit: int, run_id: str = "loop-1") -> Any:
-    return WorkflowEngine(LOOP, {"count": count_to(limit)}, store=store).run({}, run_id=run_id)
 
 
 @pytest.fixture

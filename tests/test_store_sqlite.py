@@ -9,39 +9,16 @@ import sys
 import textwrap
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from zeroflow import HandlerResult, WorkflowContext, WorkflowEngine
+from _support import LOOP, run_loop
 from zeroflow._errors import RunNotFoundError, StoreCorruptError
 from zeroflow.stores import SqliteWorkflowStore
 from zeroflow.stores.sqlite import SCHEMA_VERSION
 from zeroflow.testing import sample_snapshot
 
 SRC = Path(__file__).resolve().parent.parent / "src"
-LOOP = {
-    "workflow_name": "loop",
-    "default_entry_node": "a",
-    "nodes": {
-        "a": {
-            "handler": "count",
-            "outputs": {"again": [{"target_node": "a", "is_loopback": True}], "done": []},
-        }
-    },
-}
-
-
-def count_to(limit: int) -> Any:
-    def count(ctx: WorkflowContext) -> HandlerResult:
-        n = ctx.state.workflow.get("n", 0) + 1
-        return HandlerResult(["again" if n < limit else "done"], workflow_updates={"n": n})
-
-    return count
-
-
-def run_loop(store: SqliteWorkflowStore, limit: int, run_id: str = "loop") -> Any:
-    return WorkflowEngine(LOOP, {"count": count_to(limit)}, store=store).run({}, run_id=run_id)
 
 
 def test_a_new_database_gets_the_current_schema_in_wal_mode(tmp_path: Path) -> None:
@@ -80,7 +57,7 @@ def test_a_damaged_snapshot_row_is_a_typed_error_naming_the_run(tmp_path: Path) 
 
 def test_history_is_kept_with_few_full_snapshots(tmp_path: Path) -> None:
     store = SqliteWorkflowStore(tmp_path / "runs.db")
-    run_loop(store, 1500)
+    run_loop(store, 1500, "loop")
     history = store.history("loop")
     # start, one checkpoint per node, the end (wave openings are announced, not written)
     assert len(history) == 1 + 1500 + 1
@@ -152,5 +129,5 @@ def test_several_processes_write_different_runs_while_a_reader_reads(tmp_path: P
 
 def test_a_memory_database_works_for_tests(tmp_path: Path) -> None:
     store = SqliteWorkflowStore(":memory:")
-    assert run_loop(store, 10).status == "succeeded"
+    assert run_loop(store, 10, "loop").status == "succeeded"
     assert store.load_snapshot("loop").state.workflow == {"n": 10}

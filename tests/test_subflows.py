@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from _support import Recorder, task
 from zeroflow import (
-    Event,
     HandlerResult,
     InMemoryWorkflowStore,
     JsonFileWorkflowStore,
@@ -22,21 +22,6 @@ from zeroflow import (
     WorkflowEngine,
 )
 from zeroflow.stores import SqliteWorkflowStore
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
-
-
-def task(handler: str, *targets: str, **extra: Any) -> dict[str, Any]:
-    return {"handler": handler, "outputs": {"ok": [{"target_node": t} for t in targets]}, **extra}
 
 
 def parent(**top: Any) -> dict[str, Any]:

@@ -8,25 +8,10 @@ from typing import Any
 
 import pytest
 
+from _support import plan_exec_review
 from zeroflow.viz import mermaid_to_html, workflow_to_html, workflow_to_mermaid
 
-WF: dict[str, Any] = {
-    "workflow_name": "plan_exec_review",
-    "default_entry_node": "plan",
-    "default_error_node": "handle_error",
-    "nodes": {
-        "plan": {"handler": "plan", "outputs": {"ok": [{"target_node": "exec"}]}},
-        "exec": {
-            "handler": "exec",
-            "outputs": {
-                "ok": [{"target_node": "review"}],
-                "retry": [{"target_node": "exec", "is_loopback": True}],
-            },
-        },
-        "review": {"handler": "review", "outputs": {"ok": []}},
-        "handle_error": {"handler": "handle_error", "outputs": {"ok": []}},
-    },
-}
+WF: dict[str, Any] = plan_exec_review()
 
 
 def _svg_of(page: str) -> ET.Element:

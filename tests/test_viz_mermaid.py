@@ -6,27 +6,12 @@ from typing import Any
 
 import pytest
 
+from _support import plan_exec_review
 from zeroflow.viz import workflow_to_mermaid
 from zeroflow.viz._graph import graph_from_definition
 from zeroflow.viz._mermaid import escape_label, parse_mermaid, unescape_label
 
-WF: dict[str, Any] = {
-    "workflow_name": "plan_exec_review",
-    "default_entry_node": "plan",
-    "default_error_node": "handle_error",
-    "nodes": {
-        "plan": {"handler": "plan", "outputs": {"ok": [{"target_node": "exec"}]}},
-        "exec": {
-            "handler": "exec",
-            "outputs": {
-                "ok": [{"target_node": "review"}],
-                "retry": [{"target_node": "exec", "is_loopback": True}],
-            },
-        },
-        "review": {"handler": "review", "outputs": {"ok": []}},
-        "handle_error": {"handler": "handle_error", "outputs": {"ok": []}},
-    },
-}
+WF: dict[str, Any] = plan_exec_review()
 
 
 def test_mermaid_is_a_fenced_top_down_flowchart_with_spec_shapes() -> None:
