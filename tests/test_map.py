@@ -405,12 +405,13 @@ CRASHING_CHILD = textwrap.dedent(
     from zeroflow.stores import SqliteWorkflowStore
 
     kind, path, definition, log = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+    size, kill_at = int(sys.argv[5]), int(sys.argv[6])
     store = JsonFileWorkflowStore(path) if kind == "json" else SqliteWorkflowStore(path)
 
     def item(ctx):
         with open(log, "a") as fh:
             fh.write(f"child {ctx.map_index}\\n")
-        if ctx.map_index == 3:
+        if ctx.map_index == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
         return HandlerResult(outputs=["ok"], node_updates={"square": ctx.item * ctx.item})
 
@@ -418,7 +419,7 @@ CRASHING_CHILD = textwrap.dedent(
         return HandlerResult(outputs=["ok"])
 
     WorkflowEngine(definition, {"item": item, "after": after}, store=store).run(
-        {"items": list(range(6))}, run_id="crash"
+        {"items": list(range(size))}, run_id="crash"
     )
     """
 )
@@ -427,18 +428,20 @@ CRASHING_CHILD = textwrap.dedent(
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 @pytest.mark.parametrize("kind", ["json", "sqlite"])
 def test_a_killed_process_mid_map_reruns_only_the_item_in_flight(kind: str, tmp_path: Path) -> None:
+    size, kill_at = 1000, 637
     path = tmp_path / ("runs" if kind == "json" else "runs.db")
     log = tmp_path / "calls.log"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    argv = [kind, str(path), json.dumps(mapping()), str(log), str(size), str(kill_at)]
     proc = subprocess.run(
-        [sys.executable, "-c", CRASHING_CHILD, kind, str(path), json.dumps(mapping()), str(log)],
+        [sys.executable, "-c", CRASHING_CHILD, *argv],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         env=env,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert log.read_text().split("\n")[:-1] == [f"child {i}" for i in range(4)]
+    assert log.read_text().split("\n")[:-1] == [f"child {i}" for i in range(kill_at + 1)]
 
     store = JsonFileWorkflowStore(path) if kind == "json" else SqliteWorkflowStore(path)
     snap = store.load_snapshot("crash")
@@ -452,9 +455,31 @@ def test_a_killed_process_mid_map_reruns_only_the_item_in_flight(kind: str, tmp_
 
     result = engine(mapping(), item, store=store).run_from_checkpoint(snap)
     assert result.success
-    assert calls == [3, 4, 5]
-    assert result.state.node["each"]["results"] == [{"square": i * i} for i in range(6)]
+    assert calls == list(range(kill_at, size))  # the finished items did not run again
+    assert result.state.node["each"]["results"] == [{"square": i * i} for i in range(size)]
     assert store.load_snapshot("crash").status == "succeeded"
+
+
+def test_a_cancel_mid_map_of_a_thousand_items_resumes_with_the_rest_only() -> None:
+    store = InMemoryWorkflowStore()
+    calls: list[int] = []
+    box: list[WorkflowEngine] = []
+
+    def item(ctx: WorkflowContext) -> HandlerResult:
+        calls.append(ctx.map_index)
+        if ctx.map_index == 500 and len(calls) == 501:
+            box[0].cancel()
+        return HandlerResult(outputs=["ok"], node_updates={"square": ctx.item * ctx.item})
+
+    box.append(engine(mapping(), item, store=store))
+    cancelled = box[0].run({"items": list(range(1000))}, run_id="big")
+    assert cancelled.status == "cancelled"
+    assert calls == list(range(501))
+    calls.clear()
+    result = box[0].run_from_checkpoint(store.load_snapshot("big"))
+    assert result.success
+    assert calls == list(range(501, 1000))
+    assert result.state.node["each"]["results"] == [{"square": i * i} for i in range(1000)]
 
 
 # ---------------------------------------------------------------- validation
