@@ -57,14 +57,14 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def _encoder(item_sep: str, key_sep: str) -> Callable[[Any], str]:
+def _encoder(item_sep: str, key_sep: str, *, sort_keys: bool = False) -> Callable[[Any], str]:
     """``json.dumps`` with fixed separators, minus the per-call setup (half its cost here).
 
     Uses the C encoder that ``json`` itself uses when it is available; the
     output is byte for byte what ``json.dumps`` gives (no circular check: a
     store only ever encodes JSON trees).
     """
-    fallback = json.JSONEncoder(separators=(item_sep, key_sep))
+    fallback = json.JSONEncoder(separators=(item_sep, key_sep), sort_keys=sort_keys)
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # pragma: no cover - CPython always has it
         return fallback.encode
@@ -75,7 +75,7 @@ def _encoder(item_sep: str, key_sep: str) -> Callable[[Any], str]:
         None,
         key_sep,
         item_sep,
-        False,
+        sort_keys,
         False,
         True,
     )
@@ -91,21 +91,40 @@ encode_compact = _encoder(",", ":")
 """``json.dumps(value, separators=(",", ":"))``, fast."""
 
 
+_encode_sorted = _encoder(", ", ": ", sort_keys=True)
+_quote = json.encoder.encode_basestring_ascii
+
+
 def encode_event(event: Event) -> str:
-    """One event as a JSON line body (0.1.0's sorted keys); checkpoints keep only their step."""
+    """One event as a JSON line body, byte for byte ``json.dumps(event_dict, sort_keys=True)``.
+
+    0.1.0 wrote its events that way. The fixed keys are spelled out here and
+    only ``data`` goes through the encoder: an event is written for every
+    engine event, so this is on the per-node path of every file store.
+    Checkpoint events keep only their step.
+    """
     data: Any = event.data
     if event.kind == EVENT_CHECKPOINT and "state" in data:
         data = {"step": event.step}
-    return _encode(
-        {  # keys in sorted order, as 0.1.0 wrote them
-            "data": data,
-            "kind": event.kind,
-            "node": event.node,
-            "run_id": event.run_id,
-            "step": event.step,
-            "ts": event.ts,
-            "wave": event.wave,
-        }
+    node = event.node
+    return "".join(
+        (
+            '{"data": ',
+            _encode_sorted(data),
+            ', "kind": ',
+            _quote(event.kind),
+            ', "node": ',
+            "null" if node is None else _quote(node),
+            ', "run_id": ',
+            _quote(event.run_id),
+            ', "step": ',
+            int.__repr__(event.step),
+            ', "ts": ',
+            _quote(event.ts),
+            ', "wave": ',
+            int.__repr__(event.wave),
+            "}",
+        )
     )
 
 
