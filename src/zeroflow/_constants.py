@@ -7,7 +7,7 @@ engine derives its checks from.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final
 
 EVENT_WF_START: Final = "wf:start"
 EVENT_WF_END: Final = "wf:end"
@@ -45,14 +45,10 @@ STATUS_FAILED: Final = "failed"
 STATUS_WAITING: Final = "waiting"
 STATUS_CANCELLED: Final = "cancelled"
 
-RunStatus = Literal["running", "succeeded", "failed", "waiting", "cancelled"]
-StepStatus = Literal["succeeded", "failed", "waiting"]
-
 RUN_STATUSES: Final = frozenset(
     {STATUS_RUNNING, STATUS_SUCCEEDED, STATUS_FAILED, STATUS_WAITING, STATUS_CANCELLED}
 )
 FINISHED_STATUSES: Final = frozenset({STATUS_SUCCEEDED, STATUS_FAILED, STATUS_CANCELLED})
-UNFINISHED_STATUSES: Final = frozenset({STATUS_RUNNING, STATUS_WAITING})
 
 # Which entry point may pick up a snapshot in which status.
 RESUMABLE_STATUSES: Final = frozenset({STATUS_RUNNING, STATUS_WAITING, STATUS_CANCELLED})

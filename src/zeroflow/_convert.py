@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ._errors import WorkflowDefinitionError
-from ._grammar import CARRIED_KEYS, FORMATS, ZF1, _ms, is_zf1, normalise, pointer
+from ._grammar import FORMATS, ZF1, _ms, carry_common, is_zf1, normalise, pointer
 
 __all__ = ["Conversion", "ConversionLoss", "convert"]
 
@@ -248,14 +248,7 @@ def _node_to_zf1(nid: str, raw: Mapping[str, Any], losses: list[ConversionLoss])
                         f"node '{nid}' (kind {kind}) is never retried or caught; '{key}' dropped",
                     )
                 )
-    join = raw.get("join")
-    if join is not None:
-        node["join"] = {"mode": join.get("mode", "or"), "wait_for": list(join.get("wait_for", []))}
-    if "state_contract" in raw:
-        node["state_contract"] = dict(raw["state_contract"])
-    for key in CARRIED_KEYS:
-        if key in raw:
-            node[key] = raw[key]
+    carry_common(raw, node)
     return node
 
 

@@ -153,7 +153,6 @@ class NotJSONError(TypeError):
         self.type_name = type(value).__name__
 
 
-_SCALARS = (str, int, float, bool, type(None))
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 _set_item = dict.__setitem__
 _append = list.append

@@ -577,14 +577,23 @@ def _normalise_node(node: Mapping[str, Any], defaults: Mapping[str, Any]) -> dic
     join = node.get("join")
     if isinstance(join, list):
         out["join"] = {"mode": "and", "wait_for": list(join)}
-    elif isinstance(join, Mapping):
-        out["join"] = {"mode": join.get("mode", "or"), "wait_for": list(join.get("wait_for", []))}
-    if "state_contract" in node:
-        out["state_contract"] = dict(node["state_contract"])
-    for key in CARRIED_KEYS:
-        if key in node:
-            out[key] = node[key]
+    carry_common(node, out)
     return out
+
+
+def carry_common(src: Mapping[str, Any], dst: dict[str, Any]) -> None:
+    """Copy the node keys both formats spell alike: a join dict, state_contract, label...
+
+    A ``join`` already set in ``dst`` (the zf/1 list shorthand) is kept.
+    """
+    join = src.get("join")
+    if isinstance(join, Mapping) and "join" not in dst:
+        dst["join"] = {"mode": join.get("mode", "or"), "wait_for": list(join.get("wait_for", []))}
+    if "state_contract" in src:
+        dst["state_contract"] = dict(src["state_contract"])
+    for key in CARRIED_KEYS:
+        if key in src:
+            dst[key] = src[key]
 
 
 def normalise(zf1: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from ._models import (
     WorkflowState,
     now_iso,
 )
-from ._scheduler import build_routes
+from ._scheduler import Frontier, build_routes
 from ._sessions import Sessions, waiting_paths
 from ._store import WorkflowStore
 from ._tasks import (
@@ -58,6 +58,17 @@ __all__ = [
 ]
 
 _perf = time.perf_counter
+
+
+def _redrive_record(
+    node: str | None, fr: Frontier, *, requeue: str | None = None
+) -> dict[str, Any]:
+    """What ``redrive()`` restores: the queues as they were, ``requeue`` first again."""
+    record: dict[str, Any] = {"node": node, **fr.export()}
+    if requeue is not None:
+        record["ready_now"].insert(0, requeue)
+        record["executed_this_wave"].remove(requeue)
+    return record
 
 
 class _Batch:
@@ -142,11 +153,9 @@ class RunMachine(Sessions, TaskRunner):
             assert store is not None
             if run.lease_owner is not None:
                 store.renew_lease(snap.run_id, run.lease_owner)  # type: ignore[attr-defined]
-            if not write:
-                pass
-            elif self.journal and not full:
+            if write and self.journal and not full:
                 store.append_step(snap.run_id, run.delta())  # type: ignore[attr-defined]
-            else:
+            elif write:
                 store.save_snapshot(run.export())
                 run.mark()
             self.emit(
@@ -156,7 +165,8 @@ class RunMachine(Sessions, TaskRunner):
                 {"run_id": snap.run_id, "status": snap.status},
             )
         if self.want_checkpoint:
-            self.emit(run, C.EVENT_CHECKPOINT, snap.last_node, {"state": run.export().to_dict()})
+            # to_dict() copies the live run into plain data itself: no export() first.
+            self.emit(run, C.EVENT_CHECKPOINT, snap.last_node, {"state": run.sync().to_dict()})
         elif self.store is not None:
             # The log keeps a pointer, not the whole snapshot (O(1) per checkpoint).
             self.emit(run, C.EVENT_CHECKPOINT, snap.last_node, {"step": snap.step})
@@ -470,17 +480,7 @@ class RunMachine(Sessions, TaskRunner):
         snap = run.snap
         name = node.name
         fr = run.frontier
-        run.set_extra(
-            "redrive",
-            {
-                "node": name,
-                "wave": fr.wave,
-                "ready_now": [name, *fr.ready_now],
-                "ready_next_wave": list(fr.ready_next_wave),
-                "arrivals": {k: list(v) for k, v in fr.arrivals.items()},
-                "executed_this_wave": [n for n in fr.executed if n != name],
-            },
-        )
+        run.set_extra("redrive", _redrive_record(name, fr, requeue=name))
         snap.audit_trail.append(
             StepRecord(
                 snap.step,
@@ -596,18 +596,7 @@ class RunMachine(Sessions, TaskRunner):
     def _end_failed(self, run: LiveRun, error: WorkflowError) -> WorkflowResult:
         snap = run.snap
         if "redrive" not in snap.extra or snap.extra["redrive"].get("node") != error.node:
-            fr = run.frontier
-            run.set_extra(
-                "redrive",
-                {
-                    "node": error.node,
-                    "wave": fr.wave,
-                    "ready_now": list(fr.ready_now),
-                    "ready_next_wave": list(fr.ready_next_wave),
-                    "arrivals": {k: list(v) for k, v in fr.arrivals.items()},
-                    "executed_this_wave": list(fr.executed),
-                },
-            )
+            run.set_extra("redrive", _redrive_record(error.node, run.frontier))
         if error.code == C.ERROR_MAX_STEPS_EXCEEDED and run.frontier.ready_now:
             run.frontier.ready_now.pop(0)
         snap.status = C.STATUS_FAILED

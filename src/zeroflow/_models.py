@@ -42,18 +42,19 @@ def json_clone(value: Any) -> Any:
         raise TypeError(f"workflow state must be JSON-serializable: {exc}") from exc
 
 
-_iso_cache: list[Any] = [-1, ""]
+# The last second formatted, as one tuple: threads replace it whole, never half of it.
+_last_iso: list[tuple[int, str]] = [(-1, "")]
 
 
 def now_iso(ts: float | None = None) -> str:
     """ISO-8601 UTC timestamp with seconds precision, e.g. ``2026-01-01T00:00:00+00:00``."""
-    t = time.time() if ts is None else ts
-    sec = int(t)
-    if sec != _iso_cache[0]:
-        text = datetime.fromtimestamp(sec, UTC).isoformat(timespec="seconds")
-        _iso_cache[0], _iso_cache[1] = sec, text
-        return text
-    return str(_iso_cache[1])
+    sec = int(time.time() if ts is None else ts)
+    cached_sec, cached_text = _last_iso[0]
+    if sec == cached_sec:
+        return cached_text
+    text = datetime.fromtimestamp(sec, UTC).isoformat(timespec="seconds")
+    _last_iso[0] = (sec, text)
+    return text
 
 
 def _opt_str(value: Any) -> str | None:
