@@ -389,6 +389,37 @@ def test_ctx_emit_does_not_keep_the_callers_dict() -> None:
     assert rec.of("mine")[0].data == {"x": 1, "node": "a"}
 
 
+def test_ctx_emit_refuses_data_json_cannot_hold_inside_the_handler() -> None:
+    seen: list[str] = []
+
+    def emitter(ctx: WorkflowContext) -> HandlerResult:
+        try:
+            ctx.emit("mine", {"when": object()})
+        except TypeError as exc:
+            seen.append(str(exc))
+        return HandlerResult(outputs=["ok"])
+
+    store = InMemoryWorkflowStore()
+    result = WorkflowEngine(linear("a"), {"a": emitter}, store=store).run(run_id="r")
+    assert result.success
+    assert seen and "JSON" in seen[0] and "when" in seen[0], seen
+    assert "mine" not in [e.kind for e in store.events("r")]
+
+
+def test_a_stored_custom_event_keeps_the_payload_as_it_was_emitted(tmp_path: Path) -> None:
+    inner = {"items": [1]}
+
+    def emitter(ctx: WorkflowContext) -> HandlerResult:
+        ctx.emit("mine", {"inner": inner})
+        inner["items"].append(2)  # after the emit, before the checkpoint writes the log
+        return HandlerResult(outputs=["ok"])
+
+    store = JsonFileWorkflowStore(tmp_path)
+    WorkflowEngine(linear("a"), {"a": emitter}, store=store).run(run_id="r")
+    [mine] = [e for e in store.events("r") if e.kind == "mine"]
+    assert mine.data == {"inner": {"items": [1]}, "node": "a"}
+
+
 def test_timeout_between_nodes_events() -> None:
     now = [100.0]
 

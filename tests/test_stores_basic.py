@@ -219,3 +219,32 @@ def test_json_store_reads_runs_written_by_another_instance(tmp_path: Path) -> No
         "started_at": loaded.started_at,
         "updated_at": loaded.updated_at,
     }
+
+
+def test_a_step_delta_keeps_its_values_after_later_steps() -> None:
+    """A store may keep the deltas it was given: later merges must not change them."""
+    kept: list[Any] = []
+
+    class KeepingStore(InMemoryWorkflowStore):
+        def append_step(self, run_id: str, delta: Any) -> bool:
+            kept.append(delta)
+            return super().append_step(run_id, delta)
+
+    def tick(ctx: WorkflowContext) -> HandlerResult:
+        n = ctx.node_state.get("n", 0) + 1
+        return HandlerResult(["again" if n < 5 else "done"], node_updates={"n": n, "deep": {n: n}})
+
+    loop = {
+        "workflow_name": "loop",
+        "default_entry_node": "tick",
+        "nodes": {
+            "tick": {
+                "handler": "tick",
+                "outputs": {"again": [{"target_node": "tick", "is_loopback": True}], "done": []},
+            }
+        },
+    }
+    WorkflowEngine(loop, {"tick": tick}, store=KeepingStore()).run(run_id="r")
+    merged = [d.to_dict()["ops"] for d in kept if d.ops]
+    assert [ops[0][2]["n"] for ops in merged] == [1, 2, 3, 4, 5]
+    assert merged[0][0][2]["deep"] == {"1": 1}

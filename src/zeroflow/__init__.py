@@ -82,6 +82,7 @@ from ._schema import schema
 from ._store import (
     DEFAULT_LEASE_TTL_SECONDS,
     CheckpointInfo,
+    EventBatchingStore,
     HistoryStore,
     JournalingStore,
     LeasingStore,
@@ -164,6 +165,7 @@ __all__ = [
     # beyond 0.1.0: stores
     "SqliteWorkflowStore",
     "JournalingStore",
+    "EventBatchingStore",
     "LeasingStore",
     "HistoryStore",
     "CheckpointInfo",

@@ -11,7 +11,7 @@ from typing import Any
 
 from ._frozen import READ_ONLY_MESSAGE, FrozenDict, deep_merge, freeze, thaw
 from ._journal import StateOp, StepDelta
-from ._models import RunSnapshot, WorkflowError, WorkflowState
+from ._models import Event, RunSnapshot, WorkflowError, WorkflowState
 from ._scheduler import Frontier
 
 __all__ = ["LiveRun", "ReadOnlyState"]
@@ -44,11 +44,13 @@ class LiveRun:
         "buffers",
         "extra_dirty",
         "failed",
+        "fold_due",
         "frontier",
         "input",
         "lease_owner",
         "node_state",
         "ops",
+        "outbox",
         "resume_path",
         "resumed",
         "snap",
@@ -70,6 +72,11 @@ class LiveRun:
         self.ops: list[StateOp] | None = [] if journaling else None
         self.extra_dirty = False
         self.lease_owner: str | None = None
+        # The store asked for a full snapshot at the next checkpoint (a journal fold).
+        self.fold_due = False
+        # Events for a store that takes them in batches (``append_events``), until the
+        # next written checkpoint; None: each event goes to ``append_event`` at once.
+        self.outbox: list[Event] | None = None
         # The node this call resumes (it runs first and receives the resume payload).
         self.resumed: str | None = None
         # Inside a paused subflow: the child's node that resumes ("w1" of "sub/w1").
@@ -108,8 +115,12 @@ class LiveRun:
         if type(current) is FrozenDict:
             deep_merge(current, update)
         else:
-            # The update is already a private frozen copy: it becomes the entry itself.
+            # The update is already a private frozen copy: it becomes the entry itself,
+            # and the journal gets a copy of its own (later merges change the entry in place).
             _set_item(self.node_state, node, update)
+            if self.ops is not None:
+                self.ops.append(("merge", ("node", node), thaw(update)))
+            return
         if self.ops is not None:
             self.ops.append(("merge", ("node", node), update))
 

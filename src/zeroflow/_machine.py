@@ -106,6 +106,7 @@ class RunMachine(Sessions, TaskRunner):
         self.store = store
         self.persist = store is not None and graph.policy.persist_checkpoints
         self.journal = self.persist and callable(getattr(store, "append_step", None))
+        self.batch_events = store is not None and callable(getattr(store, "append_events", None))
         self.durable_journal = self.journal and getattr(store, "durable", True)
         # A subflow's checkpoints are not resume points of the parent: keep them to itself.
         self.want_checkpoint = (
@@ -135,7 +136,18 @@ class RunMachine(Sessions, TaskRunner):
         if cb is not None:
             cb(event)
         if store is not None:
-            store.append_event(snap.run_id, event)
+            outbox = run.outbox
+            if outbox is not None:
+                outbox.append(event)
+            else:
+                store.append_event(snap.run_id, event)
+
+    def flush_events(self, run: LiveRun) -> None:
+        """Hand the events held for a batching store over in one call."""
+        outbox = run.outbox
+        if outbox:
+            run.outbox = []
+            self.store.append_events(run.snap.run_id, outbox)  # type: ignore[union-attr]
 
     def checkpoint(self, run: LiveRun, *, full: bool = False, write: bool = True) -> None:
         """A resume point: write the store, emit ``store:saved``, then ``checkpoint``.
@@ -151,13 +163,18 @@ class RunMachine(Sessions, TaskRunner):
         if self.persist:
             store = self.store
             assert store is not None
-            if run.lease_owner is not None:
-                store.renew_lease(snap.run_id, run.lease_owner)  # type: ignore[attr-defined]
-            if write and self.journal and not full:
-                store.append_step(snap.run_id, run.delta())  # type: ignore[attr-defined]
-            elif write:
-                store.save_snapshot(run.export())
-                run.mark()
+            if write:
+                if run.lease_owner is not None:
+                    store.renew_lease(snap.run_id, run.lease_owner)  # type: ignore[attr-defined]
+                if self.journal and not (full or run.fold_due):
+                    # True: the store asks for a full snapshot next (its journal is due a fold).
+                    run.fold_due = bool(
+                        store.append_step(snap.run_id, run.delta())  # type: ignore[attr-defined]
+                    )
+                else:
+                    store.save_snapshot(run.export())
+                    run.mark()
+                    run.fold_due = False
             self.emit(
                 run,
                 C.EVENT_STORE_SAVED,
@@ -170,6 +187,9 @@ class RunMachine(Sessions, TaskRunner):
         elif self.store is not None:
             # The log keeps a pointer, not the whole snapshot (O(1) per checkpoint).
             self.emit(run, C.EVENT_CHECKPOINT, snap.last_node, {"step": snap.step})
+        if write and run.outbox:
+            # A wave opening (write=False) keeps its events for the next written checkpoint.
+            self.flush_events(run)
 
     def quiet_checkpoint(self, run: LiveRun, node: str) -> None:
         """Persist progress inside a node (map items) with the node still queued, no events.
@@ -184,7 +204,8 @@ class RunMachine(Sessions, TaskRunner):
         frontier = run.frontier
         frontier.ready_now.insert(0, node)
         try:
-            store.append_step(run.snap.run_id, run.delta())  # type: ignore[attr-defined]
+            due = store.append_step(run.snap.run_id, run.delta())  # type: ignore[attr-defined]
+            run.fold_due = run.fold_due or bool(due)
         finally:
             frontier.ready_now.pop(0)
         flush = getattr(store, "flush", None)
@@ -193,7 +214,11 @@ class RunMachine(Sessions, TaskRunner):
 
     def _custom_emitter(self, run: LiveRun, node: str) -> Callable[..., None]:
         def emit(kind: str, data: Mapping[str, Any] | None = None) -> None:
-            payload = dict(data) if data else {}
+            # A private copy, checked now: the store writes it later, with the checkpoint.
+            try:
+                payload = thaw(freeze(dict(data), "data")) if data else {}
+            except NotJSONError as exc:
+                raise TypeError(f"event data must be JSON-serializable: {exc}") from exc
             payload.setdefault("node", node)
             buffers = run.buffers
             if buffers is not None and node in buffers:

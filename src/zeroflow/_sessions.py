@@ -8,6 +8,7 @@ that already exist, announces the call and always releases the lease.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -67,11 +68,15 @@ class Sessions:
     graph: CompiledWorkflow
     store: WorkflowStore | None
     journal: bool
+    batch_events: bool
 
     def emit(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def checkpoint(self, run: LiveRun, *, full: bool = False, write: bool = True) -> None:
+        raise NotImplementedError
+
+    def flush_events(self, run: LiveRun) -> None:
         raise NotImplementedError
 
     def steps(self, run: LiveRun) -> Steps:
@@ -101,6 +106,8 @@ class Sessions:
                 acquire(run.snap.run_id, owner)
                 leased = True
         run.lease_owner = owner if leased else None
+        if self.batch_events:
+            run.outbox = []
         try:
             if store is not None and kind == C.EVENT_WF_START:
                 self._claim_new_run(run.snap.run_id, replace, run.lease_owner)
@@ -108,8 +115,14 @@ class Sessions:
                 self._check_not_moved_on(run.snap.run_id, expect_step)
             self.emit(run, kind, None, data)
             self.checkpoint(run, full=True)
-            return (yield from self.steps(run))
+            result = yield from self.steps(run)
+            self.flush_events(run)
+            return result
         finally:
+            if run.outbox:
+                # Leaving on an exception: keep what the log can still take, then re-raise.
+                with contextlib.suppress(Exception):
+                    self.flush_events(run)
             if leased:
                 store.release_lease(run.snap.run_id, owner)  # type: ignore[union-attr]
 

@@ -6,7 +6,11 @@ store has them:
 
 - ``JournalingStore``: ``append_step(run_id, delta)`` persists each node as a
   ``StepDelta`` (O(change)); ``save_snapshot`` is then called only at
-  lifecycle transitions (start, resume, waiting, end).
+  lifecycle transitions (start, resume, waiting, end), and at the next
+  checkpoint after ``append_step`` returned True (the store's journal is due
+  for a fold and the engine holds the whole state).
+- ``EventBatchingStore``: ``append_events(run_id, events)`` takes a
+  checkpoint's events in one call, after that checkpoint's write.
 - ``LeasingStore``: one driver per run at a time (``acquire_lease`` ...), and
   ``run_status`` / ``delete_run`` so a new run never silently overwrites an
   existing one.
@@ -18,7 +22,7 @@ store has them:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -29,6 +33,7 @@ from ._models import Event, RunMetadata, RunSnapshot
 __all__ = [
     "WorkflowStore",
     "JournalingStore",
+    "EventBatchingStore",
     "LeasingStore",
     "HistoryStore",
     "CheckpointInfo",
@@ -69,8 +74,26 @@ class WorkflowStore(Protocol):
 class JournalingStore(WorkflowStore, Protocol):
     """A store that can persist one step's change instead of the whole snapshot."""
 
-    def append_step(self, run_id: str, delta: StepDelta) -> None:
-        """Persist ``delta`` on top of the run's latest snapshot, before returning."""
+    def append_step(self, run_id: str, delta: StepDelta) -> bool | None:
+        """Persist ``delta`` on top of the run's latest snapshot, before returning.
+
+        Return True to ask for a full snapshot (``save_snapshot``) at the next
+        checkpoint, e.g. when the journal has grown large; None or False otherwise.
+        """
+        ...
+
+
+@runtime_checkable
+class EventBatchingStore(WorkflowStore, Protocol):
+    """A store that takes several events in one call.
+
+    The engine then holds a call's events and hands them over together at
+    each checkpoint that writes state (and at the end of the call), after
+    that checkpoint's ``append_step`` or ``save_snapshot``.
+    """
+
+    def append_events(self, run_id: str, events: Sequence[Event]) -> None:
+        """Append ``events`` to the run's log, in order."""
         ...
 
 

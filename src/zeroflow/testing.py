@@ -32,6 +32,7 @@ __all__ = [
     "check_copies_not_aliases",
     "check_engine_round_trip",
     "check_events_keep_order",
+    "check_event_batches",
     "check_history",
     "check_journal_replays_steps",
     "check_lease_expiry",
@@ -188,6 +189,44 @@ def check_events_keep_order(make_store: StoreFactory) -> None:
     assert [e.step for e in got] == list(range(len(kinds))), got
     assert got[1].data == {"node": "a", "i": 1}, got[1]
     assert "state" not in got[-1].data, "a stored checkpoint event keeps the whole snapshot"
+
+
+def check_event_batches(make_store: StoreFactory) -> None:
+    """``append_events`` (when present) logs what the same ``append_event`` calls would.
+
+    Batches and single events interleave in order, an empty batch is a no-op,
+    and the store keeps copies: the caller may change what it passed.
+    """
+    store = make_store()
+    batch = getattr(store, "append_events", None)
+    read = getattr(store, "events", None)
+    if not callable(batch) or read is None:
+        return
+    store.save_snapshot(sample_snapshot())
+    outputs = ["ok"]
+    first = [
+        Event("run-1", 1, 1, "a", "node:start", _TS, {"node": "a"}),
+        Event("run-1", 1, 1, "a", "node:end", _TS, {"node": "a", "outputs": outputs}),
+        Event("run-1", 1, 1, "a", "store:saved", _TS, {"run_id": "run-1", "status": "running"}),
+        Event("run-1", 1, 1, "a", "checkpoint", _TS, {"state": sample_snapshot().to_dict()}),
+    ]
+    batch("run-1", first)
+    batch("run-1", [])
+    store.append_event("run-1", Event("run-1", 1, 1, None, "custom", _TS, {"n": 1}))
+    batch("run-1", [Event("run-1", 2, 2, "b", "node:start", _TS, {"node": "b"})])
+    outputs.append("changed after the call")
+    got = read("run-1")
+    assert [(e.step, e.kind) for e in got] == [
+        (1, "node:start"),
+        (1, "node:end"),
+        (1, "store:saved"),
+        (1, "checkpoint"),
+        (1, "custom"),
+        (2, "node:start"),
+    ], got
+    assert got[1].data == {"node": "a", "outputs": ["ok"]}, got[1]
+    assert got[3].data == {"step": 1}, "a stored checkpoint event keeps only its step"
+    assert all(e.run_id == "run-1" and e.ts == _TS for e in got), got
 
 
 def check_journal_replays_steps(make_store: StoreFactory) -> None:
@@ -357,6 +396,7 @@ STORE_CHECKS: tuple[Callable[[StoreFactory], None], ...] = (
     check_missing_run,
     check_listing,
     check_events_keep_order,
+    check_event_batches,
     check_journal_replays_steps,
     check_history,
     check_leases,

@@ -19,7 +19,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,7 +29,7 @@ from psycopg import sql
 from .._errors import StoreError
 from .._models import Event, RunSnapshot
 from .._store import DEFAULT_LEASE_TTL_SECONDS
-from ..stores._common import check_run_id, locked_error, lost_lease_error
+from ..stores._common import check_run_id, encode_event, locked_error, lost_lease_error
 from ..stores._sql import Db, Rows, SqlStore, SqlWriter, newer_schema_error, one
 
 __all__ = ["SCHEMA_VERSION", "PostgresWorkflowStore"]
@@ -232,10 +232,10 @@ class PostgresWorkflowStore(SqlStore):
     def _lease_now(self, db: Db) -> float:
         return float(one(db.execute(f"SELECT {_NOW}", {"now": self._now()})))
 
-    def _insert_events(self, db: Db, run_id: str, first_seq: int, bodies: list[str]) -> None:
+    def _insert_events(self, db: Db, run_id: str, first_seq: int, events: list[Event]) -> None:
         db.executemany(
             "INSERT INTO events (run_id, seq, body) VALUES (%s, %s, %s)",
-            [(run_id, first_seq + i, body) for i, body in enumerate(bodies)],
+            [(run_id, first_seq + i, encode_event(e)) for i, e in enumerate(events)],
         )
 
     def _expired(self, db: Db, statuses: list[str], older_than_seconds: float) -> list[Any]:
@@ -274,9 +274,9 @@ class PostgresWorkflowStore(SqlStore):
         check_run_id(snapshot.run_id)
         super().save_snapshot(snapshot)
 
-    def append_event(self, run_id: str, event: Event) -> None:
+    def append_events(self, run_id: str, events: Sequence[Event]) -> None:
         check_run_id(run_id)
-        super().append_event(run_id, event)
+        super().append_events(run_id, events)
 
     # ------------------------------------------------------------------ leases
 

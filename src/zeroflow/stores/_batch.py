@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from .._errors import RunNotFoundError
 from .._journal import StepDelta
-from .._models import RunSnapshot
-from ._common import apply_delta_dict, encode_compact, frontier_only
+from .._models import Event, RunSnapshot
+from ._common import FOLD_MIN_RECORDS, encode_compact, frontier_only, should_fold
 
 __all__ = ["BatchingStore", "Writer"]
 
@@ -26,14 +26,16 @@ class Writer:
 
     ``owner`` is set while this instance holds the run's lease. ``seq`` is the
     run's last checkpoint, ``base_seq`` its last full snapshot (-1: none yet),
-    ``records`` and ``base_bytes`` what the fold policy weighs.
+    ``records`` and ``base_bytes`` what the fold policy weighs; ``fold_wanted``
+    says the driver was asked for a full snapshot (see ``append_step``).
     """
 
     __slots__ = (
+        "asked_at",
         "base_bytes",
         "base_seq",
+        "fold_wanted",
         "hold",
-        "live",
         "owner",
         "pending_events",
         "pending_full",
@@ -49,10 +51,11 @@ class Writer:
         self.base_seq = -1
         self.base_bytes = 0
         self.records = 0
-        self.pending_events: list[str] = []
+        self.pending_events: list[Event] = []
         self.pending_full: dict[str, Any] | None = None
         self.pending_steps: list[tuple[str, StepDelta]] = []
-        self.live: dict[str, Any] | None = None
+        self.fold_wanted = False
+        self.asked_at = 0
         self.hold = False
         self.renewed_at = 0.0
 
@@ -106,9 +109,14 @@ class BatchingStore(ABC, Generic[W]):
             if w.owner is None:
                 self._commit(snapshot.run_id, w)
 
-    def append_step(self, run_id: str, delta: StepDelta) -> None:
-        plain = delta.to_dict()
-        body = encode_compact(plain)
+    def append_step(self, run_id: str, delta: StepDelta) -> bool:
+        """Queue (or, without the lease, write) one step; True asks for a full snapshot next.
+
+        A driver holds the run's whole state, so when the journal is due for a
+        fold the store asks it to send ``save_snapshot`` at its next checkpoint
+        instead of rebuilding the state from its own records.
+        """
+        body = encode_compact(delta.to_dict())
         with self._lock:
             w = self._writer(run_id)
             if w.pending_full is not None:
@@ -116,11 +124,27 @@ class BatchingStore(ABC, Generic[W]):
             if w.base_seq < 0 and (w.owner is not None or not self._UNLEASED_MISSING_AT_COMMIT):
                 raise RunNotFoundError(run_id)
             w.pending_steps.append((body, delta))
-            if w.live is not None:
-                apply_delta_dict(w.live, plain)
             w.hold = frontier_only(delta)
             if w.owner is None:
                 self._commit_or_drop(run_id, w)
+            return w.fold_wanted
+
+    def _fold_due(self, w: W, records: int, journal_bytes: int) -> bool:
+        """True when the store should fold the journal itself, now.
+
+        With a driver (a lease) the store asks for a full snapshot instead
+        (``fold_wanted``) and folds itself only if ``FOLD_MIN_RECORDS`` more
+        records arrive without one.
+        """
+        if not should_fold(records, journal_bytes, w.base_bytes):
+            return False
+        if w.owner is None:
+            return True
+        if not w.fold_wanted:
+            w.fold_wanted = True
+            w.asked_at = records
+            return False
+        return records - w.asked_at >= FOLD_MIN_RECORDS
 
     def flush(self) -> None:
         """Commit whatever a driven run has pending (reads and releases do this themselves)."""

@@ -137,6 +137,34 @@ def frontier_only(delta: StepDelta) -> bool:
     return not (delta.records or delta.trace or delta.ops or delta.tags) and delta.extra is None
 
 
+def encode_event_rows(events: Iterable[Event]) -> str:
+    """Events as one compact JSON array of ``[step, wave, node, kind, ts, data]`` rows.
+
+    The SQLite store keeps a checkpoint's events in its row this way: one
+    encoder call per checkpoint instead of one per event, no run id repeated.
+    """
+    return encode_compact(
+        [
+            [
+                e.step,
+                e.wave,
+                e.node,
+                e.kind,
+                e.ts,
+                {"step": e.step} if e.kind == EVENT_CHECKPOINT and "state" in e.data else e.data,
+            ]
+            for e in events
+        ]
+    )
+
+
+def decode_event_rows(run_id: str, text: str) -> list[Event]:
+    """The events of ``encode_event_rows`` text, or of newline-joined 0.1.0 event lines."""
+    if text.startswith("["):
+        return [Event(run_id, s, w, n, k, t, d) for s, w, n, k, t, d in json.loads(text)]
+    return [Event.from_dict(json.loads(line)) for line in text.split("\n")]
+
+
 def event_dict(event: Event) -> dict[str, Any]:
     """The stored form of an event: a ``checkpoint`` keeps only its step, not the snapshot.
 

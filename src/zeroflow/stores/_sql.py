@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any, ClassVar, Protocol
@@ -27,11 +27,10 @@ from ._common import (
     check_keep_last,
     check_run_id,
     checkpoint_not_found,
+    decode_event_rows,
     encode_compact,
-    encode_event,
     lease_verdict,
     locked_error,
-    should_fold,
     status_set,
     to_seconds,
 )
@@ -100,6 +99,13 @@ class SqlStore(BatchingStore[SqlWriter]):
     """The SQL function for the larger of two values."""
     _FOR_UPDATE: ClassVar[str] = ""
     """Appended to a lease read that must lock the row until the transaction ends."""
+    _EVENTS_QUERY: ClassVar[str] = "SELECT seq, body FROM events WHERE run_id=? ORDER BY seq"
+    """Rows ``(first event number, text)`` of a run's events, in order."""
+    _EVENTS_IN_CHECKPOINTS: ClassVar[bool] = False
+    """True: a commit's events ride in its last checkpoint row (three more columns)."""
+    _INSERT_CHECKPOINT: ClassVar[dict[int, str]] = {
+        n: f"INSERT INTO checkpoints VALUES ({', '.join('?' * n)})" for n in (8, 11)
+    }
 
     # ------------------------------------------------------------------ hooks
 
@@ -124,8 +130,15 @@ class SqlStore(BatchingStore[SqlWriter]):
         """The lease clock's reading."""
 
     @abstractmethod
-    def _insert_events(self, db: Db, run_id: str, first_seq: int, bodies: list[str]) -> None:
-        """Store a checkpoint's event lines, numbered from ``first_seq``."""
+    def _insert_events(self, db: Db, run_id: str, first_seq: int, events: list[Event]) -> None:
+        """Store events that no checkpoint row carries, numbered from ``first_seq``."""
+
+    def _encode_events(self, events: list[Event]) -> str:
+        """A commit's events as the text of a checkpoint row's ``events`` column."""
+        raise NotImplementedError
+
+    def _keep_events(self, db: Db, run_id: str, below_seq: int) -> None:
+        """Before checkpoints under ``below_seq`` are pruned: save the events they carry."""
 
     @abstractmethod
     def _expired(self, db: Db, statuses: list[str], older_than_seconds: float) -> list[Any]:
@@ -138,11 +151,18 @@ class SqlStore(BatchingStore[SqlWriter]):
     # ------------------------------------------------------------------ writes
 
     def append_event(self, run_id: str, event: Event) -> None:
-        body = encode_event(event)
+        self.append_events(run_id, (event,))
+
+    def append_events(self, run_id: str, events: Sequence[Event]) -> None:
+        """Events in order; the engine hands over a checkpoint's events together."""
+        if not events:
+            return
         with self._lock:
             w = self._writer(run_id)
-            w.pending_events.append(body)
-            if w.owner is None or (event.kind == EVENT_CHECKPOINT and not w.hold and w.has_state()):
+            w.pending_events.extend(events)
+            if w.owner is None or (
+                events[-1].kind == EVENT_CHECKPOINT and not w.hold and w.has_state()
+            ):
                 # A checkpoint that wrote no state (a wave opening) rides with the next one.
                 self._commit(run_id, w)
 
@@ -177,18 +197,29 @@ class SqlStore(BatchingStore[SqlWriter]):
         if not (w.pending_events or w.pending_full is not None or w.pending_steps):
             return
         now = self._wall()
+        events = w.pending_events
         with self._tx() as db:
             if w.owner is None:
                 self._load_counters(db, run_id, w)  # no lease: another writer may have moved on
-            if w.pending_events:
-                self._insert_events(db, run_id, w.event_seq + 1, w.pending_events)
+            # (first event number, count, text) for the commit's last checkpoint row, if any.
+            carried: tuple[Any, ...] = ()
+            if self._EVENTS_IN_CHECKPOINTS:
+                carried = (None, 0, None)
+                if events and (w.pending_steps or w.pending_full is not None):
+                    carried = (w.event_seq + 1, len(events), self._encode_events(events))
+                elif events:
+                    self._insert_events(db, run_id, w.event_seq + 1, events)
+            elif events:
+                self._insert_events(db, run_id, w.event_seq + 1, events)
             added_bytes = 0
             if w.pending_steps:
                 if w.base_seq < 0:
                     raise RunNotFoundError(run_id)
                 rows = []
                 seq = w.seq
-                for body, delta in w.pending_steps:
+                tail = (None, 0, None) if carried else ()
+                last = len(w.pending_steps) - 1 if w.pending_full is None else -1
+                for i, (body, delta) in enumerate(w.pending_steps):
                     seq += 1
                     added_bytes += len(body)
                     rows.append(
@@ -201,20 +232,22 @@ class SqlStore(BatchingStore[SqlWriter]):
                             delta.last_node,
                             delta.updated_at,
                             body,
+                            *(carried if i == last else tail),
                         )
                     )
-                db.executemany("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                insert = self._INSERT_CHECKPOINT[len(rows[0])]
+                if len(rows) == 1:
+                    db.execute(insert, rows[0])  # the usual case: cheaper than executemany
+                else:
+                    db.executemany(insert, rows)
             if w.pending_full is not None:
                 full_seq = w.seq + len(w.pending_steps) + 1
-                text = self._write_full(db, run_id, full_seq, w.pending_full, now)
-            elif w.pending_steps and should_fold(
-                w.records + len(w.pending_steps),
-                w.delta_bytes + added_bytes,
-                w.base_bytes,
+                text = self._write_full(db, run_id, full_seq, w.pending_full, now, carried)
+            elif w.pending_steps and self._fold_due(
+                w, w.records + len(w.pending_steps), w.delta_bytes + added_bytes
             ):
                 full_seq = w.seq + len(w.pending_steps)
-                snap = w.live if w.live is not None else self._rebuild(db, run_id, full_seq)
-                text = self._fold(db, run_id, full_seq, snap, now)
+                text = self._fold(db, run_id, full_seq, self._rebuild(db, run_id, full_seq), now)
             else:
                 full_seq, text = -1, ""
         # Counters move only once the transaction is in: a failed commit keeps all for a retry.
@@ -225,9 +258,8 @@ class SqlStore(BatchingStore[SqlWriter]):
         if full_seq >= 0:
             if w.pending_full is not None:
                 w.seq = full_seq
-                # A driver keeps the run's state, so its next full snapshot costs one encode.
-                w.live = w.pending_full if w.owner is not None else None
             w.base_seq, w.base_bytes, w.records, w.delta_bytes = full_seq, len(text), 0, 0
+            w.fold_wanted = False
         w.pending_events = []
         w.pending_full = None
         w.pending_steps = []
@@ -244,21 +276,29 @@ class SqlStore(BatchingStore[SqlWriter]):
         )
         return text
 
-    def _write_full(self, db: Db, run_id: str, seq: int, data: dict[str, Any], now: float) -> str:
+    def _write_full(
+        self,
+        db: Db,
+        run_id: str,
+        seq: int,
+        data: dict[str, Any],
+        now: float,
+        carried: tuple[Any, ...] = (),
+    ) -> str:
         text = encode_compact(data)
         status = data["status"]
-        db.execute(
-            "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-            (
-                run_id,
-                seq,
-                data["step"],
-                data["wave"],
-                status,
-                data["last_node"],
-                data["updated_at"],
-            ),
+        row = (
+            run_id,
+            seq,
+            data["step"],
+            data["wave"],
+            status,
+            data["last_node"],
+            data["updated_at"],
+            None,
+            *carried,
         )
+        db.execute(self._INSERT_CHECKPOINT[len(row)], row)
         db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, seq, text))
         err = data["last_error"]
         db.execute(
@@ -377,19 +417,16 @@ class SqlStore(BatchingStore[SqlWriter]):
         """The run's event log, oldest first (checkpoint events carry only their step)."""
         self._commit_run(run_id)
         with self._read() as db:
-            rows = db.execute(
-                "SELECT body FROM events WHERE run_id=? ORDER BY seq", (run_id,)
-            ).fetchall()
+            rows = db.execute(self._EVENTS_QUERY, (run_id,)).fetchall()
             if (
                 not rows
                 and db.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone() is None
             ):
                 raise RunNotFoundError(run_id)
         try:
-            # A row holds one event line, or (SQLite) a checkpoint's lines joined by newlines.
-            return [
-                Event.from_dict(json.loads(line)) for (body,) in rows for line in body.split("\n")
-            ]
+            # A row holds one event line, a checkpoint's lines joined by newlines (SQLite
+            # schema 1), or a compact array of a commit's events (SQLite schema 2).
+            return [event for _, body in rows for event in decode_event_rows(run_id, body)]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StoreCorruptError(
                 f"{self.path}: an event of run '{run_id}' cannot be decoded ({exc})",
@@ -556,5 +593,6 @@ class SqlStore(BatchingStore[SqlWriter]):
                 f"UPDATE runs SET base_seq={self._GREATEST}(base_seq, ?) WHERE run_id=?",
                 (keep, run_id),
             )
+        self._keep_events(db, run_id, keep)
         db.execute("DELETE FROM checkpoints WHERE run_id=? AND seq<?", (run_id, keep))
         db.execute("DELETE FROM snapshots WHERE run_id=? AND seq<?", (run_id, keep))

@@ -26,7 +26,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,6 @@ from ._common import (
     locked_error,
     lost_lease_error,
     pick_seq,
-    should_fold,
     status_set,
     to_seconds,
 )
@@ -124,6 +123,11 @@ def _snapshot_from(data: Any, path: Path, run_id: str) -> RunSnapshot:
         ) from exc
 
 
+def _event_lines(events: Iterable[Event]) -> bytes:
+    """Events as ``events.jsonl`` lines, 0.1.0's format."""
+    return "".join([encode_event(e) + "\n" for e in events]).encode("utf-8")
+
+
 def _read_records(path: Path, run_id: str) -> tuple[list[dict[str, Any]], int, int]:
     """Journal records of one segment, the byte length of the complete ones, and torn bytes.
 
@@ -161,6 +165,7 @@ class _Writer(Writer):
     """A run's writer in the JSON store: also its open files and where its files end."""
 
     __slots__ = (
+        "base_status",
         "events_fd",
         "events_size",
         "fresh",
@@ -172,6 +177,7 @@ class _Writer(Writer):
     def __init__(self) -> None:
         super().__init__()
         self.journal_bytes = 0
+        self.base_status: str | None = None
         self.events_size = 0
         self.last_events_end: int | None = None
         self.events_fd: int | None = None
@@ -218,18 +224,23 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
     # ------------------------------------------------------------------ writes
 
     def append_event(self, run_id: str, event: Event) -> None:
-        line = encode_event(event) + "\n"
+        self.append_events(run_id, (event,))
+
+    def append_events(self, run_id: str, events: Sequence[Event]) -> None:
+        """Events in order; the engine hands over a checkpoint's events together."""
+        if not events:
+            return
         with self._lock:
             w = self._writers.get(run_id)
             if w is not None and w.owner is not None:
-                w.pending_events.append(line)
-                if event.kind == EVENT_CHECKPOINT and not w.hold and w.has_state():
+                w.pending_events.extend(events)
+                if events[-1].kind == EVENT_CHECKPOINT and not w.hold and w.has_state():
                     # A checkpoint that wrote no state (a wave opening) rides with the next one.
                     self._commit(run_id, w)
                 return
             folder = self._run_dir(run_id)
             folder.mkdir(exist_ok=True)
-            data = line.encode("utf-8")
+            data = _event_lines(events)
             fd = append_fd(folder / "events.jsonl", fsync=self.fsync)
             try:
                 write_all(fd, data)
@@ -263,6 +274,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         info = _store_info(data, snap_path, run_id)
         w.base_seq = w.seq = int(info.get("seq", 0))
         w.base_bytes = snap_path.stat().st_size
+        w.base_status = data.get("status")
         w.last_events_end = info.get("events_end")
         seg = folder / "journal" / _seg_name(w.base_seq)
         records, good, torn = _read_records(seg, run_id)
@@ -306,7 +318,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                     "recovered_seq": w.seq,
                 },
             )
-            w.pending_events.append(encode_event(recovered) + "\n")
+            w.pending_events.append(recovered)
         return w
 
     def _commit(self, run_id: str, w: _Writer) -> None:
@@ -318,7 +330,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             truncate(folder / "events.jsonl", 0, fsync=fsync)
             w.events_size = 0
         if w.pending_events:
-            data = "".join(w.pending_events).encode("utf-8")
+            data = _event_lines(w.pending_events)
             w.pending_events = []
             if w.events_fd is None:
                 w.events_fd = append_fd(folder / "events.jsonl", fsync=fsync)
@@ -343,15 +355,15 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             w.records += len(lines)
             w.journal_bytes += len(data)
             w.last_events_end = events_end
-            if w.pending_full is None and should_fold(w.records, w.journal_bytes, w.base_bytes):
-                live = w.live
-                if live is None:
-                    live = self._rebuild(run_id, folder, w.base_seq, w.seq)
+            if w.pending_full is None and self._fold_due(w, w.records, w.journal_bytes):
+                live = self._rebuild(run_id, folder, w.base_seq, w.seq)
                 self._write_base(folder, w, live, w.last_events_end, meta=False)
         if w.pending_full is not None:
             full, w.pending_full = w.pending_full, None
             w.seq += 1
-            self._write_base(folder, w, full, events_end)
+            # A fold the store asked for leaves metadata.json alone unless the status moved.
+            meta = not w.fold_wanted or full.get("status") != w.base_status
+            self._write_base(folder, w, full, events_end, meta=meta)
         w.hold = False
         if w.owner is None:
             w.close()
@@ -388,8 +400,8 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         w.journal_bytes = 0
         w.last_events_end = events_end
         w.fresh = False
-        # A driver keeps the run's current state, so the next fold costs one encode.
-        w.live = data if w.owner is not None else None
+        w.fold_wanted = False
+        w.base_status = data.get("status")
 
     # ------------------------------------------------------------------ reads
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -88,7 +88,7 @@ class InMemoryWorkflowStore:
             run.seq += 1
             run.history.append(_Entry(run.seq, info_of(kept.to_dict()), full=kept))
 
-    def append_step(self, run_id: str, delta: StepDelta) -> None:
+    def append_step(self, run_id: str, delta: StepDelta) -> bool:
         plain = delta.to_dict()
         with self._lock:
             run = self._runs.get(run_id)
@@ -98,16 +98,16 @@ class InMemoryWorkflowStore:
             run.saved_at = self._clock()
             run.seq += 1
             run.history.append(_Entry(run.seq, info_of(plain), delta=plain))
+        return False  # the latest snapshot is kept whole: nothing to fold
 
     def append_event(self, run_id: str, event: Event) -> None:
-        data = event.data
-        if event.kind == EVENT_CHECKPOINT and "state" in data:
-            data = {"step": event.step}
-        stored = Event(
-            event.run_id, event.step, event.wave, event.node, event.kind, event.ts, thaw(data)
-        )
+        self.append_events(run_id, (event,))
+
+    def append_events(self, run_id: str, events: Sequence[Event]) -> None:
+        """Events in order (copies: the caller may reuse what it passed)."""
+        stored = [_stored(e) for e in events]
         with self._lock:
-            self._events.setdefault(run_id, []).append(stored)
+            self._events.setdefault(run_id, []).extend(stored)
 
     # ------------------------------------------------------------------ reads
 
@@ -245,3 +245,11 @@ def _rebuild(history: list[_Entry], seq: int) -> RunSnapshot:
         assert entry.delta is not None
         apply_delta(snap, StepDelta.from_dict(entry.delta))
     return snap
+
+
+def _stored(event: Event) -> Event:
+    """A private copy of ``event``; a checkpoint keeps only its step, not the snapshot."""
+    data = event.data
+    if event.kind == EVENT_CHECKPOINT and "state" in data:
+        data = {"step": event.step}
+    return Event(event.run_id, event.step, event.wave, event.node, event.kind, event.ts, thaw(data))

@@ -22,8 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import StoreCorruptError, StoreError
+from .._models import Event
 from .._store import DEFAULT_LEASE_TTL_SECONDS
-from ._common import check_run_id, lease_verdict, locked_error, lost_lease_error
+from ._common import (
+    check_run_id,
+    encode_event_rows,
+    lease_verdict,
+    locked_error,
+    lost_lease_error,
+)
 from ._sql import Db, SqlStore, SqlWriter, newer_schema_error
 
 __all__ = ["SCHEMA_VERSION", "SqliteWorkflowStore"]
@@ -76,10 +83,67 @@ _MIGRATIONS: list[list[str]] = [
             expires_at REAL NOT NULL
         ) WITHOUT ROWID""",
     ],
+    # version 2: a commit's events ride in its checkpoint row, one INSERT per node; the
+    # table keeps rowids (a WITHOUT ROWID table is slow to insert rows of a kilobyte).
+    [
+        """CREATE TABLE checkpoints_v2 (
+            run_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            step INTEGER NOT NULL,
+            wave INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            node TEXT,
+            ts TEXT,
+            delta TEXT,
+            event_seq INTEGER,
+            event_count INTEGER NOT NULL DEFAULT 0,
+            events TEXT,
+            PRIMARY KEY (run_id, seq)
+        )""",
+        "INSERT INTO checkpoints_v2 (run_id, seq, step, wave, status, node, ts, delta) "
+        "SELECT run_id, seq, step, wave, status, node, ts, delta FROM checkpoints",
+        "DROP TABLE checkpoints",
+        "ALTER TABLE checkpoints_v2 RENAME TO checkpoints",
+    ],
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema this zeroflow writes; older databases are migrated forward on open."""
+
+
+class _WriteTx:
+    """``with`` one write transaction: commit on success, roll back on any error.
+
+    A plain class rather than ``@contextmanager``: it runs once per checkpoint.
+    """
+
+    __slots__ = ("db", "lock")
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self.db = db
+        self.lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+        return self.db
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                try:
+                    self.db.execute("COMMIT")
+                    return
+                except BaseException:
+                    self.db.execute("ROLLBACK")  # a failed COMMIT leaves the transaction open
+                    raise
+            self.db.execute("ROLLBACK")
+        finally:
+            self.lock.release()
 
 
 class SqliteWorkflowStore(SqlStore):
@@ -91,7 +155,15 @@ class SqliteWorkflowStore(SqlStore):
     long a write waits for another process's transaction. Thread-safe.
     """
 
-    _EVENTS_END = "SELECT coalesce(max(seq + count - 1), 0) FROM events WHERE run_id=?"
+    _EVENTS_END = (
+        "SELECT max(coalesce((SELECT max(seq + count - 1) FROM events WHERE run_id=?1), 0), "
+        "coalesce((SELECT max(event_seq + event_count - 1) FROM checkpoints WHERE run_id=?1), 0))"
+    )
+    _EVENTS_QUERY = (
+        "SELECT event_seq, events FROM checkpoints WHERE run_id=?1 AND events IS NOT NULL "
+        "UNION ALL SELECT seq, body FROM events WHERE run_id=?1 ORDER BY 1"
+    )
+    _EVENTS_IN_CHECKPOINTS = True
     _GREATEST = "max"
 
     def __init__(
@@ -137,18 +209,9 @@ class SqliteWorkflowStore(SqlStore):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={number + 1}")
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> _WriteTx:
         """One write transaction; ``BEGIN IMMEDIATE`` takes the write lock up front."""
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        return _WriteTx(self._db, self._lock)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -172,11 +235,21 @@ class SqliteWorkflowStore(SqlStore):
     def _lease_now(self, db: Db) -> float:
         return self._clock()
 
-    def _insert_events(self, db: Db, run_id: str, first_seq: int, bodies: list[str]) -> None:
-        # One row per checkpoint's events (JSON lines never hold a raw newline).
+    def _insert_events(self, db: Db, run_id: str, first_seq: int, events: list[Event]) -> None:
+        # Events no checkpoint carries (written without a lease, or after the last checkpoint).
         db.execute(
             "INSERT INTO events VALUES (?, ?, ?, ?)",
-            (run_id, first_seq, len(bodies), "\n".join(bodies)),
+            (run_id, first_seq, len(events), encode_event_rows(events)),
+        )
+
+    def _encode_events(self, events: list[Event]) -> str:
+        return encode_event_rows(events)
+
+    def _keep_events(self, db: Db, run_id: str, below_seq: int) -> None:
+        db.execute(
+            "INSERT INTO events SELECT run_id, event_seq, event_count, events FROM checkpoints "
+            "WHERE run_id=? AND seq<? AND events IS NOT NULL",
+            (run_id, below_seq),
         )
 
     def _expired(self, db: Db, statuses: list[str], older_than_seconds: float) -> list[Any]:
