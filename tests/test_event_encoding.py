@@ -19,7 +19,7 @@ JSONISH = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(
     st.builds(
         Event,
@@ -29,7 +29,13 @@ JSONISH = st.recursive(
         node=st.none() | TEXT,
         kind=st.sampled_from(["node:start", "node:end", "wf:end", "my:event", "store:saved"]),
         ts=TEXT,
-        data=st.dictionaries(TEXT, JSONISH, max_size=4),
+        data=st.dictionaries(TEXT, JSONISH, max_size=4)
+        # the shapes written without the encoder, and their near misses
+        | st.fixed_dictionaries({"node": JSONISH})
+        | st.fixed_dictionaries({"step": JSONISH})
+        | st.fixed_dictionaries({"run_id": JSONISH, "status": JSONISH})
+        | st.fixed_dictionaries({"run_id": TEXT, "status": TEXT})
+        | st.fixed_dictionaries({"node": TEXT}, optional={"step": st.integers()}),
     )
 )
 def test_an_event_line_equals_json_dumps_with_sorted_keys(event: Event) -> None:

@@ -168,6 +168,7 @@ class _Writer(Writer):
         "base_status",
         "events_fd",
         "events_size",
+        "folder",
         "fresh",
         "journal_bytes",
         "journal_fd",
@@ -179,6 +180,7 @@ class _Writer(Writer):
         self.journal_bytes = 0
         self.base_status: str | None = None
         self.events_size = 0
+        self.folder = Path()
         self.last_events_end: int | None = None
         self.events_fd: int | None = None
         self.journal_fd: int | None = None
@@ -264,6 +266,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         folder = self._run_dir(run_id)
         (folder / "journal").mkdir(parents=True, exist_ok=True)
         w = _Writer()
+        w.folder = folder
         events = folder / "events.jsonl"
         w.events_size = events.stat().st_size if events.exists() else 0
         snap_path = folder / "snapshot.json"
@@ -323,7 +326,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
 
     def _commit(self, run_id: str, w: _Writer) -> None:
         """Write pending events, then the pending record or fold; fold the journal when due."""
-        folder = self.base_dir / run_id
+        folder = w.folder
         fsync = self.fsync
         if w.pending_full is not None and w.fresh and w.owner is not None and w.events_size:
             # Events of a start that was killed before its first snapshot describe nothing.
@@ -638,6 +641,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                         path.unlink()
                 if owner is not None and old is not None and old.owner == owner:
                     fresh = _Writer()
+                    fresh.folder = folder
                     fresh.owner, fresh.renewed_at, fresh.fresh = owner, old.renewed_at, True
                     (folder / "journal").mkdir()
                     self._writers[run_id] = fresh
