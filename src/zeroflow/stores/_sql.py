@@ -198,18 +198,22 @@ class SqlStore(BatchingStore[SqlWriter]):
             return
         now = self._wall()
         events = w.pending_events
+        # Events that ride in the commit's last checkpoint row, encoded before the
+        # transaction takes the database's write lock.
+        carry = (
+            self._EVENTS_IN_CHECKPOINTS
+            and bool(events)
+            and bool(w.pending_steps or w.pending_full is not None)
+        )
+        events_text = self._encode_events(events) if carry else ""
         with self._tx() as db:
             if w.owner is None:
                 self._load_counters(db, run_id, w)  # no lease: another writer may have moved on
             # (first event number, count, text) for the commit's last checkpoint row, if any.
             carried: tuple[Any, ...] = ()
             if self._EVENTS_IN_CHECKPOINTS:
-                carried = (None, 0, None)
-                if events and (w.pending_steps or w.pending_full is not None):
-                    carried = (w.event_seq + 1, len(events), self._encode_events(events))
-                elif events:
-                    self._insert_events(db, run_id, w.event_seq + 1, events)
-            elif events:
+                carried = (w.event_seq + 1, len(events), events_text) if carry else (None, 0, None)
+            if events and not carry:
                 self._insert_events(db, run_id, w.event_seq + 1, events)
             added_bytes = 0
             if w.pending_steps:
