@@ -15,7 +15,7 @@ store whose cost per node grew with the run's length would show it there.
 
 Usage::
 
-    uv run python benchmarks/stores.py            # ~1 min
+    uv run python benchmarks/stores.py            # ~2 min
     uv run python benchmarks/stores.py --quick    # fewer repetitions
 """
 
@@ -84,7 +84,7 @@ def measure(store_name: str, iterations: int) -> float:
 
 
 def repetitions(iterations: int, quick: bool) -> int:
-    base = {100: 15, 1_000: 7, 10_000: 3}[iterations]
+    base = {100: 15, 1_000: 11, 10_000: 5}[iterations]
     return max(1, base // 3) if quick else base
 
 

@@ -63,3 +63,25 @@ def test_a_second_resume_of_the_same_checkpoint_is_refused(kind: str, tmp_path: 
         engine.run_from_checkpoint(second_click, {"ok": True})
     assert paid == ["order-1"]
     assert engine.load_snapshot("order-1").status == "succeeded"
+
+
+@pytest.mark.parametrize("kind", ["memory", "json", "sqlite"])
+def test_resuming_a_current_checkpoint_does_not_load_the_run_again(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store: Any = make_store(kind, tmp_path)
+    engine = WorkflowEngine(
+        APPROVAL, {"ask": ask, "pay": lambda ctx: HandlerResult(["ok"])}, store=store
+    )
+    engine.run(run_id="order-1")
+    checkpoint = engine.load_snapshot("order-1")
+    loads: list[str] = []
+    original = store.load_snapshot
+
+    def counting(run_id: str, *args: Any, **kwargs: Any) -> Any:
+        loads.append(run_id)
+        return original(run_id, *args, **kwargs)
+
+    monkeypatch.setattr(store, "load_snapshot", counting)
+    assert engine.run_from_checkpoint(checkpoint, {"ok": True}).success
+    assert loads == [], "the stale-checkpoint check read the whole stored run"

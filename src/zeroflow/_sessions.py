@@ -135,6 +135,12 @@ class Sessions:
         """
         store = self.store
         assert store is not None
+        latest_step = getattr(store, "latest_step", None)
+        if latest_step is not None:
+            # O(1) where the store can tell; the whole snapshot only to explain a refusal.
+            step = latest_step(run_id)
+            if step is None or step == expect_step:
+                return
         try:
             stored = store.load_snapshot(run_id)
         except KeyError:

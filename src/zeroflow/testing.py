@@ -35,6 +35,7 @@ __all__ = [
     "check_event_batches",
     "check_history",
     "check_journal_replays_steps",
+    "check_latest_step",
     "check_lease_expiry",
     "check_leases",
     "check_listing",
@@ -229,6 +230,28 @@ def check_event_batches(make_store: StoreFactory) -> None:
     assert all(e.run_id == "run-1" and e.ts == _TS for e in got), got
 
 
+def check_latest_step(make_store: StoreFactory) -> None:
+    """``latest_step`` (when present) is the step ``load_snapshot`` would return, or None."""
+    store = make_store()
+    latest = getattr(store, "latest_step", None)
+    if not callable(latest):
+        return
+    assert latest("nope") is None, "latest_step of a missing run must be None"
+    snap = sample_snapshot()
+    store.save_snapshot(snap)
+    assert latest("run-1") == snap.step == store.load_snapshot("run-1").step
+    if callable(getattr(store, "append_step", None)):
+        store.append_step("run-1", _step_delta(store.load_snapshot("run-1"), snap.step + 1))
+        assert latest("run-1") == snap.step + 1 == store.load_snapshot("run-1").step
+    acquire = getattr(store, "acquire_lease", None)
+    if callable(acquire):
+        acquire("run-1", "me")
+        snap.step += 5
+        store.save_snapshot(snap)
+        assert latest("run-1") == snap.step, "latest_step must see the lease holder's writes"
+        store.release_lease("run-1", "me")
+
+
 def check_journal_replays_steps(make_store: StoreFactory) -> None:
     """``append_step`` deltas load back as the snapshot with each delta applied."""
     store = make_store()
@@ -397,6 +420,7 @@ STORE_CHECKS: tuple[Callable[[StoreFactory], None], ...] = (
     check_listing,
     check_events_keep_order,
     check_event_batches,
+    check_latest_step,
     check_journal_replays_steps,
     check_history,
     check_leases,

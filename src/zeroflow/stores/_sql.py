@@ -438,6 +438,15 @@ class SqlStore(BatchingStore[SqlWriter]):
                 path=self.path,
             ) from exc
 
+    def latest_step(self, run_id: str) -> int | None:
+        """The step of the run's latest checkpoint; None when the store has none."""
+        self._commit_run(run_id)
+        with self._query() as db:
+            row = db.execute(
+                "SELECT step FROM checkpoints WHERE run_id=? ORDER BY seq DESC LIMIT 1", (run_id,)
+            ).fetchone()
+        return None if row is None else int(row[0])
+
     def run_status(self, run_id: str) -> str | None:
         self._commit_run(run_id)
         with self._query() as db:

@@ -173,12 +173,14 @@ class _Writer(Writer):
         "journal_bytes",
         "journal_fd",
         "last_events_end",
+        "step",
     )
 
     def __init__(self) -> None:
         super().__init__()
         self.journal_bytes = 0
         self.base_status: str | None = None
+        self.step = 0
         self.events_size = 0
         self.folder = Path()
         self.last_events_end: int | None = None
@@ -278,12 +280,14 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         w.base_seq = w.seq = int(info.get("seq", 0))
         w.base_bytes = snap_path.stat().st_size
         w.base_status = data.get("status")
+        w.step = int(data.get("step", 0))
         w.last_events_end = info.get("events_end")
         seg = folder / "journal" / _seg_name(w.base_seq)
         records, good, torn = _read_records(seg, run_id)
         records = [r for r in records if r["seq"] > w.base_seq]
         if records:
             w.seq = records[-1]["seq"]
+            w.step = int(records[-1]["delta"].get("step", w.step))
             w.last_events_end = records[-1].get("events_end")
         w.records = len(records)
         w.journal_bytes = good
@@ -345,8 +349,9 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         if w.pending_steps:
             end = "null" if events_end is None else str(events_end)
             lines = []
-            for body, _ in w.pending_steps:
+            for body, delta in w.pending_steps:
                 w.seq += 1
+                w.step = delta.step
                 lines.append(f'{{"seq":{w.seq},"events_end":{end},"delta":{body}}}\n')
             w.pending_steps = []
             data = "".join(lines).encode("utf-8")
@@ -364,6 +369,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         if w.pending_full is not None:
             full, w.pending_full = w.pending_full, None
             w.seq += 1
+            w.step = int(full["step"])
             # A fold the store asked for leaves metadata.json alone unless the status moved.
             meta = not w.fold_wanted or full.get("status") != w.base_status
             self._write_base(folder, w, full, events_end, meta=meta)
@@ -499,6 +505,21 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                     break  # the half-written last line of a killed process
                 raise _corrupt(path, run_id, f"line {number + 1} is not an event ({exc})") from exc
         return out
+
+    def latest_step(self, run_id: str) -> int | None:
+        """The step of the run's latest checkpoint; None when the store has none.
+
+        Known without reading files while this store holds the run's lease.
+        """
+        with self._lock:
+            w = self._writers.get(run_id)
+            if w is not None and w.owner is not None:
+                self._commit(run_id, w)
+                return None if w.base_seq < 0 else w.step
+        try:
+            return self.load_snapshot(run_id).step
+        except RunNotFoundError:
+            return None
 
     def run_status(self, run_id: str) -> str | None:
         folder = self._run_dir(run_id)

@@ -139,6 +139,12 @@ class InMemoryWorkflowStore:
                 raise RunNotFoundError(run_id)
             return list(self._events.get(run_id, []))
 
+    def latest_step(self, run_id: str) -> int | None:
+        """The step of the run's latest checkpoint; None when the store has none."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            return None if run is None else run.latest.step
+
     def run_status(self, run_id: str) -> str | None:
         with self._lock:
             run = self._runs.get(run_id)
