@@ -19,6 +19,7 @@ from zeroflow import (
     HandlerResult,
     InMemoryWorkflowStore,
     JsonFileWorkflowStore,
+    StepDelta,
     WorkflowContext,
     WorkflowEngine,
 )
@@ -175,3 +176,23 @@ def load_example(name: str) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def step_delta(run_id: str, step: int, **changes: Any) -> StepDelta:
+    """A ``StepDelta`` of node ``a`` at ``step`` with empty queues; ``changes`` override fields."""
+    fields: dict[str, Any] = {
+        "run_id": run_id,
+        "step": step,
+        "wave": 1,
+        "status": "running",
+        "updated_at": None,
+        "ready_now": [],
+        "ready_next_wave": [],
+        "arrivals": {},
+        "executed_this_wave": [],
+        "last_node": "a",
+        "waiting_prompt": None,
+        "last_error": None,
+    }
+    fields.update(changes)
+    return StepDelta(**fields)

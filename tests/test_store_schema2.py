@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from _support import run_loop
+from _support import run_loop, step_delta
 from zeroflow import JsonFileWorkflowStore, WorkflowEngine
 from zeroflow._journal import StepDelta
 from zeroflow._models import Event, StepRecord
@@ -168,19 +168,10 @@ def test_a_driver_sends_full_snapshots_when_the_store_asks(
 
 
 def _delta(n: int) -> StepDelta:
-    return StepDelta(
-        run_id="r",
-        step=n,
-        wave=1,
-        status="running",
-        updated_at="t",
+    return step_delta(
+        "r",
+        n,
         ready_now=["a"],
-        ready_next_wave=[],
-        arrivals={},
-        executed_this_wave=[],
-        last_node="a",
-        waiting_prompt=None,
-        last_error=None,
         trace=["a"],
         records=[StepRecord(n, 1, "a", "succeeded", "t", ["ok"], None, False, 1.0)],
         ops=[("set", ("workflow", "n"), n)],

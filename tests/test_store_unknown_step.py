@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from zeroflow import RunNotFoundError, SqliteWorkflowStore, StepDelta
+from _support import step_delta
+from zeroflow import RunNotFoundError, SqliteWorkflowStore
 from zeroflow.testing import sample_snapshot
 
 
@@ -14,20 +15,7 @@ def test_a_step_for_an_unknown_run_is_reported_and_later_writes_still_work(
     tmp_path: Path,
 ) -> None:
     store = SqliteWorkflowStore(tmp_path / "runs.sqlite")
-    delta = StepDelta(
-        run_id="ghost",
-        step=1,
-        wave=1,
-        status="running",
-        updated_at=None,
-        ready_now=[],
-        ready_next_wave=[],
-        arrivals={},
-        executed_this_wave=[],
-        last_node="a",
-        waiting_prompt=None,
-        last_error=None,
-    )
+    delta = step_delta("ghost", 1)
     with pytest.raises(RunNotFoundError):
         store.append_step("ghost", delta)
         store.flush()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from _support import LOOP
 from zeroflow import (
     Event,
     HandlerResult,
@@ -234,17 +235,7 @@ def test_a_step_delta_keeps_its_values_after_later_steps() -> None:
         n = ctx.node_state.get("n", 0) + 1
         return HandlerResult(["again" if n < 5 else "done"], node_updates={"n": n, "deep": {n: n}})
 
-    loop = {
-        "workflow_name": "loop",
-        "default_entry_node": "tick",
-        "nodes": {
-            "tick": {
-                "handler": "tick",
-                "outputs": {"again": [{"target_node": "tick", "is_loopback": True}], "done": []},
-            }
-        },
-    }
-    WorkflowEngine(loop, {"tick": tick}, store=KeepingStore()).run(run_id="r")
+    WorkflowEngine(LOOP, {"count": tick}, store=KeepingStore()).run(run_id="r")
     merged = [d.to_dict()["ops"] for d in kept if d.ops]
     assert [ops[0][2]["n"] for ops in merged] == [1, 2, 3, 4, 5]
     assert merged[0][0][2]["deep"] == {"1": 1}
