@@ -208,17 +208,24 @@ class RunMachine(Sessions, TaskRunner):
             run.fold_due = run.fold_due or bool(due)
         finally:
             frontier.ready_now.pop(0)
+        # The finished items' events go with their progress (the node's start, their emits).
+        self.flush_events(run)
         flush = getattr(store, "flush", None)
         if flush is not None:
             flush()  # stores that batch writes until the next checkpoint event commit now
 
     def _custom_emitter(self, run: LiveRun, node: str) -> Callable[..., None]:
         def emit(kind: str, data: Mapping[str, Any] | None = None) -> None:
-            # A private copy, checked now: the store writes it later, with the checkpoint.
-            try:
-                payload = thaw(freeze(dict(data), "data")) if data else {}
-            except NotJSONError as exc:
-                raise TypeError(f"event data must be JSON-serializable: {exc}") from exc
+            if not data:
+                payload: dict[str, Any] = {}
+            elif self.store is None:
+                payload = dict(data)  # callbacks only: anything goes, as in 0.1.0
+            else:
+                # A private copy, checked now: the store writes it later, with the checkpoint.
+                try:
+                    payload = thaw(freeze(dict(data), "data"))
+                except NotJSONError as exc:
+                    raise TypeError(f"event data must be JSON-serializable: {exc}") from exc
             payload.setdefault("node", node)
             buffers = run.buffers
             if buffers is not None and node in buffers:

@@ -8,7 +8,6 @@ that already exist, announces the call and always releases the lease.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -119,10 +118,9 @@ class Sessions:
             self.flush_events(run)
             return result
         finally:
-            if run.outbox:
-                # Leaving on an exception: keep what the log can still take, then re-raise.
-                with contextlib.suppress(Exception):
-                    self.flush_events(run)
+            # Leaving on an exception drops the events since the last checkpoint, as a
+            # crash would: the log describes committed checkpoints, and the next driver
+            # runs (and logs) that work again.
             if leased:
                 store.release_lease(run.snap.run_id, owner)  # type: ignore[union-attr]
 

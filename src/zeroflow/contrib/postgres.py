@@ -122,6 +122,7 @@ class PostgresWorkflowStore(SqlStore):
     """
 
     _EVENTS_END = "SELECT coalesce(max(seq), 0) FROM events WHERE run_id=?"
+    _EVENTS_TABLE_END = "SELECT max(seq) FROM events WHERE run_id=?"
     _GREATEST = "GREATEST"
     _FOR_UPDATE = " FOR UPDATE"
 

@@ -95,6 +95,8 @@ class SqlStore(BatchingStore[SqlWriter]):
     _UNLEASED_MISSING_AT_COMMIT = True
     _EVENTS_END: ClassVar[str]
     """One value: the sequence number of the run's last stored event (0 if none)."""
+    _EVENTS_TABLE_END: ClassVar[str]
+    """One value, one index lookup: the number of the last event in ``events`` (or no row)."""
     _GREATEST: ClassVar[str]
     """The SQL function for the larger of two values."""
     _FOR_UPDATE: ClassVar[str] = ""
@@ -209,6 +211,12 @@ class SqlStore(BatchingStore[SqlWriter]):
         with self._tx() as db:
             if w.owner is None:
                 self._load_counters(db, run_id, w)  # no lease: another writer may have moved on
+            elif events:
+                # Events may come from elsewhere without the lease (an operator's note):
+                # number this call's events after whatever ``events`` holds by now.
+                outside = one(db.execute(self._EVENTS_TABLE_END, (run_id,)))
+                if outside is not None and outside > w.event_seq:
+                    w.event_seq = int(outside)
             # (first event number, count, text) for the commit's last checkpoint row, if any.
             carried: tuple[Any, ...] = ()
             if self._EVENTS_IN_CHECKPOINTS:

@@ -342,7 +342,9 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             if w.events_fd is None:
                 w.events_fd = append_fd(folder / "events.jsonl", fsync=fsync)
             write_all(w.events_fd, data)
-            w.events_size += len(data)
+            # Where the file ends now, not where this writer last left it: another
+            # process may have appended events without the lease (an operator's note).
+            w.events_size = os.lseek(w.events_fd, 0, os.SEEK_CUR)
             if fsync:
                 os.fsync(w.events_fd)
         events_end = w.events_size if w.owner is not None else None

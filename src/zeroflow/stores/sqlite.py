@@ -139,9 +139,13 @@ class _WriteTx:
                     self.db.execute("COMMIT")
                     return
                 except BaseException:
-                    self.db.execute("ROLLBACK")  # a failed COMMIT leaves the transaction open
+                    # A failed COMMIT may leave the transaction open (busy) or rolled back
+                    # already (I/O error, disk full): roll back only what is still open.
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
                     raise
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
         finally:
             self.lock.release()
 
@@ -158,6 +162,9 @@ class SqliteWorkflowStore(SqlStore):
     _EVENTS_END = (
         "SELECT max(coalesce((SELECT max(seq + count - 1) FROM events WHERE run_id=?1), 0), "
         "coalesce((SELECT max(event_seq + event_count - 1) FROM checkpoints WHERE run_id=?1), 0))"
+    )
+    _EVENTS_TABLE_END = (
+        "SELECT seq + count - 1 FROM events WHERE run_id=? ORDER BY seq DESC LIMIT 1"
     )
     _EVENTS_QUERY = (
         "SELECT event_seq, events FROM checkpoints WHERE run_id=?1 AND events IS NOT NULL "
