@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
+from .._constants import EVENT_CHECKPOINT
 from .._errors import RunNotFoundError
 from .._journal import StepDelta
 from .._models import Event, RunSnapshot
@@ -93,6 +95,10 @@ class BatchingStore(ABC, Generic[W]):
     def _commit(self, run_id: str, w: W) -> None:
         """Write whatever ``w`` holds pending; clear it once written."""
 
+    @abstractmethod
+    def _append_unleased(self, run_id: str, events: Sequence[Event]) -> None:
+        """Write ``events`` at once: this instance does not drive the run. Holds ``_lock``."""
+
     def _writer(self, run_id: str) -> W:
         w = self._writers.get(run_id)
         if w is None:
@@ -145,6 +151,27 @@ class BatchingStore(ABC, Generic[W]):
             w.asked_at = records
             return False
         return records - w.asked_at >= FOLD_MIN_RECORDS
+
+    def append_event(self, run_id: str, event: Event) -> None:
+        self.append_events(run_id, (event,))
+
+    def append_events(self, run_id: str, events: Sequence[Event]) -> None:
+        """Events in order; the engine hands over a checkpoint's events together.
+
+        While this instance drives the run, they wait for the checkpoint they
+        lead to and are written with it; a checkpoint that wrote no state (a
+        wave opening) rides with the next one.
+        """
+        if not events:
+            return
+        with self._lock:
+            w = self._writers.get(run_id)
+            if w is None or w.owner is None:
+                self._append_unleased(run_id, events)
+                return
+            w.pending_events.extend(events)
+            if events[-1].kind == EVENT_CHECKPOINT and not w.hold and w.has_state():
+                self._commit(run_id, w)
 
     def flush(self) -> None:
         """Commit whatever a driven run has pending (reads and releases do this themselves)."""

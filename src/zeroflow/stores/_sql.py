@@ -17,7 +17,6 @@ from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any, ClassVar, Protocol
 
-from .._constants import EVENT_CHECKPOINT
 from .._errors import RunNotFoundError, StoreCorruptError
 from .._models import Event, RunMetadata, RunSnapshot, WorkflowError
 from .._store import FINISHED_STATUSES, CheckpointInfo, PruneResult
@@ -152,21 +151,10 @@ class SqlStore(BatchingStore[SqlWriter]):
 
     # ------------------------------------------------------------------ writes
 
-    def append_event(self, run_id: str, event: Event) -> None:
-        self.append_events(run_id, (event,))
-
-    def append_events(self, run_id: str, events: Sequence[Event]) -> None:
-        """Events in order; the engine hands over a checkpoint's events together."""
-        if not events:
-            return
-        with self._lock:
-            w = self._writer(run_id)
-            w.pending_events.extend(events)
-            if w.owner is None or (
-                events[-1].kind == EVENT_CHECKPOINT and not w.hold and w.has_state()
-            ):
-                # A checkpoint that wrote no state (a wave opening) rides with the next one.
-                self._commit(run_id, w)
+    def _append_unleased(self, run_id: str, events: Sequence[Event]) -> None:
+        w = self._writer(run_id)
+        w.pending_events.extend(events)
+        self._commit(run_id, w)
 
     def _load_writer(self, run_id: str) -> SqlWriter:
         w = SqlWriter()

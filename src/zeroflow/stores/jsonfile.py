@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .._constants import EVENT_CHECKPOINT, EVENT_STORE_RECOVERED
+from .._constants import EVENT_STORE_RECOVERED
 from .._errors import RunLockedError, RunNotFoundError, StoreCorruptError
 from .._models import Event, RunMetadata, RunSnapshot, now_iso
 from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInfo, PruneResult
@@ -227,33 +227,20 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
 
     # ------------------------------------------------------------------ writes
 
-    def append_event(self, run_id: str, event: Event) -> None:
-        self.append_events(run_id, (event,))
-
-    def append_events(self, run_id: str, events: Sequence[Event]) -> None:
-        """Events in order; the engine hands over a checkpoint's events together."""
-        if not events:
-            return
-        with self._lock:
-            w = self._writers.get(run_id)
-            if w is not None and w.owner is not None:
-                w.pending_events.extend(events)
-                if events[-1].kind == EVENT_CHECKPOINT and not w.hold and w.has_state():
-                    # A checkpoint that wrote no state (a wave opening) rides with the next one.
-                    self._commit(run_id, w)
-                return
-            folder = self._run_dir(run_id)
-            folder.mkdir(exist_ok=True)
-            data = _event_lines(events)
-            fd = append_fd(folder / "events.jsonl", fsync=self.fsync)
-            try:
-                write_all(fd, data)
-                if self.fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            if w is not None:
-                w.events_size += len(data)
+    def _append_unleased(self, run_id: str, events: Sequence[Event]) -> None:
+        folder = self._run_dir(run_id)
+        folder.mkdir(exist_ok=True)
+        data = _event_lines(events)
+        fd = append_fd(folder / "events.jsonl", fsync=self.fsync)
+        try:
+            write_all(fd, data)
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        w = self._writers.get(run_id)
+        if w is not None:
+            w.events_size += len(data)
 
     def close(self) -> None:
         """Flush and close the files this store keeps open; the store stays usable."""
