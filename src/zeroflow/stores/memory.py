@@ -1,23 +1,29 @@
-"""``InMemoryWorkflowStore``: runs kept in this process, as independent copies."""
+"""``InMemoryWorkflowStore``: runs kept in this process, as independent copies.
+
+Step deltas and events are kept as compact JSON text, not as Python objects:
+copying them is one encoder call, and a long run leaves the garbage
+collector strings to skip instead of millions of small containers to scan.
+"""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
-from .._constants import EVENT_CHECKPOINT
 from .._errors import RunNotFoundError
-from .._frozen import thaw
 from .._journal import StepDelta, apply_delta
 from .._models import Event, RunMetadata, RunSnapshot
 from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInfo, PruneResult
 from ._common import (
     check_keep_last,
     checkpoint_not_found,
+    decode_event_rows,
+    encode_compact,
+    encode_event_rows,
     info_of,
     lease_verdict,
     locked_error,
@@ -32,12 +38,12 @@ __all__ = ["InMemoryWorkflowStore"]
 
 @dataclass(slots=True)
 class _Entry:
-    """One checkpoint: a full snapshot copy, or the plain dict of a step delta."""
+    """One checkpoint: a full snapshot copy, or a step delta's JSON text."""
 
     seq: int
     info: CheckpointInfo
     full: RunSnapshot | None = None
-    delta: dict[str, Any] | None = None
+    delta: str | None = None
 
 
 @dataclass(slots=True)
@@ -69,7 +75,8 @@ class InMemoryWorkflowStore:
         self.lease_ttl_seconds = float(lease_ttl_seconds)
         self._clock = clock
         self._runs: dict[str, _Run] = {}
-        self._events: dict[str, list[Event]] = {}
+        # Per run, each append's events as one ``encode_event_rows`` text.
+        self._events: dict[str, list[str]] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -90,6 +97,7 @@ class InMemoryWorkflowStore:
 
     def append_step(self, run_id: str, delta: StepDelta) -> bool:
         plain = delta.to_dict()
+        text = encode_compact(plain)
         with self._lock:
             run = self._runs.get(run_id)
             if run is None:
@@ -97,7 +105,7 @@ class InMemoryWorkflowStore:
             apply_delta(run.latest, delta)
             run.saved_at = self._clock()
             run.seq += 1
-            run.history.append(_Entry(run.seq, info_of(plain), delta=plain))
+            run.history.append(_Entry(run.seq, info_of(plain), delta=text))
         return False  # the latest snapshot is kept whole: nothing to fold
 
     def append_event(self, run_id: str, event: Event) -> None:
@@ -105,9 +113,11 @@ class InMemoryWorkflowStore:
 
     def append_events(self, run_id: str, events: Sequence[Event]) -> None:
         """Events in order (copies: the caller may reuse what it passed)."""
-        stored = [_stored(e) for e in events]
+        if not events:
+            return
+        text = encode_event_rows(events)
         with self._lock:
-            self._events.setdefault(run_id, []).extend(stored)
+            self._events.setdefault(run_id, []).append(text)
 
     # ------------------------------------------------------------------ reads
 
@@ -137,7 +147,8 @@ class InMemoryWorkflowStore:
         with self._lock:
             if run_id not in self._events and run_id not in self._runs:
                 raise RunNotFoundError(run_id)
-            return list(self._events.get(run_id, []))
+            texts = list(self._events.get(run_id, []))
+        return [event for text in texts for event in decode_event_rows(run_id, text)]
 
     def latest_step(self, run_id: str) -> int | None:
         """The step of the run's latest checkpoint; None when the store has none."""
@@ -249,13 +260,5 @@ def _rebuild(history: list[_Entry], seq: int) -> RunSnapshot:
     snap = full.copy()
     for entry in history[base + 1 : index + 1]:
         assert entry.delta is not None
-        apply_delta(snap, StepDelta.from_dict(entry.delta))
+        apply_delta(snap, StepDelta.from_dict(json.loads(entry.delta)))
     return snap
-
-
-def _stored(event: Event) -> Event:
-    """A private copy of ``event``; a checkpoint keeps only its step, not the snapshot."""
-    data = event.data
-    if event.kind == EVENT_CHECKPOINT and "state" in data:
-        data = {"step": event.step}
-    return Event(event.run_id, event.step, event.wave, event.node, event.kind, event.ts, thaw(data))
