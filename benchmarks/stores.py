@@ -13,6 +13,13 @@ timed around ``engine.run()`` (start, every node, the final save). The last
 column is the ratio between the 10,000- and the 100-iteration figure: a
 store whose cost per node grew with the run's length would show it there.
 
+A second table measures the floors below which no store of that kind can
+go, in the same temporary folder, just before: one line appended to a file
+(``os.write``), a SQLite WAL transaction of one small ``INSERT`` (what the
+SQLite store does once per node), one ``fsync``, and the engine with no store
+at all. This machine's speed drifts from minute to minute; compare a store's
+row with the floors of the same run.
+
 Usage::
 
     uv run python benchmarks/stores.py            # ~2 min
@@ -23,8 +30,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -38,12 +47,14 @@ from zeroflow.stores import SqliteWorkflowStore
 
 SIZES = (100, 1_000, 10_000)
 STORES: dict[str, Callable[[Path], Any]] = {
+    "none": lambda tmp: None,
     "memory": lambda tmp: InMemoryWorkflowStore(),
     "json": lambda tmp: JsonFileWorkflowStore(tmp / "runs"),
     "json-fsync": lambda tmp: JsonFileWorkflowStore(tmp / "runs", fsync=True),
     "sqlite": lambda tmp: SqliteWorkflowStore(tmp / "runs.db"),
 }
 SKIP = {("json-fsync", 10_000)}
+TABLE = [name for name in STORES if name != "none"]
 
 
 def loop_definition() -> dict[str, Any]:
@@ -83,6 +94,74 @@ def measure(store_name: str, iterations: int) -> float:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _floor_append(folder: Path, n: int) -> float:
+    fd = os.open(folder / "lines.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    line = b'{"kind": "node:end", "data": {"node": "tick", "outputs": ["again"]}}\n'
+    try:
+        started = time.perf_counter()
+        for _ in range(n):
+            os.write(fd, line)
+        return (time.perf_counter() - started) / n * 1e6
+    finally:
+        os.close(fd)
+
+
+def _floor_sqlite(folder: Path, n: int) -> float:
+    db = sqlite3.connect(folder / "floor.db", isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS t "
+            "(run_id TEXT, seq INTEGER, body TEXT, PRIMARY KEY (run_id, seq))"
+        )
+        body = "x" * 100
+        first = db.execute("SELECT count(*) FROM t").fetchone()[0]
+        started = time.perf_counter()
+        for seq in range(first, first + n):
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO t VALUES (?, ?, ?)", ("bench", seq, body))
+            db.execute("COMMIT")
+        return (time.perf_counter() - started) / n * 1e6
+    finally:
+        db.close()
+
+
+def _floor_fsync(folder: Path, n: int) -> float:
+    fd = os.open(folder / "synced", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        started = time.perf_counter()
+        for _ in range(n):
+            os.write(fd, b"x\n")
+            os.fsync(fd)
+        return (time.perf_counter() - started) / n * 1e6
+    finally:
+        os.close(fd)
+
+
+def floors() -> list[tuple[str, float]]:
+    """The floors table's rows: (what, median µs) in a fresh temporary folder."""
+    tmp = Path(tempfile.mkdtemp(prefix="zf-floor-"))
+    try:
+        out = []
+        for what, fn, n in (
+            ("appended line (os.write)", _floor_append, 5_000),
+            ("SQLite WAL transaction, one small INSERT", _floor_sqlite, 2_000),
+            ("fsync", _floor_fsync, 100),
+        ):
+            out.append((what, statistics.median(fn(tmp, n) for _ in range(5))))
+        measure("none", 100)
+        out.append(
+            (
+                "engine, no store (µs/node, 1,000 it.)",
+                statistics.median(measure("none", 1_000) for _ in range(5)),
+            )
+        )
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def repetitions(iterations: int, quick: bool) -> int:
     base = {100: 15, 1_000: 11, 10_000: 5}[iterations]
     return max(1, base // 3) if quick else base
@@ -97,9 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         f"temp dir {tempfile.gettempdir()}",
         file=sys.stderr,
     )
+    floor_rows = ["| floor | µs |", "|---|---|"]
+    for what, value in floors():
+        floor_rows.append(f"| {what} | {value:,.1f} |")
+        print(f"floor {what}: {value:.1f} µs", file=sys.stderr)
     header = "| store | " + " | ".join(f"{n:,} it. µs/node" for n in SIZES) + " | 10k / 100 |"
     rows = [header, "|" + "---|" * (len(SIZES) + 2)]
-    for name in STORES:
+    for name in TABLE:
         cells: dict[int, float] = {}
         for n in SIZES:
             if (name, n) in SKIP:
@@ -112,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"{cells[10_000] / cells[100]:.2f}x" if 10_000 in cells else "—"
         rows.append(f"| {name} | " + " | ".join(text) + f" | {ratio} |")
     print("\n".join(rows))
+    print()
+    print("\n".join(floor_rows))
     return 0
 
 

@@ -54,3 +54,25 @@ def test_table_renders(bench: ModuleType) -> None:
     table = bench.render_table([(workload, bench.measure(workload, reps=1, warmup=0))], None)
     assert table.splitlines()[0].startswith("| workload | nodes | zeroflow µs/node |")
     assert "linear chain of 3" in table
+
+
+STORES_PY = RUN_PY.with_name("stores.py")
+
+
+@pytest.fixture(scope="module")
+def store_bench() -> Iterator[ModuleType]:
+    spec = importlib.util.spec_from_file_location("zeroflow_benchmarks_stores", STORES_PY)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+
+
+@pytest.mark.parametrize("store", ["none", "memory", "json", "json-fsync", "sqlite"])
+def test_store_benchmark_runs_each_store_once(store_bench: ModuleType, store: str) -> None:
+    assert store_bench.measure(store, 5) > 0  # measure() itself checks the run's trace
+
+
+@pytest.mark.parametrize("floor", ["_floor_append", "_floor_sqlite", "_floor_fsync"])
+def test_store_benchmark_floors_run(store_bench: ModuleType, floor: str, tmp_path: Path) -> None:
+    assert getattr(store_bench, floor)(tmp_path, 3) > 0
