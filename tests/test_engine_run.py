@@ -1333,3 +1333,41 @@ def test_stranded_join_warns_by_default_and_fails_when_asked() -> None:
     result = WorkflowEngine(strict, handlers).run()
     assert result.status == "failed"
     assert result.error is not None and result.error.code == "JOIN_STRANDED"
+
+
+def test_importing_zeroflow_leaves_asyncio_and_thread_pools_unloaded() -> None:
+    """A CLI or a Lambda function with plain handlers does not pay for them at import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, zeroflow\n"
+        "print(sorted(m for m in ('asyncio', 'concurrent.futures', 'importlib.resources')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_an_async_handler_under_run_loads_asyncio_when_needed() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from zeroflow import HandlerResult, WorkflowEngine\n"
+        "async def h(ctx):\n"
+        "    return HandlerResult(['ok'], workflow_updates={'done': True})\n"
+        "flow = {'workflow_name': 'w', 'default_entry_node': 'a', 'nodes': {'a': "
+        "{'handler': 'h', 'outputs': {'ok': [{'target_node': 'b'}]}}, 'b': "
+        "{'handler': 'h', 'outputs': {'ok': []}}}}\n"
+        "before = 'asyncio' in sys.modules\n"
+        "result = WorkflowEngine(flow, {'h': h}).run()\n"
+        "print(before, result.status, result.state.workflow)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "False succeeded {'done': True}", out.stdout + out.stderr

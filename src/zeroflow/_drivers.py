@@ -4,24 +4,31 @@ The machine (``RunMachine.steps``) yields ``Call``, ``Batch`` and ``Sleep``;
 ``drive_sync`` answers them by calling handlers here (a thread pool for a
 batch), ``drive_async`` by awaiting them. Only this module runs user code,
 touches threads and sleeps.
+
+``asyncio`` and the thread pool are imported when first needed: a program
+that only runs plain handlers (a CLI, a Lambda function) does not pay for
+them at ``import zeroflow``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
+import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
 from ._machine import Batch, Call, HandlerCancelled, Sleep, Steps
 from ._models import HandlerResult, WorkflowResult
 from ._tasks import NodeTimeoutError
 
-__all__ = ["drive_async", "drive_sync"]
+__all__ = ["drive_async", "drive_sync", "loop_running"]
 
 Sleeper = Callable[[float], None]
 _POLL_SECONDS = 0.05  # how often a running async handler checks the cancel flag
@@ -41,6 +48,8 @@ def drive_sync(steps: Steps, cancel: threading.Event, sleep: Sleeper | None) -> 
                 if pool is None or pool._max_workers < len(calls):
                     if pool is not None:
                         pool.shutdown()
+                    from concurrent.futures import ThreadPoolExecutor
+
                     pool = ThreadPoolExecutor(max_workers=len(calls))
                 answer = list(pool.map(partial(_call_sync, cancel=cancel), calls))
             else:
@@ -66,6 +75,8 @@ async def drive_async(
     steps: Steps, cancel: threading.Event, sleep: Sleeper | None
 ) -> WorkflowResult:
     """Answer every request of ``steps`` on the running loop; return the run's result."""
+    import asyncio
+
     answer: Any = None
     try:
         request = next(steps)
@@ -97,13 +108,21 @@ def _call_sync(request: Call, cancel: threading.Event) -> tuple[Any, Exception |
         return None, exc
 
 
-def _await_outside_loop(awaitable: Any, request: Call, cancel: threading.Event) -> Any:
-    """Drive an async handler to completion from sync ``run()``, if no loop is running."""
+def loop_running() -> bool:
+    """True when this thread is running an event loop (never without ``asyncio`` imported)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        pass
-    else:
+        return False
+    return True
+
+
+def _await_outside_loop(awaitable: Any, request: Call, cancel: threading.Event) -> Any:
+    """Drive an async handler to completion from sync ``run()``, if no loop is running."""
+    if loop_running():
         if inspect.iscoroutine(awaitable):
             awaitable.close()
         raise RuntimeError(
@@ -111,6 +130,8 @@ def _await_outside_loop(awaitable: Any, request: Call, cancel: threading.Event) 
             "running event loop; use 'await engine.arun(...)' (or arun_from_checkpoint, "
             "aresume, aredrive) instead"
         )
+    import asyncio
+
     return asyncio.run(_supervise(awaitable, request, cancel))
 
 
@@ -121,6 +142,8 @@ async def _supervise(awaitable: Any, request: Call, cancel: threading.Event) -> 
     ``TimeoutError`` the handler raises itself passes through unchanged; only
     our own cut-off becomes ``NodeTimeoutError``.
     """
+    import asyncio
+
     ctx = request.ctx
     task = asyncio.ensure_future(awaitable)
     while True:
@@ -139,6 +162,8 @@ async def _supervise(awaitable: Any, request: Call, cancel: threading.Event) -> 
 
 
 async def _cancel_task(task: asyncio.Future[Any]) -> None:
+    import asyncio
+
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
@@ -150,6 +175,8 @@ async def _call_async(
 
     In a parallel batch (``threaded``) a plain handler runs in a worker thread.
     """
+    import asyncio
+
     try:
         fn = request.fn
         if threaded and not inspect.iscoroutinefunction(fn):
@@ -171,6 +198,8 @@ async def _sleep_async(
     if sleep is not None:
         sleep(seconds)
         return cancel.is_set()
+    import asyncio
+
     deadline = time.monotonic() + seconds
     while not cancel.is_set():
         left = deadline - time.monotonic()

@@ -8,7 +8,6 @@ awaits them. Redrive, fork and migrate prepare a snapshot and do the same.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import random
@@ -21,7 +20,7 @@ from typing import Any
 
 from . import _constants as C
 from ._definition import CompiledWorkflow, compile_workflow
-from ._drivers import drive_async, drive_sync
+from ._drivers import drive_async, drive_sync, loop_running
 from ._errors import (
     HashMismatchError,
     InvalidCheckpointError,
@@ -476,11 +475,7 @@ class WorkflowEngine:
 
     def _refuse_inside_loop(self) -> None:
         """Sync entry points cannot await async handlers on a loop this thread is running."""
-        if not self._async_handlers:
-            return
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
+        if not self._async_handlers or not loop_running():
             return
         raise RuntimeError(
             f"async handlers ({', '.join(self._async_handlers)}) cannot run under run() inside a "

@@ -19,7 +19,6 @@ import math
 import re
 from collections.abc import Mapping
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -378,6 +377,8 @@ def build_schema(fmt: str = "zf/1") -> JSONSchema:
 
 @cache
 def _shipped(fmt: str) -> str:
+    from importlib import resources  # only here: it costs milliseconds at ``import zeroflow``
+
     return (resources.files("zeroflow") / "schemas" / SCHEMA_FILES[fmt]).read_text("utf-8")
 
 
