@@ -99,6 +99,11 @@ class BatchingStore(ABC, Generic[W]):
     def _append_unleased(self, run_id: str, events: Sequence[Event]) -> None:
         """Write ``events`` at once: this instance does not drive the run. Holds ``_lock``."""
 
+    def _forked(self) -> None:
+        """In a forked child: a fresh lock, and none of the parent's writers or pending writes."""
+        self._lock = threading.RLock()
+        self._writers = {}
+
     def _writer(self, run_id: str) -> W:
         w = self._writers.get(run_id)
         if w is None:

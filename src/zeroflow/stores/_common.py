@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -36,6 +37,27 @@ FOLD_MIN_RECORDS = 100
 
 FOLD_RATIO = 2
 """... and not before it holds this many times the bytes of the last full snapshot."""
+
+
+def reset_after_fork(store: Any) -> None:
+    """Call ``store._forked()`` in every child forked from this process while ``store`` lives.
+
+    A store built before ``os.fork()`` (a multiprocessing pool, a prefork
+    server) is copied into the child with its lock, which another thread may
+    have held at the fork, and with the parent's pending writes and open
+    connections, which are not the child's to use.
+    """
+    register = getattr(os, "register_at_fork", None)
+    if register is None:  # pragma: no cover - Windows has no fork
+        return
+    ref = weakref.ref(store)
+
+    def after_in_child() -> None:
+        alive = ref()
+        if alive is not None:
+            alive._forked()
+
+    register(after_in_child=after_in_child)
 
 
 def check_run_id(run_id: str) -> str:

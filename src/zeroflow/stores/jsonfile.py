@@ -48,6 +48,7 @@ from ._common import (
     locked_error,
     lost_lease_error,
     pick_seq,
+    reset_after_fork,
     status_set,
     to_seconds,
 )
@@ -221,6 +222,12 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         self._clock = clock
         self._lock = threading.RLock()
         self._writers: dict[str, _Writer] = {}
+        reset_after_fork(self)
+
+    def _forked(self) -> None:
+        for w in self._writers.values():
+            w.close()  # the child's copies of the parent's descriptors
+        super()._forked()
 
     def _run_dir(self, run_id: str) -> Path:
         return self.base_dir / check_run_id(run_id)

@@ -29,6 +29,7 @@ from ._common import (
     locked_error,
     lost_lease_error,
     pick_seq,
+    reset_after_fork,
     status_set,
     to_seconds,
 )
@@ -78,6 +79,11 @@ class InMemoryWorkflowStore:
         # Per run, each append's events as one ``encode_event_rows`` text.
         self._events: dict[str, list[str]] = {}
         self._leases: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        reset_after_fork(self)
+
+    def _forked(self) -> None:
+        """In a forked child: a fresh lock (another thread may have held it at the fork)."""
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ writes

@@ -30,6 +30,7 @@ from ._common import (
     lease_verdict,
     locked_error,
     lost_lease_error,
+    reset_after_fork,
 )
 from ._sql import Db, SqlStore, SqlWriter, newer_schema_error
 
@@ -111,6 +112,22 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema this zeroflow writes; older databases are migrated forward on open."""
 
 
+_INHERITED: list[sqlite3.Connection] = []
+"""Connections a forked child inherited: kept alive and untouched until the process ends."""
+
+
+class _Unusable:
+    """Stands in for a connection a forked child could not reopen; every use says why."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def execute(self, *args: object) -> None:
+        raise StoreError(self.why)
+
+    executemany = execute
+
+
 class _WriteTx:
     """``with`` one write transaction: commit on success, roll back on any error.
 
@@ -186,16 +203,14 @@ class SqliteWorkflowStore(SqlStore):
         self.fsync = fsync
         self.lease_ttl_seconds = float(lease_ttl_seconds)
         self._clock = clock
+        self._timeout = timeout_seconds
         self._lock = threading.RLock()
         self._writers: dict[str, SqlWriter] = {}
+        reset_after_fork(self)
         if self.path != ":memory:" and not self.path.startswith("file:"):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(
-                self.path, timeout=timeout_seconds, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+            self._db = self._connect()
             self._migrate()
         except sqlite3.OperationalError as exc:
             raise StoreError(f"cannot open {self.path}: {exc}", path=self.path) from exc
@@ -204,6 +219,30 @@ class SqliteWorkflowStore(SqlStore):
                 f"{self.path} is not a SQLite database ({exc}); point the store at its own file",
                 path=self.path,
             ) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
+        return db
+
+    def _forked(self) -> None:
+        """In a forked child: a connection of its own (SQLite forbids using the parent's).
+
+        The parent's connection object is kept, never used or closed: closing
+        it here would release locks and files the parent still relies on. A
+        ``":memory:"`` database is the child's own copy and stays as it is.
+        """
+        super()._forked()
+        if self.path == ":memory:":
+            return
+        _INHERITED.append(self._db)
+        try:
+            self._db = self._connect()
+        except sqlite3.Error as exc:
+            self._db = _Unusable(f"{self.path}: cannot reopen after fork ({exc})")  # type: ignore[assignment]
 
     def _migrate(self) -> None:
         db = self._db
