@@ -39,25 +39,31 @@ FOLD_RATIO = 2
 """... and not before it holds this many times the bytes of the last full snapshot."""
 
 
+_FORK_WATCHED: weakref.WeakSet[Any] = weakref.WeakSet()
+_FORK_HOOK: list[bool] = []  # one registration per process, made by the first store
+
+
 def reset_after_fork(store: Any) -> None:
     """Call ``store._forked()`` in every child forked from this process while ``store`` lives.
 
     A store built before ``os.fork()`` (a multiprocessing pool, a prefork
     server) is copied into the child with its lock, which another thread may
     have held at the fork, and with the parent's pending writes and open
-    connections, which are not the child's to use.
+    connections, which are not the child's to use. One hook serves every
+    store (a weak set), so creating stores by the thousand registers nothing more.
     """
     register = getattr(os, "register_at_fork", None)
     if register is None:  # pragma: no cover - Windows has no fork
         return
-    ref = weakref.ref(store)
+    if not _FORK_HOOK:
+        register(after_in_child=_after_fork_in_child)
+        _FORK_HOOK.append(True)
+    _FORK_WATCHED.add(store)
 
-    def after_in_child() -> None:
-        alive = ref()
-        if alive is not None:
-            alive._forked()
 
-    register(after_in_child=after_in_child)
+def _after_fork_in_child() -> None:
+    for store in list(_FORK_WATCHED):
+        store._forked()
 
 
 def check_run_id(run_id: str) -> str:
