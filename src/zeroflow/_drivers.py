@@ -103,6 +103,8 @@ def _call_sync(request: Call, cancel: threading.Event) -> tuple[Any, Exception |
         result = request.fn(request.ctx)
         if type(result) is not HandlerResult and inspect.isawaitable(result):
             result = _await_outside_loop(result, request, cancel)
+        if request.timeout_seconds is not None:
+            request.returned_at = request.ctx.clock()
         return result, None
     except Exception as exc:
         return None, exc
@@ -110,9 +112,10 @@ def _call_sync(request: Call, cancel: threading.Event) -> tuple[Any, Exception |
 
 def loop_running() -> bool:
     """True when this thread is running an event loop (never without ``asyncio`` imported)."""
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None:
+    if "asyncio" not in sys.modules:
         return False
+    import asyncio  # waits for another thread that may be importing it right now
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -183,9 +186,11 @@ async def _call_async(
             result = await asyncio.to_thread(fn, request.ctx)
         else:
             result = fn(request.ctx)
-        if type(result) is HandlerResult or not inspect.isawaitable(result):
-            return result, None
-        return await _supervise(result, request, cancel), None
+        if type(result) is not HandlerResult and inspect.isawaitable(result):
+            result = await _supervise(result, request, cancel)
+        if request.timeout_seconds is not None:
+            request.returned_at = request.ctx.clock()
+        return result, None
     except HandlerCancelled as exc:
         return None, exc
     except Exception as exc:

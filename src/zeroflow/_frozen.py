@@ -15,6 +15,7 @@ independent ``dict`` / ``list`` data for results, checkpoints and stores.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
 from typing import Any, NoReturn, SupportsIndex
 
@@ -144,16 +145,37 @@ def _restore_list(data: list[Any]) -> FrozenList:
 class NotJSONError(TypeError):
     """A value cannot be stored in workflow state because JSON cannot hold it."""
 
-    def __init__(self, path: str, value: object) -> None:
+    def __init__(self, path: str, value: object, why: str | None = None) -> None:
         super().__init__(
-            f"value at '{path}' is not JSON-serializable: {type(value).__name__} "
-            "(use dict, list, str, int, float, bool or None)"
+            f"value at '{path}' is not JSON-serializable: "
+            + (why or f"{type(value).__name__} (use dict, list, str, int, float, bool or None)")
         )
         self.path = path
         self.type_name = type(value).__name__
 
 
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_NOT_INT = frozenset({str, float, bool, type(None)})  # scalars that need no further look
+_BIG = 10**4000  # below this an int is certainly within Python's int/str digit limit
+
+
+def _checked_int(value: int, path: str) -> int:
+    """``value`` if Python can write it as JSON text (its int/str digit limit), else an error."""
+    if -_BIG < value < _BIG:
+        return value
+    limit = sys.get_int_max_str_digits()
+    try:
+        int.__repr__(value)
+    except ValueError:
+        raise NotJSONError(
+            path,
+            value,
+            f"an int of more than {limit} digits, more than Python converts to text "
+            "(store it as a string, or raise sys.set_int_max_str_digits)",
+        ) from None
+    return value
+
+
 _set_item = dict.__setitem__
 _append = list.append
 
@@ -169,7 +191,7 @@ def _json_key(key: object, path: str) -> str:
     if key is None:
         return "null"
     if isinstance(key, int):
-        return int.__repr__(key)
+        return int.__repr__(_checked_int(int(key), f"{path}.<key>"))
     if isinstance(key, float):
         if math.isnan(key):
             return "NaN"
@@ -186,7 +208,7 @@ def _scalar(value: Any, path: str) -> Any:
     if isinstance(value, str):
         return str(value)
     if isinstance(value, int):
-        return int(value)
+        return _checked_int(int(value), path)
     if isinstance(value, float):
         return float(value)
     raise NotJSONError(path, value)
@@ -199,20 +221,29 @@ def freeze(value: Any, path: str = "$") -> Any:
     writes, so the result equals what a JSON round trip would give.
     """
     tp = type(value)
-    if tp in _SCALAR_TYPES:
+    if tp in _NOT_INT:
         return value
+    if tp is int:
+        return _checked_int(value, path)
     if tp is dict or tp is FrozenDict:
         out = FrozenDict()
         for k, v in value.items():
             if type(k) is not str:
                 k = _json_key(k, path)
             vt = type(v)
-            _set_item(out, k, v if vt in _SCALAR_TYPES else freeze(v, f"{path}.{k}"))
+            if vt in _NOT_INT or (vt is int and -_BIG < v < _BIG):
+                _set_item(out, k, v)
+            else:
+                _set_item(out, k, freeze(v, f"{path}.{k}"))
         return out
     if tp is list or tp is FrozenList or tp is tuple:
         lst = FrozenList()
         for i, v in enumerate(value):
-            _append(lst, v if type(v) in _SCALAR_TYPES else freeze(v, f"{path}[{i}]"))
+            vt = type(v)
+            if vt in _NOT_INT or (vt is int and -_BIG < v < _BIG):
+                _append(lst, v)
+            else:
+                _append(lst, freeze(v, f"{path}[{i}]"))
         return lst
     if isinstance(value, dict):
         return freeze(dict(value), path)

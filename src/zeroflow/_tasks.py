@@ -41,15 +41,18 @@ class Call:
     """Request: call ``fn(ctx)``; answer ``(result, None)`` or ``(None, exception)``.
 
     ``timeout_seconds`` is the node's per-attempt limit, which an async driver
-    enforces by cancelling the handler.
+    enforces by cancelling the handler. With a limit, the driver notes in
+    ``returned_at`` (``ctx.clock()``) when the handler returned: in a batch the
+    answer comes only once every call of the batch is done.
     """
 
-    __slots__ = ("ctx", "fn", "timeout_seconds")
+    __slots__ = ("ctx", "fn", "returned_at", "timeout_seconds")
 
     def __init__(self, fn: Callable[..., Any], ctx: WorkflowContext, timeout: float | None) -> None:
         self.fn = fn
         self.ctx = ctx
         self.timeout_seconds = timeout
+        self.returned_at: float | None = None
 
 
 class Batch:
@@ -255,7 +258,8 @@ class TaskRunner:
                 if deadline is None or node_deadline < deadline:
                     deadline = node_deadline
             ctx = self.context(run, node, step, attempt, deadline, item, index)
-            result, exc = yield Call(fn, ctx, retry.timeout_seconds)
+            call = Call(fn, ctx, retry.timeout_seconds)
+            result, exc = yield call
             exc_names = None
             if type(exc) is HandlerCancelled:
                 raise Cancelled()
@@ -288,7 +292,11 @@ class TaskRunner:
                 error = result.error
                 retryable = error.retryable
                 retry_text = f"{error.code}: {error.message}"
-            elif node_deadline is not None and self.clock() > node_deadline:
+            elif (
+                node_deadline is not None
+                and (call.returned_at if call.returned_at is not None else self.clock())
+                > node_deadline
+            ):
                 error = WorkflowError(
                     C.ERROR_NODE_TIMEOUT,
                     f"node '{name}' returned after its timeout of {retry.timeout_seconds} s",

@@ -29,7 +29,13 @@ from psycopg import sql
 from .._errors import StoreError
 from .._models import Event, RunSnapshot
 from .._store import DEFAULT_LEASE_TTL_SECONDS
-from ..stores._common import check_run_id, encode_event, locked_error, lost_lease_error
+from ..stores._common import (
+    check_run_id,
+    encode_event,
+    locked_error,
+    lost_lease_error,
+    reset_after_fork,
+)
 from ..stores._sql import Db, Rows, SqlStore, SqlWriter, newer_schema_error, one
 
 __all__ = ["SCHEMA_VERSION", "PostgresWorkflowStore"]
@@ -93,6 +99,9 @@ _NOW = "coalesce(%(now)s::float8, extract(epoch from clock_timestamp())::float8)
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 
+_INHERITED: list[psycopg.Connection[tuple[Any, ...]]] = []
+"""Connections a forked child inherited: kept referenced, never used."""
+
 
 class _Statements:
     """A psycopg cursor that also takes the shared statements' ``?`` parameter marks."""
@@ -149,6 +158,18 @@ class PostgresWorkflowStore(SqlStore):
         self._pid = -1
         with self._lock:
             self._db()
+        reset_after_fork(self)
+
+    def _forked(self) -> None:
+        """In a forked child: a fresh lock, no writers, and a connection of its own.
+
+        The parent's connection object is kept but never used: the socket is
+        the parent's (psycopg does not close it when a child collects it).
+        """
+        super()._forked()
+        if self._conn is not None:
+            _INHERITED.append(self._conn)
+        self._conn = None
 
     # ------------------------------------------------------------------ connection
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -41,29 +42,52 @@ FOLD_RATIO = 2
 
 _FORK_WATCHED: weakref.WeakSet[Any] = weakref.WeakSet()
 _FORK_HOOK: list[bool] = []  # one registration per process, made by the first store
+_FORK_HELD: list[Any] = []  # the stores whose locks this fork holds
 
 
 def reset_after_fork(store: Any) -> None:
-    """Call ``store._forked()`` in every child forked from this process while ``store`` lives.
+    """Keep ``store`` usable in children forked from this process (call it last in ``__init__``).
 
     A store built before ``os.fork()`` (a multiprocessing pool, a prefork
-    server) is copied into the child with its lock, which another thread may
-    have held at the fork, and with the parent's pending writes and open
-    connections, which are not the child's to use. One hook serves every
-    store (a weak set), so creating stores by the thousand registers nothing more.
+    server) is copied into the child. Its lock is held across the fork, so no
+    other thread is halfway through a write or holds a connection's internals
+    at that moment; the child then calls ``store._forked()`` to drop the
+    parent's pending writes and reopen what it cannot share. One hook serves
+    every store (a weak set): creating stores by the thousand registers
+    nothing more.
     """
     register = getattr(os, "register_at_fork", None)
     if register is None:  # pragma: no cover - Windows has no fork
         return
     if not _FORK_HOOK:
-        register(after_in_child=_after_fork_in_child)
+        register(
+            before=_before_fork,
+            after_in_parent=_after_fork_in_parent,
+            after_in_child=_after_fork_in_child,
+        )
         _FORK_HOOK.append(True)
     _FORK_WATCHED.add(store)
 
 
-def _after_fork_in_child() -> None:
+def _before_fork() -> None:
     for store in list(_FORK_WATCHED):
-        store._forked()
+        store._lock.acquire()
+        _FORK_HELD.append(store)
+
+
+def _after_fork_in_parent() -> None:
+    while _FORK_HELD:
+        _FORK_HELD.pop()._lock.release()
+
+
+def _after_fork_in_child() -> None:
+    held = list(_FORK_HELD)
+    _FORK_HELD.clear()
+    for store in held:
+        try:
+            store._forked()
+        except Exception:
+            store._lock = threading.RLock()  # one store must not leave the others unreset
 
 
 def check_run_id(run_id: str) -> str:

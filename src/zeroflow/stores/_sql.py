@@ -154,7 +154,13 @@ class SqlStore(BatchingStore[SqlWriter]):
     def _append_unleased(self, run_id: str, events: Sequence[Event]) -> None:
         w = self._writer(run_id)
         w.pending_events.extend(events)
-        self._commit(run_id, w)
+        try:
+            self._commit(run_id, w)
+        except BaseException:
+            # Refused (data JSON cannot hold, a lost connection): the caller gets the
+            # error, and the events must not stay queued to fail every later call.
+            del w.pending_events[-len(events) :]
+            raise
 
     def _load_writer(self, run_id: str) -> SqlWriter:
         w = SqlWriter()

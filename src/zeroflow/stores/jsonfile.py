@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .._constants import EVENT_STORE_RECOVERED
+from .._constants import EVENT_STORE_RECOVERED, EVENT_WF_START
 from .._errors import RunLockedError, RunNotFoundError, StoreCorruptError
 from .._models import Event, RunMetadata, RunSnapshot, now_iso
 from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInfo, PruneResult
@@ -127,6 +127,19 @@ def _snapshot_from(data: Any, path: Path, run_id: str) -> RunSnapshot:
 def _event_lines(events: Iterable[Event]) -> bytes:
     """Events as ``events.jsonl`` lines, 0.1.0's format."""
     return "".join([encode_event(e) + "\n" for e in events]).encode("utf-8")
+
+
+def _killed_start(path: Path) -> int | None:
+    """Where the events of an earlier, unfinished start of a run begin (its ``wf:start``)."""
+    offset = 0
+    with contextlib.suppress(OSError):
+        for line in path.read_bytes().splitlines(keepends=True):
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("kind") == EVENT_WF_START:
+                    return offset
+            offset += len(line)
+    return None
 
 
 def _read_records(path: Path, run_id: str) -> tuple[list[dict[str, Any]], int, int]:
@@ -327,9 +340,12 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         folder = w.folder
         fsync = self.fsync
         if w.pending_full is not None and w.fresh and w.owner is not None and w.events_size:
-            # Events of a start that was killed before its first snapshot describe nothing.
-            truncate(folder / "events.jsonl", 0, fsync=fsync)
-            w.events_size = 0
+            # Events of a start that was killed before its first snapshot describe nothing;
+            # events appended before any start (an operator's note) stay.
+            start = _killed_start(folder / "events.jsonl")
+            if start is not None:
+                truncate(folder / "events.jsonl", start, fsync=fsync)
+                w.events_size = start
         if w.pending_events:
             data = _event_lines(w.pending_events)
             w.pending_events = []

@@ -112,10 +112,6 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema this zeroflow writes; older databases are migrated forward on open."""
 
 
-_INHERITED: list[sqlite3.Connection] = []
-"""Connections a forked child inherited: kept alive and untouched until the process ends."""
-
-
 class _Unusable:
     """Stands in for a connection a forked child could not reopen; every use says why."""
 
@@ -206,7 +202,6 @@ class SqliteWorkflowStore(SqlStore):
         self._timeout = timeout_seconds
         self._lock = threading.RLock()
         self._writers: dict[str, SqlWriter] = {}
-        reset_after_fork(self)
         if self.path != ":memory:" and not self.path.startswith("file:"):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -219,6 +214,7 @@ class SqliteWorkflowStore(SqlStore):
                 f"{self.path} is not a SQLite database ({exc}); point the store at its own file",
                 path=self.path,
             ) from exc
+        reset_after_fork(self)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(
@@ -231,14 +227,16 @@ class SqliteWorkflowStore(SqlStore):
     def _forked(self) -> None:
         """In a forked child: a connection of its own (SQLite forbids using the parent's).
 
-        The parent's connection object is kept, never used or closed: closing
-        it here would release locks and files the parent still relies on. A
-        ``":memory:"`` database is the child's own copy and stays as it is.
+        A ``":memory:"`` or temporary (``""``) database is the child's own copy
+        and stays as it is.
         """
         super()._forked()
-        if self.path == ":memory:":
-            return
-        _INHERITED.append(self._db)
+        if self.path in (":memory:", ""):
+            return  # a private database: the child's copy is its own
+        # The lock was held across the fork: the parent's connection was idle, with no
+        # statement or transaction open, so closing the child's copy touches nothing the
+        # parent uses, and the new connection takes its own locks.
+        self._db.close()
         try:
             self._db = self._connect()
         except sqlite3.Error as exc:
