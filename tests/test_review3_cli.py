@@ -100,19 +100,6 @@ def test_runs_list_never_writes_into_a_database_that_is_not_a_store(
     assert code == 1 and err.startswith("zeroflow: error: ") and "crm.db" in err
 
 
-def test_convert_to_the_same_format_keeps_the_hash(
-    folder: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from zeroflow._definition import workflow_hash
-
-    code, out, _ = run_cli(capsys, "convert", "good.json", "--to", "zf/1")
-    assert code == 0 and workflow_hash(json.loads(out)) == workflow_hash(GOOD)
-    code, out, _ = run_cli(capsys, "convert", "good.json", "--to", "legacy")
-    (folder / "legacy.json").write_text(out, encoding="utf-8")
-    code, out, _ = run_cli(capsys, "convert", "legacy.json", "--to", "zf/1", "--strict")
-    assert code == 0 and json.loads(out) == GOOD | {"nodes": json.loads(out)["nodes"]}
-
-
 VALIDATE_CHAIN = """
 import json, sys
 n = int(sys.argv[1])
