@@ -49,11 +49,6 @@ def test_validate_reports_files_of_every_bad_kind_and_still_checks_the_rest(
     assert lines[3] == "good.json: ok (zf/1, 2 nodes)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_cli.py _load_json catches only JSONDecodeError: a deeply nested file raises "
-    "RecursionError, reported as 'unexpected RecursionError' and the other files go unchecked",
-)
 def test_validate_reports_a_too_deeply_nested_file_as_a_problem_of_that_file(
     folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -81,11 +76,6 @@ def test_validate_reports_an_unhashable_entry_node_and_still_checks_the_rest(
     assert out.splitlines()[-1] == "good.json: ok (zf/1, 2 nodes)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_cli.py _open_store opens any existing .db file with SqliteWorkflowStore, which "
-    "creates zeroflow's tables: a read-only 'runs list' writes into an unrelated database",
-)
 def test_runs_list_never_writes_into_a_database_that_is_not_a_store(
     folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -54,6 +54,8 @@ def _load_json(path: str) -> Any:
         raise CliError(
             f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from None
+    except RecursionError:
+        raise CliError(f"{path}: not valid JSON for zeroflow: nested too deeply") from None
 
 
 def _load_workflow(path: str) -> Mapping[str, Any]:
@@ -99,6 +101,11 @@ def _open_store(path: str) -> Any:
     if where.suffix.lower() in SQLITE_SUFFIXES:
         if not where.is_file():
             raise CliError(f"store file '{path}' does not exist")
+        if not _is_sqlite_store(where):
+            raise CliError(
+                f"'{path}' is not a zeroflow SQLite store (it has no zeroflow tables); "
+                "point --store at the file a SqliteWorkflowStore wrote"
+            )
         from . import stores
 
         sqlite_store = getattr(stores, "SqliteWorkflowStore", None)
@@ -113,6 +120,24 @@ def _open_store(path: str) -> Any:
             f"{'/'.join(SQLITE_SUFFIXES)} file (SQLite store)"
         )
     return JsonFileWorkflowStore(where)
+
+
+def _is_sqlite_store(path: Path) -> bool:
+    """True when ``path`` holds a zeroflow SQLite store; looks without writing anything."""
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = db.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type='table' "
+                "AND name IN ('runs', 'checkpoints', 'snapshots', 'events', 'leases')"
+            ).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+    return bool(row) and row[0] == 5
 
 
 def _dump(data: Any, out: TextIO) -> None:
@@ -145,6 +170,8 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
             problems = _problems(defn)
         except CliError as exc:
             defn, problems = None, [("", str(exc).removeprefix(f"{path}: "))]
+        except Exception as exc:  # one file's surprise must not stop the others' checks
+            defn, problems = None, [("", f"cannot be checked: {type(exc).__name__}: {exc}")]
         fmt = detect_format(defn) if isinstance(defn, Mapping) else None
         reports.append((path, fmt, defn, problems))
     if args.json:

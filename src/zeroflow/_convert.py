@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ._errors import WorkflowDefinitionError
-from ._grammar import FORMATS, ZF1, _ms, carry_common, is_zf1, normalise, pointer
+from ._grammar import FORMATS, ZF1, _ms, carry_common, check, is_zf1, normalise, pointer
 
 __all__ = ["Conversion", "ConversionLoss", "convert"]
 
@@ -70,6 +70,52 @@ _LEGACY_NODE = (
     "description",
     "meta",
 )
+
+
+# Keys of the legacy objects inside a node that zf/1 carries over; any other is reported.
+_LEGACY_NESTED: dict[str, tuple[str, ...]] = {
+    "edge": ("target_node", "is_loopback"),
+    "run_policy": (
+        "max_retries",
+        "retry_sleep_seconds",
+        "backoff",
+        "backoff_rate",
+        "max_delay_seconds",
+        "jitter",
+        "retry_on",
+        "timeout_seconds",
+    ),
+    "on_error": ("target_node", "codes", "exceptions"),
+    "join": ("mode", "wait_for"),
+    "wait": ("prompt", "resume_as"),
+}
+
+
+def _nested_losses(nid: str, raw: Mapping[str, Any], losses: list[ConversionLoss]) -> None:
+    """Report keys inside a node's edges, run_policy, catchers, join and wait that zf/1 drops."""
+
+    def report(value: Any, what: str, *at: str | int) -> None:
+        if not isinstance(value, Mapping):
+            return
+        for key in value:
+            if key not in _LEGACY_NESTED[what]:
+                losses.append(
+                    ConversionLoss(
+                        pointer("nodes", nid, *at, key),
+                        f"node '{nid}' {what} key '{key}' has no zf/1 equivalent; dropped",
+                    )
+                )
+
+    outputs = raw.get("outputs")
+    if isinstance(outputs, Mapping):
+        for label, edges in outputs.items():
+            for i, edge in enumerate(edges if isinstance(edges, list) else ()):
+                report(edge, "edge", "outputs", str(label), i)
+    for what in ("run_policy", "join", "wait"):
+        report(raw.get(what), what, what)
+    catchers = raw.get("on_error")
+    for i, catcher in enumerate(catchers if isinstance(catchers, list) else ()):
+        report(catcher, "on_error", "on_error", i)
 
 
 def _on_from_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,6 +221,7 @@ def _node_to_zf1(nid: str, raw: Mapping[str, Any], losses: list[ConversionLoss])
                     pointer(*at, key), f"node '{nid}' key '{key}' is ignored by the engine; dropped"
                 )
             )
+    _nested_losses(nid, raw, losses)
     outputs = raw.get("outputs") or {}
     if kind == "task":
         if isinstance(raw.get("handler"), str):
@@ -282,7 +329,16 @@ def convert(defn: Any, to: str = ZF1) -> Conversion:
         compile_workflow(defn)
         return Conversion(_plain(defn), ())
     compile_workflow(defn)
-    return _to_zf1(defn)
+    result = _to_zf1(defn)
+    # Values legacy tolerates but zf/1 does not (a numeric name, an empty subflow name):
+    # the result is still returned, and each problem is reported as a loss.
+    reported = {loss.path for loss in result.losses}
+    invalid = tuple(
+        ConversionLoss(problem.path, f"the zf/1 result is not valid here: {problem}")
+        for problem in check(result.definition)
+        if problem.path not in reported
+    )
+    return Conversion(result.definition, result.losses + invalid)
 
 
 def _plain(value: Any) -> Any:
