@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._frozen import FrozenDict, freeze
-from ._grammar import is_zf1, normalise
+from ._grammar import is_zf1, normalise, pointer
 from ._models import EnginePolicy
 from ._policies import (
     Catcher,
@@ -97,6 +97,14 @@ def workflow_hash(workflow_def: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(workflow_def, sort_keys=True).encode("utf-8")).hexdigest()
 
 
+def _is_key(value: Any, mapping: Mapping[Any, Any]) -> bool:
+    """``value in mapping``, False (not ``TypeError``) for an unhashable value such as a list."""
+    try:
+        return value in mapping
+    except TypeError:
+        return False
+
+
 def _find_forward_cycle(nodes: Mapping[str, CompiledNode]) -> list[str] | None:
     """Return one cycle of forward (non-loopback) edges, as a closed path, or None."""
     white, grey, black = 0, 1, 2
@@ -127,7 +135,7 @@ def _forward_targets(node: CompiledNode) -> list[str]:
 
 
 def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode:
-    path = f"/nodes/{name}"
+    path = pointer("nodes", name)
     if not isinstance(raw, Mapping):
         raise fail(
             f"node '{name}' missing 'handler' (a node is a dict, got {type(raw).__name__})", path
@@ -142,30 +150,34 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
         raise fail(f"node '{name}' handler must be a string (the handler's name)", path)
     outputs_raw = raw["outputs"]
     if not isinstance(outputs_raw, Mapping):
-        raise fail(f"node '{name}' outputs must be a dict", f"{path}/outputs")
+        raise fail(f"node '{name}' outputs must be a dict", pointer("nodes", name, "outputs"))
     outputs: dict[str, tuple[Edge, ...]] = {}
     for label, edges in outputs_raw.items():
-        opath = f"{path}/outputs/{label}"
+        opath = pointer("nodes", name, "outputs", label)
         if not isinstance(edges, list):
             raise fail(f"node '{name}' output '{label}' must be a list", opath)
         compiled = []
         for i, edge in enumerate(edges):
             if not isinstance(edge, Mapping):
-                raise fail(f"node '{name}' output '{label}' edge must be a dict", f"{opath}/{i}")
+                raise fail(
+                    f"node '{name}' output '{label}' edge must be a dict",
+                    pointer("nodes", name, "outputs", label, i),
+                )
             if "target_node" not in edge:
                 raise fail(
-                    f"node '{name}' output '{label}' edge missing 'target_node'", f"{opath}/{i}"
+                    f"node '{name}' output '{label}' edge missing 'target_node'",
+                    pointer("nodes", name, "outputs", label, i),
                 )
             target = edge["target_node"]
             if not isinstance(target, str) or not target:
                 raise fail(
                     f"node '{name}' output '{label}' target_node must be a non-empty string",
-                    f"{opath}/{i}/target_node",
+                    pointer("nodes", name, "outputs", label, i, "target_node"),
                 )
             if target not in nodes:
                 raise fail(
                     f"node '{name}' output '{label}' references unknown target '{target}'",
-                    f"{opath}/{i}/target_node",
+                    pointer("nodes", name, "outputs", label, i, "target_node"),
                 )
             compiled.append(Edge(target, bool(edge.get("is_loopback", False))))
         outputs[str(label)] = tuple(compiled)
@@ -176,13 +188,13 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
     ):
         raise fail(
             f"node '{name}' state_contract.reads_from and writes_to must be lists",
-            f"{path}/state_contract",
+            pointer("nodes", name, "state_contract"),
         )
     join = None
     join_raw = raw.get("join")
     if join_raw is not None:
         if not isinstance(join_raw, Mapping):
-            raise fail(f"node '{name}' join must be a dict", f"{path}/join")
+            raise fail(f"node '{name}' join must be a dict", pointer("nodes", name, "join"))
         mode = join_raw.get("mode", "or")
         if mode not in ("or", "and"):
             raise fail(f"node '{name}' join.mode must be 'or' or 'and', got {mode!r}", path)
@@ -190,14 +202,17 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
         if mode == "and" and (not isinstance(wait_for, list) or not wait_for):
             raise fail(f"node '{name}' join.mode='and' requires a non-empty wait_for list", path)
         if not isinstance(wait_for, list):
-            raise fail(f"node '{name}' join.wait_for must be a list", f"{path}/join/wait_for")
+            raise fail(
+                f"node '{name}' join.wait_for must be a list",
+                pointer("nodes", name, "join", "wait_for"),
+            )
         for w in wait_for:
             if not isinstance(w, str) or w not in nodes:
                 raise fail(f"node '{name}' wait_for references unknown node '{w}'", path)
         join = JoinSpec(str(mode), tuple(dict.fromkeys(wait_for)))
     config = raw.get("config") or {}
     if not isinstance(config, Mapping):
-        raise fail(f"node '{name}' config must be a dict", f"{path}/config")
+        raise fail(f"node '{name}' config must be a dict", pointer("nodes", name, "config"))
     return CompiledNode(
         name=name,
         handler=handler,
@@ -214,7 +229,9 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
     )
 
 
-def compile_workflow(workflow_def: Any, *, _hash: str | None = None) -> CompiledWorkflow:
+def compile_workflow(
+    workflow_def: Any, *, _hash: str | None = None, _zf1: bool = False
+) -> CompiledWorkflow:
     """Validate ``workflow_def`` and return its compiled form; never mutates the dict.
 
     A ``zf/1`` definition (one with a ``version`` key) is hashed as written,
@@ -231,7 +248,7 @@ def compile_workflow(workflow_def: Any, *, _hash: str | None = None) -> Compiled
     except (TypeError, ValueError) as exc:
         raise fail(f"workflow definition must be JSON-serializable: {exc}") from exc
     if is_zf1(workflow_def):
-        return compile_workflow(normalise(workflow_def), _hash=digest)
+        return compile_workflow(normalise(workflow_def), _hash=digest, _zf1=True)
     missing = [k for k in REQUIRED_KEYS if k not in workflow_def]
     if missing:
         raise fail(f"missing required keys: {', '.join(missing)}")
@@ -239,10 +256,10 @@ def compile_workflow(workflow_def: Any, *, _hash: str | None = None) -> Compiled
     if not isinstance(raw_nodes, Mapping) or not raw_nodes:
         raise fail("'nodes' must be a non-empty dict", "/nodes")
     entry = workflow_def["default_entry_node"]
-    if entry not in raw_nodes:
+    if not _is_key(entry, raw_nodes):
         raise fail(f"entry node '{entry}' not in nodes", "/default_entry_node")
     error_node = workflow_def.get("default_error_node")
-    if error_node is not None and error_node not in raw_nodes:
+    if error_node is not None and not _is_key(error_node, raw_nodes):
         raise fail(f"error node '{error_node}' not in nodes", "/default_error_node")
     nodes = {str(n): _compile_node(str(n), raw, raw_nodes) for n, raw in raw_nodes.items()}
     for name, node in nodes.items():
@@ -252,10 +269,17 @@ def compile_workflow(workflow_def: Any, *, _hash: str | None = None) -> Compiled
             if not any(e.target == name for edges in nodes[w].outputs.values() for e in edges):
                 raise fail(
                     f"node '{name}' wait_for includes '{w}' but no declared edge reaches '{name}'",
-                    f"/nodes/{name}/join/wait_for",
+                    pointer("nodes", name, "join", "wait_for"),
                 )
     cycle = _find_forward_cycle(nodes)
     if cycle is not None:
+        if _zf1:  # name the zf/1 spelling of a loop edge, and where it goes
+            raise fail(
+                f"cycle detected in forward edges: {' -> '.join(cycle)}. Mark the closing edge "
+                f'{cycle[-2]} -> {cycle[-1]} as {{"to": {json.dumps(cycle[-1])}, "loop": '
+                f"true}} (in node '{cycle[-2]}' 'on') if the loop is intentional.",
+                pointer("nodes", cycle[-2], "on"),
+            )
         raise fail(
             f"cycle detected in forward edges: {' -> '.join(cycle)}. Mark the closing edge with "
             "'is_loopback': true if the loop is intentional."

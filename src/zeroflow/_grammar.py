@@ -126,6 +126,7 @@ class _Checker:
         self.problems: list[WorkflowDefinitionError] = []
         nodes = defn.get("nodes")
         self.ids: tuple[str, ...] = tuple(nodes) if isinstance(nodes, Mapping) else ()
+        self.id_set: frozenset[str] = frozenset(self.ids)  # O(1) membership for node_id
 
     def add(self, message: str, *parts: str | int) -> None:
         self.problems.append(WorkflowDefinitionError(message, path=pointer(*parts)))
@@ -143,7 +144,7 @@ class _Checker:
         if not isinstance(value, str) or not value:
             self.add(f"{where} must be a node id (a non-empty string), got {value!r}", *parts)
             return False
-        if self.ids and value not in self.ids:
+        if self.ids and value not in self.id_set:
             self.add(f"{where} references unknown node '{value}'; {_hint(value, self.ids)}", *parts)
             return False
         return True
@@ -321,6 +322,14 @@ class _Checker:
             self.add(f"{where} 'description' must be a string", *at, "description")
         if "meta" in node and not isinstance(node["meta"], Mapping):
             self.add(f"{where} 'meta' must be an object", *at, "meta")
+        if "state_contract" in node and node["state_contract"] is None:
+            # the zf/1 schema has no null here (legacy allows it; convert drops it)
+            self.add(
+                f"{where} state_contract must be an object such as "
+                '{"reads_from": [...], "writes_to": [...]}; omit the key instead of null',
+                *at,
+                "state_contract",
+            )
         contract = node.get("state_contract")
         if contract is not None and (
             not isinstance(contract, Mapping)
@@ -407,9 +416,9 @@ class _Checker:
             )
         if "retry_on" in value:
             self.names(f"{where}.retry_on", value["retry_on"], *at, "retry_on")
-        backoff = value.get("backoff")
-        if backoff is None:
+        if "backoff" not in value:
             return
+        backoff = value["backoff"]
         bat = (*at, "backoff")
         if not isinstance(backoff, Mapping):
             self.add(f'{where}.backoff must be an object such as {{"mode": "exponential"}}', *bat)
@@ -589,7 +598,7 @@ def carry_common(src: Mapping[str, Any], dst: dict[str, Any]) -> None:
     join = src.get("join")
     if isinstance(join, Mapping) and "join" not in dst:
         dst["join"] = {"mode": join.get("mode", "or"), "wait_for": list(join.get("wait_for", []))}
-    if "state_contract" in src:
+    if src.get("state_contract") is not None:  # legacy null means absent, as in 0.1.0
         dst["state_contract"] = dict(src["state_contract"])
     for key in CARRIED_KEYS:
         if key in src:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ._errors import WorkflowDefinitionError
 from ._frozen import freeze
+from ._grammar import pointer
 from ._models import EnginePolicy
 
 __all__ = [
@@ -107,7 +108,9 @@ def parse_policy(data: Mapping[str, Any] | None) -> EnginePolicy:
             f"engine_policy.stranded_joins must be 'warn' or 'fail', got {stranded!r}",
             "/engine_policy/stranded_joins",
         )
-    concurrency = data.get("max_concurrency", 1)
+    concurrency = data.get("max_concurrency")
+    if concurrency is None:  # null is the default, as the schemas and zf/1 check() allow
+        concurrency = 1
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise fail(
             "engine_policy.max_concurrency must be an int >= 1 (1 runs nodes one at a time)",
@@ -118,7 +121,9 @@ def parse_policy(data: Mapping[str, Any] | None) -> EnginePolicy:
         raise fail(
             f"engine_policy.hitl must be 'run' or 'branch', got {hitl!r}", "/engine_policy/hitl"
         )
-    depth = data.get("max_subflow_depth", 8)
+    depth = data.get("max_subflow_depth")
+    if depth is None:
+        depth = 8
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
         raise fail(
             "engine_policy.max_subflow_depth must be an int >= 1",
@@ -137,11 +142,12 @@ def parse_policy(data: Mapping[str, Any] | None) -> EnginePolicy:
     )
 
 
-def _name_list(node: str, key: str, value: Any) -> tuple[str, ...]:
+def _name_list(node: str, key: str, value: Any, *at: str | int) -> tuple[str, ...]:
+    """Check a list of names; ``at`` is its pointer below the node (default: ``key``'s parts)."""
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise fail(
             f"node '{node}' {key} must be a list of non-empty strings",
-            f"/nodes/{node}/{key.replace('.', '/')}",
+            pointer("nodes", node, *(at or key.split("."))),
         )
     return tuple(value)
 
@@ -149,7 +155,7 @@ def _name_list(node: str, key: str, value: Any) -> tuple[str, ...]:
 def parse_retry(node: str, raw: Any) -> RetryPolicy:
     if raw is None:
         return RetryPolicy()
-    path = f"/nodes/{node}/run_policy"
+    path = pointer("nodes", node, "run_policy")
     if not isinstance(raw, Mapping):
         raise fail(f"node '{node}' run_policy must be a dict", path)
     retries = raw.get("max_retries", 0)
@@ -194,7 +200,7 @@ def parse_retry(node: str, raw: Any) -> RetryPolicy:
 def parse_on_error(node: str, raw: Any, nodes: Mapping[str, Any]) -> tuple[Catcher, ...]:
     if raw is None:
         return ()
-    path = f"/nodes/{node}/on_error"
+    path = pointer("nodes", node, "on_error")
     if not isinstance(raw, list):
         raise fail(f"node '{node}' on_error must be a list of catchers", path)
     catchers = []
@@ -215,10 +221,14 @@ def parse_on_error(node: str, raw: Any, nodes: Mapping[str, Any]) -> tuple[Catch
         catchers.append(
             Catcher(
                 target=target,
-                codes=None if codes is None else _name_list(node, f"on_error[{i}].codes", codes),
+                codes=None
+                if codes is None
+                else _name_list(node, f"on_error[{i}].codes", codes, "on_error", i, "codes"),
                 exceptions=None
                 if excs is None
-                else _name_list(node, f"on_error[{i}].exceptions", excs),
+                else _name_list(
+                    node, f"on_error[{i}].exceptions", excs, "on_error", i, "exceptions"
+                ),
             )
         )
     return tuple(catchers)
@@ -253,14 +263,15 @@ def parse_path(node: str, key: str, value: Any) -> tuple[str, ...]:
     """Split a state path such as ``input.files`` or ``node.fetch.items``."""
     if not isinstance(value, str) or not value:
         raise fail(
-            f"node '{node}' {key} must be a state path such as 'input.items'", f"/nodes/{node}"
+            f"node '{node}' {key} must be a state path such as 'input.items'",
+            pointer("nodes", node),
         )
     parts = tuple(value.split("."))
     if parts[0] not in STATE_SECTIONS or len(parts) < 2 or not all(parts):
         raise fail(
             f"node '{node}' {key} '{value}' must start with input., workflow. or node. "
             "(e.g. 'input.files', 'node.fetch.items')",
-            f"/nodes/{node}",
+            pointer("nodes", node),
         )
     return parts
 
@@ -269,7 +280,7 @@ def parse_kind(
     node: str, raw: Mapping[str, Any]
 ) -> tuple[str, WaitSpec | None, Any, SubflowSpec | None, MapSpec | None]:
     """Read ``kind``, ``wait``, ``end``, ``subflow`` and ``map`` of one node."""
-    path = f"/nodes/{node}"
+    path = pointer("nodes", node)
     kind = raw.get("kind", "subflow" if "subflow" in raw else "task")
     if kind not in NODE_KINDS:
         raise fail(

@@ -1,7 +1,4 @@
-"""Review 3: definition validation, zf/1 normalisation, conversion and schema agreement.
-
-Each xfail pins a source bug (strict: it fails loudly once fixed).
-"""
+"""Definition validation, zf/1 normalisation, conversion and schema agreement: edge cases."""
 
 from __future__ import annotations
 
@@ -55,11 +52,6 @@ def _valid(defn: Any) -> bool:
 # ---------------------------------------------------------------- validation never crashes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_definition.py: `entry not in raw_nodes` raises TypeError for an unhashable "
-    "default_entry_node/default_error_node instead of WorkflowDefinitionError",
-)
 @pytest.mark.parametrize(
     "top",
     [{"default_entry_node": ["a"]}, {"default_entry_node": {}}, {"default_error_node": ["b"]}],
@@ -72,11 +64,6 @@ def test_an_unhashable_entry_or_error_node_is_a_definition_error(top: dict[str, 
     assert finding.code == "ZF100"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_grammar.py carry_common: dict(None) raises TypeError for state_contract: null; "
-    "check() accepts it, so compile/lint/convert crash",
-)
 def test_a_null_state_contract_in_zf1_is_rejected_or_ignored_never_a_type_error() -> None:
     defn = with_node(zf1(), "a", state_contract=None)
     problems = check(defn)
@@ -89,11 +76,6 @@ def test_a_null_state_contract_in_zf1_is_rejected_or_ignored_never_a_type_error(
         convert(defn, to="legacy")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_grammar.py carry_common: a legacy state_contract: null (valid, as in 0.1.0) "
-    "makes convert(to='zf/1') raise TypeError",
-)
 def test_a_null_state_contract_in_legacy_converts_to_zf1() -> None:
     defn = with_node(legacy(), "a", state_contract=None)
     compile_workflow(defn)  # 0.1.0 accepts it
@@ -104,11 +86,6 @@ def test_a_null_state_contract_in_legacy_converts_to_zf1() -> None:
 # ---------------------------------------------------------------- pointers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_definition.py/_policies.py build paths with f'/nodes/{name}' instead of "
-    "_grammar.pointer(): '/' and '~' in ids are not escaped as GRAMMAR.md promises",
-)
 def test_legacy_error_paths_escape_slashes_and_tildes_in_node_ids() -> None:
     defn = {
         "workflow_name": "w",
@@ -128,11 +105,6 @@ def test_legacy_error_paths_escape_slashes_and_tildes_in_node_ids() -> None:
     assert info.value.path == "/nodes/x~0y/run_policy"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_definition.py: the forward-cycle fix names the legacy key 'is_loopback' even "
-    "for a zf/1 definition, where the key is 'loop' ('is_loopback' is an unknown key there)",
-)
 def test_the_cycle_fix_for_a_zf1_definition_names_the_zf1_key() -> None:
     defn = with_node(zf1(), "b", on={"ok": "a"})
     with pytest.raises(WorkflowDefinitionError, match="cycle detected") as info:
@@ -143,11 +115,6 @@ def test_the_cycle_fix_for_a_zf1_definition_names_the_zf1_key() -> None:
 # ---------------------------------------------------------------- schema vs validator
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schemas allow null for max_concurrency/max_subflow_depth and zf/1 check() skips "
-    "null, but _policies.parse_policy rejects None (with a legacy pointer for zf/1 input)",
-)
 @pytest.mark.parametrize("key", ["max_concurrency", "max_subflow_depth"])
 @pytest.mark.parametrize("fmt", ["zf/1", "legacy"])
 def test_a_null_engine_limit_is_judged_alike_by_schema_and_validator(fmt: str, key: str) -> None:
@@ -158,11 +125,6 @@ def test_a_null_engine_limit_is_judged_alike_by_schema_and_validator(fmt: str, k
         assert [e.path for e in check(defn)] == [f"/defaults/{key}"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_grammar.py _Checker.retry returns early on backoff: null, the zf/1 schema "
-    "rejects it (not an object): schema and validator disagree",
-)
 def test_a_null_backoff_is_judged_alike_by_schema_and_validator() -> None:
     defn = with_node(zf1(), "a", retry={"max_attempts": 2, "backoff": None})
     assert (check_instance(defn, schema("zf/1")) == []) == _valid(defn)
@@ -171,12 +133,6 @@ def test_a_null_backoff_is_judged_alike_by_schema_and_validator() -> None:
 # ---------------------------------------------------------------- conversion
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_convert.py _to_zf1 copies values legacy tolerates (non-string name/label, "
-    "extra keys in map, empty subflow workflow) into zf/1 unchecked: the result is invalid "
-    "zf/1 and no ConversionLoss says so",
-)
 @pytest.mark.parametrize(
     "defn",
     [
@@ -198,11 +154,6 @@ def test_legacy_to_zf1_yields_valid_zf1_or_reports_a_loss(defn: dict[str, Any]) 
     assert result.losses or check(result.definition) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_convert.py reports unknown top-level/node/engine_policy keys as losses but drops "
-    "unknown keys inside edges, run_policy, on_error, join and wait silently",
-)
 @pytest.mark.parametrize(
     "defn",
     [
