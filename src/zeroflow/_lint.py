@@ -2,9 +2,10 @@
 
 Validation says whether a definition can run at all; lint looks at the
 graph for the usual mistakes: nodes no path reaches, outcomes that quietly
-end the run, AND-joins fed by alternative branches (they strand), loops
-with no way out, an error node that restarts normal work, and handler
-names the caller's handler map lacks. Each finding carries a severity, a
+end the run, AND-joins fed by alternative branches or waiting for a node
+that only runs after them (they strand), loops with no way out, an error
+node that restarts normal work, and handler names the caller's handler map
+lacks. Each finding carries a severity, a
 stable code, a JSON pointer into the definition as written (zf/1 or
 legacy) and a hint that says how to fix it. Lint never raises for a bad
 definition: invalid input is reported as one ``ZF100`` finding.
@@ -28,7 +29,7 @@ LINT_CODES: dict[str, str] = {
     "ZF100": "invalid definition",
     "ZF101": "unreachable node",
     "ZF102": "output routes nowhere on a non-terminal node",
-    "ZF103": "AND-join fed by mutually exclusive branches (can strand)",
+    "ZF103": "AND-join that can strand (exclusive branches, or waits for a node only it leads to)",
     "ZF104": "loop with no exit edge",
     "ZF105": "error node routes back into the graph",
     "ZF106": "handler missing from the handler map",
@@ -59,9 +60,11 @@ class LintFinding:
 class _Graph:
     """The normalised definition as adjacency data, with pointers in the source's format."""
 
-    def __init__(self, legacy: Mapping[str, Any], zf1: bool) -> None:
+    def __init__(self, legacy: Mapping[str, Any], raw: Mapping[str, Any], zf1: bool) -> None:
         self.zf1 = zf1
+        self.raw_nodes: Mapping[str, Any] = raw.get("nodes") or {}
         self.nodes: dict[str, Mapping[str, Any]] = {str(k): v for k, v in legacy["nodes"].items()}
+        self.position = {name: i for i, name in enumerate(self.nodes)}
         self.entry = str(legacy["default_entry_node"])
         err = legacy.get("default_error_node")
         self.error = None if err is None else str(err)
@@ -110,6 +113,21 @@ class _Graph:
     def p_error(self) -> str:
         return pointer("error" if self.zf1 else "default_error_node")
 
+    def p_wait_for(self, name: str, index: int) -> str:
+        raw = self.raw_nodes.get(name)
+        if self.zf1 and isinstance(raw, Mapping) and isinstance(raw.get("join"), list):
+            return pointer("nodes", name, "join", index)  # the bare-list AND-join shorthand
+        return pointer("nodes", name, "join", "wait_for", index)
+
+    def and_joins(self) -> list[tuple[str, list[str]]]:
+        """``(node, wait_for)`` of every AND-join, in node order."""
+        out = []
+        for name, node in self.nodes.items():
+            join = node.get("join") or {}
+            if join.get("mode") == "and":
+                out.append((name, [str(w) for w in join.get("wait_for", [])]))
+        return out
+
 
 def lint(
     defn: Any, handlers: Mapping[str, Any] | Collection[str] | None = None
@@ -134,7 +152,7 @@ def lint(
                 "fix the definition first: `zeroflow validate FILE` lists every problem",
             )
         ]
-    g = _Graph(legacy, is_zf1(defn))
+    g = _Graph(legacy, defn, is_zf1(defn))
     findings: list[LintFinding] = []
     findings += _unreachable(g)
     findings += _routes_nowhere(g)
@@ -182,58 +200,155 @@ def _routes_nowhere(g: _Graph) -> list[LintFinding]:
     return out
 
 
-def _dominators(g: _Graph) -> dict[str, set[str]]:
-    """Dominators over forward edges from the entry (only for nodes the entry reaches)."""
-    nodes = g.reach([g.entry], forward_only=True)
-    preds: dict[str, set[str]] = {n: set() for n in nodes}
-    for n in nodes:
-        for t in g.targets(n, forward_only=True, catchers=False):
-            if t in preds:
-                preds[t].add(n)
-    dom = {n: set(nodes) for n in nodes}
-    dom[g.entry] = {g.entry}
-    changed = True
-    while changed:
-        changed = False
-        for n in nodes:
-            if n == g.entry:
+class _Dominators:
+    """The dominator tree of the nodes ``roots`` reach over ``succ``.
+
+    A virtual root (``None``) sits above ``roots``. Cooper, Harvey and Kennedy's
+    iterative algorithm, visiting nodes in reverse postorder: one pass settles an
+    acyclic graph, a few more a graph with loops. Entry/exit numbers of the tree
+    answer "does ``d`` dominate ``x``" in constant time.
+    """
+
+    def __init__(self, roots: Iterable[str], succ: Mapping[str, list[str]]) -> None:
+        roots = list(dict.fromkeys(roots))
+        post: dict[str, int] = {}
+        preds: dict[str, list[str]] = {}
+        for root in roots:
+            if root in post or root in preds:
                 continue
-            ps = [dom[p] for p in preds[n]]
-            new = set.intersection(*ps) | {n} if ps else {n}
-            if new != dom[n]:
-                dom[n], changed = new, True
-    return dom
+            preds[root] = []
+            work = [(root, iter(succ[root]))]
+            while work:
+                n, it = work[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    work.pop()
+                    post[n] = len(post)
+                    continue
+                if nxt in preds:
+                    preds[nxt].append(n)
+                else:
+                    preds[nxt] = [n]
+                    work.append((nxt, iter(succ[nxt])))
+        self.post = post
+        self.idom: dict[str, str | None] = dict.fromkeys(roots)
+        rpo = sorted((n for n in post if n not in self.idom), key=post.__getitem__, reverse=True)
+        changed = True
+        while changed:
+            changed = False
+            for n in rpo:
+                done = [p for p in preds[n] if p in self.idom]
+                new: str | None = done[0]  # reverse postorder: some predecessor is done
+                for p in done[1:]:
+                    new = self.common(p, new)
+                if n not in self.idom or self.idom[n] != new:
+                    self.idom[n] = new
+                    changed = True
+        children: dict[str | None, list[str]] = {None: []}
+        for n in sorted(self.idom, key=post.__getitem__, reverse=True):
+            children.setdefault(self.idom[n], []).append(n)
+        self.tin: dict[str, int] = {}
+        self.tout: dict[str, int] = {}
+        clock = 0
+        walk = [(r, False) for r in reversed(children[None])]
+        while walk:
+            n, leaving = walk.pop()
+            clock += 1
+            if leaving:
+                self.tout[n] = clock
+                continue
+            self.tin[n] = clock
+            walk.append((n, True))
+            walk.extend((c, False) for c in reversed(children.get(n, ())))
+
+    def __contains__(self, node: str) -> bool:
+        return node in self.idom
+
+    def common(self, a: str | None, b: str | None) -> str | None:
+        """The nearest common dominator of ``a`` and ``b`` (``None``: the virtual root)."""
+        post = self.post
+        while a != b:
+            if a is None or b is None:
+                return None
+            while a is not None and b is not None and post[a] < post[b]:
+                a = self.idom[a]
+            while a is not None and b is not None and post[b] < post[a]:
+                b = self.idom[b]
+        return a
+
+    def dominates(self, d: str, x: str) -> bool:
+        """Every path from the roots to ``x`` passes ``d`` (``x`` itself included)."""
+        return d in self.tin and x in self.tin and self.tin[d] <= self.tin[x] <= self.tout[d]
 
 
 def _stranding_joins(g: _Graph) -> list[LintFinding]:
-    dom = _dominators(g)
-    fwd = {n: g.reach([n], forward_only=True) for n in g.nodes}
+    joins = g.and_joins()
+    if not joins:
+        return []  # the analysis below is only for AND-joins: skip it on plain graphs
+    return _exclusive_joins(g, joins) + _joins_after_their_inputs(g, joins)
 
-    def labels_to(d: str, x: str) -> set[str]:
+
+def _exclusive_joins(g: _Graph, joins: list[tuple[str, list[str]]]) -> list[LintFinding]:
+    """AND-joins whose ``wait_for`` nodes sit on exclusive outcomes of their common dominator.
+
+    Over forward edges: a failure resets the run's queues and join arrivals, so
+    loopbacks and on_error catchers never bring a join's arrivals together. Only
+    the nearest common dominator ``d`` of two wait nodes can split them: every
+    path from a dominator above ``d`` reaches both through ``d``, along one outcome.
+    """
+    succ = {n: g.targets(n, forward_only=True, catchers=False) for n in g.nodes}
+    preds: dict[str, list[str]] = {n: [] for n in g.nodes}
+    for n, ts in succ.items():
+        for t in ts:
+            preds[t].append(n)
+    # the entry, plus nodes only a catcher leads to, start paths of their own
+    reached = g.reach([g.entry], forward_only=True)
+    starts = [g.entry] + [
+        n for n in g.nodes if n in reached and not any(p in reached for p in preds[n])
+    ]
+    dom = _Dominators(starts, succ)
+
+    cache: dict[tuple[str, str], set[str]] = {}
+
+    def above(x: str, d: str) -> set[str]:
+        """Nodes from which a forward path leads to ``x`` (inclusive) below ``d``.
+
+        Any such path from a successor of ``d`` stays among nodes ``d`` dominates.
+        """
+        if (x, d) in cache:
+            return cache[x, d]
+        seen = cache[x, d] = {x}
+        stack = [x]
+        while stack:
+            for m in preds[stack.pop()]:
+                if m != d and m not in seen and dom.dominates(d, m):
+                    seen.add(m)
+                    stack.append(m)
+        return seen
+
+    def labels_to(d: str, up: set[str]) -> set[str]:
         return {
             label
             for label, edges in g.outputs[d].items()
             for t, loop in edges
-            if not loop and x in fwd[t]
+            if not loop and t in up
         }
 
     out = []
-    for j, node in g.nodes.items():
-        join = node.get("join") or {}
-        if join.get("mode") != "and":
-            continue
-        waits = [w for w in join.get("wait_for", []) if w in dom]
+    for j, wait_for in joins:
+        waits = list(dict.fromkeys(w for w in wait_for if w in dom))
         found = None
         for i, a in enumerate(waits):
             for b in waits[i + 1 :]:
-                if b in fwd[a] or a in fwd[b]:
-                    continue
-                for d in (dom[a] & dom[b]) - {a, b}:
-                    la, lb = labels_to(d, a), labels_to(d, b)
-                    if la and lb and not la & lb:
-                        found = (a, b, d, sorted(la), sorted(lb))
-                        break
-                if found:
+                d = dom.common(a, b)
+                if d is None or d in (a, b):
+                    continue  # no common dominator, or one runs before the other
+                up_a, up_b = above(a, d), above(b, d)
+                if a in up_b or b in up_a:
+                    continue  # one leads to the other
+                la, lb = labels_to(d, up_a), labels_to(d, up_b)
+                if la and lb and not la & lb:
+                    found = (a, b, d, sorted(la), sorted(lb))
                     break
             if found:
                 break
@@ -251,6 +366,44 @@ def _stranding_joins(g: _Graph) -> list[LintFinding]:
                 )
             )
     return out
+
+
+def _joins_after_their_inputs(g: _Graph, joins: list[tuple[str, list[str]]]) -> list[LintFinding]:
+    """AND-joins waiting for a node that no path reaches without passing the join itself."""
+    # Where a run (re)starts without join arrivals: the entry, and after a failure
+    # the error node or an on_error catcher (the queues are reset, the target runs).
+    roots = dict.fromkeys([g.entry, *([g.error] if g.error else []), *_catch_targets(g)])
+    # A wait node every path to which passes the join is one the join dominates.
+    dom = _Dominators(roots, {n: g.targets(n) for n in g.nodes})
+    out = []
+    for j, wait_for in joins:
+        if j not in dom or j in roots:
+            continue  # unreachable (ZF101), or started without waiting for arrivals
+        seen: set[str] = set()
+        for i, w in enumerate(wait_for):
+            if w in seen or (w in dom and not dom.dominates(j, w)):
+                continue
+            seen.add(w)
+            why = (
+                f"every path to '{w}' passes through '{j}', so '{w}' only runs after it"
+                if w in dom
+                else f"nothing reaches '{w}'"
+            )
+            out.append(
+                LintFinding(
+                    "warning",
+                    "ZF103",
+                    g.p_wait_for(j, i),
+                    f"AND-join '{j}' waits for '{w}', but {why}: '{j}' never gets all its "
+                    "arrivals and never runs",
+                    f"remove '{w}' from wait_for, or reach '{j}' from a node that runs before it",
+                )
+            )
+    return out
+
+
+def _catch_targets(g: _Graph) -> list[str]:
+    return [t for n in g.nodes for t in g.catch[n]]
 
 
 def _sccs(g: _Graph) -> list[list[str]]:
@@ -299,7 +452,7 @@ def _sccs(g: _Graph) -> list[list[str]]:
 
 def _loops_without_exit(g: _Graph) -> list[LintFinding]:
     out = []
-    order = list(g.nodes)
+    order = g.position.__getitem__
     for comp in _sccs(g):
         members = set(comp)
         is_loop = len(comp) > 1 or comp[0] in g.targets(comp[0], catchers=False)
@@ -312,8 +465,8 @@ def _loops_without_exit(g: _Graph) -> list[LintFinding]:
         )
         if exits:
             continue
-        first = min(comp, key=order.index)
-        names = ", ".join(f"'{n}'" for n in sorted(comp, key=order.index))
+        first = min(comp, key=order)
+        names = ", ".join(f"'{n}'" for n in sorted(comp, key=order))
         out.append(
             LintFinding(
                 "error",
@@ -332,7 +485,17 @@ def _error_routes_back(g: _Graph) -> list[LintFinding]:
     if g.error is None:
         return []
     main = g.reach([g.entry], avoid=g.error)
-    back = sorted(g.reach(g.targets(g.error)) & main, key=list(g.nodes).index)
+    # Ending on a node the main path also ends on (the shared 'end' node, a terminal
+    # clean-up step) is what the hint recommends; re-entering the entry or a node
+    # that routes on into the graph is not.
+    back = sorted(
+        (
+            n
+            for n in g.reach(g.targets(g.error)) & main
+            if n == g.entry or (g.kind(n) != "end" and g.targets(n, catchers=False))
+        ),
+        key=g.position.__getitem__,
+    )
     if not back:
         return []
     shown = ", ".join(map(repr, back[:3])) + (", ..." if len(back) > 3 else "")

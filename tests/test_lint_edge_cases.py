@@ -1,4 +1,4 @@
-"""Review 3: lint false positives, missed problems and scaling."""
+"""Lint: false positives, missed problems and scaling."""
 
 from __future__ import annotations
 
@@ -10,11 +10,6 @@ import pytest
 from zeroflow import lint
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_lint.py _error_routes_back flags any node shared with the main path, even the "
-    "'end' node its own hint recommends routing the error node to",
-)
 def test_an_error_node_routed_to_the_shared_end_node_is_not_flagged() -> None:
     defn = {
         "version": "zf/1",
@@ -45,12 +40,6 @@ JOIN_AFTER_ITSELF = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_lint.py _stranding_joins only looks for exclusive branches; an AND-join waiting "
-    "for a node reachable only through the join itself is not reported (the run then "
-    "'succeeds' with trace s -> a and j never runs)",
-)
 def test_lint_reports_a_join_waiting_for_a_node_only_the_join_leads_to() -> None:
     assert any(f.pointer.startswith("/nodes/j") for f in lint(JOIN_AFTER_ITSELF))
 
@@ -65,12 +54,6 @@ assert lint({"version": "zf/1", "name": "c", "entry": "n0", "nodes": nodes}) == 
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_lint.py _dominators iterates a set to a fixpoint (O(n^3)) and _stranding_joins "
-    "keeps a reach set per node (O(n^2) memory), even with no AND-join: a 2000-node chain "
-    "takes ~85 s, 20000 nodes exhausted 20 GB",
-)
 def test_lint_of_a_long_chain_finishes_quickly() -> None:
     try:
         done = subprocess.run(
