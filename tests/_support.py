@@ -196,3 +196,8 @@ def step_delta(run_id: str, step: int, **changes: Any) -> StepDelta:
     }
     fields.update(changes)
     return StepDelta(**fields)
+
+
+def stored(store: Any, run_id: str) -> list[dict[str, Any]]:
+    """The run's event log as ``store.events`` gives it, as plain dicts."""
+    return [e.to_dict() for e in store.events(run_id)]

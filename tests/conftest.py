@@ -8,12 +8,16 @@ broken server fails the test loudly.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from _servers import ServerUnavailable, postgres_server, redis_server
+from _support import make_store
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -43,3 +47,33 @@ def postgres_dsn() -> Iterator[str]:
 def redis_url() -> Iterator[str]:
     """The URL of a throwaway Redis shared by the session."""
     yield from _serve(redis_server(), "Redis")
+
+
+@pytest.fixture
+def store_of(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """``store_of(kind, schema=None)``: a fresh memory, json, sqlite or postgres store.
+
+    The file stores live in ``tmp_path``; a ``postgres`` store gets a schema of its
+    own on the session's test server (or ``schema``, to open a second instance on
+    the same one), dropped at the end.
+    """
+    made: list[Any] = []
+
+    def make(kind: str, schema: str | None = None) -> Any:
+        if kind != "postgres":
+            return make_store(kind, tmp_path)
+        pytest.importorskip("psycopg", reason="psycopg is a dev dependency (uv sync)")
+        from zeroflow.contrib.postgres import PostgresWorkflowStore
+
+        dsn = request.getfixturevalue("postgres_dsn")
+        store = PostgresWorkflowStore(dsn, schema=schema or f"t_{uuid.uuid4().hex[:12]}")
+        made.append(store)
+        return store
+
+    yield make
+    dropped: set[str] = set()
+    for store in made:
+        if store.schema not in dropped:
+            store.drop_schema()
+            dropped.add(store.schema)
+        store.close()

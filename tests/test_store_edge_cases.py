@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from _support import LOOP, Recorder, count_to, make_store
+from _support import LOOP, Recorder, count_to, make_store, stored
 from zeroflow import HandlerResult, WorkflowContext, WorkflowEngine
 from zeroflow._errors import RunLockedError
 from zeroflow._models import Event
@@ -32,10 +32,6 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "sqlite_v1"
 
 def logged(rec: Recorder, run_id: str) -> list[dict[str, Any]]:
     return [event_dict(e) for e in rec.events if e.run_id == run_id]
-
-
-def stored(store: Any, run_id: str) -> list[dict[str, Any]]:
-    return [e.to_dict() for e in store.events(run_id)]
 
 
 # ---------------------------------------------------------------- latest_step

@@ -13,14 +13,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _support import FakeClock, Recorder, edge, make_store, task
+from _support import FakeClock, Recorder, edge, make_store, stored, task
 from zeroflow import HandlerResult, WorkflowContext, WorkflowEngine
 from zeroflow.stores._common import event_dict
 
@@ -28,35 +26,9 @@ KINDS = ["memory", "json", "sqlite", "postgres"]
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 
-@pytest.fixture
-def store_of(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """``store_of(kind)``: a fresh store; ``postgres`` gets its own schema on the test server."""
-    made: list[Any] = []
-
-    def make(kind: str) -> Any:
-        if kind != "postgres":
-            return make_store(kind, tmp_path)
-        pytest.importorskip("psycopg", reason="psycopg is a dev dependency (uv sync)")
-        from zeroflow.contrib.postgres import PostgresWorkflowStore
-
-        dsn = request.getfixturevalue("postgres_dsn")
-        store = PostgresWorkflowStore(dsn, schema=f"t_{uuid.uuid4().hex[:12]}")
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        store.drop_schema()
-        store.close()
-
-
 def logged(rec: Recorder, run_id: str) -> list[dict[str, Any]]:
     """What the store should hold: the callback's events of the run, checkpoints as steps."""
     return [event_dict(e) for e in rec.events if e.run_id == run_id and "subflow" not in e.data]
-
-
-def stored(store: Any, run_id: str) -> list[dict[str, Any]]:
-    return [e.to_dict() for e in store.events(run_id)]
 
 
 def note(ctx: WorkflowContext, **data: Any) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from _support import LOOP, Recorder, count_to, make_store
+from _support import LOOP, Recorder, count_to, make_store, stored
 from zeroflow import HandlerResult, InMemoryWorkflowStore, WorkflowContext, WorkflowEngine
 from zeroflow._errors import RunLockedError, StoreError
 from zeroflow._models import Event
@@ -53,10 +53,6 @@ def in_child(body: Callable[[], int], *, alarm: int = 20) -> int:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
-
-
-def stored(store: Any, run_id: str) -> list[dict[str, Any]]:
-    return [e.to_dict() for e in store.events(run_id)]
 
 
 # ---------------------------------------------------------------- fork from inside a driven run

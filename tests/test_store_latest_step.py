@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _support import LOOP, count_to, make_store
+from _support import LOOP, count_to
 from zeroflow import HandlerResult, InMemoryWorkflowStore, WorkflowContext, WorkflowEngine
 from zeroflow._errors import RunLockedError
 
 KINDS = ["memory", "json", "sqlite", "postgres"]
-
-
-@pytest.fixture
-def store_of(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    made: list[Any] = []
-
-    def make(kind: str) -> Any:
-        if kind != "postgres":
-            return make_store(kind, tmp_path)
-        pytest.importorskip("psycopg", reason="psycopg is a dev dependency (uv sync)")
-        from zeroflow.contrib.postgres import PostgresWorkflowStore
-
-        dsn = request.getfixturevalue("postgres_dsn")
-        store = PostgresWorkflowStore(dsn, schema=f"t_{uuid.uuid4().hex[:12]}")
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        store.drop_schema()
-        store.close()
 
 
 class Flaky:

@@ -6,43 +6,18 @@ do not exist yet, with bad run ids, and with event data a store cannot write.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _support import LOOP, count_to, make_store
+from _support import LOOP, count_to
 from zeroflow import WorkflowEngine
 from zeroflow._errors import StoreError
 from zeroflow._models import Event
 from zeroflow.testing import sample_snapshot
 
 KINDS = ["memory", "json", "sqlite", "postgres"]
-
-
-@pytest.fixture
-def store_of(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """``store_of(kind)``: a fresh store; ``postgres`` gets its own schema on the test server."""
-    made: list[Any] = []
-
-    def make(kind: str, schema: str | None = None) -> Any:
-        if kind != "postgres":
-            return make_store(kind, tmp_path)
-        pytest.importorskip("psycopg", reason="psycopg is a dev dependency (uv sync)")
-        from zeroflow.contrib.postgres import PostgresWorkflowStore
-
-        dsn = request.getfixturevalue("postgres_dsn")
-        store = PostgresWorkflowStore(dsn, schema=schema or f"t_{uuid.uuid4().hex[:12]}")
-        made.append(store)
-        return store
-
-    yield make
-    if made:
-        made[0].drop_schema()
-    for store in made:
-        store.close()
 
 
 def note(run_id: str, text: str) -> Event:
