@@ -16,6 +16,7 @@ from zeroflow import (
     InMemoryWorkflowStore,
     JsonFileWorkflowStore,
     RunSnapshot,
+    StepDelta,
     StepRecord,
     WorkflowContext,
     WorkflowEngine,
@@ -23,6 +24,8 @@ from zeroflow import (
     WorkflowState,
     WorkflowStore,
 )
+from zeroflow._frozen import freeze
+from zeroflow.stores._common import encode_compact
 
 StoreFactory = Callable[[Path], Any]
 STORES: dict[str, StoreFactory] = {
@@ -239,3 +242,31 @@ def test_a_step_delta_keeps_its_values_after_later_steps() -> None:
     merged = [d.to_dict()["ops"] for d in kept if d.ops]
     assert [ops[0][2]["n"] for ops in merged] == [1, 2, 3, 4, 5]
     assert merged[0][0][2]["deep"] == {"1": 1}
+
+
+def test_a_deltas_json_data_encodes_as_its_dict() -> None:
+    """Stores encode ``to_json_data()`` (no copies): the text must equal ``to_dict()``'s."""
+    delta = StepDelta(
+        run_id="r",
+        step=3,
+        wave=2,
+        status="failed",
+        updated_at="t",
+        ready_now=["a"],
+        ready_next_wave=["b"],
+        arrivals={"j": ["a"]},
+        executed_this_wave=["a"],
+        last_node="a",
+        waiting_prompt=None,
+        last_error=WorkflowError("HANDLER_EXCEPTION", "boom", "a", details={"n": 1}),
+        trace=["a"],
+        tags=["t"],
+        records=[StepRecord(3, 2, "a", "failed", "t", [], None, False, 1.5)],
+        ops=[
+            ("merge", ("workflow",), freeze({"deep": {"x": [1, {"y": None}]}})),
+            ("set", ("workflow", "k"), freeze([1.5, "s", True])),
+            ("del", ("workflow", "gone"), None),
+        ],
+        extra={"map": {"m": {"results": {"0": 1}}}},
+    )
+    assert json.loads(encode_compact(delta.to_json_data())) == delta.to_dict()

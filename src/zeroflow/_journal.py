@@ -72,6 +72,35 @@ class StepDelta:
             out["extra"] = thaw(self.extra)
         return out
 
+    def to_json_data(self) -> dict[str, Any]:
+        """What ``to_dict`` gives, sharing this delta's lists and values instead of copying.
+
+        For encoding at once (stores write each delta as JSON text): the JSON
+        encoder takes the frozen state values as they are, so a map node with
+        thousands of progress operations is not deep-copied first.
+        """
+        out: dict[str, Any] = {
+            "run_id": self.run_id,
+            "step": self.step,
+            "wave": self.wave,
+            "status": self.status,
+            "updated_at": self.updated_at,
+            "ready_now": self.ready_now,
+            "ready_next_wave": self.ready_next_wave,
+            "arrivals": self.arrivals,
+            "executed_this_wave": self.executed_this_wave,
+            "last_node": self.last_node,
+            "waiting_prompt": self.waiting_prompt,
+            "last_error": None if self.last_error is None else self.last_error.to_dict(),
+            "trace": self.trace,
+            "tags": self.tags,
+            "records": [r.to_dict() for r in self.records],
+            "ops": [(op, path, value) for op, path, value in self.ops],
+        }
+        if self.extra is not None:
+            out["extra"] = self.extra
+        return out
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepDelta:
         err = data.get("last_error")

@@ -127,7 +127,7 @@ class BatchingStore(ABC, Generic[W]):
         fold the store asks it to send ``save_snapshot`` at its next checkpoint
         instead of rebuilding the state from its own records.
         """
-        body = encode_compact(delta.to_dict())
+        body = encode_compact(delta.to_json_data())
         with self._lock:
             w = self._writer(run_id)
             if w.pending_full is not None:

@@ -102,8 +102,10 @@ class InMemoryWorkflowStore:
             run.history.append(_Entry(run.seq, info_of(kept.to_dict()), full=kept))
 
     def append_step(self, run_id: str, delta: StepDelta) -> bool:
-        plain = delta.to_dict()
-        text = encode_compact(plain)
+        text = encode_compact(delta.to_json_data())
+        info = CheckpointInfo(
+            delta.step, delta.wave, delta.status, delta.last_node, delta.updated_at
+        )
         with self._lock:
             run = self._runs.get(run_id)
             if run is None:
@@ -111,7 +113,7 @@ class InMemoryWorkflowStore:
             apply_delta(run.latest, delta)
             run.saved_at = self._clock()
             run.seq += 1
-            run.history.append(_Entry(run.seq, info_of(plain), delta=text))
+            run.history.append(_Entry(run.seq, info, delta=text))
         return False  # the latest snapshot is kept whole: nothing to fold
 
     def append_event(self, run_id: str, event: Event) -> None:
