@@ -270,3 +270,21 @@ def test_a_deltas_json_data_encodes_as_its_dict() -> None:
         extra={"map": {"m": {"results": {"0": 1}}}},
     )
     assert json.loads(encode_compact(delta.to_json_data())) == delta.to_dict()
+
+
+def test_a_results_checkpoint_equals_what_the_store_saved_even_across_a_second() -> None:
+    """The result is not re-stamped after the final save (a second may tick in between)."""
+    ticks = iter(range(1_000_000, 2_000_000, 1))  # every clock reading is a new second
+    store = InMemoryWorkflowStore()
+    engine = WorkflowEngine(
+        LOOP, {"count": lambda ctx: HandlerResult(["done"])}, store=store, clock=lambda: next(ticks)
+    )
+    assert engine.run(run_id="r").success
+    waiting = WorkflowEngine(
+        LOOP,
+        {"count": lambda ctx: HandlerResult([], waiting=True)},
+        store=store,
+        clock=lambda: next(ticks),
+    ).run(run_id="w")
+    assert waiting.checkpoint is not None
+    assert waiting.checkpoint.to_dict() == store.load_snapshot("w").to_dict()
