@@ -6,10 +6,11 @@ on ``sys.path`` because ``tests/conftest.py`` lives there and there is no ``__in
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -201,3 +202,48 @@ def step_delta(run_id: str, step: int, **changes: Any) -> StepDelta:
 def stored(store: Any, run_id: str) -> list[dict[str, Any]]:
     """The run's event log as ``store.events`` gives it, as plain dicts."""
     return [e.to_dict() for e in store.events(run_id)]
+
+
+def in_child(body: Callable[[], int], *, alarm: int = 20) -> int:
+    """Fork, run ``body`` in the child (its return value is the exit code); the exit code.
+
+    ``alarm`` seconds end a child that hangs instead of the test run.
+    """
+    import os
+    import signal
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child, reported through the exit code
+        signal.alarm(alarm)
+        code = 99
+        try:
+            code = body()
+        except BaseException as exc:  # the child must never return into pytest
+            sys.stderr.write(f"child failed: {exc!r}\n")
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@contextlib.contextmanager
+def lock_held_briefly(store: Any, seconds: float = 0.3) -> Iterator[None]:
+    """Another thread holds ``store._lock`` for ``seconds`` while the body runs (a fork)."""
+    import threading
+
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._lock:
+            held.set()
+            done.wait(seconds)  # os.fork() waits for the lock: the child never sees it held
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(10)
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()

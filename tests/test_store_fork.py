@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from _support import LOOP, count_to, make_store
+from _support import LOOP, count_to, in_child, lock_held_briefly, make_store
 from zeroflow import WorkflowEngine
 from zeroflow._models import Event
 from zeroflow.testing import sample_snapshot
@@ -66,32 +66,11 @@ def test_a_forked_child_drives_its_own_runs_and_leaves_the_parents_pending_write
 def test_a_child_forked_while_another_thread_held_the_store_lock_does_not_hang(
     kind: str, tmp_path: Path
 ) -> None:
-    import signal
-    import threading
-
     store: Any = make_store(kind, tmp_path)
-    held, done = threading.Event(), threading.Event()
 
-    def hold() -> None:
-        with store._lock:
-            held.set()
-            done.wait(0.3)  # os.fork() waits for the lock: the child never sees it held
+    def child() -> int:
+        engine = WorkflowEngine(LOOP, {"count": count_to(3)}, store=store)
+        return 0 if engine.run({}, run_id="child").success else 2
 
-    thread = threading.Thread(target=hold)
-    thread.start()
-    held.wait(10)
-    try:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child, reported through the exit code
-            signal.alarm(20)  # a hang ends the child instead of the test run
-            code = 1
-            try:
-                engine = WorkflowEngine(LOOP, {"count": count_to(3)}, store=store)
-                code = 0 if engine.run({}, run_id="child").success else 2
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-    finally:
-        done.set()
-        thread.join()
-    assert os.waitstatus_to_exitcode(status) == 0
+    with lock_held_briefly(store):
+        assert in_child(child) == 0

@@ -14,13 +14,13 @@ import sys
 import textwrap
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _support import LOOP, Recorder, count_to, make_store, stored
+from _support import LOOP, Recorder, count_to, in_child, lock_held_briefly, make_store, stored
 from zeroflow import HandlerResult, InMemoryWorkflowStore, WorkflowContext, WorkflowEngine
 from zeroflow._errors import RunLockedError, StoreError
 from zeroflow._models import Event
@@ -36,23 +36,6 @@ pytestmark = [
 ]
 
 SRC = Path(__file__).resolve().parent.parent / "src"
-
-
-def in_child(body: Callable[[], int], *, alarm: int = 20) -> int:
-    """Fork, run ``body`` in the child (its return value is the exit code); the exit code."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child, reported through the exit code
-        signal.alarm(alarm)
-        code = 99
-        try:
-            code = body()
-        except BaseException as exc:  # the child must never return into pytest
-            sys.stderr.write(f"child failed: {exc!r}\n")
-        finally:
-            sys.stderr.flush()
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
 
 
 # ---------------------------------------------------------------- fork from inside a driven run
@@ -329,24 +312,11 @@ def test_a_postgres_child_forked_while_another_thread_held_the_lock_does_not_han
     pg_store: Any,
 ) -> None:
     store = pg_store
-    held, done = threading.Event(), threading.Event()
 
-    def hold() -> None:
-        with store._lock:
-            held.set()
-            done.wait(0.3)  # os.fork() waits for the lock: the child never sees it held
+    def child() -> int:
+        engine = WorkflowEngine(LOOP, {"count": count_to(3)}, store=store)
+        return 0 if engine.run({}, run_id="child").success else 2
 
-    thread = threading.Thread(target=hold)
-    thread.start()
-    held.wait(10)
-    try:
-
-        def child() -> int:
-            engine = WorkflowEngine(LOOP, {"count": count_to(3)}, store=store)
-            return 0 if engine.run({}, run_id="child").success else 2
-
+    with lock_held_briefly(store):
         code = in_child(child, alarm=5)
-    finally:
-        done.set()
-        thread.join()
     assert code == 0

@@ -28,6 +28,7 @@ from ._common import (
     checkpoint_not_found,
     decode_event_rows,
     encode_compact,
+    encode_event_rows,
     lease_verdict,
     locked_error,
     status_set,
@@ -103,7 +104,8 @@ class SqlStore(BatchingStore[SqlWriter]):
     _EVENTS_QUERY: ClassVar[str] = "SELECT seq, body FROM events WHERE run_id=? ORDER BY seq"
     """Rows ``(first event number, text)`` of a run's events, in order."""
     _EVENTS_IN_CHECKPOINTS: ClassVar[bool] = False
-    """True: a commit's events ride in its last checkpoint row (three more columns)."""
+    """True: a commit's events ride in its last checkpoint row (three more columns), as
+    one ``encode_event_rows`` text."""
     _INSERT_CHECKPOINT: ClassVar[dict[int, str]] = {
         n: f"INSERT INTO checkpoints VALUES ({', '.join('?' * n)})" for n in (8, 11)
     }
@@ -133,10 +135,6 @@ class SqlStore(BatchingStore[SqlWriter]):
     @abstractmethod
     def _insert_events(self, db: Db, run_id: str, first_seq: int, events: list[Event]) -> None:
         """Store events that no checkpoint row carries, numbered from ``first_seq``."""
-
-    def _encode_events(self, events: list[Event]) -> str:
-        """A commit's events as the text of a checkpoint row's ``events`` column."""
-        raise NotImplementedError
 
     def _keep_events(self, db: Db, run_id: str, below_seq: int) -> None:
         """Before checkpoints under ``below_seq`` are pruned: save the events they carry."""
@@ -201,7 +199,7 @@ class SqlStore(BatchingStore[SqlWriter]):
             and bool(events)
             and bool(w.pending_steps or w.pending_full is not None)
         )
-        events_text = self._encode_events(events) if carry else ""
+        events_text = encode_event_rows(events) if carry else ""
         with self._tx() as db:
             if w.owner is None:
                 self._load_counters(db, run_id, w)  # no lease: another writer may have moved on

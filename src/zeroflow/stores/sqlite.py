@@ -286,9 +286,6 @@ class SqliteWorkflowStore(SqlStore):
             (run_id, first_seq, len(events), encode_event_rows(events)),
         )
 
-    def _encode_events(self, events: list[Event]) -> str:
-        return encode_event_rows(events)
-
     def _keep_events(self, db: Db, run_id: str, below_seq: int) -> None:
         db.execute(
             "INSERT INTO events SELECT run_id, event_seq, event_count, events FROM checkpoints "
