@@ -2,7 +2,9 @@
 
 A child process drives a 30-node workflow that loops back three times
 (90 steps) against a file-backed store and is killed with SIGKILL, again
-and again; each new child loads the run and resumes it. At the end the
+and again; each new child loads the run and resumes it at once, with the
+default lease settings (a RunLockedError fails the test: the dead driver's
+lease must be taken over because its process is gone). At the end the
 state, the trace, the audit trail and the event log equal those of a run
 that was never interrupted: the node in flight at a kill runs again, but
 nothing that reached a checkpoint is lost or written twice.
@@ -34,7 +36,6 @@ CHILD = textwrap.dedent(
     import os, signal, sys, time
     kind, base, kill_in_write = sys.argv[1], sys.argv[2], int(sys.argv[3])
     from zeroflow import HandlerResult, WorkflowEngine
-    from zeroflow._errors import RunLockedError
     from zeroflow.stores import JsonFileWorkflowStore, SqliteWorkflowStore
     import zeroflow.stores._files as files
     import zeroflow.stores.jsonfile as jsonfile
@@ -62,10 +63,12 @@ CHILD = textwrap.dedent(
             tags=[f"{ctx.node_name}@{ctx.wave}"] if ctx.node_name.endswith("0") else None,
         )
 
+    # Default lease settings: the killed driver's lease is taken over at once because
+    # its process is gone from this host, not because a short TTL ran out.
     if kind == "json":
-        store = JsonFileWorkflowStore(base, lease_ttl_seconds=0.25)
+        store = JsonFileWorkflowStore(base)
     else:
-        store = SqliteWorkflowStore(base, lease_ttl_seconds=0.25)
+        store = SqliteWorkflowStore(base)
 
     if kill_in_write and kind == "json":
         calls = [0]
@@ -94,18 +97,13 @@ CHILD = textwrap.dedent(
 
     engine = WorkflowEngine(WF, {"work": work}, store=store)
     print("ready", flush=True)
-    while True:
-        try:
-            try:
-                snap = store.load_snapshot("crash")
-            except KeyError:
-                engine.run({"seed": 1}, run_id="crash")
-            else:
-                if snap.status != "succeeded":
-                    engine.run_from_checkpoint(snap)
-            break
-        except RunLockedError:
-            time.sleep(0.02)  # the killed driver's lease has not lapsed yet
+    try:
+        snap = store.load_snapshot("crash")
+    except KeyError:
+        engine.run({"seed": 1}, run_id="crash")
+    else:
+        if snap.status != "succeeded":
+            engine.run_from_checkpoint(snap)
     print("done", flush=True)
     """
 )

@@ -413,13 +413,14 @@ def test_fold_requests_across_maps_and_pauses_keep_every_historical_load(
     _drive_mixed(reference)
     store = make_store(kind, tmp_path)
     saves: list[str] = []
-    original = store.save_snapshot
+    original = store.commit
 
-    def counting(snapshot: Any) -> None:
-        saves.append(snapshot.status)
-        original(snapshot)
+    def counting(run_id: str, owner: str, token: int, write: Any) -> bool:
+        if write.snapshot is not None:
+            saves.append(write.snapshot.status)
+        return bool(original(run_id, owner, token, write))
 
-    monkeypatch.setattr(store, "save_snapshot", counting)
+    monkeypatch.setattr(store, "commit", counting)
     _drive_mixed(store)
     monkeypatch.undo()
     lifecycle = 1 + 2 * 3 + 1  # start, three pauses and their resumes, end

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from _support import LOOP, count_to, run_loop
-from zeroflow import HandlerResult, WorkflowEngine
+from zeroflow import CheckpointWrite, HandlerResult, WorkflowEngine
 from zeroflow._errors import RunNotFoundError, StoreCorruptError, StoreError
+from zeroflow._models import Event, now_iso
 from zeroflow.stores import JsonFileWorkflowStore
 from zeroflow.stores.jsonfile import FORMAT_VERSION
 from zeroflow.testing import sample_snapshot
@@ -256,13 +257,41 @@ def test_a_gap_in_the_journal_is_corruption_not_a_silent_restart(tmp_path: Path)
     assert info.value.path == str(journal)
 
 
-def test_a_crashed_start_leaves_no_orphan_events_for_the_next_start(tmp_path: Path) -> None:
+def test_a_crashed_start_leaves_no_orphan_events_for_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first commit killed after its events, before its snapshot: its events are cut.
+
+    The store tells them apart by where that commit said its events begin (in
+    lease.json), not by their kinds: a note appended before any start stays.
+    """
     store = JsonFileWorkflowStore(tmp_path)
-    (tmp_path / "loop-1").mkdir()
-    (tmp_path / "loop-1" / "events.jsonl").write_text('{"kind": "wf:start"}\n', encoding="utf-8")
-    run_loop(store, 2)
-    kinds = [e.kind for e in store.events("loop-1")]
-    assert kinds.count("wf:start") == 1 and kinds[0] == "wf:start"
+    store.append_event("loop-1", Event("loop-1", 0, 0, None, "note", now_iso(), {"n": 1}))
+    token = store.acquire_lease("loop-1", "killed")
+    start = Event("loop-1", 0, 1, None, "wf:start", now_iso(), {})
+
+    def dies(*args: Any) -> None:
+        raise OSError("killed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", dies)
+        with pytest.raises(OSError, match="killed"):
+            store.commit(
+                "loop-1",
+                "killed",
+                token,
+                CheckpointWrite(1, sample_snapshot("loop-1"), events=[start]),
+            )
+    assert [e.kind for e in store.events("loop-1")] == ["note", "wf:start"]  # the orphan
+    store.break_lease("loop-1")  # the killed driver never releases
+    other = JsonFileWorkflowStore(tmp_path)
+    token = other.acquire_lease("loop-1", "next")
+    other.commit(
+        "loop-1", "next", token, CheckpointWrite(1, sample_snapshot("loop-1"), events=[start])
+    )
+    other.release_lease("loop-1", "next")
+    kinds = [e.kind for e in other.events("loop-1")]
+    assert kinds == ["note", "wf:start"]
 
 
 def test_files_are_replaced_atomically_never_half_written(

@@ -26,6 +26,7 @@ from ._grammar import FORMATS, check, detect_format, is_zf1, normalise
 from ._lint import lint
 from ._models import Event, RunSnapshot, WorkflowResult
 from ._schema import schema
+from ._store import EventLogStore
 
 __all__ = ["main", "CliError"]
 
@@ -106,12 +107,9 @@ def _open_store(path: str) -> Any:
                 f"'{path}' is not a zeroflow SQLite store (it has no zeroflow tables); "
                 "point --store at the file a SqliteWorkflowStore wrote"
             )
-        from . import stores
+        from .stores import SqliteWorkflowStore
 
-        sqlite_store = getattr(stores, "SqliteWorkflowStore", None)
-        if sqlite_store is None:
-            raise CliError("this zeroflow has no SqliteWorkflowStore; use a JSON store folder")
-        return sqlite_store(where)
+        return SqliteWorkflowStore(where)
     if not where.exists():
         raise CliError(f"store folder '{path}' does not exist")
     if not where.is_dir():
@@ -338,9 +336,9 @@ def _event_line(event: Event) -> str:
 
 def cmd_runs_events(args: argparse.Namespace, out: TextIO) -> int:
     store = _open_store(args.store)
-    read = getattr(store, "events", None)
-    if read is None:
+    if not isinstance(store, EventLogStore):
         raise CliError(f"the store at '{args.store}' cannot list events")
+    read = store.events
     seen = 0
     while True:
         events = read(args.run_id)

@@ -76,6 +76,7 @@ class WorkflowEngine:
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
         run_id_factory: Callable[[], str] | None = None,
+        lease_owner_factory: Callable[[], str] | None = None,
     ) -> None:
         graph: CompiledWorkflow = compile_workflow(workflow_def)
         if not isinstance(handlers, Mapping):
@@ -99,6 +100,7 @@ class WorkflowEngine:
         self._sleep = sleep
         self._clock = clock or time.time
         self._new_id = run_id_factory or (lambda: uuid.uuid4().hex)
+        new_owner = lease_owner_factory or (lambda: uuid.uuid4().hex)
         handler_map = dict(handlers)
         self._async_handlers = sorted(
             name for name, fn in handler_map.items() if inspect.iscoroutinefunction(fn)
@@ -119,6 +121,7 @@ class WorkflowEngine:
                 rng,
                 self._cancel.is_set,
                 children,
+                new_owner,
                 child=True,
             )
 
@@ -133,6 +136,7 @@ class WorkflowEngine:
             rng,
             self._cancel.is_set,
             children,
+            new_owner,
         )
 
     # ------------------------------------------------------------------ construction
@@ -275,12 +279,15 @@ class WorkflowEngine:
         step: int,
         new_run_id: str | None = None,
         workflow_updates: Mapping[str, Any] | None = None,
+        *,
+        replace: bool = False,
     ) -> RunSnapshot:
         """Start a new run from the checkpoint taken after ``step`` of ``run_id``.
 
         ``workflow_updates`` are merged into ``state.workflow`` first. The new
-        run is saved to the store and returned, ready for
-        ``run_from_checkpoint``; the original run is untouched.
+        run is saved to the store (under its own lease) and returned, ready for
+        ``run_from_checkpoint``; the original run is untouched. A ``new_run_id``
+        the store already holds raises ``RunExistsError`` unless ``replace=True``.
         """
         store = self._require_store()
         snap = self.load_snapshot(run_id, step=step)
@@ -301,8 +308,19 @@ class WorkflowEngine:
         snap.extra["forked_from"] = {"run_id": run_id, "step": step}
         snap.extra.pop("redrive", None)
         snap.updated_at = now_iso(self._clock())
-        store.save_snapshot(snap)
-        return snap.copy()
+        snap.seq = None
+        machine = self._machine
+        run = LiveRun(snap, machine.journal)
+        leased = machine.open_session(run, fresh=True, replace=replace)
+        try:
+            if leased:
+                machine.commit(run, full=True)
+            else:
+                store.save_snapshot(run.export())
+        finally:
+            if leased:
+                machine.close_session(run)
+        return run.export()
 
     def migrate(
         self, checkpoint: RunSnapshot | Mapping[str, Any], old_workflow_def: Mapping[str, Any]
@@ -343,11 +361,25 @@ class WorkflowEngine:
         event = Event(
             snap.run_id, snap.step, snap.wave, None, C.EVENT_WF_MIGRATED, record["at"], dict(record)
         )
-        if self._machine.callback is not None:
-            self._machine.callback(event)
-        if self._store is not None:
-            self._store.save_snapshot(snap)
-            self._store.append_event(snap.run_id, event)
+        machine = self._machine
+        store = self._store
+        if store is not None:
+            # Under the run's lease, from its latest checkpoint only: a migration never
+            # overwrites what another caller is driving or has written since.
+            run = LiveRun(snap, machine.journal)
+            leased = machine.open_session(run, fresh=False, resuming=True)
+            try:
+                if leased:
+                    machine.commit(run, full=True, extra_events=(event,))
+                else:
+                    store.save_snapshot(run.export())
+                    store.append_event(snap.run_id, event)
+            finally:
+                if leased:
+                    machine.close_session(run)
+            snap = run.export()
+        if machine.callback is not None:
+            machine.callback(event)
         return snap
 
     # ------------------------------------------------------------------ internals
@@ -428,7 +460,7 @@ class WorkflowEngine:
             run,
             C.EVENT_WF_RESUMED,
             {"workflow": snap.workflow_name, "resumed_from_step": resumed_from, "wave": snap.wave},
-            expect_step=resumed_from,
+            resuming=True,
         )
 
     def _redrive(self, checkpoint: Checkpoint) -> Steps:
@@ -467,7 +499,7 @@ class WorkflowEngine:
                 "wave": snap.wave,
                 "redrive": True,
             },
-            expect_step=resumed_from,
+            resuming=True,
         )
 
     def _drive_sync(self, steps: Steps) -> WorkflowResult:

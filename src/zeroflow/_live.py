@@ -48,11 +48,14 @@ class LiveRun:
         "frontier",
         "input",
         "lease_owner",
+        "lease_token",
         "node_state",
         "ops",
         "outbox",
         "resume_path",
         "resumed",
+        "resumed_from",
+        "seq",
         "snap",
         "tags_mark",
         "trace_mark",
@@ -72,6 +75,12 @@ class LiveRun:
         self.ops: list[StateOp] | None = [] if journaling else None
         self.extra_dirty = False
         self.lease_owner: str | None = None
+        # The fencing token of this call's lease; every commit carries it.
+        self.lease_token: int | None = None
+        # The identity of the run's latest checkpoint in the store (0: none yet).
+        self.seq = snap.seq or 0
+        # The step of the checkpoint this call continues (a resume checks it is the latest).
+        self.resumed_from = snap.step
         # The store asked for a full snapshot at the next checkpoint (a journal fold).
         self.fold_due = False
         # Events for a store that takes them in batches (``append_events``), until the

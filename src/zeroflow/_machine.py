@@ -32,7 +32,13 @@ from ._models import (
 )
 from ._scheduler import Frontier, build_routes
 from ._sessions import Sessions, waiting_paths
-from ._store import WorkflowStore
+from ._store import (
+    CheckpointWrite,
+    EventBatchingStore,
+    JournalingStore,
+    LeasingStore,
+    WorkflowStore,
+)
 from ._tasks import (
     Batch,
     Call,
@@ -58,6 +64,12 @@ __all__ = [
 ]
 
 _perf = time.perf_counter
+
+
+def _random_owner() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
 
 
 def _redrive_record(
@@ -96,6 +108,7 @@ class RunMachine(Sessions, TaskRunner):
         rng: random.Random,
         is_cancelled: Callable[[], bool],
         children: dict[str, RunMachine] | None = None,
+        new_owner: Callable[[], str] | None = None,
         *,
         child: bool = False,
     ) -> None:
@@ -105,9 +118,13 @@ class RunMachine(Sessions, TaskRunner):
         self.callback = callback
         self.store = store
         self.persist = store is not None and graph.policy.persist_checkpoints
-        self.journal = self.persist and callable(getattr(store, "append_step", None))
-        self.batch_events = store is not None and callable(getattr(store, "append_events", None))
-        self.durable_journal = self.journal and getattr(store, "durable", True)
+        # What the store can do, decided once: a leasing store takes fenced commits.
+        self.leasing: LeasingStore | None = store if isinstance(store, LeasingStore) else None
+        self.journal = self.persist and (
+            self.leasing is not None or isinstance(store, JournalingStore)
+        )
+        self.batch_events = self.leasing is not None or isinstance(store, EventBatchingStore)
+        self.durable_journal = self.journal and (self.leasing is None or self.leasing.durable)
         # A subflow's checkpoints are not resume points of the parent: keep them to itself.
         self.want_checkpoint = (
             not child and callback is not None and wants_checkpoints(wanted_kinds(callback))
@@ -120,6 +137,7 @@ class RunMachine(Sessions, TaskRunner):
         self.readonly = graph.policy.state_isolation == "readonly"
         self.branch_hitl = graph.policy.hitl == "branch"
         self.children: dict[str, RunMachine] = children or {}
+        self.new_owner: Callable[[], str] = new_owner or _random_owner
 
     # ------------------------------------------------------------------ events
 
@@ -143,29 +161,65 @@ class RunMachine(Sessions, TaskRunner):
                 store.append_event(snap.run_id, event)
 
     def flush_events(self, run: LiveRun) -> None:
-        """Hand the events held for a batching store over in one call."""
+        """Hand the events held for a batching store over in one call.
+
+        A leased run's events go with its commits instead, unless it persists no
+        checkpoints (``persist_checkpoints: false``).
+        """
         outbox = run.outbox
-        if outbox:
+        if outbox and (run.lease_owner is None or not self.persist):
             run.outbox = []
             self.store.append_events(run.snap.run_id, outbox)  # type: ignore[union-attr]
+
+    def commit(self, run: LiveRun, *, full: bool, extra_events: tuple[Event, ...] = ()) -> None:
+        """Write one fenced checkpoint with the events that led to it (leased runs).
+
+        ``RunLockedError`` from the store means this call lost its lease: nothing of
+        the checkpoint is written and the call stops here.
+        """
+        store = self.leasing
+        assert store is not None and run.lease_owner is not None and run.lease_token is not None
+        snap = run.snap
+        seq = run.seq + 1
+        snap.seq = seq
+        events = run.outbox or []
+        if extra_events:
+            events = [*events, *extra_events]
+        if full or run.fold_due:
+            write = CheckpointWrite(seq, snapshot=run.export(), events=events)
+            run.mark()
+            due = store.commit(snap.run_id, run.lease_owner, run.lease_token, write)
+        else:
+            write = CheckpointWrite(seq, delta=run.delta(), events=events)
+            due = store.commit(snap.run_id, run.lease_owner, run.lease_token, write)
+        run.fold_due = bool(due)
+        run.seq = seq
+        run.outbox = []
 
     def checkpoint(self, run: LiveRun, *, full: bool = False, write: bool = True) -> None:
         """A resume point: write the store, emit ``store:saved``, then ``checkpoint``.
 
         ``write=False`` (a new wave opening) announces the checkpoint but leaves the
         write to the next one: opening a wave is decided by the state already
-        saved, so a crash in between loses nothing.
+        saved, so a crash in between loses nothing. A leased run's checkpoint and
+        its events are one fenced ``commit``; callbacks hear of it once it is written.
         """
         snap = run.snap
         if self.store is None and (self.callback is None or self.child):
             return  # nobody to tell; updated_at is stamped when the result is built
         snap.updated_at = now_iso(self.clock())
+        if self.persist and write and run.lease_owner is not None:
+            saved, point = self._checkpoint_events(run)
+            self.commit(run, full=full, extra_events=(saved, point))
+            cb = self.callback
+            if cb is not None:
+                cb(saved)
+                cb(point)
+            return
         if self.persist:
             store = self.store
             assert store is not None
             if write:
-                if run.lease_owner is not None:
-                    store.renew_lease(snap.run_id, run.lease_owner)  # type: ignore[attr-defined]
                 if self.journal and not (full or run.fold_due):
                     # True: the store asks for a full snapshot next (its journal is due a fold).
                     run.fold_due = bool(
@@ -191,6 +245,28 @@ class RunMachine(Sessions, TaskRunner):
             # A wave opening (write=False) keeps its events for the next written checkpoint.
             self.flush_events(run)
 
+    def _checkpoint_events(self, run: LiveRun) -> tuple[Event, Event]:
+        """``store:saved`` and ``checkpoint`` of a commit, built before it is written."""
+        snap = run.snap
+        ts = now_iso(self.clock())
+        wave = run.frontier.wave
+        saved = Event(
+            snap.run_id,
+            snap.step,
+            wave,
+            snap.last_node,
+            C.EVENT_STORE_SAVED,
+            ts,
+            {"run_id": snap.run_id, "status": snap.status},
+        )
+        if self.want_checkpoint:
+            snap.seq = run.seq + 1
+            data: dict[str, Any] = {"state": run.sync().to_dict()}
+        else:
+            data = {"step": snap.step}
+        point = Event(snap.run_id, snap.step, wave, snap.last_node, C.EVENT_CHECKPOINT, ts, data)
+        return saved, point
+
     def quiet_checkpoint(self, run: LiveRun, node: str) -> None:
         """Persist progress inside a node (map items) with the node still queued, no events.
 
@@ -204,15 +280,15 @@ class RunMachine(Sessions, TaskRunner):
         frontier = run.frontier
         frontier.ready_now.insert(0, node)
         try:
-            due = store.append_step(run.snap.run_id, run.delta())  # type: ignore[attr-defined]
-            run.fold_due = run.fold_due or bool(due)
+            if run.lease_owner is not None:
+                # The finished items' events go with their progress (the node's start, emits).
+                self.commit(run, full=False)
+            else:
+                due = store.append_step(run.snap.run_id, run.delta())  # type: ignore[attr-defined]
+                run.fold_due = run.fold_due or bool(due)
         finally:
             frontier.ready_now.pop(0)
-        # The finished items' events go with their progress (the node's start, their emits).
         self.flush_events(run)
-        flush = getattr(store, "flush", None)
-        if flush is not None:
-            flush()  # stores that batch writes until the next checkpoint event commit now
 
     def _custom_emitter(self, run: LiveRun, node: str) -> Callable[..., None]:
         def emit(kind: str, data: Mapping[str, Any] | None = None) -> None:

@@ -57,6 +57,15 @@ def now_iso(ts: float | None = None) -> str:
     return text
 
 
+def _opt_seq(value: Any) -> int | None:
+    """A checkpoint identity from a snapshot dict: a non-negative int, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"seq must be a non-negative integer, got {value!r}")
+    return value
+
+
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -234,6 +243,12 @@ class RunSnapshot:
 
     Stored under the ``"zeroflow"`` key of the snapshot dict so 0.1.0 ignores it.
     """
+    seq: int | None = None
+    """The checkpoint's identity in its store: a per-run number that never repeats.
+
+    Set by the store that wrote the checkpoint (None for a snapshot no store
+    numbered, e.g. one of 0.1.0); a resume is refused unless it is the latest.
+    """
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -260,6 +275,8 @@ class RunSnapshot:
         }
         if self.extra:
             out["zeroflow"] = thaw(self.extra)
+        if self.seq is not None:
+            out["seq"] = self.seq
         return out
 
     @classmethod
@@ -287,6 +304,7 @@ class RunSnapshot:
             updated_at=_opt_str(data.get("updated_at")),
             deadline_ts=None if deadline is None else float(deadline),
             extra=thaw(dict(data.get("zeroflow") or {})),
+            seq=_opt_seq(data.get("seq")),
         )
 
     def copy(self) -> RunSnapshot:
@@ -317,6 +335,7 @@ class RunSnapshot:
             updated_at=self.updated_at,
             deadline_ts=self.deadline_ts,
             extra=thaw(self.extra),
+            seq=self.seq,
         )
 
     def metadata(self) -> RunMetadata:

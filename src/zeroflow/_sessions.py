@@ -8,16 +8,15 @@ that already exist, announces the call and always releases the lease.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import _constants as C
 from ._definition import CompiledWorkflow
 from ._errors import RunExistsError, RunLockedError
 from ._live import LiveRun
-from ._models import RunSnapshot
-from ._store import WorkflowStore
+from ._models import RunSnapshot, now_iso
+from ._store import LeasingStore, WorkflowStore
 from ._tasks import Steps
 
 __all__ = ["Sessions", "waiting_paths"]
@@ -66,8 +65,11 @@ class Sessions:
 
     graph: CompiledWorkflow
     store: WorkflowStore | None
+    leasing: LeasingStore | None
     journal: bool
     batch_events: bool
+    clock: Callable[[], float]
+    new_owner: Callable[[], str]
 
     def emit(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -88,30 +90,20 @@ class Sessions:
         data: dict[str, Any],
         *,
         replace: bool = False,
-        expect_step: int | None = None,
+        resuming: bool = False,
     ) -> Steps:
         """One call on one run: take the lease, announce, drive, always release.
 
         ``kind`` is the opening event (``wf:start`` or ``wf:resumed``). A store
-        with leases (``acquire_lease``) is asked first, so a second driver of
-        the same run gets ``RunLockedError`` before anything is written.
+        with leases is asked first, so a second driver of the same run gets
+        ``RunLockedError`` before anything is written; every checkpoint after
+        that is a commit fenced by the lease's token. ``resuming``: the run
+        continues a stored checkpoint, which must still be the latest.
         """
-        store = self.store
-        owner = uuid.uuid4().hex
-        leased = False
-        if store is not None:
-            acquire = getattr(store, "acquire_lease", None)
-            if acquire is not None:
-                acquire(run.snap.run_id, owner)
-                leased = True
-        run.lease_owner = owner if leased else None
-        if self.batch_events:
-            run.outbox = []
+        leased = self.open_session(
+            run, fresh=kind == C.EVENT_WF_START, replace=replace, resuming=resuming
+        )
         try:
-            if store is not None and kind == C.EVENT_WF_START:
-                self._claim_new_run(run.snap.run_id, replace, run.lease_owner)
-            if leased and expect_step is not None:
-                self._check_not_moved_on(run.snap.run_id, expect_step)
             self.emit(run, kind, None, data)
             self.checkpoint(run, full=True)
             result = yield from self.steps(run)
@@ -122,42 +114,96 @@ class Sessions:
             # crash would: the log describes committed checkpoints, and the next driver
             # runs (and logs) that work again.
             if leased:
-                store.release_lease(run.snap.run_id, owner)  # type: ignore[union-attr]
+                self.close_session(run)
 
-    def _check_not_moved_on(self, run_id: str, expect_step: int) -> None:
+    def open_session(
+        self, run: LiveRun, *, fresh: bool, replace: bool = False, resuming: bool = False
+    ) -> bool:
+        """Take the lease (leasing stores), claim a new run id, refuse a stale checkpoint.
+
+        Returns True when a lease was taken: ``close_session`` must then be called.
+        """
+        store = self.store
+        leasing = self.leasing
+        run_id = run.snap.run_id
+        if self.batch_events:
+            run.outbox = []
+        if leasing is None:
+            # 0.1.0's stores have no leases: a resume from any checkpoint is theirs to allow.
+            if store is not None and fresh:
+                self._claim_new_run(run_id, replace, None)
+            return False
+        owner = self.new_owner()
+        run.lease_token = leasing.acquire_lease(run_id, owner)
+        run.lease_owner = owner
+        try:
+            if fresh:
+                self._claim_new_run(run_id, replace, owner)
+                run.seq = 0
+            elif resuming:
+                self._check_not_moved_on(run)
+            else:
+                run.seq = leasing.latest_checkpoint(run_id) or 0
+        except BaseException:
+            self.close_session(run)
+            raise
+        return True
+
+    def close_session(self, run: LiveRun) -> None:
+        """Give the lease up (a no-op for the store when this call no longer holds it)."""
+        owner = run.lease_owner
+        if owner is not None and self.leasing is not None:
+            run.lease_owner = None
+            run.lease_token = None
+            self.leasing.release_lease(run.snap.run_id, owner)
+
+    def _check_not_moved_on(self, run: LiveRun) -> None:
         """Refuse a stale checkpoint: another driver advanced the stored run since it was read.
 
         Two webhook calls that both loaded a waiting run before either resumed it
         must not both proceed: the lease serialises them, this check stops the
-        second one.
+        second one. Checkpoints are told apart by their identity (``seq``), so
+        two checkpoints at one step are never mistaken for each other.
         """
-        store = self.store
-        assert store is not None
-        latest_step = getattr(store, "latest_step", None)
-        if latest_step is not None:
-            # O(1) where the store can tell; the whole snapshot only to explain a refusal.
-            step = latest_step(run_id)
-            if step is None or step == expect_step:
-                return
-        try:
-            stored = store.load_snapshot(run_id)
-        except KeyError:
+        snap = run.snap
+        run_id = snap.run_id
+        expect_seq = run.seq if snap.seq is not None else None
+        expect_step = run.resumed_from
+        leasing = self.leasing
+        assert leasing is not None
+        latest = leasing.latest_checkpoint(run_id)
+        if latest is None:
+            run.seq = 0
             return  # the run is new to this store
-        if stored.step != expect_step:
-            raise RunLockedError(
-                f"run '{run_id}' moved on since this checkpoint was taken (checkpoint step "
-                f"{expect_step}, stored step {stored.step}, status '{stored.status}'); "
-                "load it again before resuming",
-                run_id=run_id,
-            )
+        if expect_seq is not None:
+            if latest == expect_seq:
+                return
+        elif leasing.latest_step(run_id) == expect_step:
+            run.seq = latest  # a checkpoint no store numbered (0.1.0): judged by its step
+            return
+        raise self._moved_on(run_id, snap.seq, expect_step, leasing.load_snapshot(run_id))
+
+    @staticmethod
+    def _moved_on(run_id: str, seq: int | None, step: int, stored: RunSnapshot) -> RunLockedError:
+        which = f"checkpoint {seq} at step {step}" if seq is not None else f"checkpoint step {step}"
+        now = (
+            f"stored checkpoint {stored.seq} at step {stored.step}"
+            if stored.seq is not None
+            else f"stored step {stored.step}"
+        )
+        return RunLockedError(
+            f"run '{run_id}' moved on since this checkpoint was taken ({which}, {now}, "
+            f"status '{stored.status}'); load it again before resuming",
+            run_id=run_id,
+        )
 
     def _claim_new_run(self, run_id: str, replace: bool, owner: str | None) -> None:
         """Refuse to overwrite a stored run unless ``replace``; then clear it for reuse."""
         store = self.store
         assert store is not None
-        status_of = getattr(store, "run_status", None)
-        if status_of is not None:
-            status = status_of(run_id)
+        leasing = self.leasing
+        if leasing is not None:
+            status = leasing.run_status(run_id)
         else:
             try:
                 status = store.load_snapshot(run_id).status
@@ -172,23 +218,22 @@ class Sessions:
                 "replace=True to start it over",
                 run_id=run_id,
             )
-        delete = getattr(store, "delete_run", None)
-        if delete is not None:
-            if owner is not None:
-                delete(run_id, owner=owner)  # keeps our own lease, refuses anyone else's
-            else:
-                delete(run_id)
+        if leasing is not None:
+            leasing.delete_run(run_id, owner=owner)  # keeps our own lease, refuses anyone else's
 
     def start_child(
         self, run_id: str, child_input: dict[str, Any], deadline: float | None
     ) -> Steps:
         """Steps of a new child run (a subflow); the parent's checkpoint carries it."""
         graph = self.graph
+        stamp = now_iso(self.clock())
         snap = RunSnapshot(
             run_id=run_id,
             workflow_name=graph.name,
             wf_hash=graph.hash,
             ready_now=[graph.entry],
+            started_at=stamp,
+            updated_at=stamp,
             deadline_ts=deadline,
         )
         snap.state.input = child_input

@@ -1,8 +1,8 @@
 """The store protocols: where runs are kept between calls and across processes.
 
 ``WorkflowStore`` is 0.1.0's four-method protocol; any object with these
-methods works. The engine looks for optional abilities and uses them when a
-store has them:
+methods works. The engine decides once per store, with ``isinstance``,
+which of these abilities it has and uses them:
 
 - ``JournalingStore``: ``append_step(run_id, delta)`` persists each node as a
   ``StepDelta`` (O(change)); ``save_snapshot`` is then called only at
@@ -11,9 +11,11 @@ store has them:
   for a fold and the engine holds the whole state).
 - ``EventBatchingStore``: ``append_events(run_id, events)`` takes a
   checkpoint's events in one call, after that checkpoint's write.
-- ``LeasingStore``: one driver per run at a time (``acquire_lease`` ...), and
-  ``run_status`` / ``delete_run`` so a new run never silently overwrites an
-  existing one.
+- ``LeasingStore``: one driver per run at a time: a lease with a fencing
+  token (``acquire_lease`` ...), and ``commit``, which writes one checkpoint
+  with its events only while that token is current; ``run_status`` /
+  ``delete_run`` so a new run never silently overwrites an existing one, and
+  ``latest_checkpoint`` so a stale checkpoint is never resumed.
 - ``HistoryStore``: every checkpoint is kept; ``load_snapshot(run_id, step=N)``,
   ``history(run_id)`` and ``prune(...)``.
 
@@ -34,7 +36,9 @@ __all__ = [
     "WorkflowStore",
     "JournalingStore",
     "EventBatchingStore",
+    "EventLogStore",
     "LeasingStore",
+    "CheckpointWrite",
     "HistoryStore",
     "CheckpointInfo",
     "PruneResult",
@@ -97,23 +101,57 @@ class EventBatchingStore(WorkflowStore, Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class CheckpointWrite:
+    """One checkpoint of a driven run, written by ``LeasingStore.commit`` as one unit.
+
+    ``seq`` is the checkpoint's identity: the run's previous checkpoint's
+    ``seq`` plus one (1 for a run's first checkpoint). Exactly one of
+    ``snapshot`` (a full save) and ``delta`` (one step's change) is set;
+    ``events`` are the events that led to this checkpoint, in order.
+    """
+
+    seq: int
+    snapshot: RunSnapshot | None = None
+    delta: StepDelta | None = None
+    events: Sequence[Event] = ()
+
+
+@runtime_checkable
+class EventLogStore(WorkflowStore, Protocol):
+    """A store whose event log can be read back (the CLI's ``runs show``, the kit)."""
+
+    def events(self, run_id: str) -> list[Event]:
+        """The run's events, oldest first; ``KeyError`` naming the run if it has none."""
+        ...
+
+
 @runtime_checkable
 class LeasingStore(WorkflowStore, Protocol):
-    """A store that lets one driver at a time write a run.
+    """A store that lets one driver at a time write a run, and fences every write.
 
     A lease is held by an ``owner`` (an opaque string, one per engine call)
     and lapses ``lease_ttl_seconds`` after its last renewal, so a lease left
-    by a killed process frees itself.
+    by a killed process frees itself; a lease whose holder process is gone
+    from this host may be taken at once. Every acquisition returns a fencing
+    token, a number that grows with every acquisition of that run and is kept
+    with the run; ``commit`` and ``renew_lease`` refuse a token that is no
+    longer the current one with ``RunLockedError``. Renewal never acquires.
     """
 
     lease_ttl_seconds: float
+    durable: bool
+    """True when checkpoints outlive this process (files, databases); the memory store is not."""
 
-    def acquire_lease(self, run_id: str, owner: str) -> None:
-        """Take the run for ``owner``; ``RunLockedError`` naming the run if another holds it."""
+    def acquire_lease(self, run_id: str, owner: str) -> int:
+        """Take the run for ``owner`` and return its fencing token.
+
+        ``RunLockedError`` naming the run if another caller holds a live lease.
+        """
         ...
 
-    def renew_lease(self, run_id: str, owner: str) -> None:
-        """Keep the lease alive (cheap when called often); ``RunLockedError`` if it was lost."""
+    def renew_lease(self, run_id: str, owner: str, token: int | None = None) -> None:
+        """Keep the lease alive; ``RunLockedError`` if ``owner`` (with ``token``) lost it."""
         ...
 
     def release_lease(self, run_id: str, owner: str) -> None:
@@ -128,8 +166,26 @@ class LeasingStore(WorkflowStore, Protocol):
         """The stored run's status, or None when the store has no snapshot of it."""
         ...
 
+    def latest_checkpoint(self, run_id: str) -> int | None:
+        """The ``seq`` of the run's latest checkpoint; None when the store has none."""
+        ...
+
+    def latest_step(self, run_id: str) -> int | None:
+        """The step of the run's latest checkpoint; None when the store has none."""
+        ...
+
     def delete_run(self, run_id: str, *, owner: str | None = None) -> bool:
         """Delete the run; ``RunLockedError`` if a live lease not held by ``owner`` covers it."""
+        ...
+
+    def commit(self, run_id: str, owner: str, token: int, write: CheckpointWrite) -> bool:
+        """Write one checkpoint and its events now, renewing the lease.
+
+        Refused with ``RunLockedError`` (nothing written) when ``owner`` and
+        ``token`` no longer hold the run's lease, or when ``write.seq`` is not
+        the stored run's latest ``seq`` plus one. Returns True to ask for a
+        full snapshot at the next commit (the store's journal is due a fold).
+        """
         ...
 
 

@@ -22,16 +22,27 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import RunLockedError
+from ._errors import RunExistsError, RunLockedError
 from ._journal import StepDelta, apply_delta
 from ._models import Event, RunSnapshot, StepRecord, WorkflowError, WorkflowState
+from ._store import (
+    CheckpointWrite,
+    EventBatchingStore,
+    EventLogStore,
+    HistoryStore,
+    JournalingStore,
+    LeasingStore,
+)
 
 __all__ = [
     "STORE_CHECKS",
     "StoreFactory",
+    "check_checkpoint_identities",
     "check_copies_not_aliases",
+    "check_dead_holder_taken_over",
     "check_engine_round_trip",
     "check_events_keep_order",
+    "check_fork_onto_existing_run_refused",
     "check_event_batches",
     "check_history",
     "check_journal_replays_steps",
@@ -40,8 +51,10 @@ __all__ = [
     "check_leases",
     "check_listing",
     "check_missing_run",
+    "check_renewal_never_acquires",
     "check_round_trip",
     "check_run_status_and_delete",
+    "check_stale_token_refused",
     "run_store_checks",
     "sample_snapshot",
 ]
@@ -107,7 +120,11 @@ def _step_delta(snap: RunSnapshot, n: int) -> StepDelta:
 
 
 def _same(a: RunSnapshot, b: RunSnapshot, what: str) -> None:
-    assert a.to_dict() == b.to_dict(), f"{what}: {a.to_dict()} != {b.to_dict()}"
+    """Equal as stored data; ``seq`` is the store's own numbering, not what was saved."""
+    left, right = a.to_dict(), b.to_dict()
+    left.pop("seq", None)
+    right.pop("seq", None)
+    assert left == right, f"{what}: {left} != {right}"
 
 
 def check_round_trip(make_store: StoreFactory) -> None:
@@ -147,9 +164,8 @@ def check_missing_run(make_store: StoreFactory) -> None:
         assert "run 'no-such-run' not found" in str(exc), f"message does not name the run: {exc}"
     else:
         raise AssertionError("load_snapshot of an unknown run did not raise KeyError")
-    status_of = getattr(store, "run_status", None)
-    if status_of is not None:
-        assert status_of("no-such-run") is None, "run_status of an unknown run is not None"
+    if isinstance(store, LeasingStore):
+        assert store.run_status("no-such-run") is None, "run_status of an unknown run is not None"
 
 
 def check_listing(make_store: StoreFactory) -> None:
@@ -175,7 +191,6 @@ def check_listing(make_store: StoreFactory) -> None:
 def check_events_keep_order(make_store: StoreFactory) -> None:
     """Events come back in the order they were appended; checkpoints drop the full snapshot."""
     store = make_store()
-    read = getattr(store, "events", None)
     store.save_snapshot(sample_snapshot())
     kinds = ["wf:start", "node:start", "node:end", "store:saved", "checkpoint"]
     for step, kind in enumerate(kinds):
@@ -183,9 +198,9 @@ def check_events_keep_order(make_store: StoreFactory) -> None:
         if kind == "checkpoint":
             data = {"state": sample_snapshot().to_dict()}
         store.append_event("run-1", Event("run-1", step, 1, "a", kind, _TS, data))
-    if read is None:
+    if not isinstance(store, EventLogStore):
         return
-    got = read("run-1")
+    got = store.events("run-1")
     assert [e.kind for e in got] == kinds, [e.kind for e in got]
     assert [e.step for e in got] == list(range(len(kinds))), got
     assert got[1].data == {"node": "a", "i": 1}, got[1]
@@ -199,10 +214,10 @@ def check_event_batches(make_store: StoreFactory) -> None:
     and the store keeps copies: the caller may change what it passed.
     """
     store = make_store()
-    batch = getattr(store, "append_events", None)
-    read = getattr(store, "events", None)
-    if not callable(batch) or read is None:
+    if not (isinstance(store, EventBatchingStore) and isinstance(store, EventLogStore)):
         return
+    batch = store.append_events
+    read = store.events
     store.save_snapshot(sample_snapshot())
     outputs = ["ok"]
     first = [
@@ -233,29 +248,28 @@ def check_event_batches(make_store: StoreFactory) -> None:
 def check_latest_step(make_store: StoreFactory) -> None:
     """``latest_step`` (when present) is the step ``load_snapshot`` would return, or None."""
     store = make_store()
-    latest = getattr(store, "latest_step", None)
-    if not callable(latest):
+    if not isinstance(store, LeasingStore):
         return
+    latest = store.latest_step
     assert latest("nope") is None, "latest_step of a missing run must be None"
     snap = sample_snapshot()
     store.save_snapshot(snap)
     assert latest("run-1") == snap.step == store.load_snapshot("run-1").step
-    if callable(getattr(store, "append_step", None)):
+    if isinstance(store, JournalingStore):
         store.append_step("run-1", _step_delta(store.load_snapshot("run-1"), snap.step + 1))
         assert latest("run-1") == snap.step + 1 == store.load_snapshot("run-1").step
-    acquire = getattr(store, "acquire_lease", None)
-    if callable(acquire):
-        acquire("run-1", "me")
-        snap.step += 5
-        store.save_snapshot(snap)
-        assert latest("run-1") == snap.step, "latest_step must see the lease holder's writes"
-        store.release_lease("run-1", "me")
+    token = store.acquire_lease("run-1", "me")
+    snap.step += 5
+    seq = (store.latest_checkpoint("run-1") or 0) + 1
+    store.commit("run-1", "me", token, CheckpointWrite(seq, snapshot=snap))
+    assert latest("run-1") == snap.step, "latest_step must see the lease holder's commits"
+    store.release_lease("run-1", "me")
 
 
 def check_journal_replays_steps(make_store: StoreFactory) -> None:
     """``append_step`` deltas load back as the snapshot with each delta applied."""
     store = make_store()
-    if not callable(getattr(store, "append_step", None)):
+    if not isinstance(store, JournalingStore):
         return
     expected = sample_snapshot()
     store.save_snapshot(expected)
@@ -269,14 +283,13 @@ def check_journal_replays_steps(make_store: StoreFactory) -> None:
 def check_history(make_store: StoreFactory) -> None:
     """Every checkpoint is listed and loadable by step; ``prune(keep_last=)`` trims it."""
     store = make_store()
-    if not callable(getattr(store, "history", None)):
+    if not isinstance(store, HistoryStore):
         return
     snap = sample_snapshot()
     store.save_snapshot(snap)
     states = {1: snap.copy()}
-    journaling = callable(getattr(store, "append_step", None))
     for n in range(2, 7):
-        if journaling:
+        if isinstance(store, JournalingStore):
             delta = _step_delta(snap, n)
             store.append_step("run-1", delta)
             apply_delta(snap, delta)
@@ -312,7 +325,7 @@ def _expect_locked(call: Callable[[], object], what: str) -> None:
 def check_leases(make_store: StoreFactory) -> None:
     """One driver at a time: a second owner is refused until release or ``break_lease``."""
     store = make_store()
-    if not callable(getattr(store, "acquire_lease", None)):
+    if not isinstance(store, LeasingStore):
         return
     first, second = next(_owners), next(_owners)
     store.save_snapshot(sample_snapshot())
@@ -335,15 +348,14 @@ def check_leases(make_store: StoreFactory) -> None:
 def check_run_status_and_delete(make_store: StoreFactory) -> None:
     """``run_status`` reports the stored status; ``delete_run`` refuses a run someone drives."""
     store = make_store()
-    if not callable(getattr(store, "delete_run", None)):
+    if not isinstance(store, LeasingStore):
         return
     store.save_snapshot(sample_snapshot(status="waiting"))
     assert store.run_status("run-1") == "waiting", store.run_status("run-1")
-    if callable(getattr(store, "acquire_lease", None)):
-        owner = next(_owners)
-        store.acquire_lease("run-1", owner)
-        _expect_locked(lambda: store.delete_run("run-1"), "delete_run of a leased run")
-        store.release_lease("run-1", owner)
+    owner = next(_owners)
+    store.acquire_lease("run-1", owner)
+    _expect_locked(lambda: store.delete_run("run-1"), "delete_run of a leased run")
+    store.release_lease("run-1", owner)
     assert store.delete_run("run-1") is True, "delete_run of a stored run returned False"
     assert store.run_status("run-1") is None, "the run is still there after delete_run"
     check_missing_run(lambda: store)
@@ -356,7 +368,7 @@ def check_lease_expiry(make_store: Callable[[Callable[[], float]], Any]) -> None
     """
     now = [1_000_000.0]
     store = make_store(lambda: now[0])
-    if not callable(getattr(store, "acquire_lease", None)):
+    if not isinstance(store, LeasingStore):
         return
     ttl = float(store.lease_ttl_seconds)
     first, second = next(_owners), next(_owners)
@@ -370,6 +382,140 @@ def check_lease_expiry(make_store: Callable[[Callable[[], float]], Any]) -> None
     store.acquire_lease("run-1", second)  # the first driver is presumed dead
     _expect_locked(lambda: store.renew_lease("run-1", first), "renew by the driver who lost it")
     store.release_lease("run-1", second)
+
+
+def check_stale_token_refused(make_store: StoreFactory) -> None:
+    """A commit or renewal with a token that is no longer current is refused, writing nothing."""
+    store = make_store()
+    if not isinstance(store, LeasingStore):
+        return
+    old, new = next(_owners), next(_owners)
+    old_token = store.acquire_lease("run-1", old)
+    store.commit("run-1", old, old_token, CheckpointWrite(1, snapshot=sample_snapshot()))
+    assert store.break_lease("run-1") is True, "break_lease of a held lease returned False"
+    new_token = store.acquire_lease("run-1", new)
+    assert new_token > old_token, f"tokens must grow: {old_token} then {new_token}"
+    stale = sample_snapshot(status="failed", step=9)
+    _expect_locked(
+        lambda: store.commit("run-1", old, old_token, CheckpointWrite(2, snapshot=stale)),
+        "a commit with a stale token",
+    )
+    _same(store.load_snapshot("run-1"), sample_snapshot(), "the run after a refused commit")
+    assert store.latest_checkpoint("run-1") == 1, "a refused commit moved the checkpoint on"
+    store.commit("run-1", new, new_token, CheckpointWrite(2, snapshot=sample_snapshot(step=2)))
+    store.release_lease("run-1", new)
+    again = store.acquire_lease("run-1", old)
+    assert again > new_token, f"a token after release must grow: {new_token} then {again}"
+    store.release_lease("run-1", old)
+
+
+def check_renewal_never_acquires(make_store: StoreFactory) -> None:
+    """Renewing after another caller took the run over and released it is refused."""
+    store = make_store()
+    if not isinstance(store, LeasingStore):
+        return
+    first, second = next(_owners), next(_owners)
+    store.save_snapshot(sample_snapshot())
+    token = store.acquire_lease("run-1", first)
+    store.break_lease("run-1")
+    _expect_locked(lambda: store.renew_lease("run-1", first, token), "renew after break_lease")
+    store.acquire_lease("run-1", second)
+    store.release_lease("run-1", second)
+    _expect_locked(
+        lambda: store.renew_lease("run-1", first, token),
+        "renew after another caller took the run and released it",
+    )
+    # Nobody holds it now, and the renewal did not take it: a third caller may.
+    third = next(_owners)
+    store.acquire_lease("run-1", third)
+    store.release_lease("run-1", third)
+
+
+def check_checkpoint_identities(make_store: StoreFactory) -> None:
+    """Every checkpoint has its own ``seq``; a commit that does not follow the latest is refused."""
+    store = make_store()
+    if not isinstance(store, LeasingStore):
+        return
+    assert store.latest_checkpoint("run-1") is None, "latest_checkpoint of a missing run"
+    owner = next(_owners)
+    token = store.acquire_lease("run-1", owner)
+    store.commit("run-1", owner, token, CheckpointWrite(1, snapshot=sample_snapshot()))
+    snap = store.load_snapshot("run-1")
+    for seq in range(2, 5):
+        store.commit("run-1", owner, token, CheckpointWrite(seq, delta=_step_delta(snap, seq)))
+        apply_delta(snap, _step_delta(snap, seq))
+    assert store.latest_checkpoint("run-1") == 4, store.latest_checkpoint("run-1")
+    _expect_locked(
+        lambda: store.commit("run-1", owner, token, CheckpointWrite(4, snapshot=snap)),
+        "a commit that repeats a checkpoint identity",
+    )
+    latest = store.load_snapshot("run-1")
+    assert latest.seq == 4, f"load_snapshot must carry the checkpoint's seq, got {latest.seq}"
+    store.release_lease("run-1", owner)
+    store.save_snapshot(latest)
+    assert store.latest_checkpoint("run-1") == 5, "an unleased save is a checkpoint of its own"
+    if isinstance(store, HistoryStore):
+        seqs = [store.load_snapshot("run-1", step=h.step).seq for h in store.history("run-1")]
+        assert all(s is not None for s in seqs), seqs
+        assert len(set(seqs)) == len({h.step for h in store.history("run-1")}), seqs
+
+
+def check_fork_onto_existing_run_refused(make_store: StoreFactory) -> None:
+    """``engine.fork`` onto a run id the store holds raises ``RunExistsError``; nothing changes."""
+    from ._engine import WorkflowEngine
+    from ._models import HandlerResult
+
+    workflow = {
+        "workflow_name": "kit-fork",
+        "default_entry_node": "a",
+        "nodes": {"a": {"handler": "step", "outputs": {"ok": []}}},
+    }
+
+    def step(ctx: Any) -> HandlerResult:
+        return HandlerResult(["ok"], workflow_updates={"run": ctx.run_id})
+
+    store = make_store()
+    if not isinstance(store, HistoryStore):
+        return
+    engine = WorkflowEngine(workflow, {"step": step}, store=store)
+    engine.run(run_id="kit-a")
+    engine.run(run_id="kit-b")
+    before = store.load_snapshot("kit-b")
+    try:
+        engine.fork("kit-a", 1, new_run_id="kit-b")
+    except RunExistsError as exc:
+        assert "kit-b" in str(exc), f"RunExistsError does not name the run: {exc}"
+    else:
+        raise AssertionError("fork onto an existing run id did not raise RunExistsError")
+    _same(store.load_snapshot("kit-b"), before, "the run a refused fork aimed at")
+
+
+def check_dead_holder_taken_over(make_store: StoreFactory) -> None:
+    """A lease whose holder process died on this host is taken at once, TTL or not.
+
+    Needs ``os.fork`` (skipped elsewhere); the child takes the lease through the
+    store object it inherited and exits without releasing it.
+    """
+    import os
+
+    store = make_store()
+    if not isinstance(store, LeasingStore) or not store.durable or not hasattr(os, "fork"):
+        return
+    store.save_snapshot(sample_snapshot())
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 0
+        try:
+            store.acquire_lease("run-1", "the-dead-one")
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "the child could not lease"
+    _expect_locked(lambda: store.renew_lease("run-1", "someone-else"), "a stranger's renewal")
+    owner = next(_owners)
+    store.acquire_lease("run-1", owner)  # the holder is gone: no wait for its TTL
+    store.release_lease("run-1", owner)
 
 
 def check_engine_round_trip(make_store: StoreFactory) -> None:
@@ -405,9 +551,8 @@ def check_engine_round_trip(make_store: StoreFactory) -> None:
     final = store.load_snapshot("kit-run")
     assert final.status == "succeeded" and final.trace == done.trace, final
     assert final.state.workflow == done.state.workflow, (final.state.workflow, done.state)
-    read = getattr(store, "events", None)
-    if read is not None:
-        kinds = [e.kind for e in read("kit-run")]
+    if isinstance(store, EventLogStore):
+        kinds = [e.kind for e in store.events("kit-run")]
         assert kinds[0] == "wf:start" and kinds[-1] == "checkpoint", kinds
         assert kinds.count("wf:resumed") == 1 and kinds.count("wf:end") == 1, kinds
         assert kinds.count("node:end") == 3, kinds
@@ -425,6 +570,11 @@ STORE_CHECKS: tuple[Callable[[StoreFactory], None], ...] = (
     check_history,
     check_leases,
     check_run_status_and_delete,
+    check_stale_token_refused,
+    check_renewal_never_acquires,
+    check_checkpoint_identities,
+    check_fork_onto_existing_run_refused,
+    check_dead_holder_taken_over,
     check_engine_round_trip,
 )
 """Every check that needs only a factory of fresh stores (``check_lease_expiry`` needs a clock)."""

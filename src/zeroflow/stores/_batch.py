@@ -18,6 +18,7 @@ from .._constants import EVENT_CHECKPOINT
 from .._errors import RunNotFoundError
 from .._journal import StepDelta
 from .._models import Event, RunSnapshot
+from .._store import CheckpointWrite
 from ._common import FOLD_MIN_RECORDS, encode_compact, frontier_only, should_fold
 
 __all__ = ["BatchingStore", "Writer"]
@@ -36,6 +37,7 @@ class Writer:
         "asked_at",
         "base_bytes",
         "base_seq",
+        "fence",
         "fold_wanted",
         "hold",
         "owner",
@@ -60,6 +62,9 @@ class Writer:
         self.asked_at = 0
         self.hold = False
         self.renewed_at = 0.0
+        # Set only inside ``commit``: (owner, token, seq) the backend's ``_commit`` must
+        # verify in the same lock or transaction as the write, refusing it otherwise.
+        self.fence: tuple[str, int, int] | None = None
 
     def has_state(self) -> bool:
         """True when a checkpoint (step deltas or a full snapshot) waits to be written."""
@@ -177,6 +182,38 @@ class BatchingStore(ABC, Generic[W]):
             w.pending_events.extend(events)
             if events[-1].kind == EVENT_CHECKPOINT and not w.hold and w.has_state():
                 self._commit(run_id, w)
+
+    def commit(self, run_id: str, owner: str, token: int, write: CheckpointWrite) -> bool:
+        """Write one checkpoint of a driven run and its events now (``LeasingStore.commit``).
+
+        The backend's ``_commit`` sees ``Writer.fence`` and checks the lease
+        token and the checkpoint's ``seq`` atomically with the write; when it
+        refuses (``RunLockedError``) nothing of this checkpoint is kept.
+        """
+        delta = write.delta
+        body = encode_compact(delta.to_json_data()) if delta is not None else ""
+        data = write.snapshot.to_dict() if write.snapshot is not None else None
+        with self._lock:
+            w = self._writer(run_id)
+            if w.has_state() or w.pending_events:
+                self._commit_or_drop(run_id, w)  # nothing unfenced may ride with this one
+            if data is not None:
+                w.pending_full = data
+            elif delta is not None:
+                w.pending_steps.append((body, delta))
+            w.pending_events.extend(write.events)
+            w.hold = False
+            w.fence = (owner, token, write.seq)
+            try:
+                self._commit(run_id, w)
+            except BaseException:
+                w.pending_full = None
+                w.pending_steps.clear()
+                w.pending_events.clear()
+                raise
+            finally:
+                w.fence = None
+            return w.fold_wanted
 
     def flush(self) -> None:
         """Commit whatever a driven run has pending (reads and releases do this themselves)."""

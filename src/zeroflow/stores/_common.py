@@ -7,7 +7,9 @@ these functions decide what they mean.
 from __future__ import annotations
 
 import json
+import math
 import os
+import socket
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,8 +28,12 @@ __all__ = [
     "checkpoint_not_found",
     "event_dict",
     "info_of",
+    "holder_gone",
     "lease_verdict",
     "locked_error",
+    "lost_lease_error",
+    "moved_on_error",
+    "process_holder",
     "pick_seq",
     "should_fold",
     "to_seconds",
@@ -263,11 +269,91 @@ def should_fold(records: int, journal_bytes: int, base_bytes: int) -> bool:
     return records >= FOLD_MIN_RECORDS and journal_bytes >= FOLD_RATIO * base_bytes
 
 
-def lease_verdict(holder: str | None, expires_at: float, owner: str | None, now: float) -> str:
-    """``"free"`` (none or expired), ``"mine"`` (held by ``owner``) or ``"taken"``."""
-    if holder is None or expires_at <= now:
+def _boot_id() -> str:
+    """This machine's boot identity (Linux), so a rebooted host's old pids never match."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+_HOST: list[str] = []
+
+
+def _host() -> str:
+    if not _HOST:
+        _HOST.append(f"{socket.gethostname()}/{_boot_id()}")
+    return _HOST[0]
+
+
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, Linux); None where unknown.
+
+    Told apart with it, a new process that reuses a dead holder's pid is not
+    mistaken for the holder.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    return fields[19].decode("ascii") if len(fields) > 19 else None
+
+
+def process_holder() -> dict[str, Any]:
+    """Who this process is, as a lease records it: host (with boot id), pid, start time."""
+    pid = os.getpid()
+    return {"host": _host(), "pid": pid, "start": _start_time(pid)}
+
+
+def holder_gone(holder: Mapping[str, Any] | None) -> bool:
+    """True when ``holder`` ran on this host and its process no longer exists.
+
+    A holder on another host (or one that recorded nothing) is never judged
+    gone: its lease is waited out for its TTL.
+    """
+    if not isinstance(holder, Mapping) or holder.get("host") != _host():
+        return False
+    pid = holder.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    started = holder.get("start")
+    return started is not None and _start_time(pid) not in (None, started)
+
+
+def lease_verdict(
+    holder: str | None,
+    expires_at: float,
+    owner: str | None,
+    now: float,
+    who: Mapping[str, Any] | None = None,
+) -> str:
+    """``"free"`` (none, expired, or its holder process gone), ``"mine"`` or ``"taken"``.
+
+    ``expires_at`` that is not a finite number counts as expired.
+    """
+    if holder is None or not _finite(expires_at) or expires_at <= now:
         return "free"
-    return "mine" if holder == owner else "taken"
+    if holder == owner:
+        return "mine"
+    return "free" if holder_gone(who) else "taken"
+
+
+def _finite(value: Any) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    )
 
 
 def locked_error(run_id: str, holder: str | None, expires_in: float) -> RunLockedError:
@@ -280,11 +366,29 @@ def locked_error(run_id: str, holder: str | None, expires_in: float) -> RunLocke
     )
 
 
-def lost_lease_error(run_id: str) -> RunLockedError:
-    """A driver found that its lease expired and another caller took the run."""
+def lost_lease_error(
+    run_id: str, owner: str | None = None, holder: str | None = None, why: str = ""
+) -> RunLockedError:
+    """A driver's lease is gone: it expired and another caller took the run, or was broken.
+
+    ``holder`` names who holds the run now, when known; ``why`` adds what was seen.
+    """
+    now_held = f"; it is held by {holder[:8]} now" if holder else ""
     return RunLockedError(
-        f"run '{run_id}': this call's lease expired or was broken and another caller "
-        "took the run; stopping so that two drivers never write it",
+        f"run '{run_id}': this caller lost its lease{f' ({owner[:8]})' if owner else ''}: "
+        f"it expired and another caller took the run, or it was broken{now_held}"
+        f"{f' ({why})' if why else ''}; stopping without writing, so that two drivers "
+        "never write one run",
+        run_id=run_id,
+    )
+
+
+def moved_on_error(run_id: str, expected: int, latest: int | None) -> RunLockedError:
+    """A commit's ``seq`` does not follow the stored run's latest checkpoint."""
+    return RunLockedError(
+        f"run '{run_id}' moved on: checkpoint {expected} does not follow the stored "
+        f"checkpoint {latest}; another caller wrote the run, so this caller stops without "
+        "writing",
         run_id=run_id,
     )
 

@@ -7,31 +7,35 @@ Per run (format documented in ``docs/STORAGE.md``)::
                         events.jsonl      one JSON event a line
                         journal/<seq>.jsonl          step records after the fold <seq>
                         journal/<seq>.snapshot.json  earlier folds, kept as history
-                        lease.json        who drives the run, until when
+                        lease.json        who drives the run, until when, its fencing token
 
 A node costs one appended journal line and one appended batch of event
 lines; the journal is folded into ``snapshot.json`` at lifecycle transitions
-and when it has grown as large as the last fold. While a call holds a run's
-lease, a checkpoint's events and its journal record are written together
-when the engine's ``checkpoint`` event arrives (events first), and a driver
-that takes over a crashed run drops whatever was written after the last
-complete record, so the files only ever describe committed checkpoints.
+and when it has grown as large as the last fold. A driver's checkpoint is one
+``commit``: under the advisory lock of ``lease.json`` the store checks that
+the driver's token is still the current one and that the checkpoint follows
+the stored one, then writes its events and its journal record (events
+first). A driver that takes over a crashed run drops whatever was written
+after the last complete record, so the files only ever describe committed
+checkpoints.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .._constants import EVENT_STORE_RECOVERED, EVENT_WF_START
+from .._constants import EVENT_STORE_RECOVERED
 from .._errors import RunLockedError, RunNotFoundError, StoreCorruptError
 from .._models import Event, RunMetadata, RunSnapshot, now_iso
 from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInfo, PruneResult
@@ -47,7 +51,9 @@ from ._common import (
     lease_verdict,
     locked_error,
     lost_lease_error,
+    moved_on_error,
     pick_seq,
+    process_holder,
     reset_after_fork,
     status_set,
     to_seconds,
@@ -129,17 +135,76 @@ def _event_lines(events: Iterable[Event]) -> bytes:
     return "".join([encode_event(e) + "\n" for e in events]).encode("utf-8")
 
 
-def _killed_start(path: Path) -> int | None:
-    """Where the events of an earlier, unfinished start of a run begin (its ``wf:start``)."""
-    offset = 0
-    with contextlib.suppress(OSError):
-        for line in path.read_bytes().splitlines(keepends=True):
-            with contextlib.suppress(ValueError):
-                record = json.loads(line)
-                if isinstance(record, dict) and record.get("kind") == EVENT_WF_START:
-                    return offset
-            offset += len(line)
-    return None
+@dataclass(slots=True)
+class _Lease:
+    """``lease.json``: who drives the run, until when, and the run's fencing token.
+
+    A released or broken lease keeps its ``token`` (``owner`` None), so the
+    next acquisition's token is still larger. ``events_from`` is where the
+    events of a run's first checkpoint begin (set by the driver's first
+    commit): a driver that takes over a run with no snapshot yet cuts the
+    events of a first commit that was killed halfway back to it.
+    """
+
+    owner: str | None = None
+    expires_at: float = 0.0
+    token: int = 0
+    holder: dict[str, Any] | None = None
+    events_from: int | None = None
+
+    def verdict(self, owner: str | None, now: float) -> str:
+        return lease_verdict(self.owner, self.expires_at, owner, now, who=self.holder)
+
+    def encode(self) -> bytes:
+        data: dict[str, Any] = {
+            "owner": self.owner,
+            "expires_at": self.expires_at,
+            "token": self.token,
+            "holder": self.holder,
+        }
+        if self.events_from is not None:
+            data["events_from"] = self.events_from
+        return json.dumps(data).encode("utf-8")
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _parse_lease(raw: bytes) -> _Lease:
+    """A ``lease.json``'s content; empty, torn or foreign content is a free lease.
+
+    Bytes after the first JSON value are ignored: a lease is rewritten in
+    place and then cut to its new length, so a kill in between leaves the
+    old record's tail behind the complete new one.
+    """
+    try:
+        data, _ = _DECODER.raw_decode(raw.decode("utf-8").lstrip())
+    except (ValueError, UnicodeDecodeError):
+        return _Lease()
+    if not isinstance(data, dict):
+        return _Lease()
+    owner = data.get("owner")
+    expires = data.get("expires_at")
+    if not isinstance(expires, int | float) or isinstance(expires, bool):
+        expires = math.nan
+    token = data.get("token")
+    holder = data.get("holder")
+    start = data.get("events_from")
+    return _Lease(
+        owner=None if owner is None else str(owner),
+        expires_at=float(expires) if math.isfinite(expires) else math.nan,
+        token=token if type(token) is int and token > 0 else 0,
+        holder=holder if isinstance(holder, dict) else None,
+        events_from=start if type(start) is int and start >= 0 else None,
+    )
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _read_records(path: Path, run_id: str) -> tuple[list[dict[str, Any]], int, int]:
@@ -187,7 +252,9 @@ class _Writer(Writer):
         "journal_bytes",
         "journal_fd",
         "last_events_end",
+        "on_disk",
         "step",
+        "token",
     )
 
     def __init__(self) -> None:
@@ -201,6 +268,10 @@ class _Writer(Writer):
         self.events_fd: int | None = None
         self.journal_fd: int | None = None
         self.fresh = False
+        self.token: int | None = None
+        # The run's files as this writer last saw them: an unleased write re-reads the
+        # counters when another process changed them since.
+        self.on_disk: tuple[Any, ...] | None = None
 
     def close(self) -> None:
         for fd in (self.events_fd, self.journal_fd):
@@ -210,6 +281,21 @@ class _Writer(Writer):
         self.events_fd = self.journal_fd = None
 
 
+_COUNTERS = (
+    "seq",
+    "base_seq",
+    "base_bytes",
+    "records",
+    "journal_bytes",
+    "base_status",
+    "step",
+    "events_size",
+    "last_events_end",
+    "fresh",
+    "on_disk",
+)
+
+
 class JsonFileWorkflowStore(BatchingStore[_Writer]):
     """Keeps each run in ``base_dir/<run_id>/``; reads runs written by zeroflow 0.1.0.
 
@@ -217,8 +303,14 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
     the operating system before the checkpoint completes. ``fsync=True`` also
     survives power loss: files and folders are fsynced on every commit,
     create and replace. ``lease_ttl_seconds`` bounds how long a crashed
-    driver blocks its run; ``clock`` (epoch seconds) is injectable for tests.
+    driver blocks its run (a driver that died on this host frees it at once);
+    ``clock`` (epoch seconds) is injectable for tests.
     """
+
+    durable = True
+    """Checkpoints are files: they outlive the process."""
+
+    _UNLEASED_MISSING_AT_COMMIT = True  # another process may create the run meanwhile
 
     def __init__(
         self,
@@ -270,8 +362,31 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 w.close()
             self._writers.clear()
 
-    def _open_writer(self, run_id: str, *, recover: bool = False) -> _Writer:
-        """Read the run's counters; with ``recover``, cut torn or uncommitted tails."""
+    def _on_disk(self, w: _Writer) -> tuple[Any, ...]:
+        """What changes when any process writes a checkpoint of the run (two ``stat``)."""
+        folder = w.folder
+        return (
+            _stat_key(folder / "snapshot.json"),
+            _stat_key(folder / "journal" / _seg_name(w.base_seq)),
+        )
+
+    def _refresh(self, run_id: str, w: _Writer) -> None:
+        """Re-read ``w``'s counters when another process wrote the run since ``w`` last did."""
+        if w.on_disk == self._on_disk(w):
+            return
+        current = self._open_writer(run_id)
+        w.close()
+        for name in _COUNTERS:
+            setattr(w, name, getattr(current, name))
+
+    def _open_writer(
+        self, run_id: str, *, recover: bool = False, events_from: int | None = None
+    ) -> _Writer:
+        """Read the run's counters; with ``recover``, cut torn or uncommitted tails.
+
+        ``events_from`` (from ``lease.json``): where the events of a killed
+        first commit begin, cut when the run still has no snapshot.
+        """
         folder = self._run_dir(run_id)
         (folder / "journal").mkdir(parents=True, exist_ok=True)
         w = _Writer()
@@ -281,6 +396,12 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         snap_path = folder / "snapshot.json"
         if not snap_path.exists():
             w.fresh = True
+            if recover and events_from is not None and w.events_size > events_from:
+                # A first commit was killed after its events, before its snapshot: its
+                # events describe nothing. Events appended before it (notes) stay.
+                truncate(events, events_from, fsync=self.fsync)
+                w.events_size = events_from
+            w.on_disk = self._on_disk(w)
             return w
         data = read_json(snap_path, run_id)
         info = _store_info(data, snap_path, run_id)
@@ -298,6 +419,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             w.last_events_end = records[-1].get("events_end")
         w.records = len(records)
         w.journal_bytes = good
+        w.on_disk = self._on_disk(w)
         if not recover:
             return w
         for stale in folder.glob(".*.tmp"):  # a replace that a killed process never finished
@@ -336,16 +458,62 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         return w
 
     def _commit(self, run_id: str, w: _Writer) -> None:
+        """Write what ``w`` holds; fenced (``w.fence``) under the lock of ``lease.json``."""
+        if w.fence is not None:
+            self._commit_fenced(run_id, w, w.fence)
+            return
+        if not (w.has_state() or w.pending_events):
+            w.hold = False
+            if w.owner is None:
+                w.close()
+            return
+        if w.owner is None:
+            self._refresh(run_id, w)
+            if w.pending_steps and w.base_seq < 0:
+                raise RunNotFoundError(run_id)
+        self._write_pending(run_id, w)
+        w.on_disk = self._on_disk(w)
+
+    def _commit_fenced(self, run_id: str, w: _Writer, fence: tuple[str, int, int]) -> None:
+        """Check ``owner``, ``token`` and ``seq`` and write, all under ``lease.json``'s lock.
+
+        Another process can take the lease only under that lock, so it cannot
+        take it between the check and the write. On refusal nothing is written.
+        """
+        owner, token, seq = fence
+        folder = w.folder
+        if not folder.is_dir():
+            raise lost_lease_error(run_id, owner, None, "the run's folder is gone")
+        with locked(folder / "lease.json") as fd:
+            lease = self._read_lease(fd)
+            _check_holds(lease, run_id, owner, token)
+            # Where the run stands on disk (two stat calls when nobody else wrote it): this
+            # instance may not have taken the lease, or an unleased write may have landed.
+            self._refresh(run_id, w)
+            w.owner, w.token = owner, token
+            latest = w.seq if w.base_seq >= 0 else None
+            if seq != (latest or 0) + 1:
+                raise moved_on_error(run_id, seq, latest)
+            if w.pending_steps and w.base_seq < 0:
+                raise RunNotFoundError(run_id)
+            now = self._clock()
+            marked = False
+            if w.fresh:
+                key = _stat_key(folder / "events.jsonl")
+                size = 0 if key is None else key[2]
+                marked = lease.events_from != size
+                lease.events_from = size
+            if marked or not lease.expires_at - now > self.lease_ttl_seconds * 2 / 3:
+                lease.expires_at = now + self.lease_ttl_seconds
+                self._write_lease(fd, lease, sync=marked)
+                w.renewed_at = now
+            self._write_pending(run_id, w)
+            w.on_disk = self._on_disk(w)
+
+    def _write_pending(self, run_id: str, w: _Writer) -> None:
         """Write pending events, then the pending record or fold; fold the journal when due."""
         folder = w.folder
         fsync = self.fsync
-        if w.pending_full is not None and w.fresh and w.owner is not None and w.events_size:
-            # Events of a start that was killed before its first snapshot describe nothing;
-            # events appended before any start (an operator's note) stay.
-            start = _killed_start(folder / "events.jsonl")
-            if start is not None:
-                truncate(folder / "events.jsonl", start, fsync=fsync)
-                w.events_size = start
         if w.pending_events:
             data = _event_lines(w.pending_events)
             w.pending_events = []
@@ -404,6 +572,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         status cannot change in between, so a periodic fold skips a file replace.
         """
         data["store"] = {"format": FORMAT_VERSION, "seq": w.seq, "events_end": events_end}
+        data["seq"] = w.seq
         text = encode_compact(data)
         snap_path = folder / "snapshot.json"
         if w.base_seq >= 0 and snap_path.exists():
@@ -436,16 +605,41 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 raise checkpoint_not_found(run_id, step, entries)
             base = max(s for s in bases if s <= seq)
             data = self._rebuild(run_id, folder, base, seq, bases)
+            data["seq"] = seq or None  # 0: a 0.1.0 snapshot, which no store numbered
             return _snapshot_from(data, bases[base], run_id)
         snap_path = folder / "snapshot.json"
         data = read_json(snap_path, run_id)
         info = _store_info(data, snap_path, run_id)
-        if info:
-            base_seq = int(info.get("seq", 0))
-            seg = folder / "journal" / _seg_name(base_seq)
-            records = _read_records(seg, run_id)[0]
-            _replay(data, [r for r in records if r["seq"] > base_seq], base_seq, seg, run_id)
+        seq = base_seq = int(info.get("seq", 0))
+        seg = folder / "journal" / _seg_name(base_seq)
+        records = [r for r in _read_records(seg, run_id)[0] if r["seq"] > base_seq]
+        _replay(data, records, base_seq, seg, run_id)
+        if records:
+            seq = records[-1]["seq"]
+        data["seq"] = seq or None  # 0: a 0.1.0 snapshot, which no store numbered
         return _snapshot_from(data, snap_path, run_id)
+
+    def latest_checkpoint(self, run_id: str) -> int | None:
+        """The ``seq`` of the run's latest checkpoint; None when the store has none.
+
+        Known without reading files while this store holds the run's lease;
+        otherwise read from disk (another process may have written the run).
+        """
+        folder = self._run_dir(run_id)
+        with self._lock:
+            w = self._writers.get(run_id)
+            if w is not None and w.owner is not None:
+                self._commit(run_id, w)
+                self._refresh(run_id, w)  # two stat calls, unless another process wrote
+                return None if w.base_seq < 0 else w.seq
+        snap_path = folder / "snapshot.json"
+        try:
+            info = _store_info(read_json(snap_path, run_id), snap_path, run_id)
+        except RunNotFoundError:
+            return None
+        base_seq = int(info.get("seq", 0))
+        records = _read_records(folder / "journal" / _seg_name(base_seq), run_id)[0]
+        return max([base_seq, *(int(r["seq"]) for r in records)])
 
     def _bases(self, folder: Path, run_id: str) -> dict[int, Path]:
         """Every fold of the run by sequence number: history folds and ``snapshot.json``."""
@@ -575,54 +769,67 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
 
     # ------------------------------------------------------------------ leases
 
-    def _read_lease(self, fd: int) -> tuple[str | None, float]:
+    def _read_lease(self, fd: int) -> _Lease:
         os.lseek(fd, 0, os.SEEK_SET)
-        raw = os.read(fd, 4096)
-        try:
-            data = json.loads(raw)
-            return str(data["owner"]), float(data["expires_at"])
-        except (ValueError, KeyError, TypeError):
-            return None, 0.0  # empty, released, or torn by a kill: no lease
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return _parse_lease(b"".join(chunks))
 
-    def _write_lease(self, fd: int, owner: str | None, expires_at: float) -> None:
-        os.ftruncate(fd, 0)
-        if owner is not None:
-            os.lseek(fd, 0, os.SEEK_SET)
-            write_all(fd, json.dumps({"owner": owner, "expires_at": expires_at}).encode())
-        if self.fsync:
+    def _write_lease(self, fd: int, lease: _Lease, *, sync: bool = True) -> None:
+        """Rewrite ``lease.json`` in place: the new record first, then cut to its length."""
+        body = lease.encode()
+        os.lseek(fd, 0, os.SEEK_SET)
+        write_all(fd, body)
+        os.ftruncate(fd, len(body))
+        if sync and self.fsync:
             os.fsync(fd)
 
-    def acquire_lease(self, run_id: str, owner: str) -> None:
+    def acquire_lease(self, run_id: str, owner: str) -> int:
+        """Take the run for ``owner``; returns its fencing token (one more than the last)."""
         folder = self._run_dir(run_id)
         folder.mkdir(exist_ok=True)
         with self._lock:
             now = self._clock()
             with locked(folder / "lease.json") as fd:
-                holder, expires = self._read_lease(fd)
-                if lease_verdict(holder, expires, owner, now) == "taken":
-                    raise locked_error(run_id, holder, expires - now)
-                self._write_lease(fd, owner, now + self.lease_ttl_seconds)
+                lease = self._read_lease(fd)
+                if lease.verdict(owner, now) == "taken":
+                    raise locked_error(run_id, lease.owner, lease.expires_at - now)
+                token = lease.token + 1
+                events_from = lease.events_from
+                taken = _Lease(owner, now + self.lease_ttl_seconds, token, process_holder())
+                taken.events_from = events_from
+                self._write_lease(fd, taken)
             old = self._writers.pop(run_id, None)
             if old is not None:
                 try:
                     self._commit(run_id, old)
                 finally:
                     old.close()
-            w = self._open_writer(run_id, recover=True)
+            w = self._open_writer(run_id, recover=True, events_from=events_from)
             w.owner = owner
+            w.token = token
             w.renewed_at = now
             self._writers[run_id] = w
+            return token
 
-    def renew_lease(self, run_id: str, owner: str) -> None:
-        now = self._clock()
-        w = self._writers.get(run_id)
-        if self._renewed_lately(w, owner, now):
-            return
-        with self._lock, locked(self._run_dir(run_id) / "lease.json") as fd:
-            holder, expires = self._read_lease(fd)
-            if holder is not None and holder != owner and expires > now:
-                raise lost_lease_error(run_id)
-            self._write_lease(fd, owner, now + self.lease_ttl_seconds)
+    def renew_lease(self, run_id: str, owner: str, token: int | None = None) -> None:
+        """Extend ``owner``'s lease, expired or not; never acquires.
+
+        ``RunLockedError`` when the lease is not ``owner``'s (with ``token``) any more.
+        """
+        folder = self._run_dir(run_id)
+        with self._lock:
+            if not (folder / "lease.json").is_file():
+                raise lost_lease_error(run_id, owner, None, "the run has no lease")
+            with locked(folder / "lease.json") as fd:
+                lease = self._read_lease(fd)
+                _check_holds(lease, run_id, owner, token)
+                now = self._clock()
+                lease.expires_at = now + self.lease_ttl_seconds
+                lease.holder = process_holder()
+                self._write_lease(fd, lease)
+            w = self._writers.get(run_id)
             if w is not None and w.owner == owner:
                 w.renewed_at = now
 
@@ -636,20 +843,26 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 finally:
                     w.close()
                     del self._writers[run_id]
-            if not folder.exists():
+            if not (folder / "lease.json").is_file():
                 return
             with locked(folder / "lease.json") as fd:
-                if self._read_lease(fd)[0] == owner:
-                    self._write_lease(fd, None, 0.0)
+                lease = self._read_lease(fd)
+                if lease.owner == owner:
+                    self._write_lease(fd, _cleared(lease))
 
     def break_lease(self, run_id: str) -> bool:
         folder = self._run_dir(run_id)
         if not (folder / "lease.json").exists():
             return False
         with self._lock, locked(folder / "lease.json") as fd:
-            holder = self._read_lease(fd)[0]
-            self._write_lease(fd, None, 0.0)
-            return holder is not None
+            lease = self._read_lease(fd)
+            if lease.owner is None:
+                return False
+            self._write_lease(fd, _cleared(lease))
+            w = self._writers.get(run_id)
+            if w is not None:
+                w.token = None  # a commit through this writer re-reads the run first
+            return True
 
     def delete_run(self, run_id: str, *, owner: str | None = None) -> bool:
         folder = self._run_dir(run_id)
@@ -658,9 +871,12 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         with self._lock:
             with locked(folder / "lease.json") as fd:
                 now = self._clock()
-                holder, expires = self._read_lease(fd)
-                if lease_verdict(holder, expires, owner, now) == "taken":
-                    raise locked_error(run_id, holder, expires - now)
+                lease = self._read_lease(fd)
+                if lease.verdict(owner, now) == "taken":
+                    raise locked_error(run_id, lease.owner, lease.expires_at - now)
+                if lease.events_from is not None:
+                    lease.events_from = None  # the events it points into are deleted now
+                    self._write_lease(fd, lease)
                 existed = (folder / "snapshot.json").exists()
                 old = self._writers.pop(run_id, None)
                 if old is not None:
@@ -676,7 +892,9 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                     fresh = _Writer()
                     fresh.folder = folder
                     fresh.owner, fresh.renewed_at, fresh.fresh = owner, old.renewed_at, True
+                    fresh.token = old.token
                     (folder / "journal").mkdir()
+                    fresh.on_disk = self._on_disk(fresh)
                     self._writers[run_id] = fresh
             if owner is None:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -749,6 +967,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 "seq": keep,
                 "events_end": kept.get("events_end"),
             }
+            snap["seq"] = keep
             target = folder / "snapshot.json" if base == max(bases) else journal / _base_name(keep)
             write_atomic(target, encode_compact(snap), fsync=self.fsync)
         for path in list(journal.iterdir()):
@@ -758,6 +977,23 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 continue
             if seq < keep:
                 path.unlink()
+
+
+def _check_holds(lease: _Lease, run_id: str, owner: str, token: int | None) -> None:
+    """``RunLockedError`` unless ``lease`` is ``owner``'s (with ``token``); expiry aside."""
+    if lease.owner is None:
+        raise lost_lease_error(run_id, owner, None, "the run has no lease now")
+    if lease.owner != owner:
+        raise lost_lease_error(run_id, owner, lease.owner)
+    if token is not None and lease.token != token:
+        raise lost_lease_error(
+            run_id, owner, None, f"token {token} is not the current token {lease.token}"
+        )
+
+
+def _cleared(lease: _Lease) -> _Lease:
+    """``lease`` released: nobody holds it, its token and first-commit mark stay."""
+    return _Lease(None, 0.0, lease.token, None, lease.events_from)
 
 
 def _replay(

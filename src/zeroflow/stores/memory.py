@@ -13,11 +13,18 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from .._errors import RunNotFoundError
 from .._journal import StepDelta, apply_delta
 from .._models import Event, RunMetadata, RunSnapshot
-from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInfo, PruneResult
+from .._store import (
+    DEFAULT_LEASE_TTL_SECONDS,
+    FINISHED_STATUSES,
+    CheckpointInfo,
+    CheckpointWrite,
+    PruneResult,
+)
 from ._common import (
     check_keep_last,
     checkpoint_not_found,
@@ -28,7 +35,9 @@ from ._common import (
     lease_verdict,
     locked_error,
     lost_lease_error,
+    moved_on_error,
     pick_seq,
+    process_holder,
     reset_after_fork,
     status_set,
     to_seconds,
@@ -52,7 +61,21 @@ class _Run:
     latest: RunSnapshot
     saved_at: float
     seq: int = 0
+    """The run's latest checkpoint (1 for the first), as ``latest_checkpoint`` returns it."""
     history: list[_Entry] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Lease:
+    """A run's lease; kept (owner None) after a release or break so tokens keep growing."""
+
+    owner: str | None
+    expires_at: float
+    token: int
+    holder: dict[str, Any] | None = None
+
+    def verdict(self, owner: str | None, now: float) -> str:
+        return lease_verdict(self.owner, self.expires_at, owner, now, who=self.holder)
 
 
 class InMemoryWorkflowStore:
@@ -78,7 +101,7 @@ class InMemoryWorkflowStore:
         self._runs: dict[str, _Run] = {}
         # Per run, each append's events as one ``encode_event_rows`` text.
         self._events: dict[str, list[str]] = {}
-        self._leases: dict[str, tuple[str, float]] = {}
+        self._leases: dict[str, _Lease] = {}
         self._lock = threading.Lock()
         reset_after_fork(self)
 
@@ -89,32 +112,75 @@ class InMemoryWorkflowStore:
     # ------------------------------------------------------------------ writes
 
     def save_snapshot(self, snapshot: RunSnapshot) -> None:
+        """Keep ``snapshot`` as the run's next checkpoint (its ``seq`` is the store's to set)."""
         latest = snapshot.copy()
         kept = latest.copy()
-        now = self._clock()
         with self._lock:
-            run = self._runs.get(snapshot.run_id)
-            if run is None:
-                run = self._runs[snapshot.run_id] = _Run(latest, now)
-            run.latest = latest
-            run.saved_at = now
-            run.seq += 1
-            run.history.append(_Entry(run.seq, info_of(kept.to_dict()), full=kept))
+            self._save(latest, kept, self._clock())
+
+    def _save(self, latest: RunSnapshot, kept: RunSnapshot, now: float) -> None:
+        """Write a full checkpoint (two private copies of it). Holds ``_lock``."""
+        run = self._runs.get(latest.run_id)
+        if run is None:
+            run = self._runs[latest.run_id] = _Run(latest, now)
+        run.seq += 1
+        latest.seq = kept.seq = run.seq
+        run.latest = latest
+        run.saved_at = now
+        run.history.append(_Entry(run.seq, info_of(kept.to_dict()), full=kept))
 
     def append_step(self, run_id: str, delta: StepDelta) -> bool:
         text = encode_compact(delta.to_json_data())
-        info = CheckpointInfo(
-            delta.step, delta.wave, delta.status, delta.last_node, delta.updated_at
-        )
         with self._lock:
             run = self._runs.get(run_id)
             if run is None:
                 raise RunNotFoundError(run_id)
-            apply_delta(run.latest, delta)
-            run.saved_at = self._clock()
-            run.seq += 1
-            run.history.append(_Entry(run.seq, info, delta=text))
+            self._step(run, delta, text, self._clock())
         return False  # the latest snapshot is kept whole: nothing to fold
+
+    @staticmethod
+    def _step(run: _Run, delta: StepDelta, text: str, now: float) -> None:
+        """Write one step's checkpoint (``text``: the delta's JSON). Holds ``_lock``."""
+        info = CheckpointInfo(
+            delta.step, delta.wave, delta.status, delta.last_node, delta.updated_at
+        )
+        apply_delta(run.latest, delta)
+        run.seq += 1
+        run.latest.seq = run.seq
+        run.saved_at = now
+        run.history.append(_Entry(run.seq, info, delta=text))
+
+    def commit(self, run_id: str, owner: str, token: int, write: CheckpointWrite) -> bool:
+        """Write one checkpoint and its events while ``owner`` holds lease ``token``.
+
+        ``RunLockedError`` (nothing written) when the lease is no longer
+        ``owner``'s with ``token``, or ``write.seq`` does not follow the stored
+        run's latest checkpoint. Never asks for a fold (returns False).
+        """
+        snapshot, delta = write.snapshot, write.delta
+        if (snapshot is None) == (delta is None):
+            raise ValueError("a CheckpointWrite holds exactly one of snapshot and delta")
+        copies = (snapshot.copy(), snapshot.copy()) if snapshot is not None else None
+        text = encode_compact(delta.to_json_data()) if delta is not None else ""
+        events = encode_event_rows(write.events) if write.events else None
+        now = self._clock()
+        with self._lock:
+            self._check_lease(run_id, owner, token)
+            run = self._runs.get(run_id)
+            latest = None if run is None else run.seq
+            if write.seq != (latest or 0) + 1:
+                raise moved_on_error(run_id, write.seq, latest)
+            if copies is not None:
+                self._save(copies[0], copies[1], now)
+            else:
+                if run is None:
+                    raise RunNotFoundError(run_id)
+                assert delta is not None
+                self._step(run, delta, text, now)
+            if events is not None:
+                self._events.setdefault(run_id, []).append(events)
+            self._leases[run_id].expires_at = now + self.lease_ttl_seconds
+        return False
 
     def append_event(self, run_id: str, event: Event) -> None:
         self.append_events(run_id, (event,))
@@ -158,6 +224,12 @@ class InMemoryWorkflowStore:
             texts = list(self._events.get(run_id, []))
         return [event for text in texts for event in decode_event_rows(run_id, text)]
 
+    def latest_checkpoint(self, run_id: str) -> int | None:
+        """The ``seq`` of the run's latest checkpoint; None when the store has none."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            return None if run is None else run.seq
+
     def latest_step(self, run_id: str) -> int | None:
         """The step of the run's latest checkpoint; None when the store has none."""
         with self._lock:
@@ -183,40 +255,61 @@ class InMemoryWorkflowStore:
 
     # ------------------------------------------------------------------ leases
 
-    def acquire_lease(self, run_id: str, owner: str) -> None:
+    def acquire_lease(self, run_id: str, owner: str) -> int:
+        """Take the run for ``owner``; returns its fencing token (one more than the last)."""
         now = self._clock()
         with self._lock:
-            holder, expires = self._leases.get(run_id, (None, 0.0))
-            if lease_verdict(holder, expires, owner, now) == "taken":
-                raise locked_error(run_id, holder, expires - now)
-            self._leases[run_id] = (owner, now + self.lease_ttl_seconds)
+            lease = self._leases.get(run_id)
+            if lease is not None and lease.verdict(owner, now) == "taken":
+                raise locked_error(run_id, lease.owner, lease.expires_at - now)
+            token = (0 if lease is None else lease.token) + 1
+            self._leases[run_id] = _Lease(
+                owner, now + self.lease_ttl_seconds, token, process_holder()
+            )
+            return token
 
-    def renew_lease(self, run_id: str, owner: str) -> None:
+    def _check_lease(self, run_id: str, owner: str, token: int | None) -> _Lease:
+        """The lease if ``owner`` (with ``token``) holds it, expired or not. Holds ``_lock``."""
+        lease = self._leases.get(run_id)
+        if lease is None or lease.owner is None:
+            raise lost_lease_error(run_id, owner, None, "the run has no lease now")
+        if lease.owner != owner:
+            raise lost_lease_error(run_id, owner, lease.owner)
+        if token is not None and lease.token != token:
+            raise lost_lease_error(
+                run_id, owner, None, f"token {token} is not the current token {lease.token}"
+            )
+        return lease
+
+    def renew_lease(self, run_id: str, owner: str, token: int | None = None) -> None:
+        """Extend ``owner``'s lease; never acquires (``RunLockedError`` if it is not theirs)."""
         now = self._clock()
         with self._lock:
-            holder, expires = self._leases.get(run_id, (None, 0.0))
-            if holder is not None and holder != owner and expires > now:
-                raise lost_lease_error(run_id)
-            self._leases[run_id] = (owner, now + self.lease_ttl_seconds)
+            self._check_lease(run_id, owner, token).expires_at = now + self.lease_ttl_seconds
 
     def release_lease(self, run_id: str, owner: str) -> None:
         with self._lock:
-            holder = self._leases.get(run_id, (None, 0.0))[0]
-            if holder == owner:
-                del self._leases[run_id]
+            lease = self._leases.get(run_id)
+            if lease is not None and lease.owner == owner:
+                lease.owner, lease.expires_at, lease.holder = None, 0.0, None
 
     def break_lease(self, run_id: str) -> bool:
         with self._lock:
-            return self._leases.pop(run_id, None) is not None
+            lease = self._leases.get(run_id)
+            if lease is None or lease.owner is None:
+                return False
+            lease.owner, lease.expires_at, lease.holder = None, 0.0, None
+            return True
 
     def delete_run(self, run_id: str, *, owner: str | None = None) -> bool:
+        """Delete the run; with ``owner`` (its driver) the lease and its token stay."""
         now = self._clock()
         with self._lock:
-            holder, expires = self._leases.get(run_id, (None, 0.0))
-            if lease_verdict(holder, expires, owner, now) == "taken":
-                raise locked_error(run_id, holder, expires - now)
+            lease = self._leases.get(run_id)
+            if lease is not None and lease.verdict(owner, now) == "taken":
+                raise locked_error(run_id, lease.owner, lease.expires_at - now)
             if owner is None:
-                self._leases.pop(run_id, None)
+                self._leases.pop(run_id, None)  # run and lease both gone: tokens may restart
             self._events.pop(run_id, None)
             return self._runs.pop(run_id, None) is not None
 
@@ -237,8 +330,8 @@ class InMemoryWorkflowStore:
             if older_than is not None:
                 cutoff = now - to_seconds(older_than)
                 for run_id, run in list(self._runs.items()):
-                    holder, expires = self._leases.get(run_id, (None, 0.0))
-                    leased = lease_verdict(holder, expires, None, now) == "taken"
+                    lease = self._leases.get(run_id)
+                    leased = lease is not None and lease.verdict(None, now) == "taken"
                     if run.latest.status in wanted and run.saved_at < cutoff and not leased:
                         del self._runs[run_id]
                         self._events.pop(run_id, None)
@@ -269,4 +362,5 @@ def _rebuild(history: list[_Entry], seq: int) -> RunSnapshot:
     for entry in history[base + 1 : index + 1]:
         assert entry.delta is not None
         apply_delta(snap, StepDelta.from_dict(json.loads(entry.delta)))
+    snap.seq = seq
     return snap
