@@ -50,14 +50,15 @@ def open_store(kind: str, where: Path) -> Any:
     return SqliteWorkflowStore(where / "runs.db")
 
 
-def fork_waiting_on(gate: int, body: Any) -> int:
-    """A child that blocks until ``gate`` closes, runs ``body`` and exits with its code."""
+def fork_waiting_on(gate: tuple[int, int], body: Any) -> int:
+    """A child that blocks until the pipe ``gate`` closes, runs ``body``, exits with its code."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, reported through the exit code
         signal.alarm(30)
         code = BROKEN
         try:
-            os.read(gate, 1)  # returns when the parent closes the write end
+            os.close(gate[1])
+            os.read(gate[0], 1)  # returns once the parent closes its write end
             code = body()
         except BaseException as exc:
             sys.stderr.write(f"child failed: {exc!r}\n")
@@ -93,7 +94,7 @@ def test_two_processes_resuming_one_waiting_run_at_once_never_both_proceed(
             return PROCEEDED if result.success else BROKEN
 
         read, write = os.pipe()
-        pids = [fork_waiting_on(read, resume) for _ in range(2)]
+        pids = [fork_waiting_on((read, write), resume) for _ in range(2)]
         os.close(write)  # both children wake at once
         codes = tuple(sorted(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids))
         os.close(read)
@@ -156,7 +157,7 @@ def test_a_driver_whose_lease_lapsed_stops_when_another_process_finished_the_run
             return PROCEEDED if other.resume(ctx.run_id).success else BROKEN
 
         read, write = os.pipe()
-        pid = fork_waiting_on(read, finish)
+        pid = fork_waiting_on((read, write), finish)
         os.close(write)
         code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
         os.close(read)
