@@ -199,7 +199,10 @@ def test_a_saved_snapshot_loads_back_equal_from_another_connection(
 ) -> None:
     snap = snapshot()
     store.save_snapshot(snap)
-    assert other(store).load_snapshot("r1").to_dict() == snap.to_dict()
+    loaded = other(store).load_snapshot("r1")
+    assert loaded.seq == 1  # the store numbers its checkpoints
+    loaded.seq = None
+    assert loaded.to_dict() == snap.to_dict()
 
 
 def test_a_missing_run_is_a_key_error_naming_it(store: PostgresWorkflowStore) -> None:
@@ -313,10 +316,8 @@ def test_a_second_owner_is_locked_out_until_the_lease_expires(
         rival.acquire_lease("r", "bob")
     clock.now += 10.5
     rival.acquire_lease("r", "bob")
-    with pytest.raises(RunLockedError, match="lease expired or was broken"):
-        clock.now += 5  # past alice's renewal throttle
-        store._writers["r"].renewed_at = -1e9
-        store.renew_lease("r", "alice")
+    with pytest.raises(RunLockedError, match="lost its lease"):
+        store.renew_lease("r", "alice")  # renewal never takes the run back
     store.release_lease("r", "alice")  # not the holder: a no-op
     with pytest.raises(RunLockedError):
         store.acquire_lease("r", "carol")
@@ -397,7 +398,7 @@ def dies_on_third(ctx):
         os.kill(os.getpid(), signal.SIGKILL)
     return count(ctx)
 
-store = PostgresWorkflowStore({dsn!r}, schema={schema!r}, lease_ttl_seconds=1.0)
+store = PostgresWorkflowStore({dsn!r}, schema={schema!r}, lease_ttl_seconds=60.0)
 WorkflowEngine(loop_def(4), {{"count": dies_on_third, "approve": approve}}, store=store).run(
     run_id="crash"
 )
@@ -415,14 +416,12 @@ def test_a_driver_killed_mid_run_leaves_a_run_another_process_continues(
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=60)
     assert done.returncode == -9, done.stderr
-    rival = other(store, None, ttl=1.0)
+    # The lease is still unexpired, but its holder process is gone from this host: another
+    # process takes the run over at once instead of waiting for the TTL.
+    rival = other(store, None, ttl=60.0)
     snap = rival.load_snapshot("crash")
     assert (snap.status, snap.trace) == ("running", ["tick", "tick"])
-    with pytest.raises(RunLockedError):
-        engine(rival, 4).run_from_checkpoint(snap)
-    threading.Event().wait(1.1)
-    assert rival.stale_runs() == ["crash"]
-    result = engine(rival, 4).run_from_checkpoint(rival.load_snapshot("crash"))
+    result = engine(rival, 4).run_from_checkpoint(snap)
     assert result.waiting
     assert result.trace == ["tick"] * 4 + ["gate"]
     assert [r.node for r in result.audit_trail if r.status == "succeeded"] == ["tick"] * 4

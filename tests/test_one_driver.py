@@ -330,9 +330,7 @@ def test_a_subflow_child_is_stamped_with_the_engine_clock() -> None:
     }
     clock = FakeClock(now=86_400.0)
     paid: list[str] = []
-    engine = WorkflowEngine(
-        parent, approval_handlers(paid), subflows={"child": child}, clock=clock
-    )
+    engine = WorkflowEngine(parent, approval_handlers(paid), subflows={"child": child}, clock=clock)
     result = engine.run(run_id="p1")
     assert result.checkpoint is not None
     saved = result.checkpoint.extra["subflows"]["sub"]

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from _support import LOOP, Recorder, count_to, make_store, stored
-from zeroflow import HandlerResult, WorkflowContext, WorkflowEngine
+from zeroflow import HandlerResult, StoreError, WorkflowContext, WorkflowEngine
 from zeroflow._errors import RunLockedError
 from zeroflow._models import Event
 from zeroflow.stores import SqliteWorkflowStore
@@ -269,20 +269,24 @@ class _FailingCommit:
 
 
 @pytest.mark.parametrize("fail_at", [3, 5, 7])
-def test_a_failed_commit_is_rolled_back_and_written_on_release(
+def test_a_failed_commit_is_rolled_back_and_the_run_resumes_at_once(
     fail_at: int, tmp_path: Path
 ) -> None:
     store, rec = SqliteWorkflowStore(tmp_path / "runs.db"), Recorder()
     store._db = _FailingCommit(store._db, fail_at)  # type: ignore[assignment]
     engine = WorkflowEngine(LOOP, {"count": count_to(5)}, store=store, event_callback=rec)
-    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+    with pytest.raises(StoreError, match="disk is full") as caught:
         engine.run({}, run_id="r")
-    # the failed checkpoint was kept pending and committed when the lease was released
-    assert store.latest_step("r") == fail_at - 2
-    assert stored(store, "r") == logged(rec, "r")
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+    # The failed checkpoint is not written (nor kept for later); what was committed stays,
+    # its events with it, and the failed call leaves no lease behind.
+    assert store.latest_step("r") == fail_at - 3
+    assert stored(store, "r") == logged(rec, "r")[: len(stored(store, "r"))]
+    assert store.load_snapshot("r").seq == store.latest_checkpoint("r")
     assert engine.resume("r").success
     assert store.load_snapshot("r").state.workflow == {"n": 5}
-    assert stored(store, "r") == logged(rec, "r")
+    kinds = [e["kind"] for e in stored(store, "r")]
+    assert kinds.count("wf:end") == 1 and kinds.count("wf:resumed") == 1
 
 
 # ---------------------------------------------------------------- bugs the review found
@@ -294,8 +298,9 @@ def test_a_commit_error_sqlite_rolled_back_itself_is_the_error_raised(
     store = SqliteWorkflowStore(tmp_path / "runs.db")
     store._db = _FailingCommit(store._db, 3, rolled_back=True)  # type: ignore[assignment]
     engine = WorkflowEngine(LOOP, {"count": count_to(5)}, store=store)
-    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+    with pytest.raises(StoreError, match="disk is full") as caught:
         engine.run({}, run_id="r")
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
 
 
 @pytest.mark.parametrize("kind", ["json", "sqlite", "postgres"])

@@ -51,11 +51,14 @@ def test_a_schema_1_database_is_migrated_and_reads_back_the_same(tmp_path: Path)
     expected: dict[str, Any] = json.loads((FIXTURE / "expected.json").read_text())
     store = SqliteWorkflowStore(path)
     for run_id, want in expected.items():
-        assert store.load_snapshot(run_id).to_dict() == want["snapshot"], run_id
+        loaded = store.load_snapshot(run_id).to_dict()
+        # ``seq`` is the store's numbering of the checkpoint (schema 1 had it already).
+        assert loaded.pop("seq") == store.latest_checkpoint(run_id), run_id
+        assert loaded == want["snapshot"], run_id
         assert [h.to_dict() for h in store.history(run_id)] == want["history"], run_id
         assert [e.to_dict() for e in store.events(run_id)] == want["events"], run_id
     store.close()
-    assert _user_version(path) == SCHEMA_VERSION == 2
+    assert _user_version(path) == SCHEMA_VERSION == 3
 
 
 def test_a_migrated_waiting_run_resumes_and_its_log_continues(tmp_path: Path) -> None:
@@ -150,13 +153,15 @@ def test_a_driver_sends_full_snapshots_when_the_store_asks(
 
     monkeypatch.setattr(store, "_rebuild", no_rebuild)
     asked = []
-    original = store.save_snapshot
+    original = store.commit
 
-    def save(snapshot: Any) -> None:
-        asked.append(snapshot.status)
-        original(snapshot)
+    # A driver writes each checkpoint with ``commit``: count those that carry a full snapshot.
+    def commit(run_id: str, owner: str, token: int, write: Any) -> bool:
+        if write.snapshot is not None:
+            asked.append(write.snapshot.status)
+        return bool(original(run_id, owner, token, write))
 
-    monkeypatch.setattr(store, "save_snapshot", save)
+    monkeypatch.setattr(store, "commit", commit)
     result = run_loop(store, 2000, "loop")
     assert result.success
     folds = asked.count("running") - 1  # the start is a full save too

@@ -32,7 +32,7 @@ from .. import _constants as C
 from .._engine import WorkflowEngine
 from .._errors import RunExistsError, RunLockedError, RunNotFoundError, StoreError
 from .._models import RunSnapshot, WorkflowResult
-from .._store import WorkflowStore
+from .._store import CheckpointWrite, WorkflowStore
 
 __all__ = [
     "WorkflowTasks",
@@ -100,12 +100,12 @@ class _GuardedStore:
     def list_metadata(self, workflow_name: str | None = None) -> list[Any]:
         return self._inner.list_metadata(workflow_name)
 
-    def acquire_lease(self, run_id: str, owner: str) -> None:
+    def acquire_lease(self, run_id: str, owner: str) -> int:
         inner: Any = self._inner
-        inner.acquire_lease(run_id, owner)
+        token = int(inner.acquire_lease(run_id, owner))
         expected = _EXPECTED.get()
         if expected is None or expected[0] != run_id:
-            return
+            return token
         want = expected[1]
         if want is None:
             status = inner.run_status(run_id)
@@ -115,7 +115,7 @@ class _GuardedStore:
                     f"run '{run_id}' already exists in the store with status '{status}'",
                     run_id=run_id,
                 )
-            return
+            return token
         try:
             moved = _fingerprint(inner.load_snapshot(run_id)) != want
         except KeyError:
@@ -123,6 +123,26 @@ class _GuardedStore:
         if moved:
             inner.release_lease(run_id, owner)
             raise _MovedOn(run_id)
+        return token
+
+    # The rest of the leasing contract, passed through as it is.
+
+    def renew_lease(self, run_id: str, owner: str, token: int | None = None) -> None:
+        inner: Any = self._inner
+        inner.renew_lease(run_id, owner, token)
+
+    def release_lease(self, run_id: str, owner: str) -> None:
+        inner: Any = self._inner
+        inner.release_lease(run_id, owner)
+
+    def commit(self, run_id: str, owner: str, token: int, write: CheckpointWrite) -> bool:
+        inner: Any = self._inner
+        return bool(inner.commit(run_id, owner, token, write))
+
+    def latest_checkpoint(self, run_id: str) -> int | None:
+        inner: Any = self._inner
+        latest = inner.latest_checkpoint(run_id)
+        return None if latest is None else int(latest)
 
 
 @contextmanager

@@ -4,10 +4,11 @@ The same layout and behaviour as ``SqliteWorkflowStore`` (needs the
 ``zeroflow[postgres]`` extra, psycopg 3): one row per checkpoint holding the
 step's change, a full snapshot now and then, the run's summary row for
 indexed listing, and the events, all written in one transaction per
-checkpoint. A lease is a row whose expiry is checked and moved in one
-``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` statement, so two workers racing
-for a run cannot both win; by default expiry is measured on the database
-server's clock, so workers on machines whose clocks disagree still agree on it.
+checkpoint. A lease is a row, read and changed under its row lock, so two
+workers racing for a run cannot both win; it keeps a fencing token that grows
+with every acquisition, and every leased commit checks it in its own
+transaction. By default expiry is measured on the database server's clock, so
+workers on machines whose clocks disagree still agree on it.
 
 The tables live in their own schema (``zeroflow`` by default), created and
 migrated on first use; several processes may open the store at once.
@@ -29,14 +30,8 @@ from psycopg import sql
 from .._errors import StoreError
 from .._models import Event, RunSnapshot
 from .._store import DEFAULT_LEASE_TTL_SECONDS
-from ..stores._common import (
-    check_run_id,
-    encode_event,
-    locked_error,
-    lost_lease_error,
-    reset_after_fork,
-)
-from ..stores._sql import Db, Rows, SqlStore, SqlWriter, newer_schema_error, one
+from ..stores._common import check_run_id, encode_event, reset_after_fork
+from ..stores._sql import Db, SqlStore, SqlWriter, newer_schema_error, one
 
 __all__ = ["SCHEMA_VERSION", "PostgresWorkflowStore"]
 
@@ -85,6 +80,13 @@ _MIGRATIONS: list[list[str]] = [
             owner TEXT NOT NULL,
             expires_at DOUBLE PRECISION NOT NULL
         )""",
+    ],
+    # version 2: a lease row keeps its fencing token (and the holder process) when it is
+    # released or broken, so the owner may be NULL; a migrated lease starts at token 0.
+    [
+        "ALTER TABLE leases ADD COLUMN IF NOT EXISTS token BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE leases ADD COLUMN IF NOT EXISTS holder TEXT",
+        "ALTER TABLE leases ALTER COLUMN owner DROP NOT NULL",
     ],
 ]
 
@@ -313,43 +315,27 @@ class PostgresWorkflowStore(SqlStore):
         with self._tx() as cur:
             rows = cur.execute(
                 "SELECT r.run_id FROM runs r LEFT JOIN leases l ON l.run_id = r.run_id "
-                f"WHERE r.status = 'running' AND (l.run_id IS NULL OR l.expires_at <= {_NOW}) "
+                "WHERE r.status = 'running' AND (l.owner IS NULL OR NOT "
+                f"(l.expires_at > {_NOW} AND l.expires_at < 'Infinity'::float8)) "
                 "ORDER BY r.saved_at LIMIT %(limit)s FOR UPDATE OF r SKIP LOCKED",
                 {"now": self._now(), "limit": limit},
             ).fetchall()
         return [str(run_id) for (run_id,) in rows]
 
-    def acquire_lease(self, run_id: str, owner: str) -> None:
-        check_run_id(run_id)
-        with self._lock:
-            with self._tx() as cur:
-                if self._claim(cur, run_id, owner).fetchone() is None:
-                    holder, expires, now = self._lease_row(cur, run_id)
-                    raise locked_error(run_id, holder, expires - now)
-            w = self._adopt(run_id, owner)
-            w.renewed_at = self._tick()
+    def _lease_clock(self) -> float:
+        return self._tick()
 
-    def renew_lease(self, run_id: str, owner: str) -> None:
-        mono = self._tick()
-        with self._lock:
-            w = self._writers.get(run_id)
-            if self._pid == os.getpid() and self._renewed_lately(w, owner, mono):
-                return
-            with self._tx() as cur:
-                if self._claim(cur, run_id, owner).fetchone() is None:
-                    raise lost_lease_error(run_id)
-            if w is not None and w.owner == owner:
-                w.renewed_at = mono
-
-    def _claim(self, db: Db, run_id: str, owner: str) -> Rows:
-        """Take or extend the lease unless another owner holds it unexpired; a row if it did."""
-        return db.execute(
-            f"WITH t AS (SELECT {_NOW} AS now) "
-            "INSERT INTO leases AS l (run_id, owner, expires_at) "
-            "SELECT %(run)s, %(owner)s, t.now + %(ttl)s FROM t "
-            "ON CONFLICT (run_id) DO UPDATE SET owner=excluded.owner, "
-            "expires_at=excluded.expires_at "
-            "WHERE l.owner = excluded.owner OR l.expires_at <= (SELECT now FROM t) "
-            "RETURNING 1",
-            {"now": self._now(), "run": run_id, "owner": owner, "ttl": self.lease_ttl_seconds},
+    def _extend_lease(self, db: Db, run_id: str, owner: str, token: int | None) -> bool:
+        # One statement on the server's clock (no round trip to read it first).
+        rows = db.execute(
+            f"UPDATE leases SET expires_at={_NOW} + %(ttl)s WHERE run_id=%(run)s "
+            "AND owner=%(owner)s AND (%(token)s::bigint IS NULL OR token=%(token)s::bigint)",
+            {
+                "now": self._now(),
+                "ttl": self.lease_ttl_seconds,
+                "run": run_id,
+                "owner": owner,
+                "token": token,
+            },
         )
+        return rows.rowcount > 0

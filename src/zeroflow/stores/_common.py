@@ -351,9 +351,7 @@ def lease_verdict(
 
 
 def _finite(value: Any) -> bool:
-    return (
-        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    )
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def locked_error(run_id: str, holder: str | None, expires_in: float) -> RunLockedError:

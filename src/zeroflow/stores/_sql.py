@@ -2,6 +2,10 @@
 
 Both keep ``runs``, ``checkpoints``, ``snapshots``, ``events`` and ``leases``
 and commit a driven run's pending writes once per checkpoint (``SqlWriter``).
+A lease row outlives its lease: releasing or breaking it clears the owner and
+keeps the fencing token, so every acquisition's token is larger than any
+issued before for that run. A leased commit checks its fence (owner, token,
+``seq``) inside its write transaction, before it inserts anything.
 ``SqlStore`` holds that logic, its statements in SQLite's ``?`` parameter
 style; a backend supplies the connection and its transactions, its clocks,
 how it lays out event rows, and the statements only its dialect has (taking
@@ -31,6 +35,9 @@ from ._common import (
     encode_event_rows,
     lease_verdict,
     locked_error,
+    lost_lease_error,
+    moved_on_error,
+    process_holder,
     status_set,
     to_seconds,
 )
@@ -91,6 +98,8 @@ class SqlStore(BatchingStore[SqlWriter]):
     """
 
     path: str
+    durable = True
+    """Checkpoints live in the database: they outlive this process."""
 
     _UNLEASED_MISSING_AT_COMMIT = True
     _EVENTS_END: ClassVar[str]
@@ -200,10 +209,13 @@ class SqlStore(BatchingStore[SqlWriter]):
             and bool(w.pending_steps or w.pending_full is not None)
         )
         events_text = encode_event_rows(events) if carry else ""
+        fence = w.fence
         with self._tx() as db:
-            if w.owner is None:
+            if fence is not None:
+                self._check_fence(db, run_id, w, fence)
+            elif w.owner is None:
                 self._load_counters(db, run_id, w)  # no lease: another writer may have moved on
-            elif events:
+            if events and (fence is not None or w.owner is not None):
                 # Events may come from elsewhere without the lease (an operator's note):
                 # number this call's events after whatever ``events`` holds by now.
                 outside = one(db.execute(self._EVENTS_TABLE_END, (run_id,)))
@@ -269,6 +281,21 @@ class SqlStore(BatchingStore[SqlWriter]):
         w.pending_steps = []
         w.hold = False
 
+    def _check_fence(self, db: Db, run_id: str, w: SqlWriter, fence: tuple[str, int, int]) -> None:
+        """Refuse a leased commit whose lease or ``seq`` is no longer current; renew it otherwise.
+
+        Runs first in the commit's transaction, so no other process can take
+        the lease or write a checkpoint between this check and the write.
+        """
+        owner, token, seq = fence
+        if not self._extend_lease(db, run_id, owner, token):
+            raise self._lost(db, run_id, owner, token)
+        latest = one(db.execute("SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,)))
+        if (latest or 0) != seq - 1:
+            raise moved_on_error(run_id, seq, latest)
+        if (latest or 0) != w.seq:
+            self._load_counters(db, run_id, w)  # written by another instance of this store
+
     def _fold(self, db: Db, run_id: str, seq: int, snap: dict[str, Any], now: float) -> str:
         """Store the run's current state as a full snapshot and refresh its summary row."""
         text = encode_compact(snap)
@@ -289,6 +316,7 @@ class SqlStore(BatchingStore[SqlWriter]):
         now: float,
         carried: tuple[Any, ...] = (),
     ) -> str:
+        data["seq"] = seq
         text = encode_compact(data)
         status = data["status"]
         row = (
@@ -389,6 +417,7 @@ class SqlStore(BatchingStore[SqlWriter]):
                     raise checkpoint_not_found(run_id, step, entries)
                 seq = found
             data = self._rebuild(db, run_id, seq)
+        data["seq"] = int(seq)
         try:
             return RunSnapshot.from_dict(data)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -437,6 +466,13 @@ class SqlStore(BatchingStore[SqlWriter]):
                 run_id=run_id,
                 path=self.path,
             ) from exc
+
+    def latest_checkpoint(self, run_id: str) -> int | None:
+        """The ``seq`` of the run's latest checkpoint; None when the store has none."""
+        self._commit_run(run_id)
+        with self._query() as db:
+            seq = one(db.execute("SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,)))
+        return None if seq is None else int(seq)
 
     def latest_step(self, run_id: str) -> int | None:
         """The step of the run's latest checkpoint; None when the store has none."""
@@ -502,30 +538,122 @@ class SqlStore(BatchingStore[SqlWriter]):
         self._writers[run_id] = w
         return w
 
+    def _lease_clock(self) -> float:
+        """What a writer's ``renewed_at`` is measured by."""
+        return self._wall()
+
+    def acquire_lease(self, run_id: str, owner: str) -> int:
+        """Take the run for ``owner``; the fencing token, larger than any issued before."""
+        check_run_id(run_id)
+        holder = encode_compact(process_holder())
+        with self._lock:
+            with self._tx() as db:
+                # The row first, so that racing acquirers queue on its lock (Postgres).
+                db.execute(
+                    "INSERT INTO leases (run_id, owner, expires_at, token, holder) "
+                    "VALUES (?, NULL, 0, 0, NULL) ON CONFLICT (run_id) DO NOTHING",
+                    (run_id,),
+                )
+                now_owner, expires, token, who, now = self._lease_state(db, run_id)
+                if lease_verdict(now_owner, expires, owner, now, who) == "taken":
+                    raise locked_error(run_id, now_owner, expires - now)
+                token += 1
+                db.execute(
+                    "UPDATE leases SET owner=?, expires_at=?, token=?, holder=? WHERE run_id=?",
+                    (owner, now + self.lease_ttl_seconds, token, holder, run_id),
+                )
+            try:
+                w = self._adopt(run_id, owner)
+            except BaseException:
+                self._clear_lease(run_id, owner)  # a failed acquire leaves no lease behind
+                raise
+            w.renewed_at = self._lease_clock()
+        return token
+
+    def renew_lease(self, run_id: str, owner: str, token: int | None = None) -> None:
+        """Extend ``owner``'s lease; never acquires: ``RunLockedError`` once it is not theirs.
+
+        An expired lease nobody took since is still ``owner``'s to renew.
+        """
+        with self._lock:
+            with self._tx() as db:
+                if not self._extend_lease(db, run_id, owner, token):
+                    raise self._lost(db, run_id, owner, token)
+            w = self._writers.get(run_id)
+            if w is not None and w.owner == owner:
+                w.renewed_at = self._lease_clock()
+
+    def _extend_lease(self, db: Db, run_id: str, owner: str, token: int | None) -> bool:
+        """Move the lease's expiry on if ``owner`` (with ``token``) holds it; True if it did."""
+        expires = self._lease_now(db) + self.lease_ttl_seconds
+        if token is None:
+            rows = db.execute(
+                "UPDATE leases SET expires_at=? WHERE run_id=? AND owner=?",
+                (expires, run_id, owner),
+            )
+        else:
+            rows = db.execute(
+                "UPDATE leases SET expires_at=? WHERE run_id=? AND owner=? AND token=?",
+                (expires, run_id, owner, token),
+            )
+        return rows.rowcount > 0
+
+    def _lost(self, db: Db, run_id: str, owner: str, token: int | None) -> Exception:
+        """The error for ``owner`` (with ``token``) whose lease is no longer current."""
+        now_owner, _, now_token, _, _ = self._lease_state(db, run_id)
+        if now_owner is None:
+            why = "the run has no lease now: it was released or broken"
+        elif now_owner != owner:
+            why = ""
+        else:
+            why = f"fencing token {token} is not the current {now_token}"
+        return lost_lease_error(run_id, owner, now_owner if now_owner != owner else None, why)
+
+    def _clear_lease(self, run_id: str, owner: str | None) -> int:
+        """Free the run (of ``owner`` only, when given), keeping its token; rows changed."""
+        with self._tx() as db:
+            if owner is None:
+                rows = db.execute(
+                    "UPDATE leases SET owner=NULL, expires_at=0, holder=NULL "
+                    "WHERE run_id=? AND owner IS NOT NULL",
+                    (run_id,),
+                )
+            else:
+                rows = db.execute(
+                    "UPDATE leases SET owner=NULL, expires_at=0, holder=NULL "
+                    "WHERE run_id=? AND owner=?",
+                    (run_id, owner),
+                )
+            return rows.rowcount
+
     def release_lease(self, run_id: str, owner: str) -> None:
         with self._lock:
             w = self._writers.get(run_id)
-            if w is not None and w.owner == owner:
-                try:
-                    self._commit(run_id, w)
-                finally:
-                    del self._writers[run_id]
-            with self._tx() as db:
-                db.execute("DELETE FROM leases WHERE run_id=? AND owner=?", (run_id, owner))
+            try:
+                if w is not None and w.owner == owner:
+                    try:
+                        self._commit(run_id, w)
+                    finally:
+                        del self._writers[run_id]
+            finally:
+                self._clear_lease(run_id, owner)  # even when the last write failed
 
     def break_lease(self, run_id: str) -> bool:
-        with self._tx() as db:
-            return db.execute("DELETE FROM leases WHERE run_id=?", (run_id,)).rowcount > 0
+        return self._clear_lease(run_id, None) > 0
 
     def delete_run(self, run_id: str, *, owner: str | None = None) -> bool:
         with self._lock:
             with self._tx() as db:
-                holder, expires, now = self._lease_row(db, run_id, lock=True)
-                if lease_verdict(holder, expires, owner, now) == "taken":
+                holder, expires, _, who, now = self._lease_state(db, run_id, lock=True)
+                if lease_verdict(holder, expires, owner, now, who) == "taken":
                     raise locked_error(run_id, holder, expires - now)
                 existed = self._delete(db, run_id)
                 if owner is None:
-                    db.execute("DELETE FROM leases WHERE run_id=?", (run_id,))
+                    # The row (and its token) stays: a later lease's token must still grow.
+                    db.execute(
+                        "UPDATE leases SET owner=NULL, expires_at=0, holder=NULL WHERE run_id=?",
+                        (run_id,),
+                    )
             w = self._writers.pop(run_id, None)
             if w is not None and w.owner == owner and owner is not None:
                 fresh = SqlWriter()
@@ -533,19 +661,36 @@ class SqlStore(BatchingStore[SqlWriter]):
                 self._writers[run_id] = fresh
             return existed
 
-    def _lease_row(
+    def _lease_state(
         self, db: Db, run_id: str, *, lock: bool = False
-    ) -> tuple[str | None, float, float]:
-        """(holder, expires_at, now) of the run's lease; (None, 0, now) when it has none."""
+    ) -> tuple[str | None, float, int, dict[str, Any] | None, float]:
+        """(owner, expires_at, token, holder process, now) of the run's lease row.
+
+        ``(None, 0, 0, None, now)`` when the run never had a lease; an expiry
+        that is not a number (NULL) reads as NaN, which counts as expired.
+        """
         now = self._lease_now(db)
         row = db.execute(
-            "SELECT owner, expires_at FROM leases WHERE run_id=?"
+            "SELECT owner, expires_at, token, holder FROM leases WHERE run_id=?"
             + (self._FOR_UPDATE if lock else ""),
             (run_id,),
         ).fetchone()
         if row is None:
-            return None, 0.0, now
-        return str(row[0]), float(row[1]), now
+            return None, 0.0, 0, None, now
+        owner, expires, token, holder = row
+        who: Any = None
+        if holder is not None:
+            try:
+                who = json.loads(holder)
+            except ValueError:
+                who = None
+        return (
+            None if owner is None else str(owner),
+            float("nan") if expires is None else float(expires),
+            int(token or 0),
+            who if isinstance(who, dict) else None,
+            now,
+        )
 
     def _delete(self, db: Db, run_id: str) -> bool:
         for table in ("checkpoints", "snapshots", "events"):
@@ -580,8 +725,8 @@ class SqlStore(BatchingStore[SqlWriter]):
             for run_id, count in candidates:
                 with self._lock:
                     with self._tx() as db:
-                        holder, expires, now = self._lease_row(db, run_id, lock=True)
-                        if lease_verdict(holder, expires, None, now) != "free":
+                        holder, expires, _, who, now = self._lease_state(db, run_id, lock=True)
+                        if lease_verdict(holder, expires, None, now, who) != "free":
                             continue
                         self._trim(db, run_id, keep_last)
                         trimmed[run_id] = int(count) - keep_last

@@ -24,14 +24,7 @@ from typing import Any
 from .._errors import StoreCorruptError, StoreError
 from .._models import Event
 from .._store import DEFAULT_LEASE_TTL_SECONDS
-from ._common import (
-    check_run_id,
-    encode_event_rows,
-    lease_verdict,
-    locked_error,
-    lost_lease_error,
-    reset_after_fork,
-)
+from ._common import encode_event_rows, reset_after_fork
 from ._sql import Db, SqlStore, SqlWriter, newer_schema_error
 
 __all__ = ["SCHEMA_VERSION", "SqliteWorkflowStore"]
@@ -105,6 +98,21 @@ _MIGRATIONS: list[list[str]] = [
         "SELECT run_id, seq, step, wave, status, node, ts, delta FROM checkpoints",
         "DROP TABLE checkpoints",
         "ALTER TABLE checkpoints_v2 RENAME TO checkpoints",
+    ],
+    # version 3: a lease row keeps its fencing token (and the holder process) when it is
+    # released or broken, so the owner may be NULL; a migrated lease starts at token 0.
+    [
+        """CREATE TABLE leases_v3 (
+            run_id TEXT PRIMARY KEY,
+            owner TEXT,
+            expires_at REAL NOT NULL,
+            token INTEGER NOT NULL DEFAULT 0,
+            holder TEXT
+        ) WITHOUT ROWID""",
+        "INSERT INTO leases_v3 (run_id, owner, expires_at) "
+        "SELECT run_id, owner, expires_at FROM leases",
+        "DROP TABLE leases",
+        "ALTER TABLE leases_v3 RENAME TO leases",
     ],
 ]
 
@@ -298,7 +306,8 @@ class SqliteWorkflowStore(SqlStore):
         marks = ",".join("?" * len(statuses))
         return db.execute(
             f"SELECT run_id FROM runs WHERE status IN ({marks}) AND saved_at<? "
-            "AND run_id NOT IN (SELECT run_id FROM leases WHERE expires_at>?)",
+            "AND run_id NOT IN (SELECT run_id FROM leases WHERE owner IS NOT NULL "
+            "AND expires_at>? AND expires_at<9e999)",
             (*statuses, now - older_than_seconds, now),
         ).fetchall()
 
@@ -309,35 +318,36 @@ class SqliteWorkflowStore(SqlStore):
             self._writers.clear()
             self._db.close()
 
-    # ------------------------------------------------------------------ leases
+    # ------------------------------------------------------------------ errors
 
-    def acquire_lease(self, run_id: str, owner: str) -> None:
-        check_run_id(run_id)
-        with self._tx() as db:
-            holder, expires, now = self._lease_row(db, run_id)
-            if lease_verdict(holder, expires, owner, now) == "taken":
-                raise locked_error(run_id, holder, expires - now)
-            db.execute(
-                "INSERT OR REPLACE INTO leases VALUES (?, ?, ?)",
-                (run_id, owner, now + self.lease_ttl_seconds),
-            )
-        with self._lock:
-            self._adopt(run_id, owner).renewed_at = now
+    def _commit(self, run_id: str, w: SqlWriter) -> None:
+        """``SqlStore._commit``; a raw ``sqlite3`` error (a locked database) as ``StoreError``."""
+        try:
+            super()._commit(run_id, w)
+        except sqlite3.Error as exc:
+            raise self._store_error(run_id, exc) from exc
 
-    def renew_lease(self, run_id: str, owner: str) -> None:
-        now = self._clock()
-        w = self._writers.get(run_id)
-        if self._renewed_lately(w, owner, now):
-            return
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT owner, expires_at FROM leases WHERE run_id=?", (run_id,)
-            ).fetchone()
-            if row is not None and row[0] != owner and row[1] > now:
-                raise lost_lease_error(run_id)
-            db.execute(
-                "INSERT OR REPLACE INTO leases VALUES (?, ?, ?)",
-                (run_id, owner, now + self.lease_ttl_seconds),
-            )
-        if w is not None and w.owner == owner:
-            w.renewed_at = now
+    def _clear_lease(self, run_id: str, owner: str | None) -> int:
+        try:
+            return super()._clear_lease(run_id, owner)
+        except sqlite3.Error as exc:
+            raise self._store_error(run_id, exc) from exc
+
+    def acquire_lease(self, run_id: str, owner: str) -> int:
+        try:
+            return super().acquire_lease(run_id, owner)
+        except sqlite3.Error as exc:
+            raise self._store_error(run_id, exc) from exc
+
+    def renew_lease(self, run_id: str, owner: str, token: int | None = None) -> None:
+        try:
+            super().renew_lease(run_id, owner, token)
+        except sqlite3.Error as exc:
+            raise self._store_error(run_id, exc) from exc
+
+    def _store_error(self, run_id: str, exc: sqlite3.Error) -> StoreError:
+        return StoreError(
+            f"{self.path}: run '{run_id}': {type(exc).__name__}: {exc}",
+            run_id=run_id,
+            path=self.path,
+        )
