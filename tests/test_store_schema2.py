@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from _support import run_loop, step_delta
-from zeroflow import JsonFileWorkflowStore, WorkflowEngine
+from zeroflow import CheckpointWrite, JsonFileWorkflowStore, WorkflowEngine
 from zeroflow._journal import StepDelta
 from zeroflow._models import Event, StepRecord
 from zeroflow.stores import SqliteWorkflowStore
@@ -192,12 +192,13 @@ def test_a_lease_holder_that_ignores_fold_requests_is_folded_anyway(
         if kind == "json"
         else SqliteWorkflowStore(tmp_path / "runs.db")
     )
-    store.acquire_lease("r", "me")
-    store.save_snapshot(sample_snapshot("r"))
+    token = store.acquire_lease("r", "me")
+    store.commit("r", "me", token, CheckpointWrite(1, snapshot=sample_snapshot("r")))
     asked = 0
     for n in range(1, 1501):
-        asked += bool(store.append_step("r", _delta(n)))
-        store.append_events("r", [Event("r", n, 1, "a", "checkpoint", "t", {"step": n})])
+        events = [Event("r", n, 1, "a", "checkpoint", "t", {"step": n})]
+        write = CheckpointWrite(n + 1, delta=_delta(n), events=events)
+        asked += bool(store.commit("r", "me", token, write))
     store.release_lease("r", "me")
     assert asked > 0, "the store never asked for a full snapshot"
     assert store.load_snapshot("r").state.workflow["n"] == 1500

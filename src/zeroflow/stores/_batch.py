@@ -14,7 +14,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from .._constants import EVENT_CHECKPOINT
 from .._errors import RunNotFoundError
 from .._journal import StepDelta
 from .._models import Event, RunSnapshot
@@ -166,22 +165,15 @@ class BatchingStore(ABC, Generic[W]):
         self.append_events(run_id, (event,))
 
     def append_events(self, run_id: str, events: Sequence[Event]) -> None:
-        """Events in order; the engine hands over a checkpoint's events together.
+        """Events in order, written at once (an operator's note, a store without a driver).
 
-        While this instance drives the run, they wait for the checkpoint they
-        lead to and are written with it; a checkpoint that wrote no state (a
-        wave opening) rides with the next one.
+        A driven run's own events never come this way: they go with its
+        checkpoints, in ``commit``; so nothing here depends on an event's kind.
         """
         if not events:
             return
         with self._lock:
-            w = self._writers.get(run_id)
-            if w is None or w.owner is None:
-                self._append_unleased(run_id, events)
-                return
-            w.pending_events.extend(events)
-            if events[-1].kind == EVENT_CHECKPOINT and not w.hold and w.has_state():
-                self._commit(run_id, w)
+            self._append_unleased(run_id, events)
 
     def commit(self, run_id: str, owner: str, token: int, write: CheckpointWrite) -> bool:
         """Write one checkpoint of a driven run and its events now (``LeasingStore.commit``).
