@@ -110,6 +110,16 @@ else:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+def lock_fd(fd: int) -> None:
+    """Take the exclusive advisory lock of an open file (``unlock_fd`` gives it back)."""
+    _lock(fd)
+
+
+def unlock_fd(fd: int) -> None:
+    """Give back the lock ``lock_fd`` took."""
+    _unlock(fd)
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[int]:
     """Hold an exclusive advisory lock on ``path`` (created if missing); yield its fd.

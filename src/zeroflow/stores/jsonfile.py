@@ -58,7 +58,16 @@ from ._common import (
     status_set,
     to_seconds,
 )
-from ._files import append_fd, copy_atomic, locked, truncate, write_all, write_atomic
+from ._files import (
+    append_fd,
+    copy_atomic,
+    lock_fd,
+    locked,
+    truncate,
+    unlock_fd,
+    write_all,
+    write_atomic,
+)
 
 __all__ = ["FORMAT_VERSION", "JsonFileWorkflowStore", "check_run_id"]
 
@@ -199,7 +208,7 @@ def _parse_lease(raw: bytes) -> _Lease:
     )
 
 
-def _stat_key(path: Path) -> tuple[int, int, int] | None:
+def _stat_key(path: Path | str) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -253,6 +262,7 @@ class _Writer(Writer):
         "journal_fd",
         "last_events_end",
         "on_disk",
+        "paths",
         "step",
         "token",
     )
@@ -269,6 +279,8 @@ class _Writer(Writer):
         self.journal_fd: int | None = None
         self.fresh = False
         self.token: int | None = None
+        # (base_seq, folder, snapshot.json, journal segment, lease.json) as strings.
+        self.paths: tuple[int, Path, str, str, str] | None = None
         # The run's files as this writer last saw them: an unleased write re-reads the
         # counters when another process changed them since.
         self.on_disk: tuple[Any, ...] | None = None
@@ -363,12 +375,21 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             self._writers.clear()
 
     def _on_disk(self, w: _Writer) -> tuple[Any, ...]:
-        """What changes when any process writes a checkpoint of the run (two ``stat``)."""
-        folder = w.folder
-        return (
-            _stat_key(folder / "snapshot.json"),
-            _stat_key(folder / "journal" / _seg_name(w.base_seq)),
-        )
+        """What changes when any process writes a checkpoint of the run (two ``stat``).
+
+        The paths are plain strings kept per writer: this runs twice per commit.
+        """
+        cached = w.paths
+        if cached is None or cached[0] != w.base_seq or cached[1] != w.folder:
+            folder = w.folder
+            cached = w.paths = (
+                w.base_seq,
+                folder,
+                str(folder / "snapshot.json"),
+                str(folder / "journal" / _seg_name(w.base_seq)),
+                str(folder / "lease.json"),
+            )
+        return (_stat_key(cached[2]), _stat_key(cached[3]))
 
     def _refresh(self, run_id: str, w: _Writer) -> None:
         """Re-read ``w``'s counters when another process wrote the run since ``w`` last did."""
@@ -482,9 +503,17 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         """
         owner, token, seq = fence
         folder = w.folder
-        if not folder.is_dir():
-            raise lost_lease_error(run_id, owner, None, "the run's folder is gone")
-        with locked(folder / "lease.json") as fd:
+        self._on_disk(w)  # fills w.paths
+        assert w.paths is not None
+        try:
+            # No O_CREAT: a run folder that is gone means the lease is gone with it.
+            fd = os.open(w.paths[4], os.O_RDWR)
+        except FileNotFoundError:
+            raise lost_lease_error(run_id, owner, None, "the run's folder is gone") from None
+        locked_now = False
+        try:
+            lock_fd(fd)
+            locked_now = True
             lease = self._read_lease(fd)
             _check_holds(lease, run_id, owner, token)
             # Where the run stands on disk (two stat calls when nobody else wrote it): this
@@ -509,6 +538,10 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 w.renewed_at = now
             self._write_pending(run_id, w)
             w.on_disk = self._on_disk(w)
+        finally:
+            if locked_now:
+                unlock_fd(fd)
+            os.close(fd)
 
     def _write_pending(self, run_id: str, w: _Writer) -> None:
         """Write pending events, then the pending record or fold; fold the journal when due."""
