@@ -545,9 +545,7 @@ def test_postgres_a_schema_1_database_gets_the_token_column(
             conn.execute(statement)
         conn.execute("CREATE TABLE zeroflow_schema (version INTEGER NOT NULL)")
         conn.execute("INSERT INTO zeroflow_schema VALUES (1)")
-        conn.execute(
-            "INSERT INTO leases VALUES (%s, %s, %s)", (RUN, "old-driver", clock.now + 5)
-        )
+        conn.execute("INSERT INTO leases VALUES (%s, %s, %s)", (RUN, "old-driver", clock.now + 5))
     store = module.PostgresWorkflowStore(dsn, schema=schema, clock=clock, lease_ttl_seconds=TTL)
     try:
         with psycopg.connect(dsn) as conn:
