@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from test_one_driver import CHAIN
 from zeroflow import (
     HandlerResult,
     JsonFileWorkflowStore,
@@ -104,18 +105,6 @@ def test_two_processes_resuming_one_waiting_run_at_once_never_both_proceed(
         assert kinds.count("wf:end") == 1 and kinds.count("wf:resumed") == 1, kinds
     assert paid.read_text(encoding="utf-8").split() == [f"order-{i}" for i in range(TRIES)]
     assert outcomes == {(PROCEEDED, REFUSED): TRIES}
-
-
-CHAIN: dict[str, Any] = {
-    "workflow_name": "chain",
-    "default_entry_node": "a",
-    "nodes": {
-        "a": {"handler": "work", "outputs": {"ok": [{"target_node": "slow"}]}},
-        "slow": {"handler": "slow", "outputs": {"ok": [{"target_node": "c"}]}},
-        "c": {"handler": "work", "outputs": {"ok": [{"target_node": "d"}]}},
-        "d": {"handler": "work", "outputs": {"ok": []}},
-    },
-}
 
 
 @pytest.mark.parametrize("kind", ["json", "sqlite"])

@@ -28,6 +28,7 @@ __all__ = [
     "checkpoint_not_found",
     "event_dict",
     "info_of",
+    "check_holds",
     "holder_gone",
     "lease_verdict",
     "locked_error",
@@ -379,6 +380,23 @@ def lost_lease_error(
         "never write one run",
         run_id=run_id,
     )
+
+
+def check_holds(
+    run_id: str, owner: str, token: int | None, held_by: str | None, current: int
+) -> None:
+    """``RunLockedError`` unless the lease (``held_by``, ``current`` token) is ``owner``'s.
+
+    Expiry aside: a lease that lapsed but that nobody took is still its owner's.
+    """
+    if held_by is None:
+        raise lost_lease_error(run_id, owner, None, "the run has no lease now")
+    if held_by != owner:
+        raise lost_lease_error(run_id, owner, held_by)
+    if token is not None and current != token:
+        raise lost_lease_error(
+            run_id, owner, None, f"token {token} is not the current token {current}"
+        )
 
 
 def moved_on_error(run_id: str, expected: int, latest: int | None) -> RunLockedError:

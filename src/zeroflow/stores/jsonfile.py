@@ -42,6 +42,7 @@ from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInf
 from ._batch import BatchingStore, Writer
 from ._common import (
     apply_delta_dict,
+    check_holds,
     check_keep_last,
     check_run_id,
     checkpoint_not_found,
@@ -1014,14 +1015,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
 
 def _check_holds(lease: _Lease, run_id: str, owner: str, token: int | None) -> None:
     """``RunLockedError`` unless ``lease`` is ``owner``'s (with ``token``); expiry aside."""
-    if lease.owner is None:
-        raise lost_lease_error(run_id, owner, None, "the run has no lease now")
-    if lease.owner != owner:
-        raise lost_lease_error(run_id, owner, lease.owner)
-    if token is not None and lease.token != token:
-        raise lost_lease_error(
-            run_id, owner, None, f"token {token} is not the current token {lease.token}"
-        )
+    check_holds(run_id, owner, token, lease.owner, lease.token)
 
 
 def _cleared(lease: _Lease) -> _Lease:

@@ -26,6 +26,7 @@ from .._store import (
     PruneResult,
 )
 from ._common import (
+    check_holds,
     check_keep_last,
     checkpoint_not_found,
     decode_event_rows,
@@ -34,7 +35,6 @@ from ._common import (
     info_of,
     lease_verdict,
     locked_error,
-    lost_lease_error,
     moved_on_error,
     pick_seq,
     process_holder,
@@ -271,14 +271,9 @@ class InMemoryWorkflowStore:
     def _check_lease(self, run_id: str, owner: str, token: int | None) -> _Lease:
         """The lease if ``owner`` (with ``token``) holds it, expired or not. Holds ``_lock``."""
         lease = self._leases.get(run_id)
-        if lease is None or lease.owner is None:
-            raise lost_lease_error(run_id, owner, None, "the run has no lease now")
-        if lease.owner != owner:
-            raise lost_lease_error(run_id, owner, lease.owner)
-        if token is not None and lease.token != token:
-            raise lost_lease_error(
-                run_id, owner, None, f"token {token} is not the current token {lease.token}"
-            )
+        held_by, current = (None, 0) if lease is None else (lease.owner, lease.token)
+        check_holds(run_id, owner, token, held_by, current)
+        assert lease is not None  # check_holds refused a missing lease
         return lease
 
     def renew_lease(self, run_id: str, owner: str, token: int | None = None) -> None:
