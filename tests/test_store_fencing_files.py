@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from _support import step_delta
 from zeroflow import CheckpointWrite
 from zeroflow._errors import RunLockedError
 from zeroflow._journal import StepDelta
@@ -56,25 +57,9 @@ def snap(run_id: str = "r", step: int = 1, **changes: Any) -> RunSnapshot:
 
 
 def delta(run_id: str, step: int, n: int) -> StepDelta:
-    return StepDelta.from_dict(
-        {
-            "run_id": run_id,
-            "step": step,
-            "wave": 1,
-            "status": "running",
-            "updated_at": None,
-            "ready_now": ["a"],
-            "ready_next_wave": [],
-            "arrivals": {},
-            "executed_this_wave": [],
-            "last_node": "a",
-            "waiting_prompt": None,
-            "last_error": None,
-            "trace": ["a"],
-            "tags": [],
-            "records": [],
-            "ops": [["set", ["workflow", "n"], n]],
-        }
+    """Node ``a`` again at ``step``, setting ``workflow.n`` to ``n``."""
+    return step_delta(
+        run_id, step, ready_now=["a"], trace=["a"], ops=[("set", ("workflow", "n"), n)]
     )
 
 

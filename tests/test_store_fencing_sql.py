@@ -464,8 +464,9 @@ def test_sqlite_release_after_a_failed_write_still_frees_the_run(
     path = tmp_path / "runs.db"
     a = SqliteWorkflowStore(path, clock=clock, lease_ttl_seconds=TTL, timeout_seconds=0.05)
     a.acquire_lease(RUN, "a")
-    a.save_snapshot(sample_snapshot())  # queued under the lease until a commit or release
-    a._writers[RUN].pending_full["status"] = None  # a row the database refuses (NOT NULL)
+    # Writes no longer wait for a release, so plant one that is still pending, as a
+    # write interrupted mid-commit would leave it: a row the database refuses (NOT NULL).
+    a._writers[RUN].pending_full = {**sample_snapshot().to_dict(), "status": None}
     with pytest.raises(StoreError):
         a.release_lease(RUN, "a")
     b = SqliteWorkflowStore(path, clock=clock, lease_ttl_seconds=TTL)

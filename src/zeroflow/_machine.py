@@ -188,11 +188,9 @@ class RunMachine(Sessions, TaskRunner):
         if full or run.fold_due:
             write = CheckpointWrite(seq, snapshot=run.export(), events=events)
             run.mark()
-            due = store.commit(snap.run_id, run.lease_owner, run.lease_token, write)
         else:
             write = CheckpointWrite(seq, delta=run.delta(), events=events)
-            due = store.commit(snap.run_id, run.lease_owner, run.lease_token, write)
-        run.fold_due = bool(due)
+        run.fold_due = bool(store.commit(snap.run_id, run.lease_owner, run.lease_token, write))
         run.seq = seq
         run.outbox = []
 

@@ -246,10 +246,6 @@ class PostgresWorkflowStore(SqlStore):
         """The lease clock's reading, or None to let the server read its own."""
         return None if self._clock is None else self._clock()
 
-    def _tick(self) -> float:
-        """What renewals are throttled by: the lease clock, or a monotonic one for the server's."""
-        return time.monotonic() if self._clock is None else self._clock()
-
     def _wall(self) -> float:
         return time.time() if self._clock is None else self._clock()
 
@@ -321,9 +317,6 @@ class PostgresWorkflowStore(SqlStore):
                 {"now": self._now(), "limit": limit},
             ).fetchall()
         return [str(run_id) for (run_id,) in rows]
-
-    def _lease_clock(self) -> float:
-        return self._tick()
 
     def _extend_lease(self, db: Db, run_id: str, owner: str, token: int | None) -> bool:
         # One statement on the server's clock (no round trip to read it first).

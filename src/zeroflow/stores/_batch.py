@@ -1,10 +1,11 @@
-"""What the JSON and SQL stores share: a driven run's writes wait for its checkpoint.
+"""What the JSON and SQL stores share: per-run writers, and one write per checkpoint.
 
-While a call holds a run's lease, its step deltas, full snapshots and events
-queue in the run's ``Writer`` and are committed together when the engine's
-``checkpoint`` event arrives; without the lease each write is committed at
-once. ``BatchingStore`` keeps that bookkeeping; a backend says how a writer
-is opened and how its pending writes are committed.
+A driven run's checkpoint arrives as one ``commit`` (state change and the
+events that led to it), is put in the run's ``Writer`` and written by the
+backend's ``_commit`` in one go, fenced by the lease; the unleased calls
+(``save_snapshot``, ``append_step``, ``append_events``) are written at once.
+``BatchingStore`` keeps that bookkeeping; a backend says how a writer is
+opened and how its pending writes are written.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .._errors import RunNotFoundError
 from .._journal import StepDelta
 from .._models import Event, RunSnapshot
 from .._store import CheckpointWrite
-from ._common import FOLD_MIN_RECORDS, encode_compact, frontier_only, should_fold
+from ._common import FOLD_MIN_RECORDS, encode_compact, should_fold
 
 __all__ = ["BatchingStore", "Writer"]
 
@@ -38,13 +39,11 @@ class Writer:
         "base_seq",
         "fence",
         "fold_wanted",
-        "hold",
         "owner",
         "pending_events",
         "pending_full",
         "pending_steps",
         "records",
-        "renewed_at",
         "seq",
     )
 
@@ -59,8 +58,6 @@ class Writer:
         self.pending_steps: list[tuple[str, StepDelta]] = []
         self.fold_wanted = False
         self.asked_at = 0
-        self.hold = False
-        self.renewed_at = 0.0
         # Set only inside ``commit``: (owner, token, seq) the backend's ``_commit`` must
         # verify in the same lock or transaction as the write, refusing it otherwise.
         self.fence: tuple[str, int, int] | None = None
@@ -83,13 +80,6 @@ class BatchingStore(ABC, Generic[W]):
     lease_ttl_seconds: float
     _lock: threading.RLock
     _writers: dict[str, W]
-
-    _UNLEASED_MISSING_AT_COMMIT: ClassVar[bool] = False
-    """True: a step without the lease for a run with no snapshot yet is refused at commit.
-
-    A database store re-reads an unleased run's counters when it commits:
-    another process may have created the run since the writer was opened.
-    """
 
     @abstractmethod
     def _open_writer(self, run_id: str) -> W:
@@ -116,32 +106,27 @@ class BatchingStore(ABC, Generic[W]):
         return w
 
     def save_snapshot(self, snapshot: RunSnapshot) -> None:
+        """Write ``snapshot`` at once as the run's next checkpoint (unfenced: 0.1.0's API)."""
         data = snapshot.to_dict()
         with self._lock:
             w = self._writer(snapshot.run_id)
             w.pending_full = data
-            w.hold = False
-            if w.owner is None:
-                self._commit(snapshot.run_id, w)
+            self._commit(snapshot.run_id, w)
 
     def append_step(self, run_id: str, delta: StepDelta) -> bool:
-        """Queue (or, without the lease, write) one step; True asks for a full snapshot next.
+        """Write one step at once (unfenced); True asks for a full snapshot next.
 
-        A driver holds the run's whole state, so when the journal is due for a
-        fold the store asks it to send ``save_snapshot`` at its next checkpoint
-        instead of rebuilding the state from its own records.
+        A store without a snapshot of the run refuses it (``RunNotFoundError``);
+        the backend re-reads an unleased run's counters when it writes, since
+        another process may have created the run since the writer was opened.
         """
         body = encode_compact(delta.to_json_data())
         with self._lock:
             w = self._writer(run_id)
-            if w.pending_full is not None:
-                self._commit(run_id, w)
-            if w.base_seq < 0 and (w.owner is not None or not self._UNLEASED_MISSING_AT_COMMIT):
+            if w.base_seq < 0 and w.owner is not None:
                 raise RunNotFoundError(run_id)
             w.pending_steps.append((body, delta))
-            w.hold = frontier_only(delta)
-            if w.owner is None:
-                self._commit_or_drop(run_id, w)
+            self._commit_or_drop(run_id, w)
             return w.fold_wanted
 
     def _fold_due(self, w: W, records: int, journal_bytes: int) -> bool:
@@ -187,14 +172,11 @@ class BatchingStore(ABC, Generic[W]):
         data = write.snapshot.to_dict() if write.snapshot is not None else None
         with self._lock:
             w = self._writer(run_id)
-            if w.has_state() or w.pending_events:
-                self._commit_or_drop(run_id, w)  # nothing unfenced may ride with this one
             if data is not None:
                 w.pending_full = data
             elif delta is not None:
                 w.pending_steps.append((body, delta))
             w.pending_events.extend(write.events)
-            w.hold = False
             w.fence = (owner, token, write.seq)
             try:
                 self._commit(run_id, w)
@@ -231,9 +213,3 @@ class BatchingStore(ABC, Generic[W]):
         except RunNotFoundError:
             self._writers.pop(run_id, None)
             raise
-
-    def _renewed_lately(self, w: W | None, owner: str, now: float) -> bool:
-        """True when ``owner`` renewed its lease less than a third of its lifetime ago."""
-        return (
-            w is not None and w.owner == owner and now - w.renewed_at < self.lease_ttl_seconds / 3
-        )

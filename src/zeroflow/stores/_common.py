@@ -18,7 +18,7 @@ from typing import Any
 
 from .._constants import EVENT_CHECKPOINT
 from .._errors import CheckpointNotFoundError, RunLockedError, StoreError
-from .._journal import StepDelta, apply_state_op
+from .._journal import apply_state_op
 from .._models import Event
 from .._store import CheckpointInfo
 
@@ -207,15 +207,6 @@ def encode_event(event: Event) -> str:
             "}",
         )
     )
-
-
-def frontier_only(delta: StepDelta) -> bool:
-    """True for a checkpoint that only moves the queues (a wave opening).
-
-    Replaying the checkpoint before it reproduces it, so a store may commit
-    it together with the next one instead of paying a write of its own.
-    """
-    return not (delta.records or delta.trace or delta.ops or delta.tags) and delta.extra is None
 
 
 def encode_event_rows(events: Iterable[Event]) -> str:

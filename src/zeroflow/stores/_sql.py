@@ -101,7 +101,6 @@ class SqlStore(BatchingStore[SqlWriter]):
     durable = True
     """Checkpoints live in the database: they outlive this process."""
 
-    _UNLEASED_MISSING_AT_COMMIT = True
     _EVENTS_END: ClassVar[str]
     """One value: the sequence number of the run's last stored event (0 if none)."""
     _EVENTS_TABLE_END: ClassVar[str]
@@ -279,7 +278,6 @@ class SqlStore(BatchingStore[SqlWriter]):
         w.pending_events = []
         w.pending_full = None
         w.pending_steps = []
-        w.hold = False
 
     def _check_fence(self, db: Db, run_id: str, w: SqlWriter, fence: tuple[str, int, int]) -> None:
         """Refuse a leased commit whose lease or ``seq`` is no longer current; renew it otherwise.
@@ -528,7 +526,7 @@ class SqlStore(BatchingStore[SqlWriter]):
     def _adopt(self, run_id: str, owner: str) -> SqlWriter:
         """After ``owner`` took the lease: commit this instance's old writer, start a fresh one.
 
-        Call with ``_lock`` held; the caller sets the writer's ``renewed_at``.
+        Call with ``_lock`` held.
         """
         old = self._writers.pop(run_id, None)
         if old is not None:
@@ -537,10 +535,6 @@ class SqlStore(BatchingStore[SqlWriter]):
         w.owner = owner
         self._writers[run_id] = w
         return w
-
-    def _lease_clock(self) -> float:
-        """What a writer's ``renewed_at`` is measured by."""
-        return self._wall()
 
     def acquire_lease(self, run_id: str, owner: str) -> int:
         """Take the run for ``owner``; the fencing token, larger than any issued before."""
@@ -563,11 +557,10 @@ class SqlStore(BatchingStore[SqlWriter]):
                     (owner, now + self.lease_ttl_seconds, token, holder, run_id),
                 )
             try:
-                w = self._adopt(run_id, owner)
+                self._adopt(run_id, owner)
             except BaseException:
                 self._clear_lease(run_id, owner)  # a failed acquire leaves no lease behind
                 raise
-            w.renewed_at = self._lease_clock()
         return token
 
     def renew_lease(self, run_id: str, owner: str, token: int | None = None) -> None:
@@ -575,13 +568,9 @@ class SqlStore(BatchingStore[SqlWriter]):
 
         An expired lease nobody took since is still ``owner``'s to renew.
         """
-        with self._lock:
-            with self._tx() as db:
-                if not self._extend_lease(db, run_id, owner, token):
-                    raise self._lost(db, run_id, owner, token)
-            w = self._writers.get(run_id)
-            if w is not None and w.owner == owner:
-                w.renewed_at = self._lease_clock()
+        with self._lock, self._tx() as db:
+            if not self._extend_lease(db, run_id, owner, token):
+                raise self._lost(db, run_id, owner, token)
 
     def _extend_lease(self, db: Db, run_id: str, owner: str, token: int | None) -> bool:
         """Move the lease's expiry on if ``owner`` (with ``token``) holds it; True if it did."""
@@ -657,7 +646,7 @@ class SqlStore(BatchingStore[SqlWriter]):
             w = self._writers.pop(run_id, None)
             if w is not None and w.owner == owner and owner is not None:
                 fresh = SqlWriter()
-                fresh.owner, fresh.renewed_at = owner, w.renewed_at
+                fresh.owner = owner
                 self._writers[run_id] = fresh
             return existed
 

@@ -323,8 +323,6 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
     durable = True
     """Checkpoints are files: they outlive the process."""
 
-    _UNLEASED_MISSING_AT_COMMIT = True  # another process may create the run meanwhile
-
     def __init__(
         self,
         base_dir: str | Path,
@@ -485,7 +483,6 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             self._commit_fenced(run_id, w, w.fence)
             return
         if not (w.has_state() or w.pending_events):
-            w.hold = False
             if w.owner is None:
                 w.close()
             return
@@ -536,7 +533,6 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             if marked or not lease.expires_at - now > self.lease_ttl_seconds * 2 / 3:
                 lease.expires_at = now + self.lease_ttl_seconds
                 self._write_lease(fd, lease, sync=marked)
-                w.renewed_at = now
             self._write_pending(run_id, w)
             w.on_disk = self._on_disk(w)
         finally:
@@ -587,7 +583,6 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             # A fold the store asked for leaves metadata.json alone unless the status moved.
             meta = not w.fold_wanted or full.get("status") != w.base_status
             self._write_base(folder, w, full, events_end, meta=meta)
-        w.hold = False
         if w.owner is None:
             w.close()
 
@@ -843,7 +838,6 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             w = self._open_writer(run_id, recover=True, events_from=events_from)
             w.owner = owner
             w.token = token
-            w.renewed_at = now
             self._writers[run_id] = w
             return token
 
@@ -863,9 +857,6 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 lease.expires_at = now + self.lease_ttl_seconds
                 lease.holder = process_holder()
                 self._write_lease(fd, lease)
-            w = self._writers.get(run_id)
-            if w is not None and w.owner == owner:
-                w.renewed_at = now
 
     def release_lease(self, run_id: str, owner: str) -> None:
         folder = self._run_dir(run_id)
@@ -925,7 +916,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 if owner is not None and old is not None and old.owner == owner:
                     fresh = _Writer()
                     fresh.folder = folder
-                    fresh.owner, fresh.renewed_at, fresh.fresh = owner, old.renewed_at, True
+                    fresh.owner, fresh.fresh = owner, True
                     fresh.token = old.token
                     (folder / "journal").mkdir()
                     fresh.on_disk = self._on_disk(fresh)
