@@ -78,6 +78,7 @@ from ._models import (
     json_clone,
     now_iso,
 )
+from ._run.requests import NodeTimeoutError
 from ._schema import schema
 from ._store import (
     DEFAULT_LEASE_TTL_SECONDS,
@@ -91,7 +92,6 @@ from ._store import (
     PruneResult,
     WorkflowStore,
 )
-from ._tasks import NodeTimeoutError
 from .stores import InMemoryWorkflowStore, JsonFileWorkflowStore, SqliteWorkflowStore
 
 __version__ = "0.2.0.dev0"

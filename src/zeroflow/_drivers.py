@@ -1,6 +1,6 @@
 """Drivers: answer the run machine's requests, in this thread or on an event loop.
 
-The machine (``RunMachine.steps``) yields ``Call``, ``Batch`` and ``Sleep``;
+The run loop (``_run.loop.RunLoop.steps``) yields ``Call``, ``Batch`` and ``Sleep``;
 ``drive_sync`` answers them by calling handlers here (a thread pool for a
 batch), ``drive_async`` by awaiting them. Only this module runs user code,
 touches threads and sleeps.
@@ -24,9 +24,8 @@ if TYPE_CHECKING:
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-from ._machine import Batch, Call, HandlerCancelled, Sleep, Steps
 from ._models import HandlerResult, WorkflowResult
-from ._tasks import NodeTimeoutError
+from ._run.requests import Batch, Call, HandlerCancelled, NodeTimeoutError, Sleep, Steps
 
 __all__ = ["drive_async", "drive_sync", "loop_running"]
 

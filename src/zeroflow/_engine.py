@@ -1,9 +1,10 @@
 """``WorkflowEngine``: the public entry points of zeroflow.
 
-The engine validates and compiles the definition once; each call builds a
-``LiveRun`` for the run machine (``_machine``) and hands it to a driver
-(``_drivers``): the sync one calls handlers in this thread, the async one
-awaits them. Redrive, fork and migrate prepare a snapshot and do the same.
+The engine validates and compiles the definition once and assembles its run
+core (``_run``); each call builds a ``LiveRun`` for the loop and hands the
+loop's steps to a driver (``_drivers``): the sync one calls handlers in this
+thread, the async one awaits them. Redrive prepares a snapshot and does the
+same; fork and migrate write one through the recorder.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from ._errors import (
 from ._events import EventCallback
 from ._frozen import NotJSONError, deep_merge, freeze, thaw
 from ._live import LiveRun
-from ._machine import RunMachine, Steps
 from ._models import (
     Event,
     HandlerResult,
@@ -41,8 +41,11 @@ from ._models import (
     WorkflowResult,
     now_iso,
 )
+from ._run.assemble import assemble
+from ._run.requests import Steps
+from ._run.resume import prepare_resume
 from ._store import WorkflowStore
-from ._subflows import build_children, check_child_hashes, child_hashes
+from ._subflows import check_child_hashes, child_hashes
 from ._transitions import check_transition
 
 __all__ = ["Handler", "WorkflowEngine"]
@@ -106,38 +109,19 @@ class WorkflowEngine:
             name for name, fn in handler_map.items() if inspect.iscoroutinefunction(fn)
         )
         service_map: Mapping[str, Any] = {} if services is None else services
-        rng = rng or random.Random()
-
-        def make(
-            child: CompiledWorkflow, callback: EventCallback | None, children: dict[str, RunMachine]
-        ) -> RunMachine:
-            return RunMachine(
-                child,
-                handler_map,
-                service_map,
-                callback,
-                None,
-                self._clock,
-                rng,
-                self._cancel.is_set,
-                children,
-                new_owner,
-                child=True,
-            )
-
-        children, self._subflow_graphs = build_children(graph, subflows or {}, event_callback, make)
-        self._machine = RunMachine(
+        self._loop, self._subflow_graphs = assemble(
             graph,
+            subflows or {},
             handler_map,
             service_map,
             event_callback,
             store,
-            self._clock,
-            rng,
-            self._cancel.is_set,
-            children,
-            new_owner,
+            clock=self._clock,
+            rng=rng or random.Random(),
+            is_cancelled=self._cancel.is_set,
+            new_owner=new_owner,
         )
+        self._recorder = self._loop.recorder
 
     # ------------------------------------------------------------------ construction
 
@@ -289,7 +273,6 @@ class WorkflowEngine:
         ``run_from_checkpoint``; the original run is untouched. A ``new_run_id``
         the store already holds raises ``RunExistsError`` unless ``replace=True``.
         """
-        store = self._require_store()
         snap = self.load_snapshot(run_id, step=step)
         if snap.wf_hash != self._graph.hash:
             self._adopt(snap)
@@ -309,17 +292,9 @@ class WorkflowEngine:
         snap.extra.pop("redrive", None)
         snap.updated_at = now_iso(self._clock())
         snap.seq = None
-        machine = self._machine
-        run = LiveRun(snap, machine.journal)
-        leased = machine.open_session(run, fresh=True, replace=replace)
-        try:
-            if leased:
-                machine.commit(run, full=True)
-            else:
-                store.save_snapshot(run.export())
-        finally:
-            if leased:
-                machine.close_session(run)
+        recorder = self._recorder
+        run = LiveRun(snap, recorder.journals)
+        recorder.save(run, fresh=True, replace=replace)
         return run.export()
 
     def migrate(
@@ -361,26 +336,12 @@ class WorkflowEngine:
         event = Event(
             snap.run_id, snap.step, snap.wave, None, C.EVENT_WF_MIGRATED, record["at"], dict(record)
         )
-        machine = self._machine
-        store = self._store
-        if store is not None:
-            # Under the run's lease, from its latest checkpoint only: a migration never
-            # overwrites what another caller is driving or has written since.
-            run = LiveRun(snap, machine.journal)
-            leased = machine.open_session(run, fresh=False, resuming=True)
-            try:
-                if leased:
-                    machine.commit(run, full=True, extra_events=(event,))
-                else:
-                    store.save_snapshot(run.export())
-                    store.append_event(snap.run_id, event)
-            finally:
-                if leased:
-                    machine.close_session(run)
-            snap = run.export()
-        if machine.callback is not None:
-            machine.callback(event)
-        return snap
+        # Under the run's lease, from its latest checkpoint only: a migration never
+        # overwrites what another caller is driving or has written since.
+        recorder = self._recorder
+        run = LiveRun(snap, recorder.journals)
+        recorder.save(run, fresh=False, events=(event,))
+        return run.export()
 
     # ------------------------------------------------------------------ internals
 
@@ -419,9 +380,8 @@ class WorkflowEngine:
         if self._subflow_graphs:
             snap.extra["subflow_hashes"] = child_hashes(self._subflow_graphs)
         snap.state.input = frozen_input
-        machine = self._machine
-        run = LiveRun(snap, machine.journal)
-        return machine.session(run, C.EVENT_WF_START, {"workflow": graph.name}, replace=replace)
+        run = LiveRun(snap, self._recorder.journals)
+        return self._loop.call(run, C.EVENT_WF_START, {"workflow": graph.name}, replace=replace)
 
     def _adopt(self, checkpoint: Checkpoint) -> RunSnapshot:
         """A private copy of ``checkpoint`` after checking the hash locks."""
@@ -451,12 +411,11 @@ class WorkflowEngine:
         snap = self._adopt(checkpoint)
         check_transition("resume", snap.run_id, snap.status)
         resumed_from = snap.step
-        machine = self._machine
         try:
-            run = machine.prepare_resume(snap, resume_input, node)
+            run = prepare_resume(snap, resume_input, node, journals=self._recorder.journals)
         except NotJSONError as exc:
             raise TypeError(f"resume_input must be JSON-serializable: {exc}") from exc
-        return machine.session(
+        return self._loop.call(
             run,
             C.EVENT_WF_RESUMED,
             {"workflow": snap.workflow_name, "resumed_from_step": resumed_from, "wave": snap.wave},
@@ -488,9 +447,8 @@ class WorkflowEngine:
         timeout = self._graph.policy.workflow_timeout_seconds
         if timeout is not None:
             snap.deadline_ts = self._clock() + timeout
-        machine = self._machine
-        run = LiveRun(snap, machine.journal)
-        return machine.session(
+        run = LiveRun(snap, self._recorder.journals)
+        return self._loop.call(
             run,
             C.EVENT_WF_RESUMED,
             {

@@ -1,6 +1,6 @@
 """Event callbacks and subscriptions.
 
-Events are built in one place, ``RunMachine.emit``, and handed to the user's
+Events are built by the run's recorder (``_run.recorder``) and handed to the user's
 callback and to the store's event log. A callback may declare the kinds it
 wants (``subscribe``); the engine then skips building what nobody reads,
 above all the full snapshot carried by ``checkpoint`` events.

@@ -2,28 +2,23 @@
 
 At construction, ``build_children`` compiles every registered child, refuses
 unknown children, subflow cycles (A runs B runs A) and nesting deeper than
-``engine_policy.max_subflow_depth``, and builds one child ``RunMachine`` per
-subflow node, whose events reach the parent's callback tagged with their path.
+``engine_policy.max_subflow_depth``, and builds what runs each subflow node
+(a child loop), whose events reach the parent's callback tagged with their path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from ._definition import CompiledWorkflow, compile_workflow
 from ._errors import HashMismatchError, WorkflowDefinitionError
 from ._events import EventCallback, wanted_kinds
 from ._models import Event, RunSnapshot
 
-if TYPE_CHECKING:
-    from ._machine import RunMachine
-
 __all__ = ["build_children", "child_hashes", "check_child_hashes"]
 
-MakeMachine = Callable[
-    [CompiledWorkflow, EventCallback | None, "dict[str, RunMachine]"], "RunMachine"
-]
+Child = TypeVar("Child")
 
 
 class _Tagged:
@@ -91,21 +86,26 @@ def build_children(
     root: CompiledWorkflow,
     defs: Mapping[str, Mapping[str, Any]],
     callback: EventCallback | None,
-    make: MakeMachine,
-) -> tuple[dict[str, RunMachine], dict[str, CompiledWorkflow]]:
-    """Child machines of ``root``'s subflow nodes, and every compiled child by name."""
+    make: Callable[[CompiledWorkflow, EventCallback | None, dict[str, Child]], Child],
+) -> tuple[dict[str, Child], dict[str, CompiledWorkflow]]:
+    """What ``make`` builds for each of ``root``'s subflow nodes, and every child by name.
+
+    ``make(graph, callback, children)`` gets the child's compiled workflow, a
+    callback that tags its events with the subflow's path, and what was built
+    for the child's own subflow nodes.
+    """
     graphs = _compile_children(defs)
     _check_structure(root, graphs)
 
-    def machines_for(graph: CompiledWorkflow, cb: EventCallback | None) -> dict[str, RunMachine]:
-        out = {}
+    def built_for(graph: CompiledWorkflow, cb: EventCallback | None) -> dict[str, Child]:
+        out: dict[str, Child] = {}
         for node, child in _children_of(graph):
             child_cb: EventCallback | None = None if cb is None else _Tagged(cb, node)
             child_graph = graphs[child]
-            out[node] = make(child_graph, child_cb, machines_for(child_graph, child_cb))
+            out[node] = make(child_graph, child_cb, built_for(child_graph, child_cb))
         return out
 
-    return machines_for(root, callback), graphs
+    return built_for(root, callback), graphs
 
 
 def child_hashes(graphs: Mapping[str, CompiledWorkflow]) -> dict[str, str]:

@@ -1,75 +1,34 @@
-"""The run loop as a generator: every decision here, every wait and handler call outside.
+"""The run loop: every decision of a run, and nothing else.
 
-``RunMachine.steps`` walks one run (SPEC A3) and *yields* what it needs from
-the outside world: ``Call`` (run a handler), ``Batch`` (run several at once)
-and ``Sleep`` (wait before a retry). A driver answers each request and sends
-the answer back: the sync driver calls handlers in this thread (or a thread
-pool for a batch), the async driver awaits them. So the loop, the outcome
-classification (SPEC A5), events and checkpoints exist once.
+``RunLoop.steps`` walks one run (SPEC A3): it checks cancel and deadline,
+opens waves, takes nodes (one, or a batch settled in queue order), settles
+each outcome (merge and route, pause, or fail and route the error) and ends
+the run. It yields the node runners' requests to a driver and tells the
+recorder what to record; it never touches a store, a callback, a thread or
+a clock of its own. ``RunLoop.call`` wraps it in the recorder's session.
 """
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator
 from typing import Any
 
-from . import _constants as C
-from ._definition import CompiledNode, CompiledWorkflow
-from ._events import EventCallback, wanted_kinds, wants_checkpoints
-from ._frozen import FrozenDict, NotJSONError, freeze, thaw
-from ._live import LiveRun
-from ._models import (
-    Event,
-    HandlerResult,
-    StepRecord,
-    WorkflowContext,
-    WorkflowError,
-    WorkflowResult,
-    WorkflowState,
-    now_iso,
-)
-from ._scheduler import Frontier, build_routes
-from ._sessions import Sessions, waiting_paths
-from ._store import (
-    CheckpointWrite,
-    EventBatchingStore,
-    JournalingStore,
-    LeasingStore,
-    WorkflowStore,
-)
-from ._tasks import (
-    Batch,
-    Call,
-    Cancelled,
-    HandlerCancelled,
-    Outcome,
-    Request,
-    Sleep,
-    Steps,
-    TaskRunner,
-    TimedOut,
-    lockstep,
-)
+from .. import _constants as C
+from .._definition import CompiledNode, CompiledWorkflow
+from .._frozen import FrozenDict, NotJSONError, freeze
+from .._live import LiveRun
+from .._models import HandlerResult, StepRecord, WorkflowError, WorkflowResult, now_iso
+from .._scheduler import Frontier, build_routes
+from .lockstep import lockstep
+from .nodes import NodeRunner
+from .recorder import Recorder
+from .requests import Cancelled, Outcome, Request, Steps, TimedOut
+from .waits import waiting_paths
 
-__all__ = [
-    "Batch",
-    "Call",
-    "HandlerCancelled",
-    "Request",
-    "RunMachine",
-    "Sleep",
-    "Steps",
-]
+__all__ = ["RunLoop"]
 
 _perf = time.perf_counter
-
-
-def _random_owner() -> str:
-    import uuid
-
-    return uuid.uuid4().hex
 
 
 def _redrive_record(
@@ -94,256 +53,63 @@ class _Batch:
         self.paused: list[tuple[str, str | None]] = []  # run-level waits, in queue order
 
 
-class RunMachine(Sessions, TaskRunner):
-    """Holds what every run of one engine shares; ``session(run, ...)`` drives one call."""
+class RunLoop:
+    """Drives the runs of one compiled workflow; shared by every call of an engine."""
 
     def __init__(
         self,
         graph: CompiledWorkflow,
-        handlers: Mapping[str, Callable[..., Any]],
-        services: Mapping[str, Any],
-        callback: EventCallback | None,
-        store: WorkflowStore | None,
+        recorder: Recorder,
+        nodes: NodeRunner,
         clock: Callable[[], float],
-        rng: random.Random,
         is_cancelled: Callable[[], bool],
-        children: dict[str, RunMachine] | None = None,
-        new_owner: Callable[[], str] | None = None,
-        *,
-        child: bool = False,
     ) -> None:
         self.graph = graph
-        self.handlers = handlers
-        self.services = services
-        self.callback = callback
-        self.store = store
-        self.persist = store is not None and graph.policy.persist_checkpoints
-        # What the store can do, decided once: a leasing store takes fenced commits.
-        self.leasing: LeasingStore | None = store if isinstance(store, LeasingStore) else None
-        self.journal = self.persist and (
-            self.leasing is not None or isinstance(store, JournalingStore)
-        )
-        self.batch_events = self.leasing is not None or isinstance(store, EventBatchingStore)
-        self.durable_journal = self.journal and (self.leasing is None or self.leasing.durable)
-        # A subflow's checkpoints are not resume points of the parent: keep them to itself.
-        self.want_checkpoint = (
-            not child and callback is not None and wants_checkpoints(wanted_kinds(callback))
-        )
-        self.child = child
+        self.recorder = recorder
+        self.nodes = nodes
         self.clock = clock
-        self.rng = rng
         self.is_cancelled = is_cancelled
         self.routes = build_routes(graph)
-        self.readonly = graph.policy.state_isolation == "readonly"
-        self.branch_hitl = graph.policy.hitl == "branch"
-        self.children: dict[str, RunMachine] = children or {}
-        self.new_owner: Callable[[], str] = new_owner or _random_owner
+        policy = graph.policy
+        self.max_steps = policy.max_steps
+        self.concurrency = policy.max_concurrency
+        self.branch_hitl = policy.hitl == "branch"
+        # Bound once: these run for every node.
+        self.emit = recorder.emit
+        self.checkpoint = recorder.checkpoint
+        self.listening = recorder.listening
+        self.call_task = nodes.tasks.call
 
-    # ------------------------------------------------------------------ events
+    # ------------------------------------------------------------------ one call
 
-    def emit(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
-        """The one place events are built: to the callback, then to the store's log."""
-        cb = self.callback
-        store = self.store
-        if cb is None and store is None:
-            return
-        snap = run.snap
-        event = Event(
-            snap.run_id, snap.step, run.frontier.wave, node, kind, now_iso(self.clock()), data
-        )
-        if cb is not None:
-            cb(event)
-        if store is not None:
-            outbox = run.outbox
-            if outbox is not None:
-                outbox.append(event)
-            else:
-                store.append_event(snap.run_id, event)
-
-    def flush_events(self, run: LiveRun) -> None:
-        """Hand the events held for a batching store over in one call.
-
-        A leased run's events go with its commits instead, unless it persists no
-        checkpoints (``persist_checkpoints: false``).
-        """
-        outbox = run.outbox
-        if outbox and (run.lease_owner is None or not self.persist):
-            run.outbox = []
-            self.store.append_events(run.snap.run_id, outbox)  # type: ignore[union-attr]
-
-    def commit(self, run: LiveRun, *, full: bool, extra_events: tuple[Event, ...] = ()) -> None:
-        """Write one fenced checkpoint with the events that led to it (leased runs).
-
-        ``RunLockedError`` from the store means this call lost its lease: nothing of
-        the checkpoint is written and the call stops here.
-        """
-        store = self.leasing
-        assert store is not None and run.lease_owner is not None and run.lease_token is not None
-        snap = run.snap
-        seq = run.seq + 1
-        snap.seq = seq
-        events = run.outbox or []
-        if extra_events:
-            events = [*events, *extra_events]
-        if full or run.fold_due:
-            write = CheckpointWrite(seq, snapshot=run.export(), events=events)
-            run.mark()
-        else:
-            write = CheckpointWrite(seq, delta=run.delta(), events=events)
-        run.fold_due = bool(store.commit(snap.run_id, run.lease_owner, run.lease_token, write))
-        run.seq = seq
-        run.outbox = []
-
-    def checkpoint(self, run: LiveRun, *, full: bool = False, write: bool = True) -> None:
-        """A resume point: write the store, emit ``store:saved``, then ``checkpoint``.
-
-        ``write=False`` (a new wave opening) announces the checkpoint but leaves the
-        write to the next one: opening a wave is decided by the state already
-        saved, so a crash in between loses nothing. A leased run's checkpoint and
-        its events are one fenced ``commit``; callbacks hear of it once it is written.
-        """
-        snap = run.snap
-        if self.store is None and (self.callback is None or self.child):
-            return  # nobody to tell; updated_at is stamped when the result is built
-        snap.updated_at = now_iso(self.clock())
-        if self.persist and write and run.lease_owner is not None:
-            saved, point = self._checkpoint_events(run)
-            self.commit(run, full=full, extra_events=(saved, point))
-            cb = self.callback
-            if cb is not None:
-                cb(saved)
-                cb(point)
-            return
-        if self.persist:
-            store = self.store
-            assert store is not None
-            if write:
-                if self.journal and not (full or run.fold_due):
-                    # True: the store asks for a full snapshot next (its journal is due a fold).
-                    run.fold_due = bool(
-                        store.append_step(snap.run_id, run.delta())  # type: ignore[attr-defined]
-                    )
-                else:
-                    store.save_snapshot(run.export())
-                    run.mark()
-                    run.fold_due = False
-            self.emit(
-                run,
-                C.EVENT_STORE_SAVED,
-                snap.last_node,
-                {"run_id": snap.run_id, "status": snap.status},
-            )
-        if self.want_checkpoint:
-            # to_dict() copies the live run into plain data itself: no export() first.
-            self.emit(run, C.EVENT_CHECKPOINT, snap.last_node, {"state": run.sync().to_dict()})
-        elif self.store is not None:
-            # The log keeps a pointer, not the whole snapshot (O(1) per checkpoint).
-            self.emit(run, C.EVENT_CHECKPOINT, snap.last_node, {"step": snap.step})
-        if write and run.outbox:
-            # A wave opening (write=False) keeps its events for the next written checkpoint.
-            self.flush_events(run)
-
-    def _checkpoint_events(self, run: LiveRun) -> tuple[Event, Event]:
-        """``store:saved`` and ``checkpoint`` of a commit, built before it is written."""
-        snap = run.snap
-        ts = now_iso(self.clock())
-        wave = run.frontier.wave
-        saved = Event(
-            snap.run_id,
-            snap.step,
-            wave,
-            snap.last_node,
-            C.EVENT_STORE_SAVED,
-            ts,
-            {"run_id": snap.run_id, "status": snap.status},
-        )
-        if self.want_checkpoint:
-            snap.seq = run.seq + 1
-            data: dict[str, Any] = {"state": run.sync().to_dict()}
-        else:
-            data = {"step": snap.step}
-        point = Event(snap.run_id, snap.step, wave, snap.last_node, C.EVENT_CHECKPOINT, ts, data)
-        return saved, point
-
-    def quiet_checkpoint(self, run: LiveRun, node: str) -> None:
-        """Persist progress inside a node (map items) with the node still queued, no events.
-
-        Only durable stores get it: progress kept in this process's memory cannot
-        outlive a crash, and a cancel saves it with the run's final checkpoint.
-        """
-        if not self.durable_journal:
-            return
-        store = self.store
-        assert store is not None
-        frontier = run.frontier
-        frontier.ready_now.insert(0, node)
-        try:
-            if run.lease_owner is not None:
-                # The finished items' events go with their progress (the node's start, emits).
-                self.commit(run, full=False)
-            else:
-                due = store.append_step(run.snap.run_id, run.delta())  # type: ignore[attr-defined]
-                run.fold_due = run.fold_due or bool(due)
-        finally:
-            frontier.ready_now.pop(0)
-        self.flush_events(run)
-
-    def _custom_emitter(self, run: LiveRun, node: str) -> Callable[..., None]:
-        def emit(kind: str, data: Mapping[str, Any] | None = None) -> None:
-            if not data:
-                payload: dict[str, Any] = {}
-            elif self.store is None:
-                payload = dict(data)  # callbacks only: anything goes, as in 0.1.0
-            else:
-                # A private copy, checked now: the store writes it later, with the checkpoint.
-                try:
-                    payload = thaw(freeze(dict(data), "data"))
-                except NotJSONError as exc:
-                    raise TypeError(f"event data must be JSON-serializable: {exc}") from exc
-            payload.setdefault("node", node)
-            buffers = run.buffers
-            if buffers is not None and node in buffers:
-                buffers[node].append((str(kind), payload))
-            else:
-                self.emit(run, str(kind), node, payload)
-
-        return emit
-
-    def context(
+    def call(
         self,
         run: LiveRun,
-        node: CompiledNode,
-        step: int,
-        attempt: int,
-        deadline: float | None,
-        item: Any = None,
-        index: int | None = None,
-    ) -> WorkflowContext:
-        snap = run.snap
-        if self.readonly:
-            state: WorkflowState = run.view
-            config: Any = node.config
-        else:
-            state = run.private_state()
-            config = thaw(node.config)
-            item = thaw(item)
-        return WorkflowContext(
-            snap.workflow_name,
-            snap.wf_hash,
-            snap.run_id,
-            node.name,
-            config,
-            step,
-            run.frontier.wave,
-            state,
-            self.services,
-            deadline,
-            self._custom_emitter(run, node.name),
-            item,
-            index,
-            attempt,
-            self.clock,
-        )
+        kind: str,
+        data: dict[str, Any],
+        *,
+        replace: bool = False,
+        resuming: bool = False,
+    ) -> Steps:
+        """One call on one run: open the session, announce, drive, always close.
+
+        ``kind`` is the opening event (``wf:start`` or ``wf:resumed``);
+        ``resuming``: the run continues a stored checkpoint, which must still
+        be the latest.
+        """
+        recorder = self.recorder
+        recorder.open(run, fresh=kind == C.EVENT_WF_START, replace=replace, resuming=resuming)
+        try:
+            self.emit(run, kind, None, data)
+            self.checkpoint(run, full=True)
+            result = yield from self.steps(run)
+            recorder.finish(run)
+            return result
+        finally:
+            # Leaving on an exception drops the events since the last checkpoint, as a
+            # crash would: the log describes committed checkpoints, and the next driver
+            # runs (and logs) that work again.
+            recorder.close(run)
 
     # ------------------------------------------------------------------ the loop
 
@@ -352,12 +118,12 @@ class RunMachine(Sessions, TaskRunner):
         snap = run.snap
         frontier = run.frontier
         clock = self.clock
-        concurrency = self.graph.policy.max_concurrency
+        concurrency = self.concurrency
         while frontier.ready_now or frontier.ready_next_wave:
             if self.is_cancelled():
                 return self._end_cancelled(run)
             if snap.deadline_ts is not None and clock() > snap.deadline_ts:
-                return self._end_failed(run, self._timeout_error(snap.last_node))
+                return self._end_failed(run, _timeout_error(snap.last_node))
             if not frontier.ready_now:
                 frontier.open_wave()
                 self.checkpoint(run, write=False)
@@ -375,7 +141,7 @@ class RunMachine(Sessions, TaskRunner):
         snap.trace.append(name)
         snap.step += 1
         snap.last_node = name
-        max_steps = self.graph.policy.max_steps
+        max_steps = self.max_steps
         if max_steps is not None and snap.step > max_steps:
             run.frontier.push_front(name)
             return self._end_failed(
@@ -385,14 +151,14 @@ class RunMachine(Sessions, TaskRunner):
                 ),
             )
         node = self.graph.nodes[name]
-        if self.callback is not None or self.store is not None:
+        if self.listening:
             self.emit(run, C.EVENT_NODE_START, name, {"node": name})
         started = _perf()
         try:
             if node.kind == "task" and node.map is None:
-                outcome = yield from self.task(run, node, snap.step)
+                outcome = yield from self.call_task(run, node, snap.step)
             else:
-                outcome = yield from self.execute(run, node, snap.step)
+                outcome = yield from self.nodes.execute(run, node, snap.step)
         except Cancelled:
             run.frontier.push_front(name)
             return self._end_cancelled(run)
@@ -415,20 +181,19 @@ class RunMachine(Sessions, TaskRunner):
         snap = run.snap
         frontier = run.frontier
         names = frontier.ready_now[:size]
-        max_steps = self.graph.policy.max_steps
+        max_steps = self.max_steps
         first_step = snap.step + 1
         if max_steps is not None and snap.step + len(names) > max_steps:
             names = names[: max(0, max_steps - snap.step)]
             if not names:
                 return (yield from self._step_one(run))
-        announce = self.callback is not None or self.store is not None
         run.buffers = {name: [] for name in names}
         gens = {}
         for i, name in enumerate(names):
-            if announce:
+            if self.listening:
                 snap.step = first_step + i - 1
                 self.emit(run, C.EVENT_NODE_START, name, {"node": name})
-            gens[i] = self.execute(run, self.graph.nodes[name], first_step + i)
+            gens[i] = self.nodes.execute(run, self.graph.nodes[name], first_step + i)
         snap.step = first_step - 1
         started = _perf()
         outcomes = yield from lockstep(gens)
@@ -475,6 +240,8 @@ class RunMachine(Sessions, TaskRunner):
             snap.waiting_prompt = batch.paused[0][1]
             return self._pause(run)
         return None
+
+    # ------------------------------------------------------------------ settling
 
     def _settle(
         self,
@@ -569,7 +336,7 @@ class RunMachine(Sessions, TaskRunner):
         )
         if waiting:
             return None
-        if self.callback is not None or self.store is not None:
+        if self.listening:
             self.emit(run, C.EVENT_NODE_END, name, {"node": name, "outputs": list(outputs)})
         run.frontier.route(name, outputs, self.routes)
         return None
@@ -623,9 +390,6 @@ class RunMachine(Sessions, TaskRunner):
             return fallback
         return None
 
-    def _timeout_error(self, node: str | None) -> WorkflowError:
-        return WorkflowError(C.ERROR_WORKFLOW_TIMEOUT, "workflow timeout exceeded", node)
-
     # ------------------------------------------------------------------ endings
 
     def _wait(
@@ -648,7 +412,7 @@ class RunMachine(Sessions, TaskRunner):
         """Pause after a batch (or when only branch-local waits remain)."""
         snap = run.snap
         snap.status = C.STATUS_WAITING
-        waiting = self._waiting_nodes(run)
+        waiting = _waiting_nodes(run)
         first = next(iter(waiting))
         if run.snap.extra.get("waiting"):
             snap.waiting_prompt = waiting[first]
@@ -660,10 +424,6 @@ class RunMachine(Sessions, TaskRunner):
         )
         self.checkpoint(run, full=True)
         return self.result(run)
-
-    def _waiting_nodes(self, run: LiveRun) -> dict[str, str | None]:
-        snap = run.snap
-        return waiting_paths(snap.status, run.frontier.ready_now, snap.extra, snap.waiting_prompt)
 
     def _end(self, run: LiveRun) -> WorkflowResult:
         if run.snap.extra.get("waiting"):
@@ -737,9 +497,9 @@ class RunMachine(Sessions, TaskRunner):
     def result(self, run: LiveRun) -> WorkflowResult:
         """The ``WorkflowResult`` of the call, with plain independent data."""
         snap = run.snap
-        if self.store is None and (self.callback is None or self.child):
-            # No checkpoint stamped it (nobody to tell). Otherwise the result's checkpoint
-            # keeps the time the store saved: re-stamping here could tick a second past it.
+        if not self.recorder.checkpoints:
+            # No checkpoint stamped it. Otherwise the result's checkpoint keeps the time
+            # the store saved: re-stamping here could tick a second past it.
             snap.updated_at = now_iso(self.clock())
         status = snap.status
         waiting = status == C.STATUS_WAITING
@@ -756,5 +516,14 @@ class RunMachine(Sessions, TaskRunner):
             waiting_prompt=snap.waiting_prompt if waiting else None,
             checkpoint=None if status == C.STATUS_SUCCEEDED else run.export(),
             cancelled=status == C.STATUS_CANCELLED,
-            waiting_nodes=self._waiting_nodes(run) if waiting else {},
+            waiting_nodes=_waiting_nodes(run) if waiting else {},
         )
+
+
+def _waiting_nodes(run: LiveRun) -> dict[str, str | None]:
+    snap = run.snap
+    return waiting_paths(snap.status, run.frontier.ready_now, snap.extra, snap.waiting_prompt)
+
+
+def _timeout_error(node: str | None) -> WorkflowError:
+    return WorkflowError(C.ERROR_WORKFLOW_TIMEOUT, "workflow timeout exceeded", node)

@@ -1,0 +1,259 @@
+"""How each kind of node executes: task, map, wait, end and subflow.
+
+``NodeRunner.execute`` turns one taken node into an ``Outcome``: a generator
+that yields the driver requests of its handler calls (through ``TaskCaller``)
+and returns ``(result, error, exception class names)``. A map persists its
+finished items through the recorder as they land; a subflow drives a child
+run (``ChildRuns``) inside this node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from .. import _constants as C
+from .._definition import CompiledNode
+from .._frozen import NotJSONError, freeze, thaw
+from .._live import LiveRun
+from .._models import HandlerResult, RunSnapshot, WorkflowError
+from .lockstep import lockstep
+from .recorder import Recorder
+from .requests import Cancelled, NodeSteps, Outcome, Steps
+from .tasks import TaskCaller
+
+__all__ = ["ChildRuns", "NodeRunner", "lookup_path"]
+
+_MISSING = object()
+
+
+class ChildRuns(Protocol):
+    """The runs of one subflow node's child workflow."""
+
+    def start(self, run_id: str, child_input: dict[str, Any], deadline: float | None) -> Steps:
+        """Steps of a new child run; the parent's checkpoint carries it."""
+
+    def resume(self, snap: RunSnapshot, payload: Any, node: str | None) -> Steps:
+        """Steps of a paused child run, resumed with the parent's payload (at ``node``)."""
+
+
+def lookup_path(run: LiveRun, path: tuple[str, ...]) -> Any:
+    """The value at a state path (``("input", "files")``), or ``_MISSING``."""
+    section = {"input": run.input, "workflow": run.workflow, "node": run.node_state}[path[0]]
+    value: Any = section
+    for key in path[1:]:
+        if not isinstance(value, Mapping) or key not in value:
+            return _MISSING
+        value = value[key]
+    return value
+
+
+def _json_type_name(value: Any) -> str:
+    """The user-facing type name of state data (frozen containers are dicts and lists)."""
+    if isinstance(value, dict):
+        return "dict"
+    if isinstance(value, list):
+        return "list"
+    return type(value).__name__
+
+
+class NodeRunner:
+    """Executes the nodes of one workflow; ``children`` run its subflow nodes."""
+
+    def __init__(
+        self,
+        tasks: TaskCaller,
+        recorder: Recorder,
+        is_cancelled: Callable[[], bool],
+        children: Mapping[str, ChildRuns],
+    ) -> None:
+        self.tasks = tasks
+        self.recorder = recorder
+        self.is_cancelled = is_cancelled
+        self.children = children
+
+    def execute(self, run: LiveRun, node: CompiledNode, step: int) -> NodeSteps:
+        """The outcome of running ``node`` once (all kinds)."""
+        kind = node.kind
+        if kind == "wait":
+            return self._wait_node(run, node)
+        if kind == "end":
+            return (
+                HandlerResult(outputs=[], workflow_updates={"result": thaw(node.end_result)}),
+                None,
+                None,
+            )
+        if kind == "subflow":
+            return (yield from self._subflow(run, node))
+        if node.map is not None:
+            return (yield from self._map(run, node, step))
+        return (yield from self.tasks.call(run, node, step))
+
+    def _wait_node(self, run: LiveRun, node: CompiledNode) -> Outcome:
+        """A wait node pauses; resumed, it keeps the payload and routes on its outcome."""
+        spec = node.wait
+        assert spec is not None
+        if run.resumed != node.name:
+            return HandlerResult(outputs=[], waiting=True, waiting_prompt=spec.prompt), None, None
+        payload = run.workflow.get("__resume__")
+        outcome = payload.get("outcome") if isinstance(payload, Mapping) else None
+        label = outcome if isinstance(outcome, str) and outcome in node.outputs else "ok"
+        updates = {spec.resume_as: thaw(payload)} if spec.resume_as else None
+        outputs = [label] if label in node.outputs else []
+        return HandlerResult(outputs=outputs, workflow_updates=updates), None, None
+
+    def _map(self, run: LiveRun, node: CompiledNode, step: int) -> NodeSteps:
+        """Run the handler once per item; finished items are checkpointed as they land."""
+        spec = node.map
+        assert spec is not None
+        name = node.name
+        items = lookup_path(run, spec.over)
+        where = ".".join(spec.over)
+        if items is _MISSING or not isinstance(items, list):
+            found = "nothing" if items is _MISSING else _json_type_name(items)
+            return (
+                None,
+                WorkflowError(
+                    C.ERROR_MAP_INPUT,
+                    f"node '{name}' maps over '{where}', which holds {found}; it must be a list",
+                    name,
+                    details={"over": where},
+                ),
+                None,
+            )
+        progress = run.snap.extra.get("map", {}).get(name, {})
+        results: dict[str, Any] = dict(progress.get("results", {}))
+        errors: dict[str, Any] = dict(progress.get("errors", {}))
+        todo = [i for i in range(len(items)) if str(i) not in results and str(i) not in errors]
+        size = spec.max_concurrency
+        call = self.tasks.call
+        for start in range(0, len(todo), size):
+            if self.is_cancelled():
+                raise Cancelled()
+            chunk = todo[start : start + size]
+            if len(chunk) == 1:
+                i = chunk[0]
+                outcomes: dict[int, Outcome | BaseException] = {
+                    i: (yield from call(run, node, step, items[i], i))
+                }
+            else:
+                gens = {i: call(run, node, step, items[i], i) for i in chunk}
+                outcomes = yield from lockstep(gens)
+            interrupted: BaseException | None = None
+            for i in chunk:
+                got = outcomes[i]
+                if isinstance(got, BaseException):
+                    interrupted = interrupted or got  # record the finished items first
+                    continue
+                result, error, _ = got
+                value: Any = None
+                if error is None and result is not None:
+                    try:
+                        value = freeze(result.node_updates, f"map[{i}]")  # private, immutable
+                    except NotJSONError as exc:
+                        error = WorkflowError(
+                            C.ERROR_STATE_SERIALIZATION,
+                            "workflow state is not JSON-serializable",
+                            name,
+                            details={"reason": str(exc)},
+                            cause_type="TypeError",
+                        )
+                if error is None:
+                    results[str(i)] = value
+                    run.set_extra_path(("map", name, "results", str(i)), value)
+                else:
+                    errors[str(i)] = error.to_dict()
+                    run.set_extra_path(("map", name, "errors", str(i)), error.to_dict())
+            self.recorder.progress(run, name)
+            if interrupted is not None:
+                raise interrupted
+        ordered = [results.get(str(i)) for i in range(len(items))]
+        failures = [
+            {"index": int(k), "error": v}
+            for k, v in sorted(errors.items(), key=lambda kv: int(kv[0]))
+        ]
+        if len(failures) > spec.tolerated_failures:
+            # Keep the finished items, forget the failed ones: a redrive reruns only those.
+            run.set_extra_path(("map", name, "errors"), None)
+            return (
+                None,
+                WorkflowError(
+                    C.ERROR_MAP_FAILED,
+                    f"node '{name}': {len(failures)} of {len(items)} items failed "
+                    f"(tolerated_failures={spec.tolerated_failures})",
+                    name,
+                    details={"errors": failures, "results": ordered},
+                ),
+                None,
+            )
+        run.set_extra_path(("map", name), None)
+        if not run.snap.extra.get("map"):
+            run.set_extra_path(("map",), None)
+        return (
+            HandlerResult(outputs=["ok"], node_updates={"results": ordered, "errors": failures}),
+            None,
+            None,
+        )
+
+    def _subflow(self, run: LiveRun, node: CompiledNode) -> NodeSteps:
+        """Run the child workflow; its pause, failure or cancel becomes this node's."""
+        spec = node.subflow
+        assert spec is not None
+        name = node.name
+        child = self.children[name]
+        saved = run.snap.extra.get("subflows", {}).get(name)
+        if saved is not None:
+            payload = run.workflow.get("__resume__")
+            child_node = run.resume_path if run.resumed == name else None
+            run.resume_path = None
+            steps = child.resume(RunSnapshot.from_dict(saved), payload, child_node)
+        else:
+            child_input: dict[str, Any] = {}
+            for key, path in spec.input:
+                value = lookup_path(run, path)
+                if value is _MISSING:
+                    return (
+                        None,
+                        WorkflowError(
+                            C.ERROR_SUBFLOW_FAILED,
+                            f"node '{name}': subflow input '{key}' reads '{'.'.join(path)}', "
+                            "which is not in the state",
+                            name,
+                            details={"workflow": spec.workflow, "missing": ".".join(path)},
+                        ),
+                        None,
+                    )
+                child_input[key] = thaw(value)
+            steps = child.start(f"{run.snap.run_id}.{name}", child_input, run.snap.deadline_ts)
+        result = yield from steps
+        status = result.status
+        if status in (C.STATUS_WAITING, C.STATUS_CANCELLED):
+            assert result.checkpoint is not None
+            run.set_extra_path(("subflows", name), result.checkpoint.to_dict())
+            if status == C.STATUS_CANCELLED:
+                raise Cancelled()
+            return (
+                HandlerResult(outputs=[], waiting=True, waiting_prompt=result.waiting_prompt),
+                None,
+                None,
+            )
+        if saved is not None:
+            run.set_extra_path(("subflows", name), None)
+        if status == C.STATUS_SUCCEEDED:
+            return (
+                HandlerResult(outputs=["ok"], node_updates={"output": result.state.workflow}),
+                None,
+                None,
+            )
+        err = result.error
+        assert err is not None
+        return (
+            None,
+            WorkflowError(
+                C.ERROR_SUBFLOW_FAILED,
+                f"subflow '{spec.workflow}' of node '{name}' failed: {err.code}: {err.message}",
+                name,
+                details={"workflow": spec.workflow, "child_error": err.to_dict()},
+            ),
+            None,
+        )

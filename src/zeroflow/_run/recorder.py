@@ -1,0 +1,451 @@
+"""The recorder: the only code of a run that touches the store and the event callbacks.
+
+A recorder opens and closes a call's session (the lease and its fencing
+token, the run-id claim, the stale-checkpoint check), builds and emits
+events, and writes checkpoints. The loop and the node runners decide *what*
+happens and tell the recorder; they never see a store or a callback.
+
+``StoreRecorder`` serves an engine with a store; ``EventsOnly`` serves runs
+nobody stores: a top-level run without a store (its callback still hears
+``checkpoint`` events) and child runs (subflows), whose checkpoints are the
+parent's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from .. import _constants as C
+from .._errors import RunExistsError, RunLockedError
+from .._events import EventCallback, wanted_kinds, wants_checkpoints
+from .._live import LiveRun
+from .._models import Event, RunSnapshot, now_iso
+from .._store import (
+    CheckpointWrite,
+    EventBatchingStore,
+    JournalingStore,
+    LeasingStore,
+    WorkflowStore,
+)
+
+__all__ = ["EventsOnly", "Recorder", "StoreRecorder"]
+
+
+class Recorder(Protocol):
+    """What the loop and the node runners may ask of the outside world's record."""
+
+    listening: bool
+    """Someone hears events: without a listener, nobody builds their payloads."""
+    checkpoints: bool
+    """Checkpoints are recorded (and stamp ``updated_at``); else the result stamps it."""
+    journals: bool
+    """Runs keep a journal of state operations (the store takes step deltas)."""
+    copies_event_data: bool
+    """Custom event data is checked and copied now, since it is written later."""
+
+    def open(
+        self, run: LiveRun, *, fresh: bool, replace: bool = False, resuming: bool = False
+    ) -> None:
+        """Take hold of ``run`` for this call; ``close`` must follow, however the call ends."""
+
+    def close(self, run: LiveRun) -> None:
+        """Let go of ``run`` (release its lease, if this call still holds one)."""
+
+    def emit(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
+        """Build one event and hand it to the callback and the store's log."""
+
+    def checkpoint(self, run: LiveRun, *, full: bool = False, write: bool = True) -> None:
+        """Record a resume point (``write=False``: announce it, the next one writes it)."""
+
+    def progress(self, run: LiveRun, node: str) -> None:
+        """Persist progress inside ``node`` (map items), the node still queued."""
+
+    def finish(self, run: LiveRun) -> None:
+        """Hand over whatever events the call still holds (its end)."""
+
+    def save(
+        self,
+        run: LiveRun,
+        *,
+        fresh: bool,
+        replace: bool = False,
+        events: Iterable[Event] = (),
+    ) -> None:
+        """Write ``run`` whole outside a loop (fork, migrate), with ``events``, in a session."""
+
+
+class EventsOnly:
+    """Events to a callback only, nothing stored; ``checkpoints`` for a top-level run."""
+
+    journals = False
+    copies_event_data = False
+
+    def __init__(
+        self,
+        callback: EventCallback | None,
+        clock: Callable[[], float],
+        *,
+        checkpoints: bool,
+    ) -> None:
+        self.callback = callback
+        self.clock = clock
+        self.listening = callback is not None
+        self.checkpoints = checkpoints and callback is not None
+        self.want_checkpoint = self.checkpoints and wants_checkpoints(wanted_kinds(callback))
+
+    def open(
+        self, run: LiveRun, *, fresh: bool, replace: bool = False, resuming: bool = False
+    ) -> None:
+        return None
+
+    def close(self, run: LiveRun) -> None:
+        return None
+
+    def emit(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
+        cb = self.callback
+        if cb is not None:
+            snap = run.snap
+            cb(
+                Event(
+                    snap.run_id,
+                    snap.step,
+                    run.frontier.wave,
+                    node,
+                    kind,
+                    now_iso(self.clock()),
+                    data,
+                )
+            )
+
+    def checkpoint(self, run: LiveRun, *, full: bool = False, write: bool = True) -> None:
+        if not self.checkpoints:
+            return  # nobody to tell; the result stamps updated_at
+        snap = run.snap
+        snap.updated_at = now_iso(self.clock())
+        if self.want_checkpoint:
+            # to_dict() copies the live run into plain data itself: no export() first.
+            self.emit(run, C.EVENT_CHECKPOINT, snap.last_node, {"state": run.sync().to_dict()})
+
+    def progress(self, run: LiveRun, node: str) -> None:
+        return None  # progress kept in memory cannot outlive the process: nothing to write
+
+    def finish(self, run: LiveRun) -> None:
+        return None
+
+    def save(
+        self,
+        run: LiveRun,
+        *,
+        fresh: bool,
+        replace: bool = False,
+        events: Iterable[Event] = (),
+    ) -> None:
+        cb = self.callback
+        if cb is not None:
+            for event in events:
+                cb(event)
+
+
+class StoreRecorder:
+    """Records a run in a store: leased and fenced when the store is a ``LeasingStore``.
+
+    What the store can do is decided once, with ``isinstance``. A leased call's
+    every checkpoint is one fenced ``commit`` carrying the events that led to
+    it; a 0.1.0 store gets ``save_snapshot`` (or ``append_step``) and its events
+    one by one (or in one ``append_events`` after each write).
+    """
+
+    copies_event_data = True
+    listening = True
+    checkpoints = True
+
+    def __init__(
+        self,
+        store: WorkflowStore,
+        callback: EventCallback | None,
+        clock: Callable[[], float],
+        new_owner: Callable[[], str],
+        *,
+        persist: bool,
+    ) -> None:
+        self.store = store
+        self.callback = callback
+        self.clock = clock
+        self.new_owner = new_owner
+        self.persist = persist
+        self.leasing: LeasingStore | None = store if isinstance(store, LeasingStore) else None
+        self.journals = persist and (self.leasing is not None or isinstance(store, JournalingStore))
+        self.batch_events = self.leasing is not None or isinstance(store, EventBatchingStore)
+        self.durable_journal = self.journals and (self.leasing is None or self.leasing.durable)
+        self.want_checkpoint = callback is not None and wants_checkpoints(wanted_kinds(callback))
+
+    # ------------------------------------------------------------------ sessions
+
+    def open(
+        self, run: LiveRun, *, fresh: bool, replace: bool = False, resuming: bool = False
+    ) -> None:
+        """Take the lease (leasing stores), claim a new run id, refuse a stale checkpoint.
+
+        A second driver of the same run gets ``RunLockedError`` before anything
+        is written; every checkpoint after that is a commit fenced by the
+        lease's token. ``resuming``: the run continues a stored checkpoint,
+        which must still be the latest.
+        """
+        leasing = self.leasing
+        run_id = run.snap.run_id
+        if self.batch_events:
+            run.outbox = []
+        if leasing is None:
+            # 0.1.0's stores have no leases: a resume from any checkpoint is theirs to allow.
+            if fresh:
+                self._claim_new_run(run_id, replace, None)
+            return
+        owner = self.new_owner()
+        run.lease_token = leasing.acquire_lease(run_id, owner)
+        run.lease_owner = owner
+        try:
+            if fresh:
+                self._claim_new_run(run_id, replace, owner)
+                run.seq = 0
+            elif resuming:
+                self._check_not_moved_on(run, leasing)
+            else:
+                run.seq = leasing.latest_checkpoint(run_id) or 0
+        except BaseException:
+            self.close(run)
+            raise
+
+    def close(self, run: LiveRun) -> None:
+        """Give the lease up (a no-op for the store when this call no longer holds it)."""
+        owner = run.lease_owner
+        if owner is not None and self.leasing is not None:
+            run.lease_owner = None
+            run.lease_token = None
+            self.leasing.release_lease(run.snap.run_id, owner)
+
+    def _check_not_moved_on(self, run: LiveRun, leasing: LeasingStore) -> None:
+        """Refuse a stale checkpoint: another driver advanced the stored run since it was read.
+
+        Two webhook calls that both loaded a waiting run before either resumed it
+        must not both proceed: the lease serialises them, this check stops the
+        second one. Checkpoints are told apart by their identity (``seq``), so
+        two checkpoints at one step are never mistaken for each other.
+        """
+        snap = run.snap
+        run_id = snap.run_id
+        latest = leasing.latest_checkpoint(run_id)
+        if latest is None:
+            run.seq = 0
+            return  # the run is new to this store
+        if snap.seq is not None:
+            if latest == run.seq:
+                return
+        elif leasing.latest_step(run_id) == run.resumed_from:
+            run.seq = latest  # a checkpoint no store numbered (0.1.0): judged by its step
+            return
+        raise _moved_on(run_id, snap.seq, run.resumed_from, leasing.load_snapshot(run_id))
+
+    def _claim_new_run(self, run_id: str, replace: bool, owner: str | None) -> None:
+        """Refuse to overwrite a stored run unless ``replace``; then clear it for reuse."""
+        leasing = self.leasing
+        if leasing is not None:
+            status = leasing.run_status(run_id)
+        else:
+            try:
+                status = self.store.load_snapshot(run_id).status
+            except KeyError:
+                status = None
+        if status is None:
+            return
+        if not replace:
+            raise RunExistsError(
+                f"run '{run_id}' already exists in the store with status '{status}'; "
+                "pick another run_id, resume it with run_from_checkpoint(), or pass "
+                "replace=True to start it over",
+                run_id=run_id,
+            )
+        if leasing is not None:
+            leasing.delete_run(run_id, owner=owner)  # keeps our own lease, refuses anyone else's
+
+    # ------------------------------------------------------------------ events
+
+    def emit(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
+        """The one place a stored run's events are built: to the callback, then the log."""
+        snap = run.snap
+        event = Event(
+            snap.run_id, snap.step, run.frontier.wave, node, kind, now_iso(self.clock()), data
+        )
+        cb = self.callback
+        if cb is not None:
+            cb(event)
+        outbox = run.outbox
+        if outbox is not None:
+            outbox.append(event)
+        else:
+            self.store.append_event(snap.run_id, event)
+
+    def finish(self, run: LiveRun) -> None:
+        """Hand the events held for a batching store over in one call.
+
+        A leased run's events go with its commits instead, unless it persists no
+        checkpoints (``persist_checkpoints: false``).
+        """
+        outbox = run.outbox
+        if outbox and (run.lease_owner is None or not self.persist):
+            run.outbox = []
+            self.store.append_events(run.snap.run_id, outbox)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint(self, run: LiveRun, *, full: bool = False, write: bool = True) -> None:
+        """A resume point: write the store, emit ``store:saved``, then ``checkpoint``.
+
+        ``write=False`` (a new wave opening) announces the checkpoint but leaves the
+        write to the next one: opening a wave is decided by the state already
+        saved, so a crash in between loses nothing. A leased run's checkpoint and
+        its events are one fenced ``commit``; callbacks hear of it once it is written.
+        """
+        snap = run.snap
+        snap.updated_at = now_iso(self.clock())
+        if self.persist:
+            if write and run.lease_owner is not None:
+                saved, point = self._checkpoint_events(run)
+                self._commit(run, full=full, extra_events=(saved, point))
+                cb = self.callback
+                if cb is not None:
+                    cb(saved)
+                    cb(point)
+                return
+            if write:
+                if self.journals and not (full or run.fold_due):
+                    # True: the store asks for a full snapshot next (its journal is due a fold).
+                    run.fold_due = bool(
+                        self.store.append_step(snap.run_id, run.delta())  # type: ignore[attr-defined]
+                    )
+                else:
+                    self.store.save_snapshot(run.export())
+                    run.mark()
+                    run.fold_due = False
+            self.emit(
+                run,
+                C.EVENT_STORE_SAVED,
+                snap.last_node,
+                {"run_id": snap.run_id, "status": snap.status},
+            )
+        if self.want_checkpoint:
+            # to_dict() copies the live run into plain data itself: no export() first.
+            self.emit(run, C.EVENT_CHECKPOINT, snap.last_node, {"state": run.sync().to_dict()})
+        else:
+            # The log keeps a pointer, not the whole snapshot (O(1) per checkpoint).
+            self.emit(run, C.EVENT_CHECKPOINT, snap.last_node, {"step": snap.step})
+        if write and run.outbox:
+            # A wave opening (write=False) keeps its events for the next written checkpoint.
+            self.finish(run)
+
+    def _checkpoint_events(self, run: LiveRun) -> tuple[Event, Event]:
+        """``store:saved`` and ``checkpoint`` of a commit, built before it is written."""
+        snap = run.snap
+        ts = now_iso(self.clock())
+        wave = run.frontier.wave
+        saved = Event(
+            snap.run_id,
+            snap.step,
+            wave,
+            snap.last_node,
+            C.EVENT_STORE_SAVED,
+            ts,
+            {"run_id": snap.run_id, "status": snap.status},
+        )
+        if self.want_checkpoint:
+            snap.seq = run.seq + 1
+            data: dict[str, Any] = {"state": run.sync().to_dict()}
+        else:
+            data = {"step": snap.step}
+        point = Event(snap.run_id, snap.step, wave, snap.last_node, C.EVENT_CHECKPOINT, ts, data)
+        return saved, point
+
+    def _commit(self, run: LiveRun, *, full: bool, extra_events: Iterable[Event] = ()) -> None:
+        """Write one fenced checkpoint with the events that led to it (leased runs).
+
+        ``RunLockedError`` from the store means this call lost its lease: nothing of
+        the checkpoint is written and the call stops here.
+        """
+        store = self.leasing
+        assert store is not None and run.lease_owner is not None and run.lease_token is not None
+        snap = run.snap
+        seq = run.seq + 1
+        snap.seq = seq
+        events = [*(run.outbox or ()), *extra_events]
+        if full or run.fold_due:
+            write = CheckpointWrite(seq, snapshot=run.export(), events=events)
+            run.mark()
+        else:
+            write = CheckpointWrite(seq, delta=run.delta(), events=events)
+        run.fold_due = bool(store.commit(snap.run_id, run.lease_owner, run.lease_token, write))
+        run.seq = seq
+        run.outbox = []
+
+    def progress(self, run: LiveRun, node: str) -> None:
+        """Persist progress inside a node (map items) with the node still queued, no events.
+
+        Only durable stores get it: progress kept in this process's memory cannot
+        outlive a crash, and a cancel saves it with the run's final checkpoint.
+        """
+        if not self.durable_journal:
+            return
+        frontier = run.frontier
+        frontier.ready_now.insert(0, node)
+        try:
+            if run.lease_owner is not None:
+                # The finished items' events go with their progress (the node's start, emits).
+                self._commit(run, full=False)
+            else:
+                due = self.store.append_step(run.snap.run_id, run.delta())  # type: ignore[attr-defined]
+                run.fold_due = run.fold_due or bool(due)
+        finally:
+            frontier.ready_now.pop(0)
+        self.finish(run)
+
+    def save(
+        self,
+        run: LiveRun,
+        *,
+        fresh: bool,
+        replace: bool = False,
+        events: Iterable[Event] = (),
+    ) -> None:
+        """Write ``run`` whole under its own session (fork, migrate), then tell the callback.
+
+        ``fresh``: a new run id (``RunExistsError`` unless ``replace``); otherwise
+        the run's stored checkpoint must still be the one ``run`` continues.
+        """
+        events = tuple(events)
+        self.open(run, fresh=fresh, replace=replace, resuming=not fresh)
+        try:
+            if run.lease_owner is not None:
+                self._commit(run, full=True, extra_events=events)
+            else:
+                self.store.save_snapshot(run.export())
+                for event in events:
+                    self.store.append_event(run.snap.run_id, event)
+        finally:
+            self.close(run)
+        cb = self.callback
+        if cb is not None:
+            for event in events:
+                cb(event)
+
+
+def _moved_on(run_id: str, seq: int | None, step: int, stored: RunSnapshot) -> RunLockedError:
+    which = f"checkpoint {seq} at step {step}" if seq is not None else f"checkpoint step {step}"
+    now = (
+        f"stored checkpoint {stored.seq} at step {stored.step}"
+        if stored.seq is not None
+        else f"stored step {stored.step}"
+    )
+    return RunLockedError(
+        f"run '{run_id}' moved on since this checkpoint was taken ({which}, {now}, "
+        f"status '{stored.status}'); load it again before resuming",
+        run_id=run_id,
+    )

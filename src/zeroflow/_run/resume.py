@@ -1,0 +1,107 @@
+"""Waking a paused run: which waiting node resumes, and child runs started and resumed.
+
+``prepare_resume`` turns a waiting, cancelled or interrupted snapshot into a
+live run whose resumed node runs first (a path such as ``"approve/legal"``
+names a wait inside a paused subflow). ``ChildLoop`` starts and resumes the
+runs of one subflow node's child workflow with that workflow's own loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _constants as C
+from .._live import LiveRun
+from .._models import RunSnapshot, now_iso
+from .loop import RunLoop
+from .requests import Steps
+from .waits import child_waits, waiting_paths
+
+__all__ = ["ChildLoop", "prepare_resume"]
+
+
+def prepare_resume(snap: RunSnapshot, payload: Any, node: str | None, *, journals: bool) -> LiveRun:
+    """Turn a waiting, cancelled or interrupted snapshot into a live run that continues.
+
+    With several waits, ``node`` names the one that resumes; a wait inside a
+    paused subflow is named by its path, ``"<subflow node>/<child node>"``.
+    Resuming a node that is not waiting raises ``ValueError``; a payload JSON
+    cannot hold raises ``NotJSONError``.
+    """
+    was_waiting = snap.status == C.STATUS_WAITING
+    waiting = dict(snap.extra.get("waiting") or {})
+    head = snap.ready_now[0] if was_waiting and snap.ready_now else None
+    paths = waiting_paths(snap.status, snap.ready_now, snap.extra, snap.waiting_prompt)
+    target, _, rest = (node or "").partition("/")
+    if rest and node not in paths and rest not in child_waits(snap.extra, target):
+        listed = ", ".join(sorted(paths)) or "none"
+        raise ValueError(f"node '{node}' of run '{snap.run_id}' is not waiting; waiting: {listed}")
+    if node is None and len(paths) > 1:
+        raise ValueError(
+            f"run '{snap.run_id}' has {len(paths)} waiting nodes "
+            f"({', '.join(sorted(paths))}); pass node=<name> to say which one resumes"
+        )
+    chosen: str | None
+    if waiting:
+        chosen = target if node is not None else next(iter(waiting))
+        if chosen not in waiting:
+            raise ValueError(
+                f"node '{chosen}' of run '{snap.run_id}' is not waiting; "
+                f"waiting: {', '.join(sorted(paths))}"
+            )
+    else:
+        if node is not None and target != head:
+            listed = f"waiting: {', '.join(sorted(paths))}" if paths else "no node is waiting"
+            raise ValueError(f"node '{node}' of run '{snap.run_id}' is not waiting; {listed}")
+        chosen = head
+    snap.status = C.STATUS_RUNNING
+    snap.waiting_prompt = None
+    run = LiveRun(snap, journals)
+    if waiting and chosen is not None:
+        run.set_extra_path(("waiting", chosen), None)
+        if not run.snap.extra.get("waiting"):
+            run.set_extra_path(("waiting",), None)
+        run.frontier.push_front(chosen)
+    run.resumed = chosen
+    run.resume_path = rest or None
+    if payload is not None:
+        run.set_workflow_key("__resume__", payload)
+    return run
+
+
+class ChildLoop:
+    """The runs of one subflow node's child workflow, driven by the child's own loop."""
+
+    def __init__(self, loop: RunLoop) -> None:
+        self.loop = loop
+
+    def start(self, run_id: str, child_input: dict[str, Any], deadline: float | None) -> Steps:
+        """Steps of a new child run; the parent's checkpoint carries it."""
+        loop = self.loop
+        graph = loop.graph
+        stamp = now_iso(loop.clock())
+        snap = RunSnapshot(
+            run_id=run_id,
+            workflow_name=graph.name,
+            wf_hash=graph.hash,
+            ready_now=[graph.entry],
+            started_at=stamp,
+            updated_at=stamp,
+            deadline_ts=deadline,
+        )
+        snap.state.input = child_input
+        run = LiveRun(snap, False)
+        loop.emit(run, C.EVENT_WF_START, None, {"workflow": graph.name})
+        return loop.steps(run)
+
+    def resume(self, snap: RunSnapshot, payload: Any, node: str | None) -> Steps:
+        """Steps of a paused child run, resumed with the parent's payload (at ``node``)."""
+        loop = self.loop
+        run = prepare_resume(snap, payload, node, journals=False)
+        loop.emit(
+            run,
+            C.EVENT_WF_RESUMED,
+            None,
+            {"workflow": snap.workflow_name, "resumed_from_step": snap.step, "wave": snap.wave},
+        )
+        return loop.steps(run)
