@@ -17,6 +17,7 @@ from typing import Any
 from ._constants import STATUS_RUNNING, STATUS_WAITING
 from ._fastinit import install as _fast_init
 from ._frozen import thaw
+from ._policies import EnginePolicy
 
 __all__ = [
     "WorkflowError",
@@ -387,41 +388,6 @@ class Event:
             ts=str(data.get("ts", "")),
             data=dict(data.get("data") or {}),
         )
-
-
-@dataclass(slots=True)
-class EnginePolicy:
-    """Run-wide settings from ``engine_policy``; unset keys keep 0.1.0's defaults."""
-
-    strict_outputs: bool = True
-    max_steps: int | None = None
-    workflow_timeout_seconds: float | None = None
-    persist_checkpoints: bool = True
-    state_isolation: str = "readonly"
-    stranded_joins: str = "warn"
-    max_concurrency: int = 1
-    hitl: str = "run"
-    max_subflow_depth: int = 8
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "strict_outputs": self.strict_outputs,
-            "max_steps": self.max_steps,
-            "workflow_timeout_seconds": self.workflow_timeout_seconds,
-            "persist_checkpoints": self.persist_checkpoints,
-            "state_isolation": self.state_isolation,
-            "stranded_joins": self.stranded_joins,
-            "max_concurrency": self.max_concurrency,
-            "hitl": self.hitl,
-            "max_subflow_depth": self.max_subflow_depth,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> EnginePolicy:
-        """Build a policy from a dict; unknown keys are ignored, bad values raise ``ValueError``."""
-        from ._definition import parse_policy  # the validator owns the messages
-
-        return parse_policy(data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,9 @@ from typing import Any
 from ._errors import WorkflowDefinitionError
 from ._frozen import freeze
 from ._grammar import pointer
-from ._models import EnginePolicy
 
 __all__ = [
+    "EnginePolicy",
     "RetryPolicy",
     "Catcher",
     "WaitSpec",
@@ -37,6 +37,39 @@ JITTER_MODES = ("none", "full")
 NODE_KINDS = ("task", "wait", "end", "subflow")
 HITL_MODES = ("run", "branch")
 STATE_SECTIONS = ("input", "workflow", "node")
+
+
+@dataclass(slots=True)
+class EnginePolicy:
+    """Run-wide settings from ``engine_policy``; unset keys keep 0.1.0's defaults."""
+
+    strict_outputs: bool = True
+    max_steps: int | None = None
+    workflow_timeout_seconds: float | None = None
+    persist_checkpoints: bool = True
+    state_isolation: str = "readonly"
+    stranded_joins: str = "warn"
+    max_concurrency: int = 1
+    hitl: str = "run"
+    max_subflow_depth: int = 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strict_outputs": self.strict_outputs,
+            "max_steps": self.max_steps,
+            "workflow_timeout_seconds": self.workflow_timeout_seconds,
+            "persist_checkpoints": self.persist_checkpoints,
+            "state_isolation": self.state_isolation,
+            "stranded_joins": self.stranded_joins,
+            "max_concurrency": self.max_concurrency,
+            "hitl": self.hitl,
+            "max_subflow_depth": self.max_subflow_depth,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> EnginePolicy:
+        """Build a policy from a dict; unknown keys are ignored, bad values raise ``ValueError``."""
+        return parse_policy(data)
 
 
 @dataclass(frozen=True, slots=True)
