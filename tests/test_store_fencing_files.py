@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -261,6 +262,42 @@ def test_an_unleased_write_by_another_json_store_makes_the_driver_move_on(tmp_pa
     assert driver.load_snapshot("r").step == 9
     driver.commit("r", "a", token, CheckpointWrite(3, delta=delta("r", 10, 1)))
     assert other.load_snapshot("r").seq == 3
+
+
+def test_a_driver_whose_run_folder_was_deleted_and_remade_writes_nothing(tmp_path: Path) -> None:
+    """The driver keeps lease.json open between commits: a new folder is not its lease."""
+    clock = Clock()
+    driver = JsonFileWorkflowStore(tmp_path, clock=clock)
+    token = started(driver)
+    driver.commit("r", "a", token, CheckpointWrite(2, delta=delta("r", 2, 2)))
+    shutil.rmtree(tmp_path / "r")  # an operator's cleanup, while the driver still runs
+    other = JsonFileWorkflowStore(tmp_path, clock=clock)
+    other_token = started(other, owner="b")
+    with pytest.raises(RunLockedError, match="deleted"):
+        driver.commit("r", "a", token, CheckpointWrite(3, delta=delta("r", 3, 3)))
+    assert other.load_snapshot("r").seq == 1 and kinds(other) == ["x"]
+    assert other_token >= 1
+
+
+@pytest.mark.parametrize("how", ["taken over", "broken"])
+def test_a_lease_changed_by_another_store_is_seen_at_the_next_commit(
+    tmp_path: Path, how: str
+) -> None:
+    """The driver reads lease.json at every commit, however long it has kept it open."""
+    clock = Clock()
+    driver = JsonFileWorkflowStore(tmp_path, clock=clock)
+    token = started(driver)
+    for seq in (2, 3):
+        driver.commit("r", "a", token, CheckpointWrite(seq, delta=delta("r", seq, seq)))
+    other = JsonFileWorkflowStore(tmp_path, clock=clock)
+    if how == "broken":
+        assert other.break_lease("r")
+    else:
+        clock.now += driver.lease_ttl_seconds + 1
+        other.acquire_lease("r", "b")
+    with pytest.raises(RunLockedError, match="lost its lease"):
+        driver.commit("r", "a", token, CheckpointWrite(4, delta=delta("r", 4, 4)))
+    assert other.latest_checkpoint("r") == 3
 
 
 # ---------------------------------------------------------------------- checkpoint identity

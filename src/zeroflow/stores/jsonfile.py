@@ -209,6 +209,15 @@ def _parse_lease(raw: bytes) -> _Lease:
     )
 
 
+def _read_rest(fd: int, offset: int) -> bytes:
+    """What follows ``offset`` in ``fd``, to its end (a lease larger than one read)."""
+    chunks = []
+    while chunk := os.pread(fd, 65536, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
 def _stat_key(path: Path | str) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
@@ -262,6 +271,9 @@ class _Writer(Writer):
         "journal_bytes",
         "journal_fd",
         "last_events_end",
+        "lease",
+        "lease_fd",
+        "lease_raw",
         "on_disk",
         "paths",
         "step",
@@ -278,6 +290,11 @@ class _Writer(Writer):
         self.last_events_end: int | None = None
         self.events_fd: int | None = None
         self.journal_fd: int | None = None
+        # ``lease.json``, kept open while this writer holds the lease, and its content as
+        # this writer last read or wrote it (parsed once, not at every commit).
+        self.lease_fd: int | None = None
+        self.lease_raw = b""
+        self.lease: _Lease | None = None
         self.fresh = False
         self.token: int | None = None
         # (base_seq, folder, snapshot.json, journal segment, lease.json) as strings.
@@ -287,11 +304,12 @@ class _Writer(Writer):
         self.on_disk: tuple[Any, ...] | None = None
 
     def close(self) -> None:
-        for fd in (self.events_fd, self.journal_fd):
+        for fd in (self.events_fd, self.journal_fd, self.lease_fd):
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self.events_fd = self.journal_fd = None
+        self.events_fd = self.journal_fd = self.lease_fd = None
+        self.lease = None
 
 
 _COUNTERS = (
@@ -373,11 +391,9 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 w.close()
             self._writers.clear()
 
-    def _on_disk(self, w: _Writer) -> tuple[Any, ...]:
-        """What changes when any process writes a checkpoint of the run (two ``stat``).
-
-        The paths are plain strings kept per writer: this runs twice per commit.
-        """
+    @staticmethod
+    def _paths(w: _Writer) -> tuple[int, Path, str, str, str]:
+        """The paths of ``w``'s run as plain strings, kept per writer (used at every commit)."""
         cached = w.paths
         if cached is None or cached[0] != w.base_seq or cached[1] != w.folder:
             folder = w.folder
@@ -388,7 +404,12 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 str(folder / "journal" / _seg_name(w.base_seq)),
                 str(folder / "lease.json"),
             )
-        return (_stat_key(cached[2]), _stat_key(cached[3]))
+        return cached
+
+    def _on_disk(self, w: _Writer) -> tuple[Any, ...]:
+        """What changes when any process writes a checkpoint of the run (two ``stat``)."""
+        paths = self._paths(w)
+        return (_stat_key(paths[2]), _stat_key(paths[3]))
 
     def _refresh(self, run_id: str, w: _Writer) -> None:
         """Re-read ``w``'s counters when another process wrote the run since ``w`` last did."""
@@ -501,18 +522,19 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         """
         owner, token, seq = fence
         folder = w.folder
-        self._on_disk(w)  # fills w.paths
-        assert w.paths is not None
+        fd = self._lease_fd(run_id, owner, w)
+        lock_fd(fd)
         try:
-            # No O_CREAT: a run folder that is gone means the lease is gone with it.
-            fd = os.open(w.paths[4], os.O_RDWR)
-        except FileNotFoundError:
-            raise lost_lease_error(run_id, owner, None, "the run's folder is gone") from None
-        locked_now = False
-        try:
-            lock_fd(fd)
-            locked_now = True
-            lease = self._read_lease(fd)
+            if os.fstat(fd).st_nlink == 0:
+                # The run's folder was deleted since this writer opened lease.json: the
+                # lease went with it (a folder made since is not this lease's).
+                raise lost_lease_error(run_id, owner, None, "the run's folder was deleted")
+            raw = os.pread(fd, 65536, 0)
+            if len(raw) == 65536:
+                raw += _read_rest(fd, 65536)
+            lease = w.lease
+            if lease is None or raw != w.lease_raw:
+                lease = _parse_lease(raw)
             _check_holds(lease, run_id, owner, token)
             # Where the run stands on disk (two stat calls when nobody else wrote it): this
             # instance may not have taken the lease, or an unleased write may have landed.
@@ -532,13 +554,34 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 lease.events_from = size
             if marked or not lease.expires_at - now > self.lease_ttl_seconds * 2 / 3:
                 lease.expires_at = now + self.lease_ttl_seconds
-                self._write_lease(fd, lease, sync=marked)
+                raw = self._write_lease(fd, lease, sync=marked)
+            w.lease, w.lease_raw = lease, raw
+            base, seen, steps = w.base_seq, w.on_disk, bool(w.pending_steps)
             self._write_pending(run_id, w)
-            w.on_disk = self._on_disk(w)
+            if w.base_seq != base or seen is None:
+                w.on_disk = self._on_disk(w)
+            elif steps and w.journal_fd is not None:
+                # Only this commit's journal lines changed the run's files: one fstat.
+                st = os.fstat(w.journal_fd)
+                w.on_disk = (seen[0], (st.st_ino, st.st_mtime_ns, st.st_size))
+        except BaseException:
+            w.lease = None  # read it afresh next time
+            raise
         finally:
-            if locked_now:
-                unlock_fd(fd)
-            os.close(fd)
+            unlock_fd(fd)
+
+    def _lease_fd(self, run_id: str, owner: str, w: _Writer) -> int:
+        """``lease.json`` of ``w``'s run, opened once per writer (``w.close`` closes it)."""
+        fd = w.lease_fd
+        if fd is None:
+            try:
+                # No O_CREAT: a run folder that is gone means the lease is gone with it.
+                fd = os.open(self._paths(w)[4], os.O_RDWR)
+            except FileNotFoundError:
+                raise lost_lease_error(run_id, owner, None, "the run's folder is gone") from None
+            w.lease_fd = fd
+            w.lease = None
+        return fd
 
     def _write_pending(self, run_id: str, w: _Writer) -> None:
         """Write pending events, then the pending record or fold; fold the journal when due."""
@@ -805,7 +848,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             chunks.append(chunk)
         return _parse_lease(b"".join(chunks))
 
-    def _write_lease(self, fd: int, lease: _Lease, *, sync: bool = True) -> None:
+    def _write_lease(self, fd: int, lease: _Lease, *, sync: bool = True) -> bytes:
         """Rewrite ``lease.json`` in place: the new record first, then cut to its length."""
         body = lease.encode()
         os.lseek(fd, 0, os.SEEK_SET)
@@ -813,6 +856,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         os.ftruncate(fd, len(body))
         if sync and self.fsync:
             os.fsync(fd)
+        return body
 
     def acquire_lease(self, run_id: str, owner: str) -> int:
         """Take the run for ``owner``; returns its fencing token (one more than the last)."""
