@@ -159,7 +159,11 @@ def test_the_engine_the_cli_and_the_kit_never_probe_a_store_with_getattr() -> No
     for name in ("_engine.py", "_cli.py", "testing.py", "_run/recorder.py", "_run/assemble.py"):
         tree = ast.parse((SRC / name).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                if node.func.id in {"getattr", "hasattr"} and node.args:
-                    probed = ast.unparse(node.args[0])
-                    assert "store" not in probed, f"{name}:{node.lineno} probes {probed}"
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in {"getattr", "hasattr"}
+                and node.args
+            ):
+                probed = ast.unparse(node.args[0])
+                assert "store" not in probed, f"{name}:{node.lineno} probes {probed}"
