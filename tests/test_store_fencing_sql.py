@@ -315,6 +315,20 @@ def test_a_commit_renews_the_lease(backend: Backend, clock: Clock) -> None:
         b.acquire_lease(RUN, "b")
 
 
+def test_a_commit_right_after_a_break_is_refused_though_no_renewal_was_due(
+    backend: Backend, clock: Clock
+) -> None:
+    """Commits renew only once a third of the TTL has passed; every one is still fenced."""
+    a, b = backend.open(clock), backend.open(clock)
+    token = a.acquire_lease(RUN, "a")
+    a.commit(RUN, "a", token, full(1, 1))
+    a.commit(RUN, "a", token, delta(2, 2))
+    assert b.break_lease(RUN)
+    with pytest.raises(RunLockedError, match="lost its lease"):
+        a.commit(RUN, "a", token, delta(3, 3))
+    assert b.latest_checkpoint(RUN) == 2
+
+
 # ---------------------------------------------------------------- checkpoint identities
 
 

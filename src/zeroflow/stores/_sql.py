@@ -210,14 +210,16 @@ class SqlStore(BatchingStore[SqlWriter]):
         events_text = encode_event_rows(events) if carry else ""
         fence = w.fence
         with self._tx() as db:
+            outside = None
             if fence is not None:
-                self._check_fence(db, run_id, w, fence)
+                outside = self._check_fence(db, run_id, w, fence)
             elif w.owner is None:
                 self._load_counters(db, run_id, w)  # no lease: another writer may have moved on
+            elif events:
+                outside = one(db.execute(self._EVENTS_TABLE_END, (run_id,)))
             if events and (fence is not None or w.owner is not None):
                 # Events may come from elsewhere without the lease (an operator's note):
                 # number this call's events after whatever ``events`` holds by now.
-                outside = one(db.execute(self._EVENTS_TABLE_END, (run_id,)))
                 if outside is not None and outside > w.event_seq:
                     w.event_seq = int(outside)
             # (first event number, count, text) for the commit's last checkpoint row, if any.
@@ -279,20 +281,40 @@ class SqlStore(BatchingStore[SqlWriter]):
         w.pending_full = None
         w.pending_steps = []
 
-    def _check_fence(self, db: Db, run_id: str, w: SqlWriter, fence: tuple[str, int, int]) -> None:
+    def _check_fence(
+        self, db: Db, run_id: str, w: SqlWriter, fence: tuple[str, int, int]
+    ) -> int | None:
         """Refuse a leased commit whose lease or ``seq`` is no longer current; renew it otherwise.
+
+        Returns the number of the last event in the events table (None: no row).
 
         Runs first in the commit's transaction, so no other process can take
         the lease or write a checkpoint between this check and the write.
         """
         owner, token, seq = fence
-        if not self._extend_lease(db, run_id, owner, token):
+        # One statement: the lease, the latest checkpoint, where the events table ends.
+        lease = db.execute(
+            "SELECT owner, token, expires_at, "
+            "(SELECT max(seq) FROM checkpoints WHERE run_id=?), "
+            f"({self._EVENTS_TABLE_END}) FROM leases WHERE run_id=?{self._FOR_UPDATE}",
+            (run_id, run_id, run_id),
+        ).fetchone()
+        if lease is None or lease[0] != owner or lease[1] != token:
             raise self._lost(db, run_id, owner, token)
-        latest = one(db.execute("SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,)))
+        # Renewed once a third of the TTL has passed, not at every commit: the check above
+        # is what fences, and a renewal is one more row written.
+        now = self._lease_now(db)
+        if not lease[2] - now > self.lease_ttl_seconds * 2 / 3:
+            db.execute(
+                "UPDATE leases SET expires_at=? WHERE run_id=?",
+                (now + self.lease_ttl_seconds, run_id),
+            )
+        latest = lease[3]
         if (latest or 0) != seq - 1:
             raise moved_on_error(run_id, seq, latest)
         if (latest or 0) != w.seq:
             self._load_counters(db, run_id, w)  # written by another instance of this store
+        return None if lease[4] is None else int(lease[4])
 
     def _fold(self, db: Db, run_id: str, seq: int, snap: dict[str, Any], now: float) -> str:
         """Store the run's current state as a full snapshot and refresh its summary row."""
