@@ -217,11 +217,10 @@ class SqlStore(BatchingStore[SqlWriter]):
                 self._load_counters(db, run_id, w)  # no lease: another writer may have moved on
             elif events:
                 outside = one(db.execute(self._EVENTS_TABLE_END, (run_id,)))
-            if events and (fence is not None or w.owner is not None):
-                # Events may come from elsewhere without the lease (an operator's note):
-                # number this call's events after whatever ``events`` holds by now.
-                if outside is not None and outside > w.event_seq:
-                    w.event_seq = int(outside)
+            # Events may come from elsewhere without the lease (an operator's note): a
+            # leased writer numbers this call's events after whatever ``events`` holds now.
+            if events and outside is not None and outside > w.event_seq:
+                w.event_seq = int(outside)
             # (first event number, count, text) for the commit's last checkpoint row, if any.
             carried: tuple[Any, ...] = ()
             if self._EVENTS_IN_CHECKPOINTS:
