@@ -29,6 +29,7 @@ from ._constants import (
     EVENT_NODE_RETRY,
     EVENT_NODE_START,
     EVENT_NODE_WARNING,
+    EVENT_STORE_CORRUPT,
     EVENT_STORE_RECOVERED,
     EVENT_STORE_SAVED,
     EVENT_WF_CANCELLED,
@@ -127,6 +128,7 @@ __all__ = [
     "EVENT_CHECKPOINT",
     "EVENT_STORE_SAVED",
     "__version__",
+    "EVENT_STORE_CORRUPT",
     "EVENT_STORE_RECOVERED",
     "EVENT_WF_MIGRATED",
     # error codes and statuses

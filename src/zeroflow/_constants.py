@@ -22,6 +22,7 @@ EVENT_NODE_WARNING: Final = "node:warning"
 EVENT_CHECKPOINT: Final = "checkpoint"
 EVENT_STORE_SAVED: Final = "store:saved"
 EVENT_STORE_RECOVERED: Final = "store:recovered"
+EVENT_STORE_CORRUPT: Final = "store:corrupt"
 EVENT_WF_MIGRATED: Final = "wf:migrated"
 
 ERROR_HANDLER_EXCEPTION: Final = "HANDLER_EXCEPTION"

@@ -7,6 +7,7 @@ these functions decide what they mean.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import socket
@@ -16,15 +17,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from .._constants import EVENT_CHECKPOINT
+from .._constants import EVENT_CHECKPOINT, EVENT_STORE_CORRUPT
 from .._errors import CheckpointNotFoundError, RunLockedError, StoreError
 from .._journal import apply_state_op
-from .._models import Event
+from .._models import Event, now_iso
 from .._store import CheckpointInfo
 
 __all__ = [
     "FOLD_MIN_RECORDS",
+    "Reporter",
     "check_run_id",
+    "report_corrupt",
     "checkpoint_not_found",
     "event_dict",
     "info_of",
@@ -45,6 +48,34 @@ FOLD_MIN_RECORDS = 100
 
 FOLD_RATIO = 2
 """... and not before it holds this many times the bytes of the last full snapshot."""
+
+
+Reporter = Callable[[Event], None]
+"""Where a store sends what it found but could not use (``store:corrupt``) instead of failing."""
+
+_LOG = logging.getLogger("zeroflow.stores")
+
+
+def report_corrupt(on_report: Reporter | None, run_id: str, where: str, reason: str) -> Event:
+    """Tell ``on_report`` (else the ``zeroflow.stores`` logger) that ``run_id`` is unreadable.
+
+    Used where one damaged run must not break a listing of all runs: the run
+    is skipped, never hidden silently. Returns the ``store:corrupt`` event.
+    """
+    event = Event(
+        run_id=run_id,
+        step=0,
+        wave=0,
+        node=None,
+        kind=EVENT_STORE_CORRUPT,
+        ts=now_iso(),
+        data={"where": where, "reason": reason},
+    )
+    if on_report is None:
+        _LOG.warning("run %r is corrupt (%s): %s", run_id, where, reason)
+    else:
+        on_report(event)
+    return event
 
 
 _FORK_WATCHED: weakref.WeakSet[Any] = weakref.WeakSet()
