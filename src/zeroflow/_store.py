@@ -211,10 +211,16 @@ class CheckpointInfo:
 
 @dataclass(frozen=True, slots=True)
 class PruneResult:
-    """What ``prune`` deleted: whole runs, and checkpoints trimmed per remaining run."""
+    """What ``prune`` deleted: whole runs, checkpoints and events trimmed per kept run.
+
+    ``bytes_freed`` is what the store gave back to the file system (0 for the
+    memory store, an estimate where the backend cannot measure it exactly).
+    """
 
     runs: tuple[str, ...] = ()
     checkpoints: dict[str, int] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+    bytes_freed: int = 0
 
     @property
     def checkpoints_deleted(self) -> int:
@@ -239,6 +245,12 @@ class HistoryStore(WorkflowStore, Protocol):
         keep_last: int | None = None,
         older_than: float | timedelta | None = None,
         statuses: Iterable[str] = FINISHED_STATUSES,
+        *,
+        keep_events: bool = False,
     ) -> PruneResult:
-        """Trim histories to ``keep_last`` checkpoints; delete old runs in ``statuses``."""
+        """Trim histories to ``keep_last`` checkpoints; delete old runs in ``statuses``.
+
+        Trimming also drops the events logged before the first kept checkpoint
+        unless ``keep_events``; stores give the freed space back.
+        """
         ...

@@ -714,6 +714,8 @@ class SqlStore(BatchingStore[SqlWriter]):
         keep_last: int | None = None,
         older_than: float | timedelta | None = None,
         statuses: Iterable[str] = FINISHED_STATUSES,
+        *,
+        keep_events: bool = False,
     ) -> PruneResult:
         check_keep_last(keep_last)
         wanted = sorted(status_set(statuses))

@@ -976,6 +976,8 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         keep_last: int | None = None,
         older_than: float | timedelta | None = None,
         statuses: Iterable[str] = FINISHED_STATUSES,
+        *,
+        keep_events: bool = False,
     ) -> PruneResult:
         check_keep_last(keep_last)
         wanted = status_set(statuses)

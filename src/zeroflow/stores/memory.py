@@ -315,6 +315,8 @@ class InMemoryWorkflowStore:
         keep_last: int | None = None,
         older_than: float | timedelta | None = None,
         statuses: Iterable[str] = FINISHED_STATUSES,
+        *,
+        keep_events: bool = False,
     ) -> PruneResult:
         check_keep_last(keep_last)
         wanted = status_set(statuses)
