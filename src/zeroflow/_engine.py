@@ -44,6 +44,7 @@ from ._models import (
 from ._run.assemble import assemble
 from ._run.requests import Steps
 from ._run.resume import prepare_resume
+from ._signing import CheckpointSigner
 from ._store import WorkflowStore
 from ._subflows import check_child_hashes, child_hashes
 from ._transitions import check_transition
@@ -80,8 +81,10 @@ class WorkflowEngine:
         rng: random.Random | None = None,
         run_id_factory: Callable[[], str] | None = None,
         lease_owner_factory: Callable[[], str] | None = None,
+        checkpoint_key: bytes | None = None,
     ) -> None:
         graph: CompiledWorkflow = compile_workflow(workflow_def)
+        self._signer = None if checkpoint_key is None else CheckpointSigner(checkpoint_key)
         if not isinstance(handlers, Mapping):
             raise TypeError(
                 "handlers must be a mapping of handler name to callable, "
@@ -120,6 +123,7 @@ class WorkflowEngine:
             rng=rng or random.Random(),
             is_cancelled=self._cancel.is_set,
             new_owner=new_owner,
+            signer=self._signer,
         )
         self._recorder = self._loop.recorder
 
@@ -168,11 +172,19 @@ class WorkflowEngine:
         self._cancel.set()
 
     def load_snapshot(self, run_id: str, step: int | None = None) -> RunSnapshot:
-        """Load a run's latest snapshot (or the one after ``step``) from the store."""
+        """Load a run's latest snapshot (or the one after ``step``) from the store.
+
+        With a ``checkpoint_key``, an unsigned or altered snapshot is refused
+        (``InvalidCheckpointError``).
+        """
         store = self._require_store()
         if step is None:
-            return store.load_snapshot(run_id)
-        return store.load_snapshot(run_id, step=step)  # type: ignore[call-arg]
+            snap = store.load_snapshot(run_id)
+        else:
+            snap = store.load_snapshot(run_id, step=step)  # type: ignore[call-arg]
+        if self._signer is not None:
+            self._signer.verify(snap)
+        return snap
 
     # ------------------------------------------------------------------ runs
 
@@ -295,7 +307,7 @@ class WorkflowEngine:
         recorder = self._recorder
         run = LiveRun(snap, recorder.journals)
         recorder.save(run, fresh=True, replace=replace)
-        return run.export()
+        return recorder.export(run)
 
     def migrate(
         self, checkpoint: RunSnapshot | Mapping[str, Any], old_workflow_def: Mapping[str, Any]
@@ -311,6 +323,8 @@ class WorkflowEngine:
             snap = checkpoint.copy()
         else:
             snap = _snapshot_from_dict(checkpoint)
+        if self._signer is not None:
+            self._signer.verify(snap)
         old = compile_workflow(old_workflow_def)
         if snap.wf_hash != old.hash:
             raise HashMismatchError(
@@ -341,7 +355,7 @@ class WorkflowEngine:
         recorder = self._recorder
         run = LiveRun(snap, recorder.journals)
         recorder.save(run, fresh=False, events=(event,))
-        return run.export()
+        return recorder.export(run)
 
     # ------------------------------------------------------------------ internals
 
@@ -351,7 +365,7 @@ class WorkflowEngine:
         return self._store
 
     def _load(self, run_id: str) -> RunSnapshot:
-        return self._require_store().load_snapshot(run_id)
+        return self.load_snapshot(run_id)
 
     def _start(
         self, initial_input: Mapping[str, Any] | None, run_id: str | None, replace: bool = False
@@ -395,6 +409,8 @@ class WorkflowEngine:
             raise TypeError(
                 f"checkpoint must be a RunSnapshot or its dict, got {type(checkpoint).__name__}"
             )
+        if self._signer is not None and not isinstance(checkpoint, str):
+            self._signer.verify(snap)  # (a run id was verified as it was loaded)
         current = self._graph.hash
         if snap.wf_hash != current:
             raise HashMismatchError(
@@ -404,6 +420,7 @@ class WorkflowEngine:
                 current_hash=current,
             )
         check_child_hashes(snap, self._subflow_graphs)
+        _check_known_nodes(snap, self._graph)
         return snap
 
     def _resume(self, checkpoint: Checkpoint, resume_input: Any, node: str | None) -> Steps:
@@ -436,11 +453,8 @@ class WorkflowEngine:
                     run_id=snap.run_id,
                     status=snap.status,
                 )
-            snap.wave = int(record["wave"])
-            snap.ready_now = list(record["ready_now"])
-            snap.ready_next_wave = list(record["ready_next_wave"])
-            snap.arrivals = {k: list(v) for k, v in record["arrivals"].items()}
-            snap.executed_this_wave = list(record["executed_this_wave"])
+            _apply_redrive_record(snap, record)
+            _check_known_nodes(snap, self._graph)
         snap.state.workflow.pop("__error__", None)
         snap.last_error = None
         snap.status = C.STATUS_RUNNING
@@ -506,23 +520,59 @@ def _read_definition(file: Path) -> Any:
         ) from exc
 
 
-def _migration_problems(
-    snap: RunSnapshot, old: CompiledWorkflow, new: CompiledWorkflow
-) -> list[str]:
-    """What the run still needs that the new definition lacks or changed."""
+def _apply_redrive_record(snap: RunSnapshot, record: Any) -> None:
+    """Put back the queues a failed run had before its failed node ran."""
+    try:
+        snap.wave = int(record["wave"])
+        snap.ready_now = [str(n) for n in record["ready_now"]]
+        snap.ready_next_wave = [str(n) for n in record["ready_next_wave"]]
+        snap.arrivals = {str(k): [str(n) for n in v] for k, v in record["arrivals"].items()}
+        snap.executed_this_wave = [str(n) for n in record["executed_this_wave"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidCheckpointError(
+            f"checkpoint of run '{snap.run_id}' has a damaged redrive record "
+            f"({type(exc).__name__}: {exc}); redrive a checkpoint the engine wrote"
+        ) from exc
+
+
+def _needed_nodes(snap: RunSnapshot) -> dict[str, str]:
+    """Every node the run will still run or wait at, with why it is needed."""
     needed: dict[str, str] = {}
     for name in snap.ready_now:
         needed.setdefault(name, "queued")
     for name in snap.ready_next_wave:
         needed.setdefault(name, "queued for the next wave")
     for key, sources in snap.arrivals.items():
-        needed.setdefault(key.split(":", 1)[1], "an AND-join with arrivals")
+        needed.setdefault(key.partition(":")[2], "an AND-join with arrivals")
         for source in sources:
             needed.setdefault(source, "an arrival of an AND-join")
-    for name in snap.extra.get("waiting") or {}:
+    for name in _keys(snap.extra.get("waiting")):
         needed.setdefault(name, "waiting")
-    for name in snap.extra.get("subflows") or {}:
+    for name in _keys(snap.extra.get("subflows")):
         needed.setdefault(name, "a paused subflow")
+    return needed
+
+
+def _keys(value: Any) -> list[str]:
+    return [str(k) for k in value] if isinstance(value, dict) else []
+
+
+def _check_known_nodes(snap: RunSnapshot, graph: CompiledWorkflow) -> None:
+    """Refuse a checkpoint that names a node the definition lacks (crafted or damaged)."""
+    unknown = [f"'{n}' ({why})" for n, why in _needed_nodes(snap).items() if n not in graph.nodes]
+    if unknown:
+        raise InvalidCheckpointError(
+            f"checkpoint of run '{snap.run_id}' names nodes workflow '{graph.name}' does not "
+            f"have: {', '.join(unknown)}; it was damaged or crafted, or belongs to another "
+            "definition"
+        )
+
+
+def _migration_problems(
+    snap: RunSnapshot, old: CompiledWorkflow, new: CompiledWorkflow
+) -> list[str]:
+    """What the run still needs that the new definition lacks or changed."""
+    needed = _needed_nodes(snap)
     problems = []
     for name, why in needed.items():
         if name not in new.nodes:

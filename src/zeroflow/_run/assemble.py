@@ -14,6 +14,7 @@ from typing import Any
 
 from .._definition import CompiledWorkflow
 from .._events import EventCallback
+from .._signing import CheckpointSigner
 from .._store import WorkflowStore
 from .._subflows import build_children
 from .loop import RunLoop
@@ -37,8 +38,12 @@ def assemble(
     rng: random.Random,
     is_cancelled: Callable[[], bool],
     new_owner: Callable[[], str],
+    signer: CheckpointSigner | None = None,
 ) -> tuple[RunLoop, dict[str, CompiledWorkflow]]:
-    """The loop of ``graph``'s runs, and every compiled child workflow by name."""
+    """The loop of ``graph``'s runs, and every compiled child workflow by name.
+
+    ``signer`` signs the top-level run's snapshots (a child's travel inside them).
+    """
 
     def loop_for(
         workflow: CompiledWorkflow, recorder: Recorder, children: Mapping[str, ChildRuns]
@@ -58,8 +63,8 @@ def assemble(
     children, graphs = build_children(graph, subflows, callback, child)
     recorder: Recorder
     if store is None:
-        recorder = EventsOnly(callback, clock, checkpoints=True)
+        recorder = EventsOnly(callback, clock, checkpoints=True, signer=signer)
     else:
         persist = graph.policy.persist_checkpoints
-        recorder = StoreRecorder(store, callback, clock, new_owner, persist=persist)
+        recorder = StoreRecorder(store, callback, clock, new_owner, persist=persist, signer=signer)
     return loop_for(graph, recorder, children), graphs

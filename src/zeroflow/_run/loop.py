@@ -514,7 +514,7 @@ class RunLoop:
             error=run.failed,
             waiting=waiting,
             waiting_prompt=snap.waiting_prompt if waiting else None,
-            checkpoint=None if status == C.STATUS_SUCCEEDED else run.export(),
+            checkpoint=None if status == C.STATUS_SUCCEEDED else self.recorder.export(run),
             cancelled=status == C.STATUS_CANCELLED,
             waiting_nodes=_waiting_nodes(run) if waiting else {},
         )

@@ -21,6 +21,7 @@ from .._errors import RunExistsError, RunLockedError
 from .._events import EventCallback, wanted_kinds, wants_checkpoints
 from .._live import LiveRun
 from .._models import Event, RunSnapshot, now_iso
+from .._signing import SIGNATURE_KEY, CheckpointSigner
 from .._store import (
     CheckpointWrite,
     EventBatchingStore,
@@ -74,6 +75,22 @@ class Recorder(Protocol):
     ) -> None:
         """Write ``run`` whole outside a loop (fork, migrate), with ``events``, in a session."""
 
+    def export(self, run: LiveRun) -> RunSnapshot:
+        """A plain copy of ``run`` to hand to the caller (signed when checkpoints are)."""
+
+
+def _sign_live(signer: CheckpointSigner | None, run: LiveRun) -> None:
+    """Give the live run the signature of what it is now (journaled, so stores keep it)."""
+    if signer is not None:
+        run.set_extra_path((SIGNATURE_KEY,), signer.signature(run.sync()))
+
+
+def _export(signer: CheckpointSigner | None, run: LiveRun) -> RunSnapshot:
+    snap = run.export()
+    if signer is not None:
+        signer.sign(snap)
+    return snap
+
 
 class EventsOnly:
     """Events to a callback only, nothing stored; ``checkpoints`` for a top-level run."""
@@ -87,9 +104,11 @@ class EventsOnly:
         clock: Callable[[], float],
         *,
         checkpoints: bool,
+        signer: CheckpointSigner | None = None,
     ) -> None:
         self.callback = callback
         self.clock = clock
+        self.signer = signer
         self.listening = callback is not None
         self.checkpoints = checkpoints and callback is not None
         self.want_checkpoint = self.checkpoints and wants_checkpoints(wanted_kinds(callback))
@@ -124,11 +143,15 @@ class EventsOnly:
         snap = run.snap
         snap.updated_at = now_iso(self.clock())
         if self.want_checkpoint:
+            _sign_live(self.signer, run)
             # to_dict() copies the live run into plain data itself: no export() first.
             self.emit(run, C.EVENT_CHECKPOINT, snap.last_node, {"state": run.sync().to_dict()})
 
     def progress(self, run: LiveRun, node: str) -> None:
         return None  # progress kept in memory cannot outlive the process: nothing to write
+
+    def export(self, run: LiveRun) -> RunSnapshot:
+        return _export(self.signer, run)
 
     def finish(self, run: LiveRun) -> None:
         return None
@@ -168,8 +191,10 @@ class StoreRecorder:
         new_owner: Callable[[], str],
         *,
         persist: bool,
+        signer: CheckpointSigner | None = None,
     ) -> None:
         self.store = store
+        self.signer = signer
         self.callback = callback
         self.clock = clock
         self.new_owner = new_owner
@@ -308,6 +333,8 @@ class StoreRecorder:
         """
         snap = run.snap
         snap.updated_at = now_iso(self.clock())
+        if self.signer is not None:
+            _sign_live(self.signer, run)
         if self.persist:
             if write and run.lease_owner is not None:
                 saved, point = self._checkpoint_events(run)
@@ -397,6 +424,7 @@ class StoreRecorder:
         frontier = run.frontier
         frontier.ready_now.insert(0, node)
         try:
+            _sign_live(self.signer, run)
             if run.lease_owner is not None:
                 # The finished items' events go with their progress (the node's start, emits).
                 self._commit(run, full=False)
@@ -421,6 +449,7 @@ class StoreRecorder:
         the run's stored checkpoint must still be the one ``run`` continues.
         """
         events = tuple(events)
+        _sign_live(self.signer, run)
         self.open(run, fresh=fresh, replace=replace, resuming=not fresh)
         try:
             if run.lease_owner is not None:
@@ -435,6 +464,10 @@ class StoreRecorder:
         if cb is not None:
             for event in events:
                 cb(event)
+
+    def export(self, run: LiveRun) -> RunSnapshot:
+        """A plain copy of ``run``, signed when the engine has a checkpoint key."""
+        return _export(self.signer, run)
 
 
 def _moved_on(run_id: str, seq: int | None, step: int, stored: RunSnapshot) -> RunLockedError:
