@@ -7,13 +7,17 @@ on ``sys.path`` because ``tests/conftest.py`` lives there and there is no ``__in
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
+import os
 import random
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import pytest
 
 from zeroflow import (
     Event,
@@ -25,6 +29,28 @@ from zeroflow import (
     WorkflowEngine,
 )
 from zeroflow.stores import SqliteWorkflowStore
+
+# ---------------------------------------------------------------- integrations
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def integration(module: str) -> ModuleType:
+    """Import a package of the ``integrations`` dependency group for a test.
+
+    Without it, the test is skipped locally (with how to install it) and
+    fails in CI, where ``.ci/run`` installs the group: CI never skips one.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if IN_CI:
+            pytest.fail(f"{module} is required in CI but cannot be imported: {exc}", pytrace=False)
+        pytest.skip(
+            f"needs {module}, in the 'integrations' group: uv sync --all-groups",
+            allow_module_level=True,
+        )
+
 
 # ---------------------------------------------------------------- events and time
 

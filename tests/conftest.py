@@ -7,7 +7,6 @@ broken server fails the test loudly.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -17,9 +16,7 @@ from typing import Any
 import pytest
 
 from _servers import ServerUnavailable, postgres_server, redis_server
-from _support import make_store
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from _support import IN_CI, integration, make_store
 
 
 def _serve(server: AbstractContextManager[str], what: str) -> Iterator[str]:
@@ -62,7 +59,7 @@ def store_of(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callabl
     def make(kind: str, schema: str | None = None) -> Any:
         if kind != "postgres":
             return make_store(kind, tmp_path)
-        pytest.importorskip("psycopg", reason="psycopg is a dev dependency (uv sync)")
+        integration("psycopg")
         from zeroflow.contrib.postgres import PostgresWorkflowStore
 
         dsn = request.getfixturevalue("postgres_dsn")

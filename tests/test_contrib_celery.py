@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
+from _support import integration
 from zeroflow import HandlerResult, WorkflowContext, WorkflowEngine, WorkflowStore
 
-pytest.importorskip("psycopg", reason="psycopg is a dev dependency (uv sync)")
-celery = pytest.importorskip("celery", reason="celery is a dev dependency (uv sync)")
+integration("psycopg")
+celery = integration("celery")
 from zeroflow.contrib.celery import (  # noqa: E402
     _EXPECTED,
     WorkflowTasks,

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from _support import integration
 from zeroflow import (
     HandlerResult,
     RunSnapshot,
@@ -30,7 +31,7 @@ from zeroflow._store import HistoryStore, JournalingStore, LeasingStore
 from zeroflow.stores import SqliteWorkflowStore
 from zeroflow.testing import STORE_CHECKS, check_lease_expiry
 
-psycopg = pytest.importorskip("psycopg", reason="psycopg is a dev dependency (uv sync)")
+psycopg = integration("psycopg")
 from zeroflow.contrib.postgres import PostgresWorkflowStore  # noqa: E402
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from _support import integration
 from zeroflow import Event, HandlerResult, WorkflowContext, WorkflowEngine, subscribe
 from zeroflow._events import wanted_kinds
 from zeroflow.observe import compose, logging_callback, otel_callback
@@ -88,9 +89,9 @@ def test_compose_calls_each_callback_and_merges_declared_kinds() -> None:
 
 @pytest.fixture
 def spans() -> Any:
-    sdk = pytest.importorskip("opentelemetry.sdk.trace")
-    export = pytest.importorskip("opentelemetry.sdk.trace.export")
-    memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
+    sdk = integration("opentelemetry.sdk.trace")
+    export = integration("opentelemetry.sdk.trace.export")
+    memory = integration("opentelemetry.sdk.trace.export.in_memory_span_exporter")
     provider = sdk.TracerProvider()
     exporter = memory.InMemorySpanExporter()
     provider.add_span_processor(export.SimpleSpanProcessor(exporter))

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from _support import FakeClock
+from _support import FakeClock, integration
 from zeroflow import (
     HandlerResult,
     InMemoryWorkflowStore,
@@ -48,7 +48,7 @@ def open_store(kind: str, where: Path, clock: FakeClock, request: pytest.Fixture
         return JsonFileWorkflowStore(where / "runs", clock=clock)
     if kind == "sqlite":
         return SqliteWorkflowStore(where / "runs.db", clock=clock)
-    pytest.importorskip("psycopg", reason="psycopg is a dev dependency (uv sync)")
+    integration("psycopg")
     from zeroflow.contrib.postgres import PostgresWorkflowStore
 
     dsn = request.getfixturevalue("postgres_dsn")

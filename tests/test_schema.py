@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from _support import integration
 from zeroflow._grammar import check
 from zeroflow._schema import SCHEMA_FILES, build_schema, check_instance, schema, schema_text
 
@@ -90,7 +91,7 @@ RICH_ZF1: dict[str, Any] = {
 
 
 def _jsonschema() -> Any:
-    return pytest.importorskip("jsonschema")
+    return integration("jsonschema")
 
 
 def test_shipped_schema_files_match_their_source() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from _support import LOOP, Recorder, count_to, make_store, stored
+from _support import LOOP, Recorder, count_to, integration, make_store, stored
 from zeroflow import HandlerResult, StoreError, WorkflowContext, WorkflowEngine
 from zeroflow._errors import RunLockedError
 from zeroflow._models import Event
@@ -312,7 +312,7 @@ def test_an_event_appended_by_another_store_mid_run_is_kept_in_order(
     def open_store() -> Any:
         if kind != "postgres":
             return make_store(kind, tmp_path)
-        pytest.importorskip("psycopg", reason="psycopg is a dev dependency (uv sync)")
+        integration("psycopg")
         from zeroflow.contrib.postgres import PostgresWorkflowStore
 
         store = PostgresWorkflowStore(request.getfixturevalue("postgres_dsn"), schema=schema)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from _support import step_delta
+from _support import integration, step_delta
 from zeroflow._errors import RunLockedError, StoreError
 from zeroflow._models import Event, RunSnapshot
 from zeroflow._store import DEFAULT_LEASE_TTL_SECONDS, CheckpointWrite
@@ -50,7 +50,7 @@ class Backend:
         self.schema = f"t_{uuid.uuid4().hex[:12]}"
         self.dsn = ""
         if kind == "postgres":
-            pytest.importorskip("psycopg", reason="psycopg is a dev dependency (uv sync)")
+            integration("psycopg")
             self.dsn = request.getfixturevalue("postgres_dsn")
         self.opened: list[Any] = []
 
@@ -548,7 +548,7 @@ def test_sqlite_the_schema_1_fixture_migrates_to_fenced_leases(
 def test_postgres_a_schema_1_database_gets_the_token_column(
     request: pytest.FixtureRequest, clock: Clock
 ) -> None:
-    psycopg = pytest.importorskip("psycopg", reason="psycopg is a dev dependency (uv sync)")
+    psycopg = integration("psycopg")
     from zeroflow.contrib import postgres as module
 
     dsn = request.getfixturevalue("postgres_dsn")

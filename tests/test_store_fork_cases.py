@@ -20,7 +20,16 @@ from typing import Any
 
 import pytest
 
-from _support import LOOP, Recorder, count_to, in_child, lock_held_briefly, make_store, stored
+from _support import (
+    LOOP,
+    Recorder,
+    count_to,
+    in_child,
+    integration,
+    lock_held_briefly,
+    make_store,
+    stored,
+)
 from zeroflow import HandlerResult, InMemoryWorkflowStore, WorkflowContext, WorkflowEngine
 from zeroflow._errors import RunLockedError, StoreError
 from zeroflow._models import Event
@@ -264,7 +273,7 @@ def test_a_store_whose_constructor_failed_does_not_break_the_fork_hook(
 
 @pytest.fixture
 def pg_store(request: pytest.FixtureRequest) -> Iterator[Any]:
-    pytest.importorskip("psycopg", reason="psycopg is a dev dependency (uv sync)")
+    integration("psycopg")
     from zeroflow.contrib.postgres import PostgresWorkflowStore
 
     dsn = request.getfixturevalue("postgres_dsn")
