@@ -207,3 +207,13 @@ def test_a_damaged_redrive_record_is_an_invalid_checkpoint() -> None:
     }
     with pytest.raises(InvalidCheckpointError, match="nope"):
         WorkflowEngine(APPROVAL, handlers).redrive(data)
+
+
+def test_a_payload_passed_where_the_node_goes_is_a_type_error_naming_both(tmp_path: Path) -> None:
+    bank = Bank()
+    store = make_store("memory", tmp_path)
+    engine(bank, key=None, store=store).run(run_id="order-1")
+    with pytest.raises(TypeError, match="resume_input="):
+        engine(bank, key=None, store=store).resume("order-1", {"ok": True})  # type: ignore[arg-type]
+    done = engine(bank, key=None, store=store).resume("order-1", resume_input={"ok": True})
+    assert done.success and bank.paid == ["order-1"]

@@ -224,6 +224,7 @@ class WorkflowEngine:
         self, run_id: str, node: str | None = None, resume_input: Any = None
     ) -> WorkflowResult:
         """Load, lease, resume and save a stored run in one call (for webhook handlers)."""
+        _check_node_arg(node)
         return self.run_from_checkpoint(self._load(run_id), resume_input, node=node)
 
     def redrive(self, checkpoint: Checkpoint) -> WorkflowResult:
@@ -261,6 +262,7 @@ class WorkflowEngine:
         self, run_id: str, node: str | None = None, resume_input: Any = None
     ) -> WorkflowResult:
         """``resume()`` for ``async def`` handlers."""
+        _check_node_arg(node)
         return await self.arun_from_checkpoint(self._load(run_id), resume_input, node=node)
 
     async def aredrive(self, checkpoint: Checkpoint) -> WorkflowResult:
@@ -424,6 +426,7 @@ class WorkflowEngine:
         return snap
 
     def _resume(self, checkpoint: Checkpoint, resume_input: Any, node: str | None) -> Steps:
+        _check_node_arg(node)
         self._cancel.clear()
         snap = self._adopt(checkpoint)
         check_transition("resume", snap.run_id, snap.status)
@@ -518,6 +521,16 @@ def _read_definition(file: Path) -> Any:
             f"workflow file '{file}' is not valid JSON: {exc.msg} "
             f"(line {exc.lineno}, column {exc.colno})"
         ) from exc
+
+
+def _check_node_arg(node: Any) -> None:
+    """``node`` names the waiting node; a payload passed there by mistake is a ``TypeError``."""
+    if node is not None and not isinstance(node, str):
+        raise TypeError(
+            f"node must be the name of a waiting node (a str) or None, got "
+            f"{type(node).__name__}; pass the payload as resume_input=..., e.g. "
+            "engine.resume(run_id, resume_input={'approved': True})"
+        )
 
 
 def _apply_redrive_record(snap: RunSnapshot, record: Any) -> None:
