@@ -106,12 +106,12 @@ def test_validate_accepts_good_files_and_reports_each_error_with_its_pointer(
 ) -> None:
     bad = dict(ZF1, nodes={"prepare": {"handler": "prepare", "on": {"ok": "reviw"}, "colour": 1}})
     (project / "bad.json").write_text(json.dumps(bad))
-    code, out, _ = run_cli(capsys, "validate", "flow.json", "bad.json")
+    code, out, err = run_cli(capsys, "validate", "flow.json", "bad.json")
     assert code == 1
-    lines = out.splitlines()
-    assert lines[0] == "flow.json: ok (zf/1, 3 nodes)"
-    assert lines[1].startswith("bad.json:/nodes/prepare/colour: node 'prepare'")
-    assert lines[2].startswith("bad.json:/nodes/prepare/on/ok: node 'prepare' on.ok references")
+    assert out == "flow.json: ok (zf/1, 3 nodes)\n"
+    lines = err.splitlines()
+    assert lines[0].startswith("bad.json:/nodes/prepare/colour: node 'prepare'")
+    assert lines[1].startswith("bad.json:/nodes/prepare/on/ok: node 'prepare' on.ok references")
 
 
 def test_validate_reports_missing_files_and_bad_json_per_file(
@@ -135,8 +135,9 @@ def test_validate_reports_legacy_errors_with_0_1_0_messages(
             {"workflow_name": "x", "default_entry_node": "a", "nodes": {"a": {"handler": "a"}}}
         )
     )
-    code, out, _ = run_cli(capsys, "validate", str(path))
-    assert code == 1 and "node 'a' missing 'outputs'" in out
+    code, out, err = run_cli(capsys, "validate", str(path))
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "node 'a' missing 'outputs'" in err
 
 
 def test_lint_prints_findings_with_hints_and_fails_on_errors(

@@ -190,7 +190,8 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
             if not problems:
                 out.write(f"{path}: ok ({fmt}, {len(defn['nodes'])} nodes)\n")
             for ptr, message in problems:
-                out.write(f"{path}:{ptr or '/'}: {message}\n")
+                # Problems are diagnostics: stderr, one line each (stdout keeps the "ok" lines).
+                sys.stderr.write(f"{path}:{ptr or '/'}: {message}\n")
     return EXIT_PROBLEM if any(problems for *_, problems in reports) else EXIT_OK
 
 
