@@ -71,6 +71,31 @@ def test_logging_skips_formatting_when_the_level_is_disabled(
     assert not [r for r in caplog.records if r.name == "zf.quiet"]
 
 
+def test_failures_are_logged_at_error_and_retries_at_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flaky = {
+        **WORKFLOW,
+        "nodes": {
+            **WORKFLOW["nodes"],
+            "a": {**WORKFLOW["nodes"]["a"], "run_policy": {"max_retries": 1}},
+        },
+    }
+    engine = WorkflowEngine(
+        flaky,
+        {"ok": boom, "b": done},
+        event_callback=logging_callback("zf.levels"),
+        sleep=lambda seconds: None,
+    )
+    with caplog.at_level(logging.INFO, logger="zf.levels"):
+        assert not engine.run(run_id="r1").success
+    levels = {r.zf_event: r.levelno for r in caplog.records if r.name == "zf.levels"}  # type: ignore[attr-defined]
+    assert levels["node:error"] == logging.ERROR
+    assert levels["node:retry"] == logging.WARNING
+    assert levels["wf:end"] == logging.ERROR
+    assert levels["node:start"] == logging.INFO
+
+
 def test_compose_calls_each_callback_and_merges_declared_kinds() -> None:
     a: list[str] = []
     b: list[str] = []

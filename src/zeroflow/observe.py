@@ -26,6 +26,8 @@ from ._constants import (
     EVENT_NODE_RETRY,
     EVENT_NODE_START,
     EVENT_NODE_WARNING,
+    EVENT_STORE_CORRUPT,
+    EVENT_STORE_RECOVERED,
     EVENT_WF_CANCELLED,
     EVENT_WF_END,
     EVENT_WF_RESUMED,
@@ -46,6 +48,8 @@ __all__ = [
 _RUN_OPEN = (EVENT_WF_START, EVENT_WF_RESUMED)
 _RUN_CLOSE = (EVENT_WF_END, EVENT_WF_WAITING)
 _NODE_CLOSE = (EVENT_NODE_END, EVENT_NODE_ERROR)
+_ERROR_KINDS = frozenset([EVENT_NODE_ERROR, EVENT_STORE_CORRUPT])
+_WARNING_KINDS = frozenset([EVENT_NODE_RETRY, EVENT_NODE_WARNING, EVENT_STORE_RECOVERED])
 
 
 class _Durations:
@@ -75,6 +79,11 @@ class _Durations:
         return None
 
 
+def _failed(data: Mapping[str, Any]) -> bool:
+    """A ``wf:end`` of a run that failed (not one that was cancelled)."""
+    return data.get("error") is not None and not data.get("cancelled")
+
+
 class LoggingCallback:
     """Writes one ``logging`` record per event; see ``logging_callback``."""
 
@@ -92,7 +101,15 @@ class LoggingCallback:
 
     def __call__(self, event: Event) -> None:
         duration = self._durations.observe(event)
-        level = self.checkpoint_level if event.kind == EVENT_CHECKPOINT else self.level
+        kind = event.kind
+        if kind == EVENT_CHECKPOINT:
+            level = self.checkpoint_level
+        elif kind in _ERROR_KINDS or (kind == EVENT_WF_END and _failed(event.data)):
+            level = max(self.level, logging.ERROR)
+        elif kind in _WARNING_KINDS:
+            level = max(self.level, logging.WARNING)
+        else:
+            level = self.level
         if not self.logger.isEnabledFor(level):
             return
         data = event.data
@@ -135,7 +152,9 @@ def logging_callback(
     the same values are record attributes ``zf_event``, ``zf_run_id``, ``zf_node``,
     ``zf_step``, ``zf_wave``, ``zf_duration_ms`` and ``zf_data`` (and all together
     as the dict ``record.zeroflow``). ``checkpoint`` events are logged at
-    ``checkpoint_level`` without the snapshot they carry.
+    ``checkpoint_level`` without the snapshot they carry; ``node:error`` and a
+    failed ``wf:end`` at least at ERROR, ``node:retry`` and ``node:warning`` at
+    least at WARNING, everything else at ``level``.
     """
     if logger is None or isinstance(logger, str):
         logger = logging.getLogger(logger or "zeroflow")
