@@ -1190,7 +1190,10 @@ def test_resume_with_a_different_workflow_is_rejected_with_short_hashes() -> Non
     err = info.value
     assert isinstance(err, zeroflow.HashMismatchError)
     cp_hash, cur_hash = paused.checkpoint.wf_hash, other.workflow_hash
-    assert str(err) == f"workflow hash mismatch: checkpoint={cp_hash[:12]}, current={cur_hash[:12]}"
+    assert str(err).startswith(
+        f"workflow hash mismatch: checkpoint={cp_hash[:12]}, current={cur_hash[:12]}; "
+    )
+    assert "migrate(" in str(err)
     assert (err.checkpoint_hash, err.current_hash) == (cp_hash, cur_hash)
 
 

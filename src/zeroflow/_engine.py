@@ -417,7 +417,8 @@ class WorkflowEngine:
         if snap.wf_hash != current:
             raise HashMismatchError(
                 f"workflow hash mismatch: checkpoint={_short(snap.wf_hash)}, "
-                f"current={_short(current)}",
+                f"current={_short(current)}; the definition changed since this checkpoint: "
+                "use engine.migrate(checkpoint, old_workflow_def) to move the run to it",
                 checkpoint_hash=snap.wf_hash,
                 current_hash=current,
             )
@@ -551,6 +552,10 @@ def _apply_redrive_record(snap: RunSnapshot, record: Any) -> None:
 def _needed_nodes(snap: RunSnapshot) -> dict[str, str]:
     """Every node the run will still run or wait at, with why it is needed."""
     needed: dict[str, str] = {}
+    for name in _keys(snap.extra.get("waiting")):
+        needed.setdefault(name, "waiting")
+    if snap.status == C.STATUS_WAITING and snap.ready_now:
+        needed.setdefault(snap.ready_now[0], "waiting")
     for name in snap.ready_now:
         needed.setdefault(name, "queued")
     for name in snap.ready_next_wave:
@@ -559,8 +564,6 @@ def _needed_nodes(snap: RunSnapshot) -> dict[str, str]:
         needed.setdefault(key.partition(":")[2], "an AND-join with arrivals")
         for source in sources:
             needed.setdefault(source, "an arrival of an AND-join")
-    for name in _keys(snap.extra.get("waiting")):
-        needed.setdefault(name, "waiting")
     for name in _keys(snap.extra.get("subflows")):
         needed.setdefault(name, "a paused subflow")
     return needed
