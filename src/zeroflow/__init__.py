@@ -8,6 +8,8 @@ return, and checkpoints after every node to a pluggable store.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._constants import (
     ERROR_HANDLER_EXCEPTION,
     ERROR_HANDLER_NOT_REGISTERED,
@@ -93,7 +95,21 @@ from ._store import (
     PruneResult,
     WorkflowStore,
 )
-from .stores import InMemoryWorkflowStore, JsonFileWorkflowStore, SqliteWorkflowStore
+from .stores.jsonfile import JsonFileWorkflowStore
+from .stores.memory import InMemoryWorkflowStore
+
+if TYPE_CHECKING:
+    from .stores.sqlite import SqliteWorkflowStore
+
+
+def __getattr__(name: str) -> Any:
+    """``SqliteWorkflowStore`` is imported on first use: ``import zeroflow`` loads no sqlite3."""
+    if name == "SqliteWorkflowStore":
+        from .stores.sqlite import SqliteWorkflowStore
+
+        globals()[name] = SqliteWorkflowStore
+        return SqliteWorkflowStore
+    raise AttributeError(f"module 'zeroflow' has no attribute {name!r}")
 
 __version__ = "0.2.0.dev0"
 
