@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 import zeroflow
-from zeroflow import JsonFileWorkflowStore, RunLockedError, WorkflowEngine
+from zeroflow import (
+    HandlerResult,
+    JsonFileWorkflowStore,
+    RunLockedError,
+    WorkflowContext,
+    WorkflowEngine,
+)
 from zeroflow._cli import _Progress, main
 from zeroflow._models import Event
 
@@ -256,6 +262,35 @@ def test_runs_show_gives_status_prompt_and_trace(
     assert " ms" in trace[1]
     code, out, _ = run_cli(capsys, "runs", "show", "wait-1", "--store", "runs", "--json")
     assert json.loads(out)["waiting_prompt"] == "Approve v1?"
+
+
+def test_runs_show_lists_every_wait_of_a_branch_hitl_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def approve(ctx: WorkflowContext) -> HandlerResult:
+        return HandlerResult(outputs=[], waiting=True, waiting_prompt=f"{ctx.node_name} ok?")
+
+    definition = {
+        "workflow_name": "approvals",
+        "default_entry_node": "s",
+        "engine_policy": {"hitl": "branch"},
+        "nodes": {
+            "s": {"handler": "step", "outputs": {"ok": [{"target_node": n} for n in AB]}},
+            **{n: {"handler": "approve", "outputs": {"ok": []}} for n in AB},
+        },
+    }
+
+    def step(ctx: WorkflowContext) -> HandlerResult:
+        return HandlerResult(outputs=["ok"])
+
+    store = JsonFileWorkflowStore(tmp_path / "runs")
+    WorkflowEngine(definition, {"step": step, "approve": approve}, store=store).run(run_id="b1")
+    code, out, _ = run_cli(capsys, "runs", "show", "b1", "--store", str(tmp_path / "runs"))
+    assert code == 0
+    assert 'waiting:    finance: "finance ok?"\n            legal: "legal ok?"\n' in out
+
+
+AB = ["legal", "finance"]
 
 
 def test_runs_events_lists_the_log_and_follow_stops_at_the_end(

@@ -25,6 +25,7 @@ from ._errors import ZeroflowError
 from ._grammar import FORMATS, check, detect_format, is_zf1, normalise
 from ._lint import lint
 from ._models import Event, RunSnapshot, WorkflowResult
+from ._run.waits import waiting_paths
 from ._schema import schema
 from ._store import EventLogStore
 
@@ -309,13 +310,18 @@ def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
         ("updated", snap.updated_at or "-"),
     ]
     if snap.status == C.STATUS_WAITING:
-        lines.append(("waiting", json.dumps(snap.waiting_prompt)))
+        waits = waiting_paths(snap.status, snap.ready_now, snap.extra, snap.waiting_prompt)
+        if len(waits) <= 1:
+            lines.append(("waiting", json.dumps(snap.waiting_prompt)))
+        else:  # branch HITL: every wait, each resumable by its name
+            for i, (path, prompt) in enumerate(sorted(waits.items())):
+                lines.append(("waiting" if i == 0 else "", f"{path}: {json.dumps(prompt)}"))
     if snap.last_error is not None:
         lines.append(("last error", _error_line(snap.last_error)))
     if snap.tags:
         lines.append(("tags", ", ".join(map(str, snap.tags))))
     for key, value in lines:
-        out.write(f"{key + ':':<12}{value}\n")
+        out.write(f"{key + ':' if key else '':<12}{value}\n")
     if snap.audit_trail:
         out.write("trace:\n")
         rows = [("  STEP", "WAVE", "NODE", "STATUS", "DURATION", "OUTPUTS")]
