@@ -22,10 +22,10 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import RunExistsError, RunLockedError
-from ._journal import StepDelta, apply_delta
-from ._models import Event, RunSnapshot, StepRecord, WorkflowError, WorkflowState
-from ._store import (
+from .._errors import RunExistsError, RunLockedError
+from .._journal import StepDelta, apply_delta
+from .._models import Event, RunSnapshot, StepRecord, WorkflowError, WorkflowState
+from .._store import (
     CheckpointWrite,
     EventBatchingStore,
     EventLogStore,
@@ -462,8 +462,8 @@ def check_checkpoint_identities(make_store: StoreFactory) -> None:
 
 def check_fork_onto_existing_run_refused(make_store: StoreFactory) -> None:
     """``engine.fork`` onto a run id the store holds raises ``RunExistsError``; nothing changes."""
-    from ._engine import WorkflowEngine
-    from ._models import HandlerResult
+    from .._engine import WorkflowEngine
+    from .._models import HandlerResult
 
     workflow = {
         "workflow_name": "kit-fork",
@@ -520,8 +520,8 @@ def check_dead_holder_taken_over(make_store: StoreFactory) -> None:
 
 def check_engine_round_trip(make_store: StoreFactory) -> None:
     """A real engine pauses, is resumed by run id, and the store ends with the whole story."""
-    from ._engine import WorkflowEngine
-    from ._models import HandlerResult
+    from .._engine import WorkflowEngine
+    from .._models import HandlerResult
 
     workflow = {
         "workflow_name": "kit",
