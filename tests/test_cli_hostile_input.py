@@ -42,11 +42,11 @@ def test_validate_reports_files_of_every_bad_kind_and_still_checks_the_rest(
     (folder / "list.json").write_text("[1, 2]", encoding="utf-8")
     files = ["adir", "latin1.json", "list.json", "good.json"]
     code, out, err = run_cli(capsys, "validate", *files)
-    assert (code, err) == (1, "")
-    lines = out.splitlines()
-    assert [line.split(":")[0] for line in lines] == files
+    assert code == 1
+    lines = err.splitlines()
+    assert [line.split(":")[0] for line in lines] == files[:3]
     assert "cannot read" in lines[0] and "utf-8" in lines[1] and "JSON object" in lines[2]
-    assert lines[3] == "good.json: ok (zf/1, 2 nodes)"
+    assert out == "good.json: ok (zf/1, 2 nodes)\n"
 
 
 def test_validate_reports_a_too_deeply_nested_file_as_a_problem_of_that_file(
@@ -55,8 +55,8 @@ def test_validate_reports_a_too_deeply_nested_file_as_a_problem_of_that_file(
     (folder / "deep.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
     code, out, err = run_cli(capsys, "validate", "deep.json", "good.json")
     assert code == 1 and "unexpected" not in err
-    assert out.splitlines()[0].startswith("deep.json:/: ")
-    assert out.splitlines()[-1] == "good.json: ok (zf/1, 2 nodes)"
+    assert err.startswith("deep.json:/: ") and err.count("\n") == 1
+    assert out == "good.json: ok (zf/1, 2 nodes)\n"
 
 
 def test_validate_reports_an_unhashable_entry_node_and_still_checks_the_rest(
@@ -65,9 +65,9 @@ def test_validate_reports_an_unhashable_entry_node_and_still_checks_the_rest(
     bad = {"workflow_name": "w", "default_entry_node": ["a"], "nodes": {"a": {}}}
     (folder / "bad.json").write_text(json.dumps(bad), encoding="utf-8")
     code, out, err = run_cli(capsys, "validate", "bad.json", "good.json")
-    assert (code, err) == (1, "")
-    assert out.splitlines()[0].startswith("bad.json:/default_entry_node: ")
-    assert out.splitlines()[-1] == "good.json: ok (zf/1, 2 nodes)"
+    assert code == 1
+    assert err.startswith("bad.json:/default_entry_node: ") and err.count("\n") == 1
+    assert out == "good.json: ok (zf/1, 2 nodes)\n"
 
 
 def test_runs_list_never_writes_into_a_database_that_is_not_a_store(

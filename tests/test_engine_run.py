@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Callable
@@ -549,17 +550,17 @@ def test_non_json_updates_fail_with_state_serialization(kwargs: dict[str, Any]) 
     assert [(r.status, r.outputs) for r in result.audit_trail] == [("failed", ["ok"])]
 
 
-def test_handler_returned_error_is_used_as_is_and_nothing_is_merged() -> None:
+def test_handler_returned_error_is_used_with_its_node_and_nothing_is_merged() -> None:
     error = WorkflowError("MY_CODE", "custom msg", details={"a": 1})
     handler = returning(outputs=["ok"], error=error, workflow_updates={"x": 1}, tags=["t"])
     result = WorkflowEngine(linear("a", "b"), {"a": handler, "b": ok}).run()
-    assert result.error == error
-    assert result.error is not None and result.error.node is None
+    # as returned, with the node filled in (0.1.0 left it None: an error node could not tell)
+    assert result.error == dataclasses.replace(error, node="a")
     assert result.trace == ["a"]
     assert result.tags == []
     assert "x" not in result.state.workflow
     assert [(r.status, r.outputs, r.error) for r in result.audit_trail] == [
-        ("failed", ["ok"], error)
+        ("failed", ["ok"], result.error)
     ]
 
 

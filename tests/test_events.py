@@ -581,7 +581,7 @@ def test_node_error_payload_is_the_error_dict_for_a_returned_error() -> None:
     rec = Recorder()
     handler = {"a": lambda ctx: HandlerResult(outputs=[], error=error)}
     WorkflowEngine(linear("a"), handler, event_callback=rec).run()
-    assert rec.of("node:error")[0].data == {"node": "a", "error": error.to_dict()}
+    assert rec.of("node:error")[0].data == {"node": "a", "error": {**error.to_dict(), "node": "a"}}
 
 
 def test_a_failing_callback_propagates() -> None:

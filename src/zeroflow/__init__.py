@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._constants import (
+    CANCEL_GRACE_SECONDS,
     ERROR_HANDLER_EXCEPTION,
     ERROR_HANDLER_NOT_REGISTERED,
     ERROR_HANDLER_TYPE_NOT_DECLARED,
@@ -40,6 +41,9 @@ from ._constants import (
     EVENT_WF_RESUMED,
     EVENT_WF_START,
     EVENT_WF_WAITING,
+    MAX_DEPTH,
+    MAX_TIMEOUT_SECONDS,
+    MAX_WAIT_SECONDS,
     STATUS_CANCELLED,
     STATUS_FAILED,
     STATUS_RUNNING,
@@ -110,6 +114,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = SqliteWorkflowStore
         return SqliteWorkflowStore
     raise AttributeError(f"module 'zeroflow' has no attribute {name!r}")
+
 
 __version__ = "0.2.0.dev0"
 
@@ -193,6 +198,11 @@ __all__ = [
     "CheckpointInfo",
     "PruneResult",
     "DEFAULT_LEASE_TTL_SECONDS",
+    # beyond 0.1.0: limits
+    "MAX_DEPTH",
+    "MAX_WAIT_SECONDS",
+    "MAX_TIMEOUT_SECONDS",
+    "CANCEL_GRACE_SECONDS",
     # beyond 0.1.0: definitions
     "convert",
     "Conversion",

@@ -9,6 +9,33 @@ from __future__ import annotations
 
 from typing import Final
 
+MAX_DEPTH: Final = 200
+"""How deeply state, inputs, resume payloads, event data and definitions may nest.
+
+Counted in containers (dicts and lists), the value handed over being level 1:
+``{"a": [1]}`` is 2 levels deep. Deeper data is refused where it enters, before
+anything is written, so every stored run can be loaded, resumed and shown again.
+"""
+
+MAX_WAIT_SECONDS: Final = 30 * 86400
+"""The longest wait before a retry (``retry_sleep_seconds``, ``max_delay_seconds``, a backoff).
+
+30 days: below every platform's limit for one timed wait (``threading.TIMEOUT_MAX``
+is about 49 days on Windows), so a definition valid on one machine is valid on all.
+"""
+
+MAX_TIMEOUT_SECONDS: Final = 3650 * 86400
+"""The longest ``timeout_seconds`` / ``workflow_timeout_seconds``: 3650 days (about 10 years)."""
+
+CANCEL_GRACE_SECONDS: Final[float] = 1.0
+"""How long a cancelled async handler may take to finish before the engine moves on.
+
+At a node deadline (or ``engine.cancel()``) the engine cancels the handler's
+task; a handler that catches ``CancelledError`` and keeps going is abandoned
+after this many seconds, and the node fails with ``NODE_TIMEOUT`` (or the run is
+cancelled) all the same.
+"""
+
 EVENT_WF_START: Final = "wf:start"
 EVENT_WF_END: Final = "wf:end"
 EVENT_WF_WAITING: Final = "wf:waiting"

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._frozen import FrozenDict, freeze
+from ._constants import MAX_DEPTH
+from ._frozen import FrozenDict, deeper_than, freeze
 from ._grammar import is_zf1, normalise, pointer
 from ._models import EnginePolicy
 from ._policies import (
@@ -235,13 +236,21 @@ def compile_workflow(
     """Validate ``workflow_def`` and return its compiled form; never mutates the dict.
 
     A ``zf/1`` definition (one with a ``version`` key) is hashed as written,
-    then compiled from its normalised legacy form (``_grammar.normalise``).
+    then compiled from its normalised legacy form (``_grammar.normalise``). A
+    definition nested deeper than ``MAX_DEPTH`` levels is refused before any walk
+    that could exhaust the stack.
     """
     if not isinstance(workflow_def, Mapping):
         raise fail(
             "missing required keys: workflow_name, default_entry_node, nodes (the workflow "
             f"definition must be a dict, got {type(workflow_def).__name__}; load JSON files with "
             "WorkflowEngine.from_files)"
+        )
+    if deeper_than(workflow_def):
+        raise fail(
+            f"workflow definition nests deeper than {MAX_DEPTH} levels of dicts and lists "
+            "(zeroflow.MAX_DEPTH), or contains itself; flatten the deep part (a node's "
+            "config, say) or store it as a JSON string"
         )
     try:
         digest = workflow_hash(workflow_def) if _hash is None else _hash
@@ -284,11 +293,12 @@ def compile_workflow(
             f"cycle detected in forward edges: {' -> '.join(cycle)}. Mark the closing edge with "
             "'is_loopback': true if the loop is intentional."
         )
+    policy = parse_policy(workflow_def.get("engine_policy"))
     return CompiledWorkflow(
         name=str(workflow_def["workflow_name"]),
         entry=str(entry),
         error_node=None if error_node is None else str(error_node),
-        policy=parse_policy(workflow_def.get("engine_policy")),
+        policy=policy,
         nodes=nodes,
         hash=digest,
     )

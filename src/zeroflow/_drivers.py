@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
+from . import _constants as C
 from ._models import HandlerResult, WorkflowResult
 from ._run.requests import Batch, Call, HandlerCancelled, NodeTimeoutError, Sleep, Steps
 
@@ -134,7 +135,21 @@ def _await_outside_loop(awaitable: Any, request: Call, cancel: threading.Event) 
         )
     import asyncio
 
-    return asyncio.run(_supervise(awaitable, request, cancel))
+    # Not asyncio.run: at its end it waits, without limit, for every task still
+    # running, and a handler that swallows each cancel would hang run() there.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(_supervise(awaitable, request, cancel))
+    finally:
+        try:
+            left = asyncio.all_tasks(loop)
+            for task in left:
+                task.cancel()
+            if left:
+                loop.run_until_complete(asyncio.wait(left, timeout=C.CANCEL_GRACE_SECONDS))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
 
 async def _supervise(awaitable: Any, request: Call, cancel: threading.Event) -> Any:
@@ -167,7 +182,14 @@ async def _cancel_task(task: asyncio.Future[Any]) -> None:
     import asyncio
 
     task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    # At most the grace period: a handler that swallows the cancel is abandoned.
+    await asyncio.wait((task,), timeout=C.CANCEL_GRACE_SECONDS)
+    task.add_done_callback(_retrieve)  # its outcome is not ours to report
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _call_async(

@@ -508,6 +508,11 @@ def _snapshot_from_dict(data: Mapping[str, Any]) -> RunSnapshot:
         raise InvalidCheckpointError(
             f"checkpoint dict is not a zeroflow snapshot: {type(exc).__name__}: {exc}"
         ) from exc
+    except RecursionError as exc:
+        raise InvalidCheckpointError(
+            f"checkpoint dict nests deeper than a snapshot can (at most {C.MAX_DEPTH} levels "
+            "of state); it was damaged or crafted"
+        ) from exc
 
 
 def _read_definition(file: Path) -> Any:
@@ -521,6 +526,11 @@ def _read_definition(file: Path) -> Any:
         raise WorkflowDefinitionError(
             f"workflow file '{file}' is not valid JSON: {exc.msg} "
             f"(line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    except RecursionError as exc:
+        raise WorkflowDefinitionError(
+            f"workflow file '{file}' nests deeper than Python's JSON reader can follow; "
+            f"a definition may nest at most {C.MAX_DEPTH} levels"
         ) from exc
 
 

@@ -8,8 +8,9 @@ instead of being silently lost. Only the engine writes into them, through the
 base-class methods, between two handler calls.
 
 ``freeze`` copies a handler's update into frozen containers and checks that it
-is JSON data in the same walk; ``thaw`` turns frozen data back into plain,
-independent ``dict`` / ``list`` data for results, checkpoints and stores.
+is JSON data, no deeper than ``MAX_DEPTH``, in the same walk; ``thaw`` turns
+frozen data back into plain, independent ``dict`` / ``list`` data for results,
+checkpoints and stores.
 """
 
 from __future__ import annotations
@@ -19,12 +20,17 @@ import sys
 from collections.abc import Iterable
 from typing import Any, NoReturn, SupportsIndex
 
+from ._constants import MAX_DEPTH
+
 __all__ = [
     "READ_ONLY_MESSAGE",
+    "STORED_DEPTH",
     "FrozenDict",
     "FrozenList",
     "NotJSONError",
+    "deeper_than",
     "freeze",
+    "too_deep",
     "thaw",
     "deep_merge",
 ]
@@ -214,11 +220,55 @@ def _scalar(value: Any, path: str) -> Any:
     raise NotJSONError(path, value)
 
 
-def freeze(value: Any, path: str = "$") -> Any:
+STORED_DEPTH = -(MAX_DEPTH // 2)
+"""``freeze``'s ``depth`` for state loaded from a store or checkpoint, not handed over now.
+
+Stored state may sit a level or two deeper than what entered (a node's entry
+below ``state.node``, the resume payload below ``state.workflow``), or come from
+an older version: it gets half the limit again as headroom, so a run accepted
+once is never refused when it is loaded.
+"""
+
+
+def _short(path: str) -> str:
+    """A JSON path short enough for a message (a deep one is thousands of characters)."""
+    return path if len(path) <= 80 else f"{path[:40]}...{path[-30:]}"
+
+
+def too_deep(path: str, value: object) -> NotJSONError:
+    """The error for a container nested deeper than ``MAX_DEPTH`` levels, at ``path``."""
+    return NotJSONError(
+        _short(path),
+        value,
+        f"it nests deeper than {MAX_DEPTH} levels of dicts and lists (the limit, "
+        "zeroflow.MAX_DEPTH, keeps every stored run loadable); flatten the data, or "
+        "store the deep part as a JSON string",
+    )
+
+
+def _collision(value: Any, path: str) -> NotJSONError:
+    """The error for a dict whose keys name the same JSON key twice (``{1: .., "1": ..}``)."""
+    seen: dict[str, Any] = {}
+    for k in value:
+        text = k if type(k) is str else _json_key(k, path)
+        if text in seen:
+            return NotJSONError(
+                f"{_short(path)}.<key>",
+                k,
+                f"keys {seen[text]!r} and {k!r} both become the JSON key {text!r}, so one "
+                "would silently replace the other; use distinct string keys",
+            )
+        seen[text] = k
+    raise AssertionError("no colliding keys")  # pragma: no cover - called after a collision
+
+
+def freeze(value: Any, path: str = "$", depth: int = 0) -> Any:
     """Return a frozen deep copy of JSON-shaped ``value``; raise ``NotJSONError`` otherwise.
 
     Tuples become lists and non-string keys become the strings ``json.dumps``
-    writes, so the result equals what a JSON round trip would give.
+    writes, so the result equals what a JSON round trip would give; two keys
+    that would become the same string are refused, as is nesting deeper than
+    ``MAX_DEPTH`` containers (``depth``: how many enclose ``value`` already).
     """
     tp = type(value)
     if tp in _NOT_INT:
@@ -226,30 +276,54 @@ def freeze(value: Any, path: str = "$") -> Any:
     if tp is int:
         return _checked_int(value, path)
     if tp is dict or tp is FrozenDict:
+        if depth >= MAX_DEPTH:
+            raise too_deep(path, value)
+        inner = depth + 1
         out = FrozenDict()
+        renamed = False
         for k, v in value.items():
             if type(k) is not str:
                 k = _json_key(k, path)
+                renamed = True
             vt = type(v)
             if vt in _NOT_INT or (vt is int and -_BIG < v < _BIG):
                 _set_item(out, k, v)
             else:
-                _set_item(out, k, freeze(v, f"{path}.{k}"))
+                _set_item(out, k, freeze(v, f"{path}.{k}", inner))
+        if renamed and len(out) != len(value):
+            raise _collision(value, path)
         return out
     if tp is list or tp is FrozenList or tp is tuple:
+        if depth >= MAX_DEPTH:
+            raise too_deep(path, value)
+        inner = depth + 1
         lst = FrozenList()
         for i, v in enumerate(value):
             vt = type(v)
             if vt in _NOT_INT or (vt is int and -_BIG < v < _BIG):
                 _append(lst, v)
             else:
-                _append(lst, freeze(v, f"{path}[{i}]"))
+                _append(lst, freeze(v, f"{path}[{i}]", inner))
         return lst
     if isinstance(value, dict):
-        return freeze(dict(value), path)
+        return freeze(dict(value), path, depth)
     if isinstance(value, list | tuple):
-        return freeze(list(value), path)
+        return freeze(list(value), path, depth)
     return _scalar(value, path)
+
+
+def deeper_than(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """True if ``value`` nests more than ``limit`` dicts and lists (any mapping or sequence).
+
+    For data that is not frozen (a definition): the walk stops at ``limit``, so
+    it never recurses deeper than that however deep ``value`` is.
+    """
+    if isinstance(value, dict | list | tuple):
+        if limit <= 0:
+            return True
+        items = value.values() if isinstance(value, dict) else value
+        return any(deeper_than(v, limit - 1) for v in items if isinstance(v, dict | list | tuple))
+    return False
 
 
 def thaw(value: Any) -> Any:

@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ._constants import MAX_TIMEOUT_SECONDS, MAX_WAIT_SECONDS
 from ._errors import WorkflowDefinitionError
 
 __all__ = [
@@ -98,7 +99,17 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (not a bool); an int too large for a float is not one."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+_MAX_WAIT_MS = MAX_WAIT_SECONDS * 1000
+_MAX_TIMEOUT_MS = MAX_TIMEOUT_SECONDS * 1000
 
 
 def _seconds(ms: Any) -> float:
@@ -158,12 +169,23 @@ class _Checker:
             self.add(f"{where} must be an integer >= {minimum}, got {value!r}", *parts)
 
     def number(
-        self, where: str, value: Any, *parts: str | int, minimum: float = 0, strict: bool = False
+        self,
+        where: str,
+        value: Any,
+        *parts: str | int,
+        minimum: float = 0,
+        strict: bool = False,
+        maximum: float | None = None,
     ) -> None:
-        bad = not _is_number(value) or (value <= minimum if strict else value < minimum)
+        bad = (
+            not _is_number(value)
+            or (value <= minimum if strict else value < minimum)
+            or (maximum is not None and value > maximum)
+        )
         if bad:
             op = ">" if strict else ">="
-            self.add(f"{where} must be a number {op} {minimum:g}, got {value!r}", *parts)
+            most = "" if maximum is None else f" and at most {maximum:g}"
+            self.add(f"{where} must be a number {op} {minimum:g}{most}, got {value!r}", *parts)
 
     def state_path(self, where: str, value: Any, *parts: str | int) -> None:
         ok = isinstance(value, str) and value != ""
@@ -232,6 +254,7 @@ class _Checker:
                 "defaults",
                 "workflow_timeout_ms",
                 strict=True,
+                maximum=_MAX_TIMEOUT_MS,
             )
         for key, allowed in (
             ("state_isolation", ("readonly", "copy")),
@@ -251,7 +274,12 @@ class _Checker:
             self.retry("defaults.retry", value["retry"], "defaults", "retry")
         if "timeout_ms" in value:
             self.number(
-                "defaults.timeout_ms", value["timeout_ms"], "defaults", "timeout_ms", strict=True
+                "defaults.timeout_ms",
+                value["timeout_ms"],
+                "defaults",
+                "timeout_ms",
+                strict=True,
+                maximum=_MAX_TIMEOUT_MS,
             )
 
     # -------------------------------------------------------------- nodes
@@ -313,7 +341,14 @@ class _Checker:
         if "retry" in node:
             self.retry(f"{where} retry", node["retry"], *at, "retry")
         if "timeout_ms" in node:
-            self.number(f"{where} timeout_ms", node["timeout_ms"], *at, "timeout_ms", strict=True)
+            self.number(
+                f"{where} timeout_ms",
+                node["timeout_ms"],
+                *at,
+                "timeout_ms",
+                strict=True,
+                maximum=_MAX_TIMEOUT_MS,
+            )
         if "on_error" in node:
             self.on_error(nid, node["on_error"])
         if "label" in node and not isinstance(node["label"], str):
@@ -438,7 +473,7 @@ class _Checker:
             )
         for key in ("delay_ms", "max_delay_ms"):
             if backoff.get(key) is not None or (key == "delay_ms" and key in backoff):
-                self.number(f"{where}.backoff.{key}", backoff[key], *bat, key)
+                self.number(f"{where}.backoff.{key}", backoff[key], *bat, key, maximum=_MAX_WAIT_MS)
         if "rate" in backoff:
             self.number(f"{where}.backoff.rate", backoff["rate"], *bat, "rate", minimum=1)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._frozen import READ_ONLY_MESSAGE, FrozenDict, deep_merge, freeze, thaw
+from ._frozen import READ_ONLY_MESSAGE, STORED_DEPTH, FrozenDict, deep_merge, freeze, thaw
 from ._journal import StateOp, StepDelta
 from ._models import Event, RunSnapshot, WorkflowError, WorkflowState
 from ._scheduler import Frontier
@@ -66,9 +66,10 @@ class LiveRun:
     def __init__(self, snap: RunSnapshot, journaling: bool) -> None:
         self.snap = snap
         self.frontier = Frontier.from_snapshot(snap)
-        self.input: FrozenDict = freeze(snap.state.input)
-        self.workflow: FrozenDict = freeze(snap.state.workflow)
-        self.node_state: FrozenDict = freeze(snap.state.node)
+        # Loaded state gets headroom: it may sit deeper than what entered (see STORED_DEPTH).
+        self.input: FrozenDict = freeze(snap.state.input, depth=STORED_DEPTH)
+        self.workflow: FrozenDict = freeze(snap.state.workflow, depth=STORED_DEPTH)
+        self.node_state: FrozenDict = freeze(snap.state.node, depth=STORED_DEPTH)
         snap.state = WorkflowState(self.input, self.workflow, self.node_state)
         self.view = ReadOnlyState.over(self.input, self.workflow, self.node_state)
         self.failed: WorkflowError | None = None

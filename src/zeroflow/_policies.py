@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._constants import MAX_TIMEOUT_SECONDS, MAX_WAIT_SECONDS
 from ._errors import WorkflowDefinitionError
 from ._frozen import freeze
 from ._grammar import pointer
@@ -86,13 +87,20 @@ class RetryPolicy:
     timeout_seconds: float | None = None
 
     def delay_seconds(self, retry_number: int) -> float:
-        """The un-jittered wait before retry ``retry_number`` (1, 2, ...)."""
+        """The un-jittered wait before retry ``retry_number`` (1, 2, ...).
+
+        Never more than ``max_delay_seconds`` nor ``MAX_WAIT_SECONDS``, however
+        far an exponential backoff has grown (it never overflows).
+        """
         delay = self.retry_sleep_seconds
-        if self.backoff == "exponential":
-            delay = delay * self.backoff_rate ** (retry_number - 1)
+        if self.backoff == "exponential" and retry_number > 1 and delay > 0:
+            try:
+                delay = delay * self.backoff_rate ** (retry_number - 1)
+            except OverflowError:
+                delay = math.inf
         if self.max_delay_seconds is not None:
             delay = min(delay, self.max_delay_seconds)
-        return max(0.0, delay)
+        return min(max(0.0, delay), float(MAX_WAIT_SECONDS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +117,29 @@ def fail(message: str, path: str = "") -> WorkflowDefinitionError:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (not a bool); an int too large for a float is not one."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds:g} s ({seconds / 86400:g} days)"
+
+
+_WAIT_RANGE = f"a number >= 0 and at most {_days(MAX_WAIT_SECONDS)}"
+_TIMEOUT_RANGE = f"a number > 0 and at most {_days(MAX_TIMEOUT_SECONDS)}"
+
+
+def _largest_backoff(sleep: float, rate: float, retries: int) -> float:
+    """``sleep * rate ** (retries - 1)``, the last exponential delay, as inf when it overflows."""
+    if retries < 2 or sleep <= 0 or rate <= 1:
+        return sleep
+    exponent = math.log(sleep) + (retries - 1) * math.log(rate)
+    return math.inf if exponent > 709 else math.exp(exponent)
 
 
 def parse_policy(data: Mapping[str, Any] | None) -> EnginePolicy:
@@ -124,9 +154,12 @@ def parse_policy(data: Mapping[str, Any] | None) -> EnginePolicy:
     ):
         raise fail("engine_policy.max_steps must be > 0", "/engine_policy/max_steps")
     timeout = data.get("workflow_timeout_seconds")
-    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
+    if timeout is not None and (
+        not _is_number(timeout) or timeout <= 0 or timeout > MAX_TIMEOUT_SECONDS
+    ):
         raise fail(
-            "engine_policy.workflow_timeout_seconds must be > 0",
+            f"engine_policy.workflow_timeout_seconds must be > 0 ({_TIMEOUT_RANGE}), "
+            f"got {timeout!r}",
             "/engine_policy/workflow_timeout_seconds",
         )
     isolation = data.get("state_isolation", "readonly")
@@ -195,8 +228,11 @@ def parse_retry(node: str, raw: Any) -> RetryPolicy:
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise fail(f"node '{node}' run_policy.max_retries must be an int >= 0", path)
     sleep = raw.get("retry_sleep_seconds", 0.1)
-    if not _is_number(sleep) or sleep < 0:
-        raise fail(f"node '{node}' run_policy.retry_sleep_seconds must be a number >= 0", path)
+    if not _is_number(sleep) or sleep < 0 or sleep > MAX_WAIT_SECONDS:
+        raise fail(
+            f"node '{node}' run_policy.retry_sleep_seconds must be {_WAIT_RANGE}, got {sleep!r}",
+            path,
+        )
     backoff = raw.get("backoff", "fixed")
     if backoff not in BACKOFF_MODES:
         raise fail(
@@ -205,10 +241,28 @@ def parse_retry(node: str, raw: Any) -> RetryPolicy:
         )
     rate = raw.get("backoff_rate", 2.0)
     if not _is_number(rate) or rate < 1:
-        raise fail(f"node '{node}' run_policy.backoff_rate must be a number >= 1", path)
+        raise fail(
+            f"node '{node}' run_policy.backoff_rate must be a number >= 1, got {rate!r}", path
+        )
     max_delay = raw.get("max_delay_seconds")
-    if max_delay is not None and (not _is_number(max_delay) or max_delay < 0):
-        raise fail(f"node '{node}' run_policy.max_delay_seconds must be a number >= 0", path)
+    if max_delay is not None and (
+        not _is_number(max_delay) or max_delay < 0 or max_delay > MAX_WAIT_SECONDS
+    ):
+        raise fail(
+            f"node '{node}' run_policy.max_delay_seconds must be {_WAIT_RANGE}, got {max_delay!r}",
+            path,
+        )
+    if backoff == "exponential" and max_delay is None:
+        largest = _largest_backoff(float(sleep), float(rate), retries)
+        if largest > MAX_WAIT_SECONDS:
+            raise fail(
+                f"node '{node}' run_policy: exponential backoff would wait {largest:.3g} s "
+                f"before retry {retries} (retry_sleep_seconds * backoff_rate ** "
+                f"(max_retries - 1)), more than {_days(MAX_WAIT_SECONDS)}; set "
+                "run_policy.max_delay_seconds to cap the delay, or lower max_retries or "
+                "backoff_rate",
+                path,
+            )
     jitter = raw.get("jitter", "none")
     if jitter not in JITTER_MODES:
         raise fail(
@@ -216,8 +270,13 @@ def parse_retry(node: str, raw: Any) -> RetryPolicy:
         )
     retry_on = raw.get("retry_on")
     timeout = raw.get("timeout_seconds")
-    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
-        raise fail(f"node '{node}' run_policy.timeout_seconds must be a number > 0", path)
+    if timeout is not None and (
+        not _is_number(timeout) or timeout <= 0 or timeout > MAX_TIMEOUT_SECONDS
+    ):
+        raise fail(
+            f"node '{node}' run_policy.timeout_seconds must be {_TIMEOUT_RANGE}, got {timeout!r}",
+            path,
+        )
     return RetryPolicy(
         max_retries=retries,
         retry_sleep_seconds=float(sleep),

@@ -25,6 +25,8 @@ from .tasks import TaskCaller
 __all__ = ["ChildRuns", "NodeRunner", "lookup_path"]
 
 _MISSING = object()
+_MAP_ITEM_DEPTH = 3
+"""Containers around a map item's result once recorded: its own nesting gets the rest."""
 
 
 class ChildRuns(Protocol):
@@ -149,7 +151,9 @@ class NodeRunner:
                 value: Any = None
                 if error is None and result is not None:
                     try:
-                        value = freeze(result.node_updates, f"map[{i}]")  # private, immutable
+                        # Private and immutable; the depth counts where the item lands
+                        # (node_updates.results[i], or __error__.details.results[i]).
+                        value = freeze(result.node_updates, f"map[{i}]", _MAP_ITEM_DEPTH)
                     except NotJSONError as exc:
                         error = WorkflowError(
                             C.ERROR_STATE_SERIALIZATION,

@@ -32,7 +32,10 @@ def prepare_resume(snap: RunSnapshot, payload: Any, node: str | None, *, journal
     waiting = dict(snap.extra.get("waiting") or {})
     head = snap.ready_now[0] if was_waiting and snap.ready_now else None
     paths = waiting_paths(snap.status, snap.ready_now, snap.extra, snap.waiting_prompt)
-    target, _, rest = (node or "").partition("/")
+    if node is not None and (node in waiting or node == head):
+        target, rest = node, ""  # a node whose own name holds a '/'
+    else:
+        target, _, rest = (node or "").partition("/")
     if rest and node not in paths and rest not in child_waits(snap.extra, target):
         listed = ", ".join(sorted(paths)) or "none"
         raise ValueError(f"node '{node}' of run '{snap.run_id}' is not waiting; waiting: {listed}")

@@ -8,9 +8,15 @@ a file: time comes from the engine's clock, events go to the recorder.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import random
-from collections.abc import Callable, Generator, Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Generator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 from .. import _constants as C
 from .._definition import CompiledNode, CompiledWorkflow
@@ -39,6 +45,123 @@ def _class_names(exc: BaseException) -> frozenset[str]:
     return frozenset(cls.__name__ for cls in type(exc).__mro__)
 
 
+def _all_str(values: list[Any]) -> bool:
+    return all(type(value) is str for value in values)
+
+
+def _label_list(outputs: Any) -> bool:
+    """True if ``outputs`` is a list (or tuple) of strings, the only shape routing takes."""
+    return isinstance(outputs, list | tuple) and all(isinstance(o, str) for o in outputs)
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _shape_problem(result: HandlerResult) -> str | None:
+    """What is wrong with a result's tags, ``waiting`` or ``waiting_prompt``; None if nothing."""
+    tags = result.tags
+    if tags is not None:
+        if isinstance(tags, str | bytes) or not isinstance(tags, list | tuple):
+            return (
+                f"tags of type {type(tags).__name__} ({_brief(tags)}); "
+                "use a list of strings, e.g. tags=['vip']"
+            )
+        for tag in tags:
+            # None, a bool or a container is JSON but no label (a value JSON cannot hold
+            # at all fails as STATE_SERIALIZATION, like an update); numbers keep their text.
+            if tag is None or isinstance(tag, bool | dict | list | tuple):
+                return (
+                    f"a tag of type {type(tag).__name__} ({_brief(tag)}); "
+                    "tags are strings, e.g. tags=['vip']"
+                )
+    if type(result.waiting) is not bool:
+        return (
+            f"waiting={_brief(result.waiting)} ({type(result.waiting).__name__}); "
+            "waiting is True or False"
+        )
+    prompt = result.waiting_prompt
+    if prompt is not None and not isinstance(prompt, str):
+        return (
+            f"a waiting_prompt of type {type(prompt).__name__} ({_brief(prompt)}); "
+            "use a string or None"
+        )
+    return None
+
+
+_DETAILS_DEPTH = 8
+"""Containers a handler error's ``details`` may sit inside once recorded.
+
+(``__error__``, a map's ``MAP_FAILED`` details): its own nesting may use the rest of ``MAX_DEPTH``.
+"""
+
+
+def _error_problem(error: Any) -> str | None:
+    """What is wrong with a handler's ``HandlerResult.error``; None for a sound one."""
+    if not isinstance(error, WorkflowError):
+        return (
+            f"error={_brief(error)} ({type(error).__name__}); set error to a "
+            "WorkflowError(code, message), or raise an exception"
+        )
+    for field, value, kinds, wanted in (
+        ("code", error.code, (str,), "a string"),
+        ("message", error.message, (str,), "a string"),
+        ("node", error.node, (str, type(None)), "a string or None"),
+        ("retryable", error.retryable, (bool,), "True or False"),
+        ("cause_type", error.cause_type, (str, type(None)), "a string or None"),
+    ):
+        if not isinstance(value, kinds):
+            return (
+                f"a WorkflowError whose {field} is {type(value).__name__} ({_brief(value)}); "
+                f"{field} must be {wanted}"
+            )
+    if not error.code:
+        return "a WorkflowError with an empty code; give it a code such as 'PAYMENT_DECLINED'"
+    if not isinstance(error.details, dict):
+        return (
+            f"a WorkflowError whose details is {type(error.details).__name__}; "
+            "details must be a dict"
+        )
+    try:
+        freeze(error.details, "error.details", _DETAILS_DEPTH)
+    except NotJSONError as exc:
+        return f"a WorkflowError whose details cannot be stored: {exc}"
+    return None
+
+
+def graced(fn: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
+    """``fn`` run as a task of its own that a cancel stops waiting for after a grace period.
+
+    The driver cancels a running async handler at its deadline (or on
+    ``engine.cancel()``). A handler that catches that ``CancelledError`` and
+    goes on would keep the run waiting for ever; through this guard the run
+    waits at most ``CANCEL_GRACE_SECONDS`` for it to finish, then abandons the
+    task (it keeps running on its event loop) and takes the cancel as done.
+    """
+
+    @functools.wraps(fn)
+    async def guarded(ctx: WorkflowContext) -> Any:
+        import asyncio
+
+        task = asyncio.ensure_future(fn(ctx))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait((task,), timeout=C.CANCEL_GRACE_SECONDS)
+            task.add_done_callback(_retrieve)  # an abandoned task's error is not logged
+            raise
+
+    return guarded
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class TaskCaller:
     """Calls a task node's handler, with the node's retry policy, for one run at a time."""
 
@@ -53,7 +176,12 @@ class TaskCaller:
     ) -> None:
         self.strict_outputs = graph.policy.strict_outputs
         self.readonly = graph.policy.state_isolation == "readonly"
-        self.handlers = handlers
+        # Coroutine functions run inside a guard that gives up on them at a cancel
+        # (see ``graced``); plain handlers are called as they are, at no cost.
+        self.handlers = {
+            name: graced(fn) if inspect.iscoroutinefunction(fn) else fn
+            for name, fn in handlers.items()
+        }
         self.services = services
         self.recorder = recorder
         self.clock = clock
@@ -135,6 +263,13 @@ class TaskCaller:
                 )
             elif result.error is not None:
                 error = result.error
+                problem = _error_problem(error)
+                if problem is not None:
+                    return None, self._invalid(node, problem), None
+                if not _label_list(result.outputs):
+                    result = None  # the handler's own error stands; its junk outputs are dropped
+                if error.node is None:  # the error node must learn which node failed
+                    error = dataclasses.replace(error, node=node.name)
                 retryable = error.retryable
                 retry_text = f"{error.code}: {error.message}"
             elif (
@@ -211,8 +346,23 @@ class TaskCaller:
                 WorkflowError(C.ERROR_WORKFLOW_TIMEOUT, "workflow timeout exceeded", node.name)
             )
 
+    def _invalid(self, node: CompiledNode, problem: str) -> WorkflowError:
+        """``INVALID_HANDLER_RESULT`` for ``node``: ``problem`` says what is wrong and the fix."""
+        return WorkflowError(
+            C.ERROR_INVALID_HANDLER_RESULT,
+            f"handler '{node.handler}' of node '{node.name}' returned {problem}",
+            node.name,
+            details={"handler": node.handler},
+        )
+
     def _check_outputs(self, run: LiveRun, node: CompiledNode, result: HandlerResult) -> Outcome:
-        """Step 3 of SPEC A5: every returned output must be declared (or warned about)."""
+        """Step 3 of SPEC A5 (every output declared, or warned about), and the result's shape.
+
+        Outputs must be a list of strings, tags a list of strings (numbers are
+        kept as their text, as before), ``waiting`` a bool and ``waiting_prompt``
+        a string or None; anything else is ``INVALID_HANDLER_RESULT`` (a tag JSON
+        cannot hold is ``STATE_SERIALIZATION`` later, as an update would be).
+        """
         outputs = result.outputs
         name = node.name
         if type(outputs) is not list and (
@@ -220,21 +370,39 @@ class TaskCaller:
         ):
             return (
                 None,
-                WorkflowError(
-                    C.ERROR_INVALID_HANDLER_RESULT,
-                    f"handler '{node.handler}' of node '{name}' returned outputs of type "
-                    f"{type(outputs).__name__}; use a list of output labels, e.g. ['ok']",
-                    name,
-                    details={"handler": node.handler},
+                self._invalid(
+                    node,
+                    f"outputs of type {type(outputs).__name__}; "
+                    "use a list of output labels, e.g. ['ok']",
                 ),
                 None,
             )
+        tags = result.tags
+        if (
+            (tags is not None and (type(tags) is not list or not _all_str(tags)))
+            or type(result.waiting) is not bool
+            or (result.waiting_prompt is not None and type(result.waiting_prompt) is not str)
+        ):
+            problem = _shape_problem(result)
+            if problem is not None:
+                return None, self._invalid(node, problem), None
         declared = node.outputs
         for label in outputs:
-            if label not in declared:
+            if type(label) is not str or label not in declared:
                 break
         else:
             return result, None, None
+        if not _label_list(outputs):
+            bad = next(o for o in outputs if not isinstance(o, str))
+            return (
+                None,
+                self._invalid(
+                    node,
+                    f"an output label of type {type(bad).__name__} ({_brief(bad)}); "
+                    "output labels are strings, e.g. outputs=['ok']",
+                ),
+                None,
+            )
         unknown = sorted({str(o) for o in outputs if o not in declared})
         if self.strict_outputs:
             return (

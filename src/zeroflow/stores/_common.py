@@ -12,6 +12,7 @@ import math
 import os
 import socket
 import threading
+import unicodedata
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -26,6 +27,9 @@ from .._store import CheckpointInfo
 __all__ = [
     "FOLD_MIN_RECORDS",
     "Reporter",
+    "MAX_RUN_ID_BYTES",
+    "MAX_RUN_ID_CHARS",
+    "RUN_ID_RULE",
     "check_run_id",
     "report_corrupt",
     "checkpoint_not_found",
@@ -128,23 +132,89 @@ def _after_fork_in_child() -> None:
             store._lock = threading.RLock()  # one store must not leave the others unreset
 
 
-def check_run_id(run_id: str) -> str:
-    """Refuse run ids that could escape a store's folder or table key; return the id."""
-    if not isinstance(run_id, str) or not run_id:
-        raise StoreError(f"run id must be a non-empty string, got {run_id!r}")
-    if (
-        run_id in (".", "..")
-        or "/" in run_id
-        or "\\" in run_id
-        or "\x00" in run_id
-        or os.path.isabs(run_id)
-        or run_id != run_id.strip()
-    ):
-        raise StoreError(
-            f"run id {run_id!r} is not a safe folder name: use letters, digits, '-', '_' or '.'",
-            run_id=run_id,
+MAX_RUN_ID_CHARS = 200
+"""The longest run id, in characters (and at most ``MAX_RUN_ID_BYTES`` in UTF-8)."""
+
+MAX_RUN_ID_BYTES = 255
+"""The longest run id in UTF-8 bytes: every common file system takes a name this long."""
+
+RUN_ID_RULE = (
+    "a run id is 1 to 200 characters (at most 255 bytes in UTF-8): letters, digits, "
+    'spaces and punctuation except / \\ < > : " | ? *; no space at either end, no trailing '
+    "'.', not '.' or '..', no control, invisible or bidirectional-override characters, "
+    "Unicode in NFC form, and not a device name Windows reserves (CON, PRN, AUX, NUL, "
+    "COM1-COM9, LPT1-LPT9, also with an extension such as 'con.txt'); "
+    "e.g. 'order-42', 'run.2024-01-01' or a uuid4().hex"
+)
+
+_WINDOWS_FORBIDDEN = frozenset('<>:"|?*/\\')
+_WINDOWS_DEVICES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{port}{n}" for port in ("COM", "LPT") for n in "123456789\u00b9\u00b2\u00b3"}
+)
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_CHECKED: set[str] = set()  # ids that passed, so a run's every write costs one lookup
+_CHECKED_MAX = 4096
+
+
+def _run_id_problem(run_id: str) -> str | None:
+    """Why ``run_id`` breaks the run-id rule, or None when it keeps it."""
+    if not run_id:
+        return "it is empty"
+    if len(run_id) > MAX_RUN_ID_CHARS:
+        return f"it has {len(run_id)} characters, more than {MAX_RUN_ID_CHARS}"
+    try:
+        size = len(run_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it holds a lone surrogate, which UTF-8 cannot encode"
+    if size > MAX_RUN_ID_BYTES:
+        return f"it is {size} bytes in UTF-8, more than {MAX_RUN_ID_BYTES}"
+    if run_id in (".", ".."):
+        return f"{run_id!r} names a folder itself"
+    if run_id != run_id.strip():
+        return "it starts or ends with whitespace"
+    if run_id.endswith("."):
+        return "it ends with '.', which Windows drops from file names"
+    for char in run_id:
+        if char in _WINDOWS_FORBIDDEN:
+            return f"it contains {char!r}"
+        if not char.isprintable() and unicodedata.category(char) in _INVISIBLE:
+            return f"it contains the control or invisible character U+{ord(char):04X}"
+    if not unicodedata.is_normalized("NFC", run_id):
+        return (
+            "it is not in Unicode NFC form (some file systems would merge it with its NFC "
+            f"spelling {unicodedata.normalize('NFC', run_id)!r})"
         )
-    return run_id
+    if run_id.split(".", 1)[0].rstrip(" ").upper() in _WINDOWS_DEVICES:
+        return "it is a device name Windows reserves"
+    return None
+
+
+def check_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it keeps the run-id rule (``RUN_ID_RULE``), else raise ``StoreError``.
+
+    Every shipped store checks every run id it is given with this one rule, so
+    an id one store accepts fits any other (a folder name on Linux, macOS and
+    Windows, a table key): 1 to 200 characters and 255 UTF-8 bytes, no path
+    separators or characters Windows forbids, no control or invisible
+    characters, no leading or trailing whitespace or trailing dot, NFC, no
+    Windows device name.
+    """
+    if type(run_id) is str and run_id in _CHECKED:
+        return run_id
+    if not isinstance(run_id, str):
+        raise StoreError(
+            f"run id must be a string, got {type(run_id).__name__} {run_id!r}; {RUN_ID_RULE}"
+        )
+    text = str(run_id)
+    why = _run_id_problem(text)
+    if why is not None:
+        shown = text if len(text) <= 60 else text[:60] + "..."
+        raise StoreError(f"run id {shown!r} is not allowed: {why}; {RUN_ID_RULE}", run_id=text)
+    if len(_CHECKED) >= _CHECKED_MAX:
+        _CHECKED.clear()
+    _CHECKED.add(text)
+    return text
 
 
 def _encoder(item_sep: str, key_sep: str, *, sort_keys: bool = False) -> Callable[[Any], str]:

@@ -28,6 +28,7 @@ from .._store import (
 from ._common import (
     check_holds,
     check_keep_last,
+    check_run_id,
     checkpoint_not_found,
     decode_event_rows,
     encode_compact,
@@ -83,7 +84,9 @@ class InMemoryWorkflowStore:
 
     Each node is applied as a ``StepDelta`` to the stored copy (O(change) per
     node) and kept as history, so ``load_snapshot(run_id, step=N)`` works.
-    Leases follow the same rules as the file stores, within this process.
+    Leases follow the same rules as the file stores, within this process. Run
+    ids follow the same rule as in every store (``check_run_id``): a bad one
+    raises ``StoreError`` before anything is kept.
     Thread-safe. ``clock`` (epoch seconds) is injectable for tests.
     """
 
@@ -113,6 +116,7 @@ class InMemoryWorkflowStore:
 
     def save_snapshot(self, snapshot: RunSnapshot) -> None:
         """Keep ``snapshot`` as the run's next checkpoint (its ``seq`` is the store's to set)."""
+        check_run_id(snapshot.run_id)
         latest = snapshot.copy()
         kept = latest.copy()
         with self._lock:
@@ -130,6 +134,7 @@ class InMemoryWorkflowStore:
         run.history.append(_Entry(run.seq, info_of(kept.to_dict()), full=kept))
 
     def append_step(self, run_id: str, delta: StepDelta) -> bool:
+        check_run_id(run_id)
         text = encode_compact(delta.to_json_data())
         with self._lock:
             run = self._runs.get(run_id)
@@ -157,6 +162,7 @@ class InMemoryWorkflowStore:
         ``owner``'s with ``token``, or ``write.seq`` does not follow the stored
         run's latest checkpoint. Never asks for a fold (returns False).
         """
+        check_run_id(run_id)
         snapshot, delta = write.snapshot, write.delta
         if (snapshot is None) == (delta is None):
             raise ValueError("a CheckpointWrite holds exactly one of snapshot and delta")
@@ -187,6 +193,7 @@ class InMemoryWorkflowStore:
 
     def append_events(self, run_id: str, events: Sequence[Event]) -> None:
         """Events in order (copies: the caller may reuse what it passed)."""
+        check_run_id(run_id)
         if not events:
             return
         text = encode_event_rows(events)
@@ -196,6 +203,7 @@ class InMemoryWorkflowStore:
     # ------------------------------------------------------------------ reads
 
     def load_snapshot(self, run_id: str, step: int | None = None) -> RunSnapshot:
+        check_run_id(run_id)
         with self._lock:
             run = self._runs.get(run_id)
             if run is None:
@@ -210,6 +218,7 @@ class InMemoryWorkflowStore:
 
     def history(self, run_id: str) -> list[CheckpointInfo]:
         """The run's checkpoints, oldest first."""
+        check_run_id(run_id)
         with self._lock:
             run = self._runs.get(run_id)
             if run is None:
@@ -218,6 +227,7 @@ class InMemoryWorkflowStore:
 
     def events(self, run_id: str) -> list[Event]:
         """The run's event log, oldest first (checkpoint events carry only their step)."""
+        check_run_id(run_id)
         with self._lock:
             if run_id not in self._events and run_id not in self._runs:
                 raise RunNotFoundError(run_id)
@@ -226,17 +236,20 @@ class InMemoryWorkflowStore:
 
     def latest_checkpoint(self, run_id: str) -> int | None:
         """The ``seq`` of the run's latest checkpoint; None when the store has none."""
+        check_run_id(run_id)
         with self._lock:
             run = self._runs.get(run_id)
             return None if run is None else run.seq
 
     def latest_step(self, run_id: str) -> int | None:
         """The step of the run's latest checkpoint; None when the store has none."""
+        check_run_id(run_id)
         with self._lock:
             run = self._runs.get(run_id)
             return None if run is None else run.latest.step
 
     def run_status(self, run_id: str) -> str | None:
+        check_run_id(run_id)
         with self._lock:
             run = self._runs.get(run_id)
             return None if run is None else run.latest.status
@@ -257,6 +270,7 @@ class InMemoryWorkflowStore:
 
     def acquire_lease(self, run_id: str, owner: str) -> int:
         """Take the run for ``owner``; returns its fencing token (one more than the last)."""
+        check_run_id(run_id)
         now = self._clock()
         with self._lock:
             lease = self._leases.get(run_id)
@@ -278,17 +292,20 @@ class InMemoryWorkflowStore:
 
     def renew_lease(self, run_id: str, owner: str, token: int | None = None) -> None:
         """Extend ``owner``'s lease; never acquires (``RunLockedError`` if it is not theirs)."""
+        check_run_id(run_id)
         now = self._clock()
         with self._lock:
             self._check_lease(run_id, owner, token).expires_at = now + self.lease_ttl_seconds
 
     def release_lease(self, run_id: str, owner: str) -> None:
+        check_run_id(run_id)
         with self._lock:
             lease = self._leases.get(run_id)
             if lease is not None and lease.owner == owner:
                 lease.owner, lease.expires_at, lease.holder = None, 0.0, None
 
     def break_lease(self, run_id: str) -> bool:
+        check_run_id(run_id)
         with self._lock:
             lease = self._leases.get(run_id)
             if lease is None or lease.owner is None:
@@ -298,6 +315,7 @@ class InMemoryWorkflowStore:
 
     def delete_run(self, run_id: str, *, owner: str | None = None) -> bool:
         """Delete the run; with ``owner`` (its driver) the lease and its token stay."""
+        check_run_id(run_id)
         now = self._clock()
         with self._lock:
             lease = self._leases.get(run_id)
