@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,13 @@ from typing import Any
 import pytest
 
 from _support import plan_exec_review
-from zeroflow.viz import mermaid_to_html, workflow_to_html, workflow_to_mermaid
+from zeroflow.viz import (
+    MermaidNotDrawnWarning,
+    mermaid_to_html,
+    workflow_to_html,
+    workflow_to_mermaid,
+)
+from zeroflow.viz._mermaid import strip_fence
 
 WF: dict[str, Any] = plan_exec_review()
 
@@ -118,11 +126,57 @@ def test_class_styles_from_hand_written_mermaid_are_applied_safely(tmp_path: Pat
     assert "javascript" not in text.split("<details>")[0]
 
 
-def test_non_flowchart_sources_give_a_page_with_a_note(tmp_path: Path) -> None:
-    text = mermaid_to_html("sequenceDiagram\n A->>B: hi", tmp_path / "p.html").read_text(
-        encoding="utf-8"
-    )
-    assert "<svg" not in text and "No flowchart nodes" in text
+@pytest.mark.parametrize(
+    ("source", "kind"),
+    [
+        ("sequenceDiagram\n    A->>B: hi", "sequenceDiagram"),
+        ('```mermaid\npie title Pets\n    "Dogs" : 3\n    "Cats" : 2\n```', "pie"),
+        ("stateDiagram-v2\n    [*] --> Still", "stateDiagram-v2"),
+        ("gitGraph:\n    commit", "gitGraph"),
+        ("this is not mermaid at all", None),
+        ("", None),
+    ],
+)
+def test_a_source_that_is_not_a_flowchart_shows_its_text_with_a_note_and_warns(
+    tmp_path: Path, source: str, kind: str | None
+) -> None:
+    with pytest.warns(MermaidNotDrawnWarning, match="draws only flowcharts") as caught:
+        out = mermaid_to_html(source, tmp_path / "p.html")
+    assert issubclass(MermaidNotDrawnWarning, UserWarning)
+    assert caught[0].filename == __file__  # points at the caller
+    text = out.read_text(encoding="utf-8")
+    assert "<svg" not in text and "<script" not in text
+    note = text.split('<p class="note warning" role="alert">', 1)[1].split("</p>", 1)[0]
+    assert "draws only flowcharts" in note and "shown as text" in note
+    if kind is not None:
+        assert f"a Mermaid {kind}" in note
+    body = text.split("<pre><code>", 1)[1].split("</code></pre>", 1)[0]
+    assert "```" not in body
+    first = strip_fence(source).strip().splitlines()
+    if first:
+        assert html.escape(first[0]) in body
+    assert "<details>" not in text  # the source is the content: not folded away
+
+
+def test_a_flowchart_never_warns_even_when_empty(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text = mermaid_to_html("flowchart LR\n", tmp_path / "p.html").read_text(encoding="utf-8")
+        mermaid_to_html("graph TD\n  a --> b", tmp_path / "q.html")
+    assert "This flowchart has no nodes." in text
+
+
+def test_the_page_shows_the_mermaid_body_without_its_fence(tmp_path: Path) -> None:
+    source = workflow_to_mermaid(WF)
+    assert source.startswith("```mermaid\n")
+    text = mermaid_to_html(source, tmp_path / "p.html").read_text(encoding="utf-8")
+    body = text.split("<pre><code>", 1)[1].split("</code></pre>", 1)[0]
+    assert "```" not in text
+    assert body.startswith("flowchart TD\n")
+    assert html.escape(workflow_to_mermaid(WF, fenced=False)) == body
+    assert "    plan([&quot;plan&quot;]):::pending" in body
+    page = workflow_to_html(WF, tmp_path / "w.html").read_text(encoding="utf-8")
+    assert "```" not in page and "<pre><code>flowchart TD\n" in page
 
 
 def test_workflow_page_has_the_overlay_and_a_legend(tmp_path: Path) -> None:
@@ -142,7 +196,8 @@ def test_workflow_page_has_the_overlay_and_a_legend(tmp_path: Path) -> None:
     nodes = _node_groups(_svg_of(text))
     assert nodes["exec"].attrib["data-status"] == "failed"
     assert nodes["review"].attrib["data-status"] == "not_reached"
-    assert "class n1 error" in text and "class n0 done" in text
+    assert "exec[&quot;exec&quot;]:::error" in text
+    assert "plan([&quot;plan&quot;]):::done" in text
     assert 'class="legend"' in text
     plain = workflow_to_html(WF, tmp_path / "plain.html", title="Mine").read_text(encoding="utf-8")
     assert "<title>Mine</title>" in plain and 'class="legend"' not in plain

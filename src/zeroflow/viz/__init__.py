@@ -12,6 +12,7 @@ duration, taken from the audit trail (the last record of a node decides).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from zeroflow.viz._dot import graph_to_dot
 from zeroflow.viz._graph import graph_from_definition
 from zeroflow.viz._html import check_output_path, page, write_page
-from zeroflow.viz._mermaid import graph_to_mermaid, parse_mermaid
+from zeroflow.viz._mermaid import MermaidNotDrawnWarning, graph_to_mermaid, parse_mermaid
 from zeroflow.viz._overlay import Overlay, Status, legacy_marks, overlay_from_run
 from zeroflow.viz._palette import MERMAID_CLASSES, STATUS_STYLES, NodeStyle, apply_css
 from zeroflow.viz._svg import render_svg
@@ -30,6 +31,7 @@ __all__ = [
     "workflow_to_svg",
     "mermaid_to_html",
     "workflow_to_html",
+    "MermaidNotDrawnWarning",
 ]
 
 
@@ -128,13 +130,24 @@ def mermaid_to_html(
             style = apply_css(style, parsed.class_defs.get(cls, {}))
         styles[node.id] = apply_css(style, parsed.node_css.get(node.id, {}))
     page_title = title if title is not None else path.stem
+    if parsed.diagram is not None:
+        what = (
+            f"a Mermaid {parsed.diagram}"
+            if parsed.diagram != "unknown"
+            else "not a Mermaid flowchart"
+        )
+        note = (
+            f"This source is {what}: zeroflow draws only flowcharts "
+            "(flowchart / graph), so the source is shown as text instead of a picture."
+        )
+        warnings.warn(
+            f"mermaid_to_html({str(path)!r}): {note}", MermaidNotDrawnWarning, stacklevel=2
+        )
+        return write_page(path, page(page_title, "", mermaid, note, warning=True))
     if parsed.graph.nodes:
         svg = render_svg(parsed.graph, styles=styles, statuses=statuses, title=page_title)
-        note = None
-    else:
-        svg = ""
-        note = "No flowchart nodes were found in this Mermaid source."
-    return write_page(path, page(page_title, svg, mermaid, note))
+        return write_page(path, page(page_title, svg, mermaid))
+    return write_page(path, page(page_title, "", mermaid, "This flowchart has no nodes."))
 
 
 def workflow_to_html(

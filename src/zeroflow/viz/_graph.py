@@ -14,7 +14,10 @@ from typing import Any, Literal
 NodeKind = Literal["task", "wait", "subflow", "map"]
 """What a node does; entry and error are roles that win over the kind for the shape."""
 
-Shape = Literal["stadium", "hexagon", "rect", "wait", "subflow", "map"]
+Shape = Literal["stadium", "hexagon", "rect", "wait", "subflow", "map", "diamond"]
+
+Direction = Literal["TB", "BT", "LR", "RL"]
+"""Which way the layers run: top to bottom (the default), bottom to top, left or right."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +29,14 @@ class GNode:
     kind: NodeKind = "task"
     is_entry: bool = False
     is_error: bool = False
+    drawn: Shape | None = None
+    """A shape asked for explicitly (a hand-written Mermaid ``{...}`` diamond); wins over roles."""
 
     @property
     def shape(self) -> Shape:
         """The drawn shape: entry is a stadium, error a hexagon, others follow the kind."""
+        if self.drawn is not None:
+            return self.drawn
         if self.is_entry:
             return "stadium"
         if self.is_error:
@@ -47,6 +54,21 @@ class GEdge:
     target: str
     label: str
     loopback: bool = False
+    arrow: bool = True
+    """False for a Mermaid open link (``---``): drawn without an arrowhead."""
+    thick: bool = False
+    """True for a Mermaid thick link (``==>``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GCluster:
+    """A box drawn around some nodes (a Mermaid ``subgraph``); clusters may nest."""
+
+    id: str
+    title: str
+    members: tuple[str, ...]
+    """Node ids placed directly in this cluster (not in a nested one)."""
+    parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +78,8 @@ class Graph:
     name: str
     nodes: tuple[GNode, ...]
     edges: tuple[GEdge, ...]
+    direction: Direction = "TB"
+    clusters: tuple[GCluster, ...] = ()
 
     def node(self, node_id: str) -> GNode:
         """Return the node with this id; raises `KeyError` if there is none."""

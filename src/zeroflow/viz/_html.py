@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from zeroflow.viz._mermaid import strip_fence
+
 HTML_SUFFIXES = (".html", ".htm")
 
 _CSS = """
@@ -18,6 +20,8 @@ details{margin-top:16px}
 summary{cursor:pointer;color:#334155}
 pre{background:#0f172a;color:#e2e8f0;padding:12px;border-radius:6px;overflow:auto;font-size:12px}
 .note{color:#64748b;font-size:12px;margin-top:12px}
+.note.warning{color:#78350f;background:#fef3c7;border:1px solid #d97706;border-radius:6px;
+padding:8px 12px;font-size:14px}
 """
 
 
@@ -31,9 +35,32 @@ def check_output_path(output_path: str | Path) -> Path:
     return path
 
 
-def page(title: str, svg: str, mermaid_source: str, note: str | None = None) -> str:
-    """Build the page text; `title` is escaped here, `svg` is trusted markup."""
+def page(
+    title: str,
+    svg: str,
+    mermaid_source: str,
+    note: str | None = None,
+    *,
+    warning: bool = False,
+) -> str:
+    """Build the page text; `title` is escaped here, `svg` is trusted markup.
+
+    `mermaid_source` is shown without its ```mermaid fence. With `warning`
+    the note is drawn as a warning above the source, which is shown unfolded.
+    """
     t = html.escape(title, quote=True)
+    body = html.escape(strip_fence(mermaid_source).strip())
+    if warning:
+        return (
+            "<!DOCTYPE html>\n"
+            '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{t}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
+            f"<h1>{t}</h1>\n"
+            f'<p class="note warning" role="alert">{html.escape(note or "")}</p>\n'
+            f"<pre><code>{body}</code></pre>\n"
+            "</main>\n</body>\n</html>\n"
+        )
     extra = f'<p class="note">{html.escape(note)}</p>' if note else ""
     return (
         "<!DOCTYPE html>\n"
@@ -43,7 +70,7 @@ def page(title: str, svg: str, mermaid_source: str, note: str | None = None) -> 
         f"<h1>{t}</h1>\n"
         f'<div class="diagram">\n{svg}</div>\n{extra}'
         "<details><summary>Mermaid source</summary>\n"
-        f"<pre><code>{html.escape(mermaid_source.strip())}</code></pre></details>\n"
+        f"<pre><code>{body}</code></pre></details>\n"
         "</main>\n</body>\n</html>\n"
     )
 

@@ -106,14 +106,18 @@ def order(
     up: Sequence[Sequence[int]],
     down: Sequence[Sequence[int]],
     comp: Sequence[int],
+    paths: Sequence[tuple[int, ...]] | None = None,
 ) -> list[list[int]]:
     """Barycentre sweeps down and up; keep the ordering with fewest crossings.
 
     Vertices stay grouped by connected component (`comp`), so each component
-    occupies a contiguous run of every layer.
+    occupies a contiguous run of every layer. `paths` gives each vertex its
+    chain of nested clusters (outermost first); members of a cluster stay
+    contiguous too, the cluster placed by the mean barycentre of its members.
     """
     nv = len(up)
     pos = [0] * nv
+    chain: Sequence[tuple[int, ...]] = paths if paths is not None else [()] * nv
 
     def index() -> None:
         for rank in ranks:
@@ -123,6 +127,29 @@ def order(
     def total() -> int:
         return sum(crossings(ranks[i], down, pos) for i in range(len(ranks) - 1))
 
+    def sort_rank(rank: list[int], nbrs: Sequence[Sequence[int]]) -> None:
+        bary: dict[int, float] = {}
+        for v in rank:
+            ns = nbrs[v]
+            bary[v] = sum(pos[u] for u in ns) / len(ns) if ns else float(pos[v])
+        sums: dict[tuple[int, ...], list[float]] = {}
+        for v in rank:
+            for depth in range(1, len(chain[v]) + 1):
+                acc = sums.setdefault(chain[v][:depth], [0.0, 0.0])
+                acc[0] += bary[v]
+                acc[1] += 1
+        keys: dict[int, tuple[float, ...]] = {}
+        for v in rank:
+            parts: list[float] = [float(comp[v])]
+            for depth in range(1, len(chain[v]) + 1):
+                total_b, count = sums[chain[v][:depth]]
+                parts += [total_b / count, float(chain[v][depth - 1])]
+            parts += [bary[v], float(pos[v])]
+            keys[v] = tuple(parts)
+        rank.sort(key=lambda v: keys[v])
+        for i, v in enumerate(rank):
+            pos[v] = i
+
     index()
     best = [list(r) for r in ranks]
     best_count = total()
@@ -130,18 +157,8 @@ def order(
         downward = sweep % 2 == 0
         seq = range(1, len(ranks)) if downward else range(len(ranks) - 2, -1, -1)
         for li in seq:
-            nbrs = up if downward else down
-            rank = ranks[li]
-
-            def key(v: int, nbrs: Sequence[Sequence[int]] = nbrs) -> tuple[int, float, int]:
-                ns = nbrs[v]
-                bary = sum(pos[u] for u in ns) / len(ns) if ns else float(pos[v])
-                return comp[v], bary, pos[v]
-
-            rank.sort(key=key)
-            for i, v in enumerate(rank):
-                pos[v] = i
-        transpose(ranks, up, down, comp, pos)
+            sort_rank(ranks[li], up if downward else down)
+        transpose(ranks, up, down, comp, pos, chain)
         count = total()
         if count < best_count:
             best_count = count
@@ -157,8 +174,12 @@ def transpose(
     down: Sequence[Sequence[int]],
     comp: Sequence[int],
     pos: list[int],
+    paths: Sequence[tuple[int, ...]] | None = None,
 ) -> None:
-    """Swap neighbours in a layer while that strictly lowers crossings (bounded passes)."""
+    """Swap neighbours in a layer while that strictly lowers crossings (bounded passes).
+
+    Only neighbours of the same component and the same cluster are swapped.
+    """
 
     def cross(u: int, v: int) -> int:
         # Crossings between u's and v's edges when u sits left of v.
@@ -176,6 +197,8 @@ def transpose(
             for i in range(len(rank) - 1):
                 u, v = rank[i], rank[i + 1]
                 if comp[u] != comp[v]:
+                    continue
+                if paths is not None and paths[u] != paths[v]:
                     continue
                 if cross(v, u) < cross(u, v):
                     rank[i], rank[i + 1] = v, u

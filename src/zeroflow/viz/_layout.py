@@ -11,7 +11,7 @@ sorts, never from set iteration.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Literal
 
@@ -32,6 +32,10 @@ MAP_OFFSET = 5.0
 WAIT_RADIUS = 12.0
 RECT_RADIUS = 5.0
 PLACEMENT_PASSES = 10
+CLUSTER_PAD = 14.0
+CLUSTER_TITLE = 22.0
+
+Direction = Literal["TB", "BT", "LR", "RL"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,18 @@ class Route:
     label: Box | None
     curved: tuple[bool, ...] = ()
     """Per segment: True where it crosses a gap between layers (drawn as a curve)."""
+    path: tuple[tuple[Point, ...], ...] = ()
+    """The drawn path after the first point: 1 point per straight piece, 3 per cubic curve."""
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutCluster:
+    """A box to draw around nodes: its direct members, parent cluster and title size."""
+
+    id: str
+    members: tuple[str, ...]
+    parent: str | None = None
+    title_width: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,21 +132,62 @@ class Layout:
     layers: tuple[tuple[str, ...], ...]
     width: float
     height: float
+    clusters: Mapping[str, Box] = field(default_factory=dict)
+    """Cluster boxes by id; the title sits inside the top `CLUSTER_TITLE` of the box."""
+    direction: Direction = "TB"
 
 
-def side_span(shape: str, box: Box) -> tuple[float, float]:
-    """The x range of the straight part of a shape's top and bottom sides.
+def side_span(shape: str, box: Box, horizontal: bool = False) -> tuple[float, float]:
+    """Where edges attach: the x range on the top and bottom sides of a shape, or
+    with `horizontal` the y range on its left and right sides.
 
-    Edges attach only there, so every edge end lies exactly on the outline.
+    For straight sides this is the straight part, so edge ends lie exactly on
+    the outline; on slanted or round sides (diamonds, the round ends of a
+    stadium, the points of a hexagon) it is the middle part, and `outline_depth`
+    says how far inside the box the outline is there.
     """
+    if horizontal:
+        inset = {
+            "stadium": box.height / 4,
+            "hexagon": box.height / 4,
+            "diamond": box.height / 4,
+            "map": MAP_OFFSET + 2,
+            "wait": WAIT_RADIUS,
+        }.get(shape, RECT_RADIUS)
+        inset = min(inset, box.height / 2 - 1)
+        return box.y + inset, box.bottom - inset
     inset = {
         "stadium": box.height / 2,
         "hexagon": HEX_INSET,
+        "diamond": box.width / 4,
         "map": MAP_OFFSET + 2,
         "wait": WAIT_RADIUS,
     }.get(shape, RECT_RADIUS)
     inset = min(inset, box.width / 2 - 1)
     return box.x + inset, box.right - inset
+
+
+def outline_depth(shape: str, box: Box, cross: float, horizontal: bool = False) -> float:
+    """How far inside its box the outline of a shape is, at `cross` along a side.
+
+    `cross` is an x on the top or bottom side, or with `horizontal` a y on the
+    left or right side; zero on straight sides.
+    """
+    if horizontal:
+        half, half_other, d = box.height / 2, box.width / 2, abs(cross - box.cy)
+    else:
+        half, half_other, d = box.width / 2, box.height / 2, abs(cross - box.cx)
+    if half <= 0:
+        return 0.0
+    ratio = min(d / half, 1.0)
+    if shape == "diamond":
+        return half_other * ratio
+    if horizontal and shape == "hexagon":
+        return HEX_INSET * ratio
+    if horizontal and shape == "stadium":
+        r = box.height / 2
+        return float(r - (max(r * r - d * d, 0.0)) ** 0.5)
+    return 0.0
 
 
 # ---------------------------------------------------------------- driver
@@ -147,16 +204,68 @@ class _Work:
     right: list[float] = field(default_factory=list)
     real: list[bool] = field(default_factory=list)
     self_loops: dict[int, list[int]] = field(default_factory=dict)
+    paths: list[tuple[int, ...]] = field(default_factory=list)
+    horizontal: bool = False
+    title_below: bool = False
+    shapes: list[str] = field(default_factory=list)
+
+
+def _cluster_paths(
+    nodes: Sequence[LayoutNode], clusters: Sequence[LayoutCluster]
+) -> list[tuple[int, ...]]:
+    """Each node's chain of cluster indexes, outermost first (empty when in none)."""
+    index = {c.id: i for i, c in enumerate(clusters)}
+    home: dict[str, int] = {}
+    for i, c in enumerate(clusters):
+        for m in c.members:
+            home.setdefault(m, i)
+
+    def chain(ci: int) -> tuple[int, ...]:
+        seen: list[int] = []
+        cur: int | None = ci
+        while cur is not None and cur not in seen:
+            seen.append(cur)
+            parent = clusters[cur].parent
+            cur = index.get(parent) if parent is not None else None
+        return tuple(reversed(seen))
+
+    return [chain(home[nd.id]) if nd.id in home else () for nd in nodes]
 
 
 def layout(
-    nodes: Sequence[LayoutNode], edges: Sequence[LayoutEdge], *, first: str | None = None
+    nodes: Sequence[LayoutNode],
+    edges: Sequence[LayoutEdge],
+    *,
+    first: str | None = None,
+    direction: Direction = "TB",
+    clusters: Sequence[LayoutCluster] = (),
 ) -> Layout:
-    """Place nodes and route edges top-down; `first` (the entry) goes on top.
+    """Place nodes and route edges in layers; `first` (the entry) goes in the first layer.
 
-    Edges whose ends are unknown ids are ignored. Returns routes in the order
-    of `edges` (unknown-end edges omitted).
+    Layers run top to bottom (``TB``), bottom to top (``BT``), left to right
+    (``LR``) or right to left (``RL``). Nodes of a cluster stay together and
+    get a box (`Layout.clusters`). Edges whose ends are unknown ids are
+    ignored. Returns routes in the order of `edges` (unknown-end edges omitted).
     """
+    horizontal = direction in ("LR", "RL")
+    if horizontal:
+        # Lay out top-down with every size turned a quarter, then turn the drawing back.
+        nodes = [LayoutNode(nd.id, nd.height, nd.width, nd.shape) for nd in nodes]
+        edges = [
+            LayoutEdge(e.source, e.target, e.label_height, e.label_width, e.loopback) for e in edges
+        ]
+    lay = _layout_down(nodes, edges, first, direction, clusters)
+    return _orient(lay, direction, nodes, clusters)
+
+
+def _layout_down(
+    nodes: Sequence[LayoutNode],
+    edges: Sequence[LayoutEdge],
+    first: str | None,
+    direction: Direction,
+    clusters: Sequence[LayoutCluster],
+) -> Layout:
+    horizontal = direction in ("LR", "RL")
     ids = {nd.id: i for i, nd in enumerate(nodes)}
     used = [e for e in edges if e.source in ids and e.target in ids]
     pairs = [(ids[e.source], ids[e.target]) for e in used]
@@ -166,7 +275,9 @@ def layout(
     root = ids.get(first, 0) if first is not None else 0
     keep = break_cycles(n, pairs, [e.loopback for e in used], root)
     layer = longest_path_layers(n, pairs, keep, root)
-    w = _Work(n=n, layer=list(layer))
+    w = _Work(n=n, layer=list(layer), horizontal=horizontal, title_below=direction == "BT")
+    w.paths = _cluster_paths(nodes, clusters)
+    w.shapes = [nd.shape for nd in nodes]
     w.left = [nd.width / 2 for nd in nodes]
     w.right = [nd.width / 2 for nd in nodes]
     w.real = [True] * n
@@ -189,12 +300,18 @@ def layout(
         step = 1 if lt > ls else -1
         kinds.append("down" if step == 1 else "up")
         chain = [s]
+        shared: list[int] = []
+        for a, b in zip(w.paths[s], w.paths[t], strict=False):
+            if a != b:
+                break
+            shared.append(a)
         for li in range(ls + step, lt, step):
             d = len(w.layer)
             w.layer.append(li)
             w.left.append(0.0)
             w.right.append(0.0)
             w.real.append(False)
+            w.paths.append(tuple(shared))
             chain.append(d)
         chain.append(t)
         w.chains.append(chain)
@@ -228,7 +345,7 @@ def layout(
     comp = components(nv, w.chains, seen)
     for v in sorted(range(nv), key=lambda v: (comp[v], seen[v])):
         ranks[w.layer[v]].append(v)
-    ranks = order(ranks, up, down, comp)
+    ranks = order(ranks, up, down, comp, w.paths)
     xs = [0.0] * nv
     # Each component is placed on its own, then packed beside the earlier ones.
     skyline: list[float | None] = [None] * nranks
@@ -249,12 +366,67 @@ def layout(
                 xs[v] = part[v] + shift
             if rank:
                 skyline[li] = xs[rank[-1]] + w.right[rank[-1]]
+    if any(w.paths):
+        _clear_clusters(ranks, xs, w)
     return _finish(nodes, used, kinds, ranks, xs, w)
 
 
+def _clear_clusters(ranks: list[list[int]], xs: list[float], w: _Work) -> None:
+    """Push nodes out of the x range of clusters they are not in.
+
+    A cluster's box spans all its layers, so a wide member in one layer can
+    reach over a neighbour in another. Such a neighbour, and everything
+    beyond it in its layer, moves out past the box (right when it sits after
+    the cluster's members in its layer, else left); repeated while it helps.
+    """
+    clusters = sorted({c for p in w.paths for c in p})
+    for _ in range(8):
+        lo: dict[int, float] = {}
+        hi: dict[int, float] = {}
+        for v in range(w.n):
+            for depth, c in enumerate(w.paths[v]):
+                pad = (len(w.paths[v]) - depth) * CLUSTER_PAD
+                lo[c] = min(lo.get(c, xs[v] - w.left[v] - pad), xs[v] - w.left[v] - pad)
+                hi[c] = max(hi.get(c, xs[v] + w.right[v] + pad), xs[v] + w.right[v] + pad)
+        moved = False
+        for rank in ranks:
+            for c in clusters:
+                inside = [i for i, v in enumerate(rank) if c in w.paths[v]]
+                for i, v in enumerate(rank):
+                    if c in w.paths[v] or not w.real[v]:
+                        continue
+                    left, right = xs[v] - w.left[v], xs[v] + w.right[v]
+                    if right <= lo[c] - 4 or left >= hi[c] + 4:
+                        continue
+                    if inside and i < inside[0]:
+                        shift = (lo[c] - NODE_SEP / 2) - right
+                        for u in rank[: i + 1]:
+                            xs[u] += shift
+                    else:
+                        shift = (hi[c] + NODE_SEP / 2) - left
+                        for u in rank[i:]:
+                            xs[u] += shift
+                    moved = True
+        if not moved:
+            return
+
+
 def _sep(w: _Work, a: int, b: int) -> float:
-    """Minimum centre distance between neighbours `a` and `b` in a layer."""
+    """Minimum centre distance between neighbours `a` and `b` in a layer.
+
+    Neighbours in different clusters are kept apart by the clusters' padding
+    (and, when the drawing is turned, the title of the cluster that starts at `b`).
+    """
     gap = NODE_SEP if w.real[a] and w.real[b] else DUMMY_SEP
+    pa, pb = w.paths[a], w.paths[b]
+    k = 0
+    while k < min(len(pa), len(pb)) and pa[k] == pb[k]:
+        k += 1
+    if len(pa) > k or len(pb) > k:
+        gap = max(gap, NODE_SEP)
+        gap += (len(pa) - k + len(pb) - k) * CLUSTER_PAD
+        if w.horizontal:
+            gap += (len(pb) - k) * CLUSTER_TITLE
     return w.right[a] + gap + w.left[b]
 
 
@@ -347,9 +519,27 @@ def _finish(
         gap_used[g] = True
         gap_label_h[g] = max(gap_label_h[g], used[ci].label_height)
     gap_h = [0.0] * (nranks + 1)
+    # Room for cluster boxes: padding where a cluster starts or ends, and its title band.
+    first_layer: dict[int, int] = {}
+    last_layer: dict[int, int] = {}
+    for v in range(n):
+        for c in w.paths[v]:
+            first_layer[c] = min(first_layer.get(c, w.layer[v]), w.layer[v])
+            last_layer[c] = max(last_layer.get(c, w.layer[v]), w.layer[v])
+    opens = [0] * nranks
+    closes = [0] * nranks
+    for v in range(n):
+        li = w.layer[v]
+        opens[li] = max(opens[li], sum(1 for c in w.paths[v] if first_layer[c] == li))
+        closes[li] = max(closes[li], sum(1 for c in w.paths[v] if last_layer[c] == li))
+    title_above = 0.0 if w.horizontal or w.title_below else CLUSTER_TITLE
+    title_below = CLUSTER_TITLE if w.title_below and not w.horizontal else 0.0
     for g in range(nranks + 1):
         if 0 < g < nranks or gap_used[g]:
             gap_h[g] = max(MIN_GAP, gap_label_h[g] + 2 * LABEL_PAD + 16) if gap_used[g] else MIN_GAP
+            if 0 < g < nranks:
+                gap_h[g] += closes[g - 1] * (CLUSTER_PAD + title_below)
+                gap_h[g] += opens[g] * (CLUSTER_PAD + title_above)
     band_top = [0.0] * nranks
     y = 0.0
     for li in range(nranks):
@@ -396,7 +586,7 @@ def _finish(
     port: dict[tuple[int, int], float] = {}
     for (v, _side), items in sorted(attach.items()):
         items.sort()
-        lo, hi = side_span(nodes[v].shape, boxes[v])
+        lo, hi = _span(nodes[v].shape, boxes[v], w.horizontal)
         for k, (_toward, ci, end) in enumerate(items):
             port[(ci, end)] = rnd(lo + (hi - lo) * (k + 1) / (len(items) + 1))
     routes: list[tuple[Route, float]] = []
@@ -412,7 +602,9 @@ def _finish(
             loops = w.self_loops[s]
             k, m = loops.index(ci), len(loops)
             far = bs.right + SELF_LOOP + (m - 1 - k) * SELF_STEP
-            pts = [(p0, bs.bottom), (rnd(far), bs.cy), (p1, bs.y)]
+            d0 = _depth(nodes[s].shape, bs, p0, w.horizontal)
+            d1 = _depth(nodes[s].shape, bs, p1, w.horizontal)
+            pts = [(p0, rnd(bs.bottom - d0)), (rnd(far), bs.cy), (p1, rnd(bs.y + d1))]
             lw, lh = used[ci].label_width, used[ci].label_height
             label = None
             if lw > 0:
@@ -441,6 +633,8 @@ def _finish(
                 pts += [(p1, band_bot[w.layer[t]]), (p1, bt.bottom)]
             a, b = pts[1], pts[2]
             mid = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
+        pts[0] = _onto(pts[0], nodes[s].shape, bs, w.horizontal)
+        pts[-1] = _onto(pts[-1], nodes[t].shape, bt, w.horizontal)
         dedup: list[Point] = []
         for p in pts:
             q = (rnd(p[0]), rnd(p[1]))
@@ -454,6 +648,35 @@ def _finish(
         routes.append((route, mid[0] if mid else 0.0))
     placed = _place_labels(routes, used, kinds, w, band_top, gap_h)
     return _translate(nodes, boxes, placed, ranks, w)
+
+
+def _turned(box: Box) -> Box:
+    """The box as it is drawn when the layout is turned a quarter (x and y swapped)."""
+    return Box(box.y, box.x, box.height, box.width)
+
+
+def _span(shape: str, box: Box, horizontal: bool) -> tuple[float, float]:
+    """`side_span` in layout coordinates (which run across the layers)."""
+    return side_span(shape, _turned(box), True) if horizontal else side_span(shape, box)
+
+
+def _depth(shape: str, box: Box, cross: float, horizontal: bool) -> float:
+    """`outline_depth` in layout coordinates."""
+    if horizontal:
+        return outline_depth(shape, _turned(box), cross, True)
+    return outline_depth(shape, box, cross)
+
+
+def _onto(p: Point, shape: str, box: Box, horizontal: bool) -> Point:
+    """Move an edge end on the top or bottom of a box onto the shape's outline."""
+    d = _depth(shape, box, p[0], horizontal)
+    if d == 0:
+        return p
+    if abs(p[1] - box.y) < 0.01:
+        return (p[0], round(p[1] + d, 2))
+    if abs(p[1] - box.bottom) < 0.01:
+        return (p[0], round(p[1] - d, 2))
+    return p
 
 
 def _place_labels(
@@ -521,8 +744,9 @@ def _translate(
     def mv(b: Box) -> Box:
         return Box(round(b.x + dx, 2), round(b.y + dy, 2), b.width, b.height)
 
-    moved = [
-        Route(
+    moved = []
+    for r in routes:
+        shifted = Route(
             r.source,
             r.target,
             r.kind,
@@ -530,8 +754,7 @@ def _translate(
             mv(r.label) if r.label else None,
             r.curved,
         )
-        for r in routes
-    ]
+        moved.append(replace(shifted, path=_segments(shifted)))
     layers = tuple(tuple(nodes[v].id for v in rank if w.real[v]) for rank in ranks)
     return Layout(
         boxes={nodes[v].id: mv(boxes[v]) for v in range(len(nodes))},
@@ -540,3 +763,143 @@ def _translate(
         width=round(max(xs_all) + dx + MARGIN, 2),
         height=round(max(ys_all) + dy + MARGIN, 2),
     )
+
+
+def _segments(route: Route) -> tuple[tuple[Point, ...], ...]:
+    """The drawn path of a top-down route: straight inside layers, curves across
+    gaps (bulging right on the way up), and self-loops as two curves beside the node."""
+    p = route.points
+    if route.kind == "self":
+        (x0, y0), (fx, fy), (x2, y2) = p
+        return (
+            ((x0, y0 + 18), (fx, y0 + 10), (fx, fy)),
+            ((fx, y2 - 10), (x2, y2 - 18), (x2, y2)),
+        )
+    if route.kind == "flat":
+        return tuple((q,) for q in p[1:])
+    bulge = 16.0 if route.kind == "up" else 0.0
+    out: list[tuple[Point, ...]] = []
+    for i, ((ax, ay), (bx, by)) in enumerate(pairwise(p)):
+        if i < len(route.curved) and route.curved[i]:
+            my = (ay + by) / 2
+            out.append(((ax + bulge, my), (bx + bulge, my), (bx, by)))
+        else:
+            out.append(((bx, by),))
+    return tuple(out)
+
+
+def _orient(
+    lay: Layout,
+    direction: Direction,
+    nodes: Sequence[LayoutNode],
+    clusters: Sequence[LayoutCluster],
+) -> Layout:
+    """Turn or flip a top-down layout into `direction`, then box the clusters."""
+    w, h = lay.width, lay.height
+
+    def pt(p: Point) -> Point:
+        x, y = p
+        if direction == "BT":
+            return (x, round(h - y, 2))
+        if direction == "LR":
+            return (y, x)
+        if direction == "RL":
+            return (round(h - y, 2), x)
+        return (x, y)
+
+    def bx(b: Box) -> Box:
+        corners = [pt((b.x, b.y)), pt((b.right, b.bottom))]
+        x0, x1 = sorted(c[0] for c in corners)
+        y0, y1 = sorted(c[1] for c in corners)
+        return Box(x0, y0, round(x1 - x0, 2), round(y1 - y0, 2))
+
+    if direction == "TB":
+        boxes: Mapping[str, Box] = lay.boxes
+        routes = lay.routes
+        width, height = w, h
+    else:
+        boxes = {k: bx(b) for k, b in lay.boxes.items()}
+        routes = tuple(
+            Route(
+                r.source,
+                r.target,
+                r.kind,
+                tuple(pt(q) for q in r.points),
+                bx(r.label) if r.label else None,
+                r.curved,
+                tuple(tuple(pt(q) for q in seg) for seg in r.path),
+            )
+            for r in lay.routes
+        )
+        width, height = (h, w) if direction in ("LR", "RL") else (w, h)
+    boxed = _cluster_boxes(boxes, clusters)
+    if not boxed:
+        return Layout(boxes, routes, lay.layers, width, height, {}, direction)
+    # Cluster boxes may reach past the margin: shift everything so they fit.
+    dx = max(0.0, MARGIN - min(b.x for b in boxed.values()))
+    dy = max(0.0, MARGIN - min(b.y for b in boxed.values()))
+    width = max(width + dx, max(b.right for b in boxed.values()) + dx + MARGIN)
+    height = max(height + dy, max(b.bottom for b in boxed.values()) + dy + MARGIN)
+
+    def mv(b: Box) -> Box:
+        return Box(round(b.x + dx, 2), round(b.y + dy, 2), b.width, b.height)
+
+    def mp(p: Point) -> Point:
+        return (round(p[0] + dx, 2), round(p[1] + dy, 2))
+
+    return Layout(
+        boxes={k: mv(b) for k, b in boxes.items()},
+        routes=tuple(
+            Route(
+                r.source,
+                r.target,
+                r.kind,
+                tuple(mp(q) for q in r.points),
+                mv(r.label) if r.label else None,
+                r.curved,
+                tuple(tuple(mp(q) for q in seg) for seg in r.path),
+            )
+            for r in routes
+        ),
+        layers=lay.layers,
+        width=round(width, 2),
+        height=round(height, 2),
+        clusters={k: mv(b) for k, b in boxed.items()},
+        direction=direction,
+    )
+
+
+def _cluster_boxes(boxes: Mapping[str, Box], clusters: Sequence[LayoutCluster]) -> dict[str, Box]:
+    """Each cluster's box: around its members and nested clusters, with padding and
+    a title band on top, at least as wide as the title. Empty clusters get no box."""
+    out: dict[str, Box] = {}
+    children: dict[str, list[LayoutCluster]] = {}
+    for c in clusters:
+        if c.parent is not None:
+            children.setdefault(c.parent, []).append(c)
+
+    def build(c: LayoutCluster, seen: frozenset[str]) -> Box | None:
+        parts = [boxes[m] for m in c.members if m in boxes]
+        for child in children.get(c.id, []):
+            if child.id not in seen:
+                inner = build(child, seen | {child.id})
+                if inner is not None:
+                    parts.append(inner)
+        if not parts:
+            return None
+        x0 = min(b.x for b in parts) - CLUSTER_PAD
+        x1 = max(b.right for b in parts) + CLUSTER_PAD
+        y0 = min(b.y for b in parts) - CLUSTER_PAD - CLUSTER_TITLE
+        y1 = max(b.bottom for b in parts) + CLUSTER_PAD
+        need = c.title_width + 2 * CLUSTER_PAD
+        if x1 - x0 < need:
+            grow = (need - (x1 - x0)) / 2
+            x0, x1 = x0 - grow, x1 + grow
+        box = Box(round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2))
+        out[c.id] = box
+        return box
+
+    for c in clusters:
+        if c.id not in out:
+            build(c, frozenset([c.id]))
+    return out

@@ -10,16 +10,17 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 
 from zeroflow.viz._graph import GNode, Graph
 from zeroflow.viz._layout import (
+    CLUSTER_TITLE,
     HEX_INSET,
     MAP_OFFSET,
     RECT_RADIUS,
     WAIT_RADIUS,
     Box,
     Layout,
+    LayoutCluster,
     LayoutEdge,
     LayoutNode,
     Route,
@@ -39,6 +40,9 @@ WRAP = 24
 EDGE = "#475569"
 LOOP = "#7c3aed"
 LEGEND_H = 44.0
+CLUSTER_SIZE = 12.0
+CLUSTER_FILL = "#f1f5f9"
+CLUSTER_STROKE = "#94a3b8"
 
 _NARROW = set("iljtfI.,:;|!'`()[]{} ")
 _WIDE = set("mwMW@%&")
@@ -137,6 +141,11 @@ def plan(graph: Graph, overlay: Overlay | None) -> tuple[Layout, dict[str, _Draw
             w += h / 2
         if shape == "map":
             h += MAP_OFFSET
+        if shape == "diamond":
+            # The text box must fit inside the rhombus: tw/W + th/H <= 1.
+            th = h - 2 * PAD_Y
+            h = 2 * th + 16
+            w = max(w, tw / (1 - th / h) + 16, h)
         drawn[nd.id] = _Drawn(lines, extra)
         lnodes.append(LayoutNode(nd.id, round(w, 2), round(h, 2), shape))
     ledges = []
@@ -147,7 +156,12 @@ def plan(graph: Graph, overlay: Overlay | None) -> tuple[Layout, dict[str, _Draw
             LayoutEdge(e.source, e.target, round(lw, 2), 16.0 if label else 0.0, e.loopback)
         )
     first = next((nd.id for nd in graph.nodes if nd.is_entry), None)
-    return layout(lnodes, ledges, first=first), drawn
+    clusters = [
+        LayoutCluster(c.id, c.members, c.parent, text_width(c.title, CLUSTER_SIZE))
+        for c in graph.clusters
+    ]
+    lay = layout(lnodes, ledges, first=first, direction=graph.direction, clusters=clusters)
+    return lay, drawn
 
 
 def _rect(x: float, y: float, w: float, h: float, rx: float, paint: str, cls: str = "") -> str:
@@ -174,6 +188,10 @@ def _shape(nd: GNode, b: Box, st: NodeStyle) -> str:
     shape = nd.shape
     if shape == "stadium":
         return _rect(x, y, w, h, h / 2, paint, "shape")
+    if shape == "diamond":
+        pts = [(x + w / 2, y), (x + w, y + h / 2), (x + w / 2, y + h), (x, y + h / 2)]
+        points = " ".join(f"{_n(px)},{_n(py)}" for px, py in pts)
+        return f'<polygon class="shape" points="{points}" {paint}/>'
     if shape == "hexagon":
         pts = [
             (x + HEX_INSET, y),
@@ -222,23 +240,14 @@ def _text(nd: GNode, b: Box, d: _Drawn, st: NodeStyle) -> str:
 
 
 def _path(route: Route) -> str:
-    """SVG path data for a route: straight inside layers, curves across gaps, loops beside nodes."""
-    p = route.points
-    d = f"M{_n(p[0][0])},{_n(p[0][1])}"
-    if route.kind == "self":
-        (x0, y0), (fx, fy), (x2, y2) = p
-        d += f" C{_n(x0)},{_n(y0 + 18)} {_n(fx)},{_n(y0 + 10)} {_n(fx)},{_n(fy)}"
-        d += f" C{_n(fx)},{_n(y2 - 10)} {_n(x2)},{_n(y2 - 18)} {_n(x2)},{_n(y2)}"
-        return d
-    if route.kind == "flat":
-        return d + "".join(f" L{_n(x)},{_n(y)}" for x, y in p[1:])
-    bulge = 16.0 if route.kind == "up" else 0.0
-    for i, ((ax, ay), (bx, by)) in enumerate(pairwise(p)):
-        if i < len(route.curved) and route.curved[i]:
-            my = (ay + by) / 2
-            d += f" C{_n(ax + bulge)},{_n(my)} {_n(bx + bulge)},{_n(my)} {_n(bx)},{_n(by)}"
+    """SVG path data for a route, from the layout's straight pieces and curves."""
+    (x0, y0) = route.points[0]
+    d = f"M{_n(x0)},{_n(y0)}"
+    for seg in route.path:
+        if len(seg) == 3:
+            d += " C" + " ".join(f"{_n(x)},{_n(y)}" for x, y in seg)
         else:
-            d += f" L{_n(bx)},{_n(by)}"
+            d += f" L{_n(seg[0][0])},{_n(seg[0][1])}"
     return d
 
 
@@ -283,19 +292,24 @@ def render_svg(
         _marker("zf-arrow-loop", LOOP),
         "</defs>",
         '<rect class="background" x="0" y="0" width="100%" height="100%" fill="#ffffff"/>',
-        '<g class="edges" fill="none">',
     ]
+    cluster_boxes, cluster_titles = _clusters(graph, lay)
+    out += cluster_boxes
+    out.append('<g class="edges" fill="none">')
     for route, edge in zip(lay.routes, _routed_edges(graph, lay), strict=True):
         loop = edge.loopback
         colour = LOOP if loop else EDGE
         dash = ' stroke-dasharray="6 4"' if loop else ""
         marker = "zf-arrow-loop" if loop else "zf-arrow"
+        end = f' marker-end="url(#{marker})"' if edge.arrow else ""
+        stroke_w = "3" if edge.thick else "1.5"
         out.append(
             f'<path class="edge{" loopback" if loop else ""}" data-source="{_x(edge.source)}" '
             f'data-target="{_x(edge.target)}" data-label="{_x(edge.label)}" d="{_path(route)}" '
-            f'stroke="{colour}" stroke-width="1.5"{dash} marker-end="url(#{marker})"/>'
+            f'stroke="{colour}" stroke-width="{stroke_w}"{dash}{end}/>'
         )
     out.append("</g>")
+    out += cluster_titles
     out.append('<g class="edge-labels">')
     for route, edge in zip(lay.routes, _routed_edges(graph, lay), strict=True):
         if route.label is None:
@@ -365,7 +379,7 @@ def _routed_edges(graph: Graph, lay: Layout) -> Sequence[_EdgeView]:
     """Graph edges in the order of the layout's routes (edges to unknown nodes dropped)."""
     ids = set(lay.boxes)
     return [
-        _EdgeView(e.source, e.target, e.label, e.loopback)
+        _EdgeView(e.source, e.target, e.label, e.loopback, e.arrow, e.thick)
         for e in graph.edges
         if e.source in ids and e.target in ids
     ]
@@ -377,6 +391,43 @@ class _EdgeView:
     target: str
     label: str
     loopback: bool
+    arrow: bool = True
+    thick: bool = False
+
+
+def _clusters(graph: Graph, lay: Layout) -> tuple[list[str], list[str]]:
+    """Subgraph boxes (outer ones first) and their titles, drawn over the edges."""
+    if not lay.clusters:
+        return [], []
+    depth: dict[str, int] = {}
+    parent = {c.id: c.parent for c in graph.clusters}
+    for c in graph.clusters:
+        d, cur, seen = 0, c.parent, {c.id}
+        while cur is not None and cur not in seen:
+            seen.add(cur)
+            d += 1
+            cur = parent.get(cur)
+        depth[c.id] = d
+    boxes = ['<g class="clusters">']
+    titles = ['<g class="cluster-titles">']
+    for c in sorted(graph.clusters, key=lambda c: depth[c.id]):
+        b = lay.clusters.get(c.id)
+        if b is None:
+            continue
+        fill = CLUSTER_FILL if depth[c.id] % 2 == 0 else "#e2e8f0"
+        boxes.append(
+            f'<g class="cluster" data-id="{_x(c.id)}" data-title="{_x(c.title)}" '
+            f'data-x="{_n(b.x)}" data-y="{_n(b.y)}" data-w="{_n(b.width)}" data-h="{_n(b.height)}">'
+            f'<rect x="{_n(b.x)}" y="{_n(b.y)}" width="{_n(b.width)}" height="{_n(b.height)}" '
+            f'rx="6" fill="{fill}" stroke="{CLUSTER_STROKE}" stroke-width="1"/></g>'
+        )
+        titles.append(
+            f'<text class="cluster-title" x="{_n(b.x + 10)}" y="{_n(b.y + CLUSTER_TITLE * 0.72)}" '
+            f'style="text-anchor:start;font-size:{_n(CLUSTER_SIZE)}px;font-weight:600" '
+            f'fill="#334155" stroke="{fill}" stroke-width="4" paint-order="stroke" '
+            f'stroke-linejoin="round">{_x(c.title)}</text>'
+        )
+    return [*boxes, "</g>"], [*titles, "</g>"]
 
 
 def _legend(overlay: Overlay, top: float, width: float) -> str:
