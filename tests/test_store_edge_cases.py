@@ -122,7 +122,7 @@ def test_sqlite_prune_between_pauses_keeps_the_log_and_the_run_going(tmp_path: P
     pruned = 0
     while result.waiting:
         before = stored(store, "g")
-        pruned += store.prune(keep_last=2).checkpoints.get("g", 0)
+        pruned += store.prune(keep_last=2, keep_events=True).checkpoints.get("g", 0)
         assert stored(store, "g") == before
         assert len(store.history("g")) == 2
         assert store.latest_step("g") == result.checkpoint.step  # type: ignore[union-attr]
@@ -140,7 +140,7 @@ def test_sqlite_prune_between_pauses_keeps_the_log_and_the_run_going(tmp_path: P
     old = store.load_snapshot("g", step=steps[-3])
     assert old.step == steps[-3] and old.state.workflow["n"] == old.trace.count("tick")
     # pruning the finished run moves the events of its last rows too
-    store.prune(keep_last=1)
+    store.prune(keep_last=1, keep_events=True)
     assert stored(store, "g") == logged(rec, "g")
 
 
@@ -172,7 +172,7 @@ def test_a_migrated_database_prunes_forks_and_redrives(tmp_path: Path) -> None:
     approval_log = expected["approval-waiting"]["events"] + logged(rec, "approval-waiting")
     assert stored(store, "approval-waiting") == approval_log
 
-    result = store.prune(keep_last=2)
+    result = store.prune(keep_last=2, keep_events=True)
     assert result.checkpoints == {"approval-waiting": 5, "loop-done": 40, "loop-pruned": 1}
     assert stored(store, "approval-waiting") == approval_log
     for run_id in ("loop-done", "loop-pruned"):
@@ -350,7 +350,7 @@ def test_an_event_appended_by_another_store_mid_run_is_kept_in_order(
     seen = logged(rec, "r")
     assert before[:note_at] + before[note_at + 1 :] == seen
     if kind != "json":
-        driver.prune(keep_last=1)  # (SQLite) moves carried events next to the note
+        driver.prune(keep_last=1, keep_events=True)  # (SQLite) moves carried events
         assert stored(driver, "r") == before
     # a new driver taking the lease finds nothing to recover: the files end where they say
     fresh = open_store()

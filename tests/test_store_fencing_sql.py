@@ -574,7 +574,7 @@ def test_postgres_a_schema_1_database_gets_the_token_column(
             }
             version = conn.execute(f"SELECT version FROM {schema}.zeroflow_schema").fetchone()
         assert {"token", "holder"} <= cols
-        assert version is not None and version[0] == module.SCHEMA_VERSION == 2
+        assert version is not None and version[0] == module.SCHEMA_VERSION == 3
         with pytest.raises(RunLockedError):
             store.acquire_lease(RUN, "new")
         clock.now += 6

@@ -109,7 +109,7 @@ def test_pruning_history_keeps_every_event(tmp_path: Path) -> None:
     store = SqliteWorkflowStore(tmp_path / "runs.db")
     run_loop(store, 40, "loop")
     before = [e.to_dict() for e in store.events("loop")]
-    pruned = store.prune(keep_last=3)
+    pruned = store.prune(keep_last=3, keep_events=True)
     assert pruned.checkpoints["loop"] == 40 + 2 - 3  # start + 40 nodes + end, 3 kept
     assert len(store.history("loop")) == 3
     assert [e.to_dict() for e in store.events("loop")] == before

@@ -11,7 +11,12 @@ transaction. By default expiry is measured on the database server's clock, so
 workers on machines whose clocks disagree still agree on it.
 
 The tables live in their own schema (``zeroflow`` by default), created and
-migrated on first use; several processes may open the store at once.
+migrated on first use; several processes may open the store at once. Only
+zeroflow's errors leave its methods: a database error is a ``StoreError``
+naming the run and the schema (``StoreCorruptError`` for data the server
+reports damaged), with psycopg's error as ``__cause__``. Reads of one
+checkpoint (``load_snapshot``, ``history``, ``events``) run in one
+``REPEATABLE READ`` transaction, so they see one committed state.
 """
 
 from __future__ import annotations
@@ -27,11 +32,19 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .._errors import StoreError
+from .._errors import StoreCorruptError, StoreError
 from .._models import Event, RunSnapshot
 from .._store import DEFAULT_LEASE_TTL_SECONDS
-from ..stores._common import check_run_id, encode_event, reset_after_fork
-from ..stores._sql import Db, SqlStore, SqlWriter, newer_schema_error, one
+from ..stores._common import Reporter, check_run_id, encode_event, reset_after_fork
+from ..stores._sql import (
+    LEASE_HORIZON_SECONDS,
+    Db,
+    SqlStore,
+    SqlWriter,
+    _Faults,
+    newer_schema_error,
+    one,
+)
 
 __all__ = ["SCHEMA_VERSION", "PostgresWorkflowStore"]
 
@@ -88,6 +101,11 @@ _MIGRATIONS: list[list[str]] = [
         "ALTER TABLE leases ADD COLUMN IF NOT EXISTS holder TEXT",
         "ALTER TABLE leases ALTER COLUMN owner DROP NOT NULL",
     ],
+    # version 3: a checkpoint row records the number of the first event logged after the
+    # checkpoint before it, where prune cuts the event log (NULL in older rows).
+    [
+        "ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS event_seq BIGINT",
+    ],
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -130,8 +148,15 @@ class PostgresWorkflowStore(SqlStore):
     store may be built before the fork. ``clock`` (seconds) measures leases;
     None uses the server's clock. Thread-safe: threads share one connection,
     one statement at a time. Database errors surface as ``StoreError``.
+    ``on_report`` receives a ``store:corrupt`` event for each run a listing or
+    prune skipped as unreadable (default: the ``zeroflow.stores`` logger).
     """
 
+    _DRIVER_ERRORS = (psycopg.Error,)
+    _MALFORMED_RUNS = (
+        "SELECT run_id, status, saved_at FROM runs WHERE saved_at = 'NaN'::float8 "
+        "OR saved_at IN ('Infinity'::float8, '-Infinity'::float8)"
+    )
     _EVENTS_END = "SELECT coalesce(max(seq), 0) FROM events WHERE run_id=?"
     _EVENTS_TABLE_END = "SELECT max(seq) FROM events WHERE run_id=?"
     _GREATEST = "GREATEST"
@@ -145,6 +170,7 @@ class PostgresWorkflowStore(SqlStore):
         lease_ttl_seconds: float = DEFAULT_LEASE_TTL_SECONDS,
         clock: Callable[[], float] | None = None,
         connect_timeout_seconds: float = 10.0,
+        on_report: Reporter | None = None,
     ) -> None:
         if not _IDENTIFIER.fullmatch(schema):
             raise ValueError(f"schema must be a plain SQL identifier, got {schema!r}")
@@ -152,6 +178,7 @@ class PostgresWorkflowStore(SqlStore):
         self.schema = schema
         self.lease_ttl_seconds = float(lease_ttl_seconds)
         self.path = f"postgres schema '{schema}'"
+        self.on_report = on_report
         self._clock = clock
         self._connect_timeout = max(1, round(connect_timeout_seconds))
         self._lock = threading.RLock()
@@ -216,18 +243,52 @@ class PostgresWorkflowStore(SqlStore):
 
     @contextmanager
     def _tx(self) -> Iterator[_Statements]:
-        """One transaction; a lost connection is dropped so the next call reconnects."""
+        """One transaction; a lost connection is dropped so the next call reconnects.
+
+        psycopg's errors pass through: the public methods turn them into
+        ``StoreError`` naming the run (``_fault``).
+        """
         with self._lock:
             conn = self._db()
             try:
                 with conn.transaction(), conn.cursor() as cur:
                     yield _Statements(cur)
-            except psycopg.Error as exc:
+            except psycopg.Error:
                 if conn.broken or conn.closed:
                     self._conn = None
-                raise StoreError(
-                    f"{self.path}: {type(exc).__name__}: {exc}", path=self.path
-                ) from exc
+                raise
+
+    @contextmanager
+    def _read(self) -> Iterator[_Statements]:
+        """A read-only ``REPEATABLE READ`` transaction: every SELECT sees one snapshot."""
+        with self._tx() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield cur
+
+    def _fault(self, exc: BaseException, run_id: str | None) -> StoreError:
+        """psycopg's ``exc`` as ``StoreError`` (``StoreCorruptError`` for damaged data)."""
+        what = "the store" if run_id is None else f"run '{run_id}'"
+        state = str(getattr(exc, "sqlstate", None) or "")
+        text = f"{self.path}: {what}: {type(exc).__name__}: {str(exc).strip()}"
+        if state in ("XX001", "XX002"):
+            return StoreCorruptError(
+                f"{text}; the server reports damaged data (SQLSTATE {state}): restore it "
+                "from a backup (REINDEX for a damaged index)",
+                run_id=run_id,
+                path=self.path,
+            )
+        if state.startswith("53"):
+            fix = (
+                f"the server is out of resources (SQLSTATE {state}: disk, memory or "
+                "connections): free them, then retry; what was checkpointed before is kept"
+            )
+        elif state in ("55P03", "40P01", "40001", "57014"):
+            fix = f"another transaction held a lock too long (SQLSTATE {state}): retry"
+        elif state.startswith("08") or isinstance(exc, psycopg.OperationalError):
+            fix = "the connection to the server failed: check the server; the next call reconnects"
+        else:
+            fix = "retry; if it persists, check the server's log"
+        return StoreError(f"{text}; {fix}", run_id=run_id, path=self.path)
 
     def _writer(self, run_id: str) -> SqlWriter:
         self._db()  # a forked child starts with no writers
@@ -258,20 +319,49 @@ class PostgresWorkflowStore(SqlStore):
             [(run_id, first_seq + i, encode_event(e)) for i, e in enumerate(events)],
         )
 
+    def _drop_events(self, db: Db, run_id: str, below_seq: int) -> int:
+        # The events numbered before the kept checkpoint's mark (none known in a row
+        # written before schema 3: then nothing is dropped).
+        mark = one(
+            db.execute(
+                "SELECT event_seq FROM checkpoints WHERE run_id=? AND seq=?", (run_id, below_seq)
+            )
+        )
+        if mark is None:
+            return 0
+        return int(
+            db.execute("DELETE FROM events WHERE run_id=? AND seq<?", (run_id, mark)).rowcount
+        )
+
+    def _delete_where(self, db: Db, table: str, where: str, args: tuple[Any, ...]) -> int:
+        # The estimate of the bytes freed: the stored size of the deleted rows (autovacuum
+        # makes the space reusable; the files only shrink with VACUUM FULL).
+        row = db.execute(
+            f"WITH gone AS (DELETE FROM {table} t WHERE {where} RETURNING pg_column_size(t) n) "
+            "SELECT coalesce(sum(n), 0) FROM gone",
+            args,
+        ).fetchone()
+        return int(row[0])
+
     def _expired(self, db: Db, statuses: list[str], older_than_seconds: float) -> list[Any]:
         now = self._lease_now(db)
+        horizon = now + max(LEASE_HORIZON_SECONDS, self.lease_ttl_seconds)
         return db.execute(
             "SELECT run_id FROM runs WHERE status = ANY(%s) AND saved_at<%s "
-            "AND run_id NOT IN (SELECT run_id FROM leases WHERE expires_at>%s) "
+            "AND saved_at > '-Infinity'::float8 "
+            "AND run_id NOT IN (SELECT run_id FROM leases WHERE owner IS NOT NULL "
+            "AND expires_at>%s AND expires_at<=%s) "
             "FOR UPDATE SKIP LOCKED",
-            (statuses, self._wall() - older_than_seconds, now),
+            (statuses, self._wall() - older_than_seconds, now, horizon),
         ).fetchall()
 
     def close(self) -> None:
-        """Write anything pending and close the connection."""
+        """Write anything pending and close the connection (closed even when the write fails)."""
         with self._lock:
             try:
-                self.flush()
+                with _Faults(self, None):
+                    self.flush()
+                    self._retry_abandoned()
             finally:
                 self._writers.clear()
                 if self._conn is not None and self._pid == os.getpid():
@@ -282,7 +372,7 @@ class PostgresWorkflowStore(SqlStore):
         """Delete every table of this store (its schema), for tests and teardown."""
         with self._lock:
             self._writers.clear()
-            with self._tx() as cur:
+            with _Faults(self, None), self._tx() as cur:
                 cur.execute(
                     sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
                 )
@@ -307,15 +397,20 @@ class PostgresWorkflowStore(SqlStore):
         (``FOR UPDATE SKIP LOCKED``), so several sweepers share the work
         instead of queueing behind each other.
         """
-        self.flush()
-        with self._tx() as cur:
-            rows = cur.execute(
-                "SELECT r.run_id FROM runs r LEFT JOIN leases l ON l.run_id = r.run_id "
-                "WHERE r.status = 'running' AND (l.owner IS NULL OR NOT "
-                f"(l.expires_at > {_NOW} AND l.expires_at < 'Infinity'::float8)) "
-                "ORDER BY r.saved_at LIMIT %(limit)s FOR UPDATE OF r SKIP LOCKED",
-                {"now": self._now(), "limit": limit},
-            ).fetchall()
+        with _Faults(self, None):
+            self.flush()
+            with self._tx() as cur:
+                rows = cur.execute(
+                    "SELECT r.run_id FROM runs r LEFT JOIN leases l ON l.run_id = r.run_id "
+                    "WHERE r.status = 'running' AND (l.owner IS NULL OR NOT "
+                    f"(l.expires_at > {_NOW} AND l.expires_at <= {_NOW} + %(horizon)s)) "
+                    "ORDER BY r.saved_at LIMIT %(limit)s FOR UPDATE OF r SKIP LOCKED",
+                    {
+                        "now": self._now(),
+                        "limit": limit,
+                        "horizon": max(LEASE_HORIZON_SECONDS, self.lease_ttl_seconds),
+                    },
+                ).fetchall()
         return [str(run_id) for (run_id,) in rows]
 
     def _extend_lease(self, db: Db, run_id: str, owner: str, token: int | None) -> bool:

@@ -10,22 +10,35 @@ issued before for that run. A leased commit checks its fence (owner, token,
 style; a backend supplies the connection and its transactions, its clocks,
 how it lays out event rows, and the statements only its dialect has (taking
 a lease, picking old runs to prune). No database driver is imported here.
+
+Faults: every public method lets only zeroflow's errors out. A driver error
+(``_DRIVER_ERRORS``) becomes the backend's ``_fault`` (``StoreError``, or
+``StoreCorruptError`` for a damaged database) naming the run and the
+database, with the driver's error as ``__cause__``; a row whose columns do not
+decode is ``StoreCorruptError``, except in listings (``list_metadata``,
+``prune``), which skip that run and report it (``store:corrupt``). A lease
+this process gave up but could not clear in the database (a full disk, a
+lock) is remembered, so the next caller in this process takes the run at
+once; other processes wait out its TTL, or take it when this process is gone.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any, ClassVar, Protocol
 
-from .._errors import RunNotFoundError, StoreCorruptError
+from .._errors import RunNotFoundError, StoreCorruptError, StoreError
 from .._models import Event, RunMetadata, RunSnapshot, WorkflowError
 from .._store import FINISHED_STATUSES, CheckpointInfo, PruneResult
 from ._batch import BatchingStore, Writer
 from ._common import (
+    Reporter,
     apply_delta_dict,
     check_keep_last,
     check_run_id,
@@ -38,11 +51,27 @@ from ._common import (
     lost_lease_error,
     moved_on_error,
     process_holder,
+    report_corrupt,
     status_set,
     to_seconds,
 )
 
 __all__ = ["Db", "Rows", "SqlStore", "SqlWriter", "newer_schema_error", "one"]
+
+_LOG = logging.getLogger("zeroflow.stores")
+
+LEASE_HORIZON_SECONDS = 366 * 86400.0
+"""A lease expiring further ahead than this (or the store's TTL, if longer) counts as expired.
+
+No store ever writes such an expiry: it is damage, and must not hold a run forever.
+"""
+
+_ABANDONED: dict[str, tuple[str, str]] = {}
+"""Leases this process released but could not clear in the database: owner -> (store, run).
+
+An owner is one engine call's random id, so a lease row still naming one of
+these owners is free for every caller in this process.
+"""
 
 
 class Rows(Protocol):
@@ -90,6 +119,27 @@ def one(rows: Rows) -> Any:
     return None if row is None else row[0]
 
 
+class _Faults:
+    """``with`` it around a store call: a database driver's error leaves as a zeroflow error.
+
+    A plain class rather than ``@contextmanager``: entering and leaving it costs
+    next to nothing when nothing fails.
+    """
+
+    __slots__ = ("run_id", "store")
+
+    def __init__(self, store: SqlStore, run_id: str | None) -> None:
+        self.store = store
+        self.run_id = run_id
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
+        if exc is not None and isinstance(exc, self.store._DRIVER_ERRORS):
+            raise self.store._fault(exc, self.run_id) from exc
+
+
 class SqlStore(BatchingStore[SqlWriter]):
     """The ``WorkflowStore`` methods a SQL backend shares; see the module docstring.
 
@@ -100,6 +150,11 @@ class SqlStore(BatchingStore[SqlWriter]):
     path: str
     durable = True
     """Checkpoints live in the database: they outlive this process."""
+    on_report: Reporter | None = None
+    """Where a listing or a prune reports a run it skipped as unreadable (``store:corrupt``)."""
+
+    _DRIVER_ERRORS: ClassVar[tuple[type[BaseException], ...]] = ()
+    """The database driver's errors: none of them leaves a public method as it is."""
 
     _EVENTS_END: ClassVar[str]
     """One value: the sequence number of the run's last stored event (0 if none)."""
@@ -115,8 +170,10 @@ class SqlStore(BatchingStore[SqlWriter]):
     """True: a commit's events ride in its last checkpoint row (three more columns), as
     one ``encode_event_rows`` text."""
     _INSERT_CHECKPOINT: ClassVar[dict[int, str]] = {
-        n: f"INSERT INTO checkpoints VALUES ({', '.join('?' * n)})" for n in (8, 11)
+        n: f"INSERT INTO checkpoints VALUES ({', '.join('?' * n)})" for n in (9, 11)
     }
+    _MALFORMED_RUNS: ClassVar[str]
+    """Rows ``(run_id, status, saved_at)`` of ``runs`` that ``prune(older_than=)`` cannot judge."""
 
     # ------------------------------------------------------------------ hooks
 
@@ -151,9 +208,54 @@ class SqlStore(BatchingStore[SqlWriter]):
     def _expired(self, db: Db, statuses: list[str], older_than_seconds: float) -> list[Any]:
         """Rows ``(run_id,)`` of unleased runs in ``statuses`` saved longer ago than that."""
 
+    @abstractmethod
+    def _fault(self, exc: BaseException, run_id: str | None) -> StoreError:
+        """The zeroflow error for the driver's error ``exc``: names the run, the database, a fix."""
+
+    def _drop_events(self, db: Db, run_id: str, below_seq: int) -> int:
+        """Before checkpoints under ``below_seq`` are pruned: delete the events logged before
+        checkpoint ``below_seq``; how many there were."""
+        return 0
+
+    def _delete_where(self, db: Db, table: str, where: str, args: tuple[Any, ...]) -> int:
+        """``DELETE FROM table WHERE where``; the bytes freed, where the backend estimates them."""
+        db.execute(f"DELETE FROM {table} WHERE {where}", args)
+        return 0
+
+    def _space(self) -> int:
+        """The bytes the database takes on disk now (0 where the backend cannot tell)."""
+        return 0
+
+    def _reclaim(self, before: int, estimate: int) -> int:
+        """After a prune deleted rows: give the space back; the bytes freed since ``before``."""
+        return estimate
+
     def _open_writer(self, run_id: str) -> SqlWriter:
         """The writer of a run this instance has not written yet; checks the id."""
         return self._load_writer(check_run_id(run_id))
+
+    # ------------------------------------------------------------------ faults
+
+    def _corrupt(self, run_id: str, what: str) -> StoreCorruptError:
+        """A row of ``run_id`` that does not hold what zeroflow wrote."""
+        return StoreCorruptError(
+            f"{self.path}: run '{run_id}': {what}; the database was changed outside zeroflow "
+            f"or is damaged: restore it from a backup, or delete the run "
+            f"(store.delete_run('{run_id}'))",
+            run_id=run_id,
+            path=self.path,
+        )
+
+    def _int(self, run_id: str, what: str, value: Any) -> int:
+        """``value`` if it is an integer; ``StoreCorruptError`` naming ``what`` otherwise."""
+        if type(value) is int:
+            return value
+        raise self._corrupt(run_id, f"{what} is {value!r}, not an integer")
+
+    def _report(self, run_id: Any, reason: str) -> None:
+        """Tell ``on_report`` that ``run_id`` was skipped as unreadable."""
+        name = run_id if isinstance(run_id, str) else repr(run_id)
+        report_corrupt(self.on_report, name, self.path, reason)
 
     # ------------------------------------------------------------------ writes
 
@@ -170,22 +272,32 @@ class SqlStore(BatchingStore[SqlWriter]):
 
     def _load_writer(self, run_id: str) -> SqlWriter:
         w = SqlWriter()
-        with self._query() as db:
+        with _Faults(self, run_id), self._query() as db:
             self._load_counters(db, run_id, w)
         return w
 
     def _load_counters(self, db: Db, run_id: str, w: SqlWriter) -> None:
         row = db.execute("SELECT base_seq FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        w.event_seq = one(db.execute(self._EVENTS_END, (run_id,)))
+        w.event_seq = self._int(
+            run_id, "the last event number", one(db.execute(self._EVENTS_END, (run_id,)))
+        )
         if row is None:
             w.seq, w.base_seq, w.base_bytes, w.records, w.delta_bytes = 0, -1, 0, 0, 0
             return
-        w.base_seq = row[0]
-        w.seq = one(db.execute("SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,)))
-        w.base_bytes = one(
-            db.execute(
-                "SELECT length(body) FROM snapshots WHERE run_id=? AND seq=?", (run_id, w.base_seq)
+        w.base_seq = self._int(run_id, "runs.base_seq", row[0])
+        w.seq = self._int(
+            run_id,
+            "the latest checkpoint's seq",
+            one(db.execute("SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,))),
+        )
+        w.base_bytes = int(
+            one(
+                db.execute(
+                    "SELECT length(body) FROM snapshots WHERE run_id=? AND seq=?",
+                    (run_id, w.base_seq),
+                )
             )
+            or 0
         )
         records, delta_bytes = db.execute(
             "SELECT count(*), coalesce(sum(length(delta)), 0) FROM checkpoints "
@@ -195,7 +307,25 @@ class SqlStore(BatchingStore[SqlWriter]):
         w.records, w.delta_bytes = int(records), int(delta_bytes)
 
     def _commit(self, run_id: str, w: SqlWriter) -> None:
-        """Write pending events and the pending checkpoint in one transaction."""
+        """Write pending events and the pending checkpoint in one transaction.
+
+        A driver's error leaves as the backend's ``StoreError``; the writer keeps its
+        counters (nothing of the failed transaction was written). An unleased
+        write that failed is dropped: its caller got the error, and a later read
+        must neither fail on it again nor write it behind the caller's back.
+        """
+        try:
+            self._write(run_id, w)
+        except BaseException as exc:
+            if w.owner is None:
+                w.pending_full = None
+                w.pending_steps = []
+                w.pending_events = []
+            if isinstance(exc, self._DRIVER_ERRORS):
+                raise self._fault(exc, run_id) from exc
+            raise
+
+    def _write(self, run_id: str, w: SqlWriter) -> None:
         if not (w.pending_events or w.pending_full is not None or w.pending_steps):
             return
         now = self._wall()
@@ -221,19 +351,23 @@ class SqlStore(BatchingStore[SqlWriter]):
             # leased writer numbers this call's events after whatever ``events`` holds now.
             if events and outside is not None and outside > w.event_seq:
                 w.event_seq = int(outside)
-            # (first event number, count, text) for the commit's last checkpoint row, if any.
-            carried: tuple[Any, ...] = ()
+            # Every checkpoint row records the number of the first event logged after the
+            # checkpoint before it (``event_seq``: where prune cuts the log), and in SQLite
+            # the commit's last row carries its events (first number, count, text).
+            mark = w.event_seq + 1
+            carried: tuple[Any, ...] = (mark,)
+            tail = carried
             if self._EVENTS_IN_CHECKPOINTS:
-                carried = (w.event_seq + 1, len(events), events_text) if carry else (None, 0, None)
+                carried = (mark, len(events), events_text) if carry else (mark, 0, None)
+                tail = (mark, 0, None)
             if events and not carry:
-                self._insert_events(db, run_id, w.event_seq + 1, events)
+                self._insert_events(db, run_id, mark, events)
             added_bytes = 0
             if w.pending_steps:
                 if w.base_seq < 0:
                     raise RunNotFoundError(run_id)
                 rows = []
                 seq = w.seq
-                tail = (None, 0, None) if carried else ()
                 last = len(w.pending_steps) - 1 if w.pending_full is None else -1
                 for i, (body, delta) in enumerate(w.pending_steps):
                     seq += 1
@@ -301,9 +435,15 @@ class SqlStore(BatchingStore[SqlWriter]):
         if lease is None or lease[0] != owner or lease[1] != token:
             raise self._lost(db, run_id, owner, token)
         # Renewed once a third of the TTL has passed, not at every commit: the check above
-        # is what fences, and a renewal is one more row written.
+        # is what fences, and a renewal is one more row written. An expiry that is not a
+        # number, or lies further ahead than a renewal would put it (damage), is rewritten.
         now = self._lease_now(db)
-        if not lease[2] - now > self.lease_ttl_seconds * 2 / 3:
+        ttl = self.lease_ttl_seconds
+        try:
+            fresh = ttl * 2 / 3 < lease[2] - now <= ttl + 1.0
+        except TypeError:
+            fresh = False
+        if not fresh:
             db.execute(
                 "UPDATE leases SET expires_at=? WHERE run_id=?",
                 (now + self.lease_ttl_seconds, run_id),
@@ -333,7 +473,7 @@ class SqlStore(BatchingStore[SqlWriter]):
         seq: int,
         data: dict[str, Any],
         now: float,
-        carried: tuple[Any, ...] = (),
+        carried: tuple[Any, ...],
     ) -> str:
         data["seq"] = seq
         text = encode_compact(data)
@@ -420,98 +560,129 @@ class SqlStore(BatchingStore[SqlWriter]):
         return snap
 
     def load_snapshot(self, run_id: str, step: int | None = None) -> RunSnapshot:
-        self._commit_run(run_id)
-        with self._read() as db:
-            seq = one(db.execute("SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,)))
-            if seq is None:
-                raise RunNotFoundError(run_id)
-            if step is not None:
-                found = one(
-                    db.execute(
-                        "SELECT max(seq) FROM checkpoints WHERE run_id=? AND step=?", (run_id, step)
+        """The run's latest checkpoint, or the last one taken at ``step``: one consistent read."""
+        with _Faults(self, run_id):
+            self._commit_run(run_id)
+            with self._read() as db:
+                seq = one(db.execute("SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,)))
+                if seq is None:
+                    raise RunNotFoundError(run_id)
+                if step is not None:
+                    found = one(
+                        db.execute(
+                            "SELECT max(seq) FROM checkpoints WHERE run_id=? AND step=?",
+                            (run_id, step),
+                        )
                     )
-                )
-                if found is None:
-                    entries = list(enumerate(self._history(db, run_id)))
-                    raise checkpoint_not_found(run_id, step, entries)
-                seq = found
-            data = self._rebuild(db, run_id, seq)
-        data["seq"] = int(seq)
+                    if found is None:
+                        entries = list(enumerate(self._history(db, run_id)))
+                        raise checkpoint_not_found(run_id, step, entries)
+                    seq = found
+                seq = self._int(run_id, "a checkpoint's seq", seq)
+                data = self._rebuild(db, run_id, seq)
+        data["seq"] = seq
         try:
             return RunSnapshot.from_dict(data)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StoreCorruptError(
                 f"{self.path}: run '{run_id}' does not decode to a snapshot "
-                f"({type(exc).__name__}: {exc})",
+                f"({type(exc).__name__}: {exc}); restore the database from a backup, or "
+                f"delete the run (store.delete_run('{run_id}'))",
                 run_id=run_id,
                 path=self.path,
             ) from exc
 
     def _history(self, db: Db, run_id: str) -> list[CheckpointInfo]:
-        return [
-            CheckpointInfo(step, wave, status, node, ts)
-            for step, wave, status, node, ts in db.execute(
-                "SELECT step, wave, status, node, ts FROM checkpoints WHERE run_id=? ORDER BY seq",
-                (run_id,),
-            ).fetchall()
-        ]
+        out = []
+        for seq, step, wave, status, node, ts in db.execute(
+            "SELECT seq, step, wave, status, node, ts FROM checkpoints WHERE run_id=? ORDER BY seq",
+            (run_id,),
+        ).fetchall():
+            if not (
+                type(step) is int
+                and type(wave) is int
+                and type(status) is str
+                and (node is None or type(node) is str)
+                and (ts is None or type(ts) is str)
+            ):
+                raise self._corrupt(
+                    run_id,
+                    f"checkpoint {seq!r} holds step={step!r}, wave={wave!r}, status={status!r}, "
+                    f"node={node!r}, ts={ts!r}",
+                )
+            out.append(CheckpointInfo(step, wave, status, node, ts))
+        return out
 
     def history(self, run_id: str) -> list[CheckpointInfo]:
-        """The run's checkpoints, oldest first."""
-        self._commit_run(run_id)
-        with self._read() as db:
-            out = self._history(db, run_id)
+        """The run's checkpoints, oldest first (one consistent read)."""
+        with _Faults(self, run_id):
+            self._commit_run(run_id)
+            with self._read() as db:
+                out = self._history(db, run_id)
         if not out:
             raise RunNotFoundError(run_id)
         return out
 
     def events(self, run_id: str) -> list[Event]:
         """The run's event log, oldest first (checkpoint events carry only their step)."""
-        self._commit_run(run_id)
-        with self._read() as db:
-            rows = db.execute(self._EVENTS_QUERY, (run_id,)).fetchall()
-            if (
-                not rows
-                and db.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone() is None
-            ):
-                raise RunNotFoundError(run_id)
+        with _Faults(self, run_id):
+            self._commit_run(run_id)
+            with self._read() as db:
+                rows = db.execute(self._EVENTS_QUERY, (run_id,)).fetchall()
+                if (
+                    not rows
+                    and db.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone()
+                    is None
+                ):
+                    raise RunNotFoundError(run_id)
         try:
             # A row holds one event line, a checkpoint's lines joined by newlines (SQLite
             # schema 1), or a compact array of a commit's events (SQLite schema 2).
             return [event for _, body in rows for event in decode_event_rows(run_id, body)]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StoreCorruptError(
-                f"{self.path}: an event of run '{run_id}' cannot be decoded ({exc})",
+                f"{self.path}: an event of run '{run_id}' cannot be decoded ({exc}); restore "
+                "the database from a backup, or delete the run",
                 run_id=run_id,
                 path=self.path,
             ) from exc
 
     def latest_checkpoint(self, run_id: str) -> int | None:
         """The ``seq`` of the run's latest checkpoint; None when the store has none."""
-        self._commit_run(run_id)
-        with self._query() as db:
-            seq = one(db.execute("SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,)))
-        return None if seq is None else int(seq)
+        with _Faults(self, run_id):
+            self._commit_run(run_id)
+            with self._query() as db:
+                seq = one(db.execute("SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,)))
+        return None if seq is None else self._int(run_id, "the latest checkpoint's seq", seq)
 
     def latest_step(self, run_id: str) -> int | None:
         """The step of the run's latest checkpoint; None when the store has none."""
-        self._commit_run(run_id)
-        with self._query() as db:
-            row = db.execute(
-                "SELECT step FROM checkpoints WHERE run_id=? ORDER BY seq DESC LIMIT 1", (run_id,)
-            ).fetchone()
-        return None if row is None else int(row[0])
+        with _Faults(self, run_id):
+            self._commit_run(run_id)
+            with self._query() as db:
+                row = db.execute(
+                    "SELECT step FROM checkpoints WHERE run_id=? ORDER BY seq DESC LIMIT 1",
+                    (run_id,),
+                ).fetchone()
+        return None if row is None else self._int(run_id, "the latest checkpoint's step", row[0])
 
     def run_status(self, run_id: str) -> str | None:
-        self._commit_run(run_id)
-        with self._query() as db:
-            row = db.execute("SELECT status FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        return None if row is None else str(row[0])
+        """The stored run's status; None when the store does not hold the run."""
+        with _Faults(self, run_id):
+            self._commit_run(run_id)
+            with self._query() as db:
+                row = db.execute("SELECT status FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        if type(row[0]) is not str:
+            raise self._corrupt(run_id, f"runs.status is {row[0]!r}, not a string")
+        return row[0]
 
     def list_metadata(
         self, workflow_name: str | None = None, status: str | None = None
     ) -> list[RunMetadata]:
-        self.flush()
+        """Summaries of the stored runs, by run id; a run whose row does not decode is
+        skipped and reported (``on_report``, else the ``zeroflow.stores`` logger)."""
         where, args = [], []
         if workflow_name is not None:
             where.append("workflow_name=?")
@@ -525,22 +696,56 @@ class SqlStore(BatchingStore[SqlWriter]):
         )
         if where:
             query += " WHERE " + " AND ".join(where)
-        with self._query() as db:
-            rows = db.execute(query + " ORDER BY run_id", args).fetchall()
-        return [
-            RunMetadata(
-                workflow_name=name,
-                workflow_hash=wf_hash,
-                status=st,
-                started_at=started,
-                updated_at=updated,
-                current_node=node,
-                waiting=st == "waiting",
-                last_error=None if err is None else WorkflowError.from_dict(json.loads(err)),
-                run_id=run_id,
-            )
-            for run_id, name, wf_hash, st, started, updated, node, err in rows
-        ]
+        with _Faults(self, None):
+            self.flush()
+            with self._query() as db:
+                rows = db.execute(query + " ORDER BY run_id", args).fetchall()
+        out = []
+        for row in rows:
+            meta = self._metadata(row)
+            if meta is not None:
+                out.append(meta)
+        return out
+
+    def _metadata(self, row: Sequence[Any]) -> RunMetadata | None:
+        """A ``runs`` row as a ``RunMetadata``; None (reported) when it does not decode."""
+        run_id, name, wf_hash, st, started, updated, node, err = row
+        try:
+            for column, value, optional in (
+                ("run_id", run_id, False),
+                ("workflow_name", name, False),
+                ("workflow_hash", wf_hash, False),
+                ("status", st, False),
+                ("started_at", started, True),
+                ("updated_at", updated, True),
+                ("current_node", node, True),
+                ("last_error", err, True),
+            ):
+                if not (type(value) is str or (optional and value is None)):
+                    raise TypeError(f"{column} is {value!r}, not a string")
+            error = None
+            if err is not None:
+                try:
+                    decoded = json.loads(err)
+                    if not isinstance(decoded, dict):
+                        raise TypeError(f"a JSON {type(decoded).__name__}, not an object")
+                    error = WorkflowError.from_dict(decoded)
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    raise ValueError(f"last_error does not decode ({exc})") from exc
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._report(run_id, f"its runs row does not decode: {exc}")
+            return None
+        return RunMetadata(
+            workflow_name=name,
+            workflow_hash=wf_hash,
+            status=st,
+            started_at=started,
+            updated_at=updated,
+            current_node=node,
+            waiting=st == "waiting",
+            last_error=error,
+            run_id=run_id,
+        )
 
     # ------------------------------------------------------------------ leases
 
@@ -558,10 +763,16 @@ class SqlStore(BatchingStore[SqlWriter]):
         return w
 
     def acquire_lease(self, run_id: str, owner: str) -> int:
-        """Take the run for ``owner``; the fencing token, larger than any issued before."""
+        """Take the run for ``owner``; the fencing token, larger than any issued before.
+
+        A failure after the lease was taken clears it again, or (when even that
+        fails) leaves it free for every later caller in this process.
+        """
         check_run_id(run_id)
         holder = encode_compact(process_holder())
-        with self._lock:
+        with self._lock, _Faults(self, run_id):
+            if _ABANDONED:
+                self._retry_abandoned()
             with self._tx() as db:
                 # The row first, so that racing acquirers queue on its lock (Postgres).
                 db.execute(
@@ -580,7 +791,7 @@ class SqlStore(BatchingStore[SqlWriter]):
             try:
                 self._adopt(run_id, owner)
             except BaseException:
-                self._clear_lease(run_id, owner)  # a failed acquire leaves no lease behind
+                self._give_up(run_id, owner)  # a failed acquire leaves no lease behind
                 raise
         return token
 
@@ -589,7 +800,7 @@ class SqlStore(BatchingStore[SqlWriter]):
 
         An expired lease nobody took since is still ``owner``'s to renew.
         """
-        with self._lock, self._tx() as db:
+        with self._lock, _Faults(self, run_id), self._tx() as db:
             if not self._extend_lease(db, run_id, owner, token):
                 raise self._lost(db, run_id, owner, token)
 
@@ -621,7 +832,7 @@ class SqlStore(BatchingStore[SqlWriter]):
 
     def _clear_lease(self, run_id: str, owner: str | None) -> int:
         """Free the run (of ``owner`` only, when given), keeping its token; rows changed."""
-        with self._tx() as db:
+        with _Faults(self, run_id), self._tx() as db:
             if owner is None:
                 rows = db.execute(
                     "UPDATE leases SET owner=NULL, expires_at=0, holder=NULL "
@@ -636,8 +847,43 @@ class SqlStore(BatchingStore[SqlWriter]):
                 )
             return rows.rowcount
 
+    def _give_up(self, run_id: str, owner: str) -> None:
+        """Clear ``owner``'s lease; if the database refuses (full, locked, gone), remember it.
+
+        A remembered lease is free for every caller in this process at once, and
+        cleared in the database by this store's next ``acquire_lease`` or ``close``.
+        """
+        try:
+            self._clear_lease(run_id, owner)
+        except Exception as exc:
+            _ABANDONED[owner] = (self.path, run_id)
+            _LOG.warning(
+                "%s: run %r: the lease of %s could not be cleared (%s); it is free for this "
+                "process now, and lapses for others in %.0f s",
+                self.path,
+                run_id,
+                owner[:8],
+                exc,
+                self.lease_ttl_seconds,
+            )
+
+    def _retry_abandoned(self) -> None:
+        """Clear in the database the leases of this store that this process gave up."""
+        for owner, (path, run_id) in list(_ABANDONED.items()):
+            if path != self.path:
+                continue
+            try:
+                self._clear_lease(run_id, owner)
+            except Exception:
+                return  # still failing: try again at the next opportunity
+            _ABANDONED.pop(owner, None)
+
     def release_lease(self, run_id: str, owner: str) -> None:
-        with self._lock:
+        """Write what ``owner`` has pending, then free the run (a no-op if not ``owner``'s).
+
+        A failed write raises ``StoreError``; the lease is freed even then.
+        """
+        with self._lock, _Faults(self, run_id):
             w = self._writers.get(run_id)
             try:
                 if w is not None and w.owner == owner:
@@ -646,18 +892,20 @@ class SqlStore(BatchingStore[SqlWriter]):
                     finally:
                         del self._writers[run_id]
             finally:
-                self._clear_lease(run_id, owner)  # even when the last write failed
+                self._give_up(run_id, owner)  # even when the last write failed
 
     def break_lease(self, run_id: str) -> bool:
+        """Drop whatever lease the run has (an operator's tool); True if there was one."""
         return self._clear_lease(run_id, None) > 0
 
     def delete_run(self, run_id: str, *, owner: str | None = None) -> bool:
-        with self._lock:
+        """Delete the run; ``RunLockedError`` if a live lease not held by ``owner`` covers it."""
+        with self._lock, _Faults(self, run_id):
             with self._tx() as db:
                 holder, expires, _, who, now = self._lease_state(db, run_id, lock=True)
                 if lease_verdict(holder, expires, owner, now, who) == "taken":
                     raise locked_error(run_id, holder, expires - now)
-                existed = self._delete(db, run_id)
+                existed = self._delete(db, run_id)[0]
                 if owner is None:
                     # The row (and its token) stays: a later lease's token must still grow.
                     db.execute(
@@ -676,8 +924,10 @@ class SqlStore(BatchingStore[SqlWriter]):
     ) -> tuple[str | None, float, int, dict[str, Any] | None, float]:
         """(owner, expires_at, token, holder process, now) of the run's lease row.
 
-        ``(None, 0, 0, None, now)`` when the run never had a lease; an expiry
-        that is not a number (NULL) reads as NaN, which counts as expired.
+        ``(None, 0, 0, None, now)`` when the run never had a lease. An expiry
+        that is not a finite number (NULL, text, NaN, infinity) or lies absurdly
+        far ahead (``LEASE_HORIZON_SECONDS``) reads as NaN, which counts as
+        expired; a lease this process gave up reads as free.
         """
         now = self._lease_now(db)
         row = db.execute(
@@ -688,24 +938,43 @@ class SqlStore(BatchingStore[SqlWriter]):
         if row is None:
             return None, 0.0, 0, None, now
         owner, expires, token, holder = row
+        if owner is not None and _ABANDONED.get(str(owner), (None, None))[1] == run_id:
+            owner = None
+        if not (
+            type(expires) in (int, float)
+            and math.isfinite(expires)
+            and expires - now <= max(LEASE_HORIZON_SECONDS, self.lease_ttl_seconds)
+        ):
+            expires = math.nan
+        if token is None:
+            token = 0
+        elif type(token) is not int or token < 0:
+            raise self._corrupt(
+                run_id,
+                f"its lease row holds the fencing token {token!r}, not a whole number; set "
+                "leases.token to the largest token ever issued for it",
+            )
         who: Any = None
         if holder is not None:
             try:
                 who = json.loads(holder)
-            except ValueError:
+            except (ValueError, TypeError):
                 who = None
         return (
             None if owner is None else str(owner),
-            float("nan") if expires is None else float(expires),
-            int(token or 0),
+            float(expires),
+            token,
             who if isinstance(who, dict) else None,
             now,
         )
 
-    def _delete(self, db: Db, run_id: str) -> bool:
+    def _delete(self, db: Db, run_id: str) -> tuple[bool, int]:
+        """Delete the run's rows (not its lease row); (it existed, bytes freed estimate)."""
+        freed = 0
         for table in ("checkpoints", "snapshots", "events"):
-            db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
-        return db.execute("DELETE FROM runs WHERE run_id=?", (run_id,)).rowcount > 0
+            freed += self._delete_where(db, table, "run_id=?", (run_id,))
+        rows = db.execute("DELETE FROM runs WHERE run_id=?", (run_id,)).rowcount
+        return rows > 0, freed
 
     # ------------------------------------------------------------------ history
 
@@ -717,41 +986,83 @@ class SqlStore(BatchingStore[SqlWriter]):
         *,
         keep_events: bool = False,
     ) -> PruneResult:
+        """Trim histories to ``keep_last`` checkpoints, delete old runs in ``statuses``.
+
+        Trimming drops the events logged before a run's first kept checkpoint
+        unless ``keep_events``. Runs being driven are skipped; a run whose rows
+        cannot be read is skipped and reported (``on_report``). The space is
+        given back to the file system where the backend can (``bytes_freed``).
+        """
         check_keep_last(keep_last)
         wanted = sorted(status_set(statuses))
-        self.flush()
+        seconds = None if older_than is None else to_seconds(older_than)
         deleted: list[str] = []
         trimmed: dict[str, int] = {}
-        if older_than is not None and wanted:
-            seconds = to_seconds(older_than)
-            with self._tx() as db:
-                for (run_id,) in self._expired(db, wanted, seconds):
-                    self._delete(db, run_id)
-                    deleted.append(run_id)
-        if keep_last is not None:
-            with self._query() as db:
-                candidates = db.execute(
-                    "SELECT run_id, count(*) FROM checkpoints GROUP BY run_id HAVING count(*)>?",
-                    (keep_last,),
-                ).fetchall()
-            for run_id, count in candidates:
+        dropped: dict[str, int] = {}
+        estimate = 0
+        with _Faults(self, None):
+            self.flush()
+            before = self._space()
+            if seconds is not None and wanted:
                 with self._lock:
                     with self._tx() as db:
-                        holder, expires, _, who, now = self._lease_state(db, run_id, lock=True)
-                        if lease_verdict(holder, expires, None, now, who) != "free":
+                        malformed = db.execute(self._MALFORMED_RUNS).fetchall()
+                        for (run_id,) in self._expired(db, wanted, seconds):
+                            estimate += self._delete(db, run_id)[1]
+                            deleted.append(run_id)
+                    for run_id in deleted:
+                        self._writers.pop(run_id, None)
+                for run_id, st, saved_at in malformed:
+                    self._report(
+                        run_id,
+                        f"prune(older_than=) cannot tell its age: its runs row holds "
+                        f"status={st!r}, saved_at={saved_at!r}; the run was kept",
+                    )
+            if keep_last is not None:
+                with self._query() as db:
+                    candidates = db.execute(
+                        "SELECT run_id, count(*) FROM checkpoints GROUP BY run_id "
+                        "HAVING count(*)>?",
+                        (keep_last,),
+                    ).fetchall()
+                for run_id, count in candidates:
+                    with self._lock:
+                        try:
+                            with self._tx() as db:
+                                holder, expires, _, who, now = self._lease_state(
+                                    db, run_id, lock=True
+                                )
+                                if lease_verdict(holder, expires, None, now, who) != "free":
+                                    continue
+                                events, freed = self._trim(db, run_id, keep_last, keep_events)
+                        except StoreCorruptError as exc:
+                            self._report(run_id, f"prune(keep_last=) skipped it: {exc}")
                             continue
-                        self._trim(db, run_id, keep_last)
+                        estimate += freed
                         trimmed[run_id] = int(count) - keep_last
-                    self._writers.pop(run_id, None)
-        return PruneResult(tuple(sorted(deleted)), trimmed)
+                        if events:
+                            dropped[run_id] = events
+                        self._writers.pop(run_id, None)
+            freed_bytes = 0
+            if deleted or trimmed:
+                with self._lock:
+                    freed_bytes = self._reclaim(before, estimate)
+        return PruneResult(tuple(sorted(deleted)), trimmed, dropped, freed_bytes)
 
-    def _trim(self, db: Db, run_id: str, keep_last: int) -> None:
-        """Drop all but the run's last ``keep_last`` checkpoints; the oldest kept becomes full."""
-        keep = one(
-            db.execute(
-                "SELECT seq FROM checkpoints WHERE run_id=? ORDER BY seq DESC LIMIT 1 OFFSET ?",
-                (run_id, keep_last - 1),
-            )
+    def _trim(self, db: Db, run_id: str, keep_last: int, keep_events: bool) -> tuple[int, int]:
+        """Drop all but the run's last ``keep_last`` checkpoints; the oldest kept becomes full.
+
+        Returns (events dropped, bytes freed estimate).
+        """
+        keep = self._int(
+            run_id,
+            "a checkpoint's seq",
+            one(
+                db.execute(
+                    "SELECT seq FROM checkpoints WHERE run_id=? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                    (run_id, keep_last - 1),
+                )
+            ),
         )
         has_full = db.execute(
             "SELECT 1 FROM snapshots WHERE run_id=? AND seq=?", (run_id, keep)
@@ -763,6 +1074,11 @@ class SqlStore(BatchingStore[SqlWriter]):
                 f"UPDATE runs SET base_seq={self._GREATEST}(base_seq, ?) WHERE run_id=?",
                 (keep, run_id),
             )
-        self._keep_events(db, run_id, keep)
-        db.execute("DELETE FROM checkpoints WHERE run_id=? AND seq<?", (run_id, keep))
-        db.execute("DELETE FROM snapshots WHERE run_id=? AND seq<?", (run_id, keep))
+        if keep_events:
+            self._keep_events(db, run_id, keep)
+            events = 0
+        else:
+            events = self._drop_events(db, run_id, keep)
+        freed = self._delete_where(db, "checkpoints", "run_id=? AND seq<?", (run_id, keep))
+        freed += self._delete_where(db, "snapshots", "run_id=? AND seq<?", (run_id, keep))
+        return events, freed
