@@ -15,6 +15,7 @@ from zeroflow import CheckpointWrite, HandlerResult, WorkflowEngine
 from zeroflow._errors import RunNotFoundError, StoreCorruptError, StoreError
 from zeroflow._models import Event, now_iso
 from zeroflow.stores import JsonFileWorkflowStore
+from zeroflow.stores._common import encode_event
 from zeroflow.stores.jsonfile import FORMAT_VERSION
 from zeroflow.testing import sample_snapshot
 
@@ -275,13 +276,18 @@ def test_a_crashed_start_leaves_no_orphan_events_for_the_next_start(
 
     with monkeypatch.context() as patched:
         patched.setattr(os, "replace", dies)
-        with pytest.raises(OSError, match="killed"):
+        with pytest.raises(StoreError, match="killed") as info:
             store.commit(
                 "loop-1",
                 "killed",
                 token,
                 CheckpointWrite(1, sample_snapshot("loop-1"), events=[start]),
             )
+        assert isinstance(info.value.__cause__, OSError)
+    # The failed commit took its events back; a real kill leaves them for the next driver.
+    assert [e.kind for e in store.events("loop-1")] == ["note"]
+    with open(tmp_path / "loop-1" / "events.jsonl", "ab") as fh:  # what a kill leaves
+        fh.write(encode_event(start).encode() + b"\n")
     assert [e.kind for e in store.events("loop-1")] == ["note", "wf:start"]  # the orphan
     store.break_lease("loop-1")  # the killed driver never releases
     other = JsonFileWorkflowStore(tmp_path)
@@ -305,7 +311,8 @@ def test_files_are_replaced_atomically_never_half_written(
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", dies)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StoreError, match="disk full") as info:
         store.save_snapshot(sample_snapshot("r", status="succeeded"))
+    assert isinstance(info.value.__cause__, OSError)
     assert (tmp_path / "r" / "snapshot.json").read_bytes() == before
     assert not list((tmp_path / "r").glob("*.tmp"))

@@ -23,24 +23,39 @@ checkpoints.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import json
 import math
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .._constants import EVENT_STORE_RECOVERED
-from .._errors import RunLockedError, RunNotFoundError, StoreCorruptError
+from .._errors import (
+    RunLockedError,
+    RunNotFoundError,
+    StoreCorruptError,
+    StoreError,
+)
+from .._journal import StepDelta
 from .._models import Event, RunMetadata, RunSnapshot, now_iso
-from .._store import DEFAULT_LEASE_TTL_SECONDS, FINISHED_STATUSES, CheckpointInfo, PruneResult
+from .._store import (
+    DEFAULT_LEASE_TTL_SECONDS,
+    FINISHED_STATUSES,
+    CheckpointInfo,
+    CheckpointWrite,
+    PruneResult,
+)
+from . import _files
 from ._batch import BatchingStore, Writer
 from ._common import (
+    Reporter,
     apply_delta_dict,
     check_holds,
     check_keep_last,
@@ -55,18 +70,24 @@ from ._common import (
     moved_on_error,
     pick_seq,
     process_holder,
+    report_corrupt,
     reset_after_fork,
     status_set,
     to_seconds,
 )
 from ._files import (
+    LinkRefusedError,
     append_fd,
     copy_atomic,
+    is_file,
     lock_fd,
     locked,
+    read_bytes,
+    refuse_link,
+    remove_contents,
+    tree_size,
     truncate,
     unlock_fd,
-    write_all,
     write_atomic,
 )
 
@@ -93,10 +114,74 @@ def _corrupt(path: Path, run_id: str, what: str) -> StoreCorruptError:
     )
 
 
+def _link_error(path: str | Path, run_id: str | None) -> StoreCorruptError:
+    """A link found where the store keeps a run's file or folder: refused, never followed."""
+    whose = f"run '{run_id}': " if run_id else ""
+    return StoreCorruptError(
+        f"{whose}{path} is a symbolic link; the store never follows links inside its folder "
+        "(one could make it read, write or delete files elsewhere) and touched nothing: "
+        "replace the link by the real file or folder, or remove it",
+        run_id=run_id,
+        path=str(path),
+    )
+
+
+_ERRNO_FIX = {
+    errno.ENOSPC: "free space on that file system",
+    errno.EDQUOT: "free space or raise the disk quota",
+    errno.EACCES: "give this process read and write access to the run's folder",
+    errno.EPERM: "give this process read and write access to the run's folder",
+    errno.EROFS: "the file system is read-only: remount it read-write",
+    errno.EIO: "the disk reported an I/O error: check it",
+    errno.EMFILE: "too many open files: raise the process's file limit",
+    errno.ENFILE: "too many open files: raise the system's file limit",
+}
+
+
+def _io_error(exc: OSError, run_id: str | None, where: Path) -> StoreError:
+    """``exc`` as the ``StoreError`` (``StoreCorruptError`` for a link) a caller may catch."""
+    path = exc.filename if exc.filename is not None else where
+    if isinstance(exc, LinkRefusedError):
+        return _link_error(path, run_id)
+    whose = f"run '{run_id}'" if run_id else f"store {where}"
+    fix = _ERRNO_FIX.get(exc.errno or 0, "check the file system")
+    return StoreError(
+        f"{whose}: {exc.strerror or exc} ({path}); nothing checkpointed before was lost "
+        f"and the failed call released what it held: {fix}, then resume or re-run it",
+        run_id=run_id,
+        path=str(path),
+    )
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _guarded(
+    method: Callable[Concatenate[JsonFileWorkflowStore, _P], _R],
+) -> Callable[Concatenate[JsonFileWorkflowStore, _P], _R]:
+    """Let only zeroflow's errors escape ``method``: an ``OSError`` becomes a ``StoreError``.
+
+    The run is the call's first argument (a run id, or a snapshot's ``run_id``).
+    """
+
+    def call(self: JsonFileWorkflowStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as exc:
+            first = args[0] if args else kwargs.get("run_id", kwargs.get("snapshot"))
+            run_id = first if isinstance(first, str) else getattr(first, "run_id", None)
+            where = self.base_dir / run_id if isinstance(run_id, str) else self.base_dir
+            raise _io_error(exc, run_id if isinstance(run_id, str) else None, where) from exc
+
+    functools.update_wrapper(call, method)
+    return call
+
+
 def read_json(path: Path, run_id: str) -> Any:
     """Read one JSON file; a truncated or non-JSON file is a ``StoreCorruptError`` naming it."""
     try:
-        raw = path.read_bytes()
+        raw = read_bytes(path)
     except FileNotFoundError:
         raise RunNotFoundError(run_id) from None
     try:
@@ -110,12 +195,22 @@ def read_json(path: Path, run_id: str) -> Any:
         ) from exc
     except UnicodeDecodeError as exc:
         raise _corrupt(path, run_id, f"is not UTF-8 text ({exc.reason})") from exc
+    except RecursionError as exc:
+        raise _corrupt(path, run_id, "nests too deep to be a zeroflow file") from exc
+
+
+def _int(value: Any, path: Path, run_id: str, what: str, *, null: bool = False) -> Any:
+    """``value`` when it is a whole number >= 0 (or None with ``null``); else corruption."""
+    if (type(value) is int and value >= 0) or (null and value is None):
+        return value
+    raise _corrupt(path, run_id, f"{what} is {value!r}, not a whole number")
 
 
 def _store_info(data: Any, path: Path, run_id: str) -> dict[str, Any]:
     """The ``"store"`` block of a snapshot file (empty for 0.1.0 files); checks the format."""
     if not isinstance(data, dict):
         raise _corrupt(path, run_id, f"holds a JSON {type(data).__name__}, not a snapshot object")
+    _int(data.get("step", 0), path, run_id, '"step"')
     info = data.get("store")
     if info is None:
         return {}
@@ -128,7 +223,17 @@ def _store_info(data: Any, path: Path, run_id: str) -> dict[str, Any]:
             path=str(path),
         )
     assert isinstance(info, dict)
+    _int(info.get("seq", 0), path, run_id, '"store"."seq"')
+    _int(info.get("events_end"), path, run_id, '"store"."events_end"', null=True)
     return info
+
+
+def _info(data: Any, path: Path, run_id: str) -> CheckpointInfo:
+    """``info_of`` for data read from a file: wrong field types are corruption naming it."""
+    try:
+        return info_of(data)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _corrupt(path, run_id, f"holds a checkpoint with bad fields ({exc})") from exc
 
 
 def _snapshot_from(data: Any, path: Path, run_id: str) -> RunSnapshot:
@@ -145,6 +250,10 @@ def _event_lines(events: Iterable[Event]) -> bytes:
     return "".join([encode_event(e) + "\n" for e in events]).encode("utf-8")
 
 
+MAX_LEASE_AHEAD_SECONDS = 366 * 86400.0
+"""A lease expiring further ahead than this (1e300, a clock gone wrong) counts as expired."""
+
+
 @dataclass(slots=True)
 class _Lease:
     """``lease.json``: who drives the run, until when, and the run's fencing token.
@@ -153,7 +262,10 @@ class _Lease:
     next acquisition's token is still larger. ``events_from`` is where the
     events of a run's first checkpoint begin (set by the driver's first
     commit): a driver that takes over a run with no snapshot yet cuts the
-    events of a first commit that was killed halfway back to it.
+    events of a first commit that was killed halfway back to it. ``notes``
+    are the byte ranges of ``events.jsonl`` that other callers appended
+    while the run had a driver: recovery keeps them when it cuts the events
+    of a checkpoint that never committed.
     """
 
     owner: str | None = None
@@ -161,51 +273,85 @@ class _Lease:
     token: int = 0
     holder: dict[str, Any] | None = None
     events_from: int | None = None
+    notes: list[list[int]] = field(default_factory=list)
 
     def verdict(self, owner: str | None, now: float) -> str:
-        return lease_verdict(self.owner, self.expires_at, owner, now, who=self.holder)
+        expires = self.expires_at
+        if not expires - now <= MAX_LEASE_AHEAD_SECONDS:  # NaN, inf and absurd dates too
+            expires = math.nan
+        return lease_verdict(self.owner, expires, owner, now, who=self.holder)
 
     def encode(self) -> bytes:
         data: dict[str, Any] = {
             "owner": self.owner,
-            "expires_at": self.expires_at,
+            "expires_at": self.expires_at if math.isfinite(self.expires_at) else None,
             "token": self.token,
             "holder": self.holder,
         }
         if self.events_from is not None:
             data["events_from"] = self.events_from
+        if self.notes:
+            data["notes"] = self.notes
         return json.dumps(data).encode("utf-8")
 
 
 _DECODER = json.JSONDecoder()
 
 
-def _parse_lease(raw: bytes) -> _Lease:
-    """A ``lease.json``'s content; empty, torn or foreign content is a free lease.
+def _parse_lease(raw: bytes, run_id: str, path: Path, on_report: Reporter | None = None) -> _Lease:
+    """A ``lease.json``'s content; empty content is a free lease, garbage a reported free one.
 
     Bytes after the first JSON value are ignored: a lease is rewritten in
     place and then cut to its new length, so a kill in between leaves the
-    old record's tail behind the complete new one.
+    old record's tail behind the complete new one. An expiry that is not a
+    number counts as expired. Content that is not a lease record (a torn
+    write after a power cut, an edit) is reported as ``store:corrupt`` and
+    read as a free lease with token 0: safe, because every commit checks the
+    lease's owner as well as its token, and the run must not stay blocked.
     """
+    text = raw.lstrip(b" \t\r\n")
+    if not text:
+        return _Lease()  # made by a lock that never wrote a record
     try:
-        data, _ = _DECODER.raw_decode(raw.decode("utf-8").lstrip())
-    except (ValueError, UnicodeDecodeError):
-        return _Lease()
+        data, _ = _DECODER.raw_decode(text.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = None
+    problem = None
     if not isinstance(data, dict):
+        problem = "is not a JSON lease record"
+    elif data.get("owner") is not None and not isinstance(data.get("owner"), str):
+        problem = f'has an "owner" of {data.get("owner")!r}, not a string'
+    elif not (type(data.get("token", 0)) is int and data.get("token", 0) >= 0):
+        problem = f'has a "token" of {data.get("token")!r}, not a whole number'
+    if problem is not None or not isinstance(data, dict):
+        report_corrupt(
+            on_report, run_id, str(path), f"{problem}; read as a free lease with token 0"
+        )
         return _Lease()
     owner = data.get("owner")
     expires = data.get("expires_at")
     if not isinstance(expires, int | float) or isinstance(expires, bool):
         expires = math.nan
-    token = data.get("token")
     holder = data.get("holder")
     start = data.get("events_from")
+    notes = data.get("notes")
+    ranges = []
+    if isinstance(notes, list):
+        for item in notes:
+            if (
+                isinstance(item, list)
+                and len(item) == 2
+                and all(type(n) is int and n >= 0 for n in item)
+                and item[0] < item[1]
+            ):
+                ranges.append([item[0], item[1]])
     return _Lease(
-        owner=None if owner is None else str(owner),
+        owner=owner,
         expires_at=float(expires) if math.isfinite(expires) else math.nan,
-        token=token if type(token) is int and token > 0 else 0,
+        token=data.get("token", 0),
         holder=holder if isinstance(holder, dict) else None,
         events_from=start if type(start) is int and start >= 0 else None,
+        notes=ranges,
     )
 
 
@@ -220,7 +366,7 @@ def _read_rest(fd: int, offset: int) -> bytes:
 
 def _stat_key(path: Path | str) -> tuple[int, int, int] | None:
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -234,7 +380,7 @@ def _read_records(path: Path, run_id: str) -> tuple[list[dict[str, Any]], int, i
     one is corruption: ``StoreCorruptError`` naming the file and line.
     """
     try:
-        raw = path.read_bytes()
+        raw = read_bytes(path)
     except FileNotFoundError:
         return [], 0, 0
     records: list[dict[str, Any]] = []
@@ -246,14 +392,27 @@ def _read_records(path: Path, run_id: str) -> tuple[list[dict[str, Any]], int, i
             return records, good, len(line)
         try:
             rec = json.loads(line)
-            if not isinstance(rec, dict) or type(rec.get("seq")) is not int:
-                raise ValueError("not a journal record")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             if number == last - 1 and not lines[last]:
                 return records, good, len(raw) - good
             raise _corrupt(
                 path, run_id, f"line {number + 1} is not a journal record ({exc})"
             ) from exc
+        delta = rec.get("delta") if isinstance(rec, dict) else None
+        end = rec.get("events_end") if isinstance(rec, dict) else None
+        if (
+            not isinstance(rec, dict)
+            or type(rec.get("seq")) is not int
+            or not isinstance(delta, dict)
+            or type(delta.get("step", 0)) is not int
+            or not (end is None or (type(end) is int and end >= 0))
+        ):
+            raise _corrupt(
+                path,
+                run_id,
+                f"line {number + 1} is not a journal record (its seq, events_end, delta or "
+                "step has the wrong type)",
+            )
         records.append(rec)
         good += len(line) + 1
     return records, good, 0
@@ -335,7 +494,13 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
     survives power loss: files and folders are fsynced on every commit,
     create and replace. ``lease_ttl_seconds`` bounds how long a crashed
     driver blocks its run (a driver that died on this host frees it at once);
-    ``clock`` (epoch seconds) is injectable for tests.
+    ``clock`` (epoch seconds) is injectable for tests. ``file_mode`` sets the
+    permission bits of new files (None: ``0o666`` less the umask); a replaced
+    file keeps the bits it had. ``on_report`` receives a ``store:corrupt``
+    event for each damaged run a listing or prune skips (None: a warning on
+    the ``zeroflow.stores`` logger). Only zeroflow's errors escape: an
+    ``OSError`` becomes a ``StoreError`` naming the run and the file, a
+    symbolic link inside ``base_dir`` a ``StoreCorruptError`` naming it.
     """
 
     durable = True
@@ -348,11 +513,24 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         fsync: bool = False,
         lease_ttl_seconds: float = DEFAULT_LEASE_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
+        file_mode: int | None = None,
+        on_report: Reporter | None = None,
     ) -> None:
+        if file_mode is not None and (
+            isinstance(file_mode, bool)
+            or not isinstance(file_mode, int)
+            or not 0 <= file_mode <= 0o777
+        ):
+            raise ValueError(f"file_mode must be permission bits such as 0o600, got {file_mode!r}")
         self.base_dir = Path(base_dir)
-        self.base_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.base_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _io_error(exc, None, self.base_dir) from exc
         self.fsync = fsync
         self.lease_ttl_seconds = float(lease_ttl_seconds)
+        self.file_mode = file_mode
+        self.on_report = on_report
         self._clock = clock
         self._lock = threading.RLock()
         self._writers: dict[str, _Writer] = {}
@@ -364,32 +542,108 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         super()._forked()
 
     def _run_dir(self, run_id: str) -> Path:
-        return self.base_dir / check_run_id(run_id)
+        """``base_dir/<run_id>``; a run folder that is a symbolic link is refused."""
+        folder = self.base_dir / check_run_id(run_id)
+        try:
+            refuse_link(folder)
+        except LinkRefusedError:
+            raise _link_error(folder, run_id) from None
+        return folder
+
+    @staticmethod
+    def _journal_dir(folder: Path, run_id: str) -> Path:
+        """``folder/journal``; refused when it is a symbolic link."""
+        journal = folder / "journal"
+        try:
+            refuse_link(journal)
+        except LinkRefusedError:
+            raise _link_error(journal, run_id) from None
+        return journal
+
+    # ------------------------------------------------------------------ the public calls
+    # Each lets only zeroflow's errors out (``_guarded``): an OSError becomes a StoreError.
+
+    @_guarded
+    def save_snapshot(self, snapshot: RunSnapshot) -> None:
+        """Write ``snapshot`` at once as the run's next checkpoint (unfenced: 0.1.0's API)."""
+        super().save_snapshot(snapshot)
+
+    @_guarded
+    def append_step(self, run_id: str, delta: StepDelta) -> bool:
+        """Write one step at once (unfenced); True asks for a full snapshot next."""
+        return super().append_step(run_id, delta)
+
+    @_guarded
+    def append_events(self, run_id: str, events: Sequence[Event]) -> None:
+        """Events in order, written at once; they keep their place if the run's driver crashes."""
+        super().append_events(run_id, events)
+
+    @_guarded
+    def flush(self) -> None:
+        """Commit whatever a driven run has pending."""
+        super().flush()
+
+    def commit(self, run_id: str, owner: str, token: int, write: CheckpointWrite) -> bool:
+        """Write one checkpoint of a driven run and its events now (``LeasingStore.commit``).
+
+        A failed write (disk full) leaves the files as they were before it.
+        """
+        try:
+            return super().commit(run_id, owner, token, write)
+        except OSError as exc:
+            raise _io_error(exc, run_id, self.base_dir / run_id) from exc
 
     # ------------------------------------------------------------------ writes
 
     def _append_unleased(self, run_id: str, events: Sequence[Event]) -> None:
+        """Append ``events`` under the run's lock; recorded as notes while a driver holds it.
+
+        A driver's crash recovery cuts the events of a checkpoint that never
+        committed; the ranges recorded here are kept.
+        """
         folder = self._run_dir(run_id)
         folder.mkdir(exist_ok=True)
         data = _event_lines(events)
-        fd = append_fd(folder / "events.jsonl", fsync=self.fsync)
+        lease_path = folder / "lease.json"
         try:
-            write_all(fd, data)
-            if self.fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+            with locked(lease_path, create=False) as lfd:
+                lease = self._read_lease(lfd, run_id, lease_path)
+                start = self._append_file(folder / "events.jsonl", data)
+                if lease.owner is not None:
+                    lease.notes.append([start, start + len(data)])
+                    self._write_lease(lfd, lease)
+        except FileNotFoundError:
+            self._append_file(folder / "events.jsonl", data)  # never leased: nothing to cut
         w = self._writers.get(run_id)
         if w is not None:
             w.events_size += len(data)
 
+    def _append_file(self, path: Path, data: bytes) -> int:
+        """Append ``data`` to ``path`` in one write; returns where it starts."""
+        fd = append_fd(path, fsync=self.fsync, mode=self.file_mode)
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                _files.write_all(fd, data)
+            except OSError as exc:
+                _undo_append(fd, exc, len(data))
+                exc.filename = str(path)
+                raise
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        return start
+
     def close(self) -> None:
         """Flush and close the files this store keeps open; the store stays usable."""
         with self._lock:
-            self.flush()
-            for w in self._writers.values():
-                w.close()
-            self._writers.clear()
+            try:
+                self.flush()
+            finally:
+                for w in self._writers.values():
+                    w.close()
+                self._writers.clear()
 
     @staticmethod
     def _paths(w: _Writer) -> tuple[int, Path, str, str, str]:
@@ -407,7 +661,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         return cached
 
     def _on_disk(self, w: _Writer) -> tuple[Any, ...]:
-        """What changes when any process writes a checkpoint of the run (two ``stat``)."""
+        """What changes when any process writes a checkpoint of the run (two ``lstat``)."""
         paths = self._paths(w)
         return (_stat_key(paths[2]), _stat_key(paths[3]))
 
@@ -420,38 +674,69 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         for name in _COUNTERS:
             setattr(w, name, getattr(current, name))
 
+    def _refuse_orphan(self, folder: Path, run_id: str) -> None:
+        """``StoreCorruptError`` when a run with no ``snapshot.json`` shows it had one.
+
+        Its ``metadata.json`` or journal files are written only with or after a
+        snapshot: the run lost its state, and starting it afresh would mix the
+        old journal into the new run or cut its events.
+        """
+        found = [name for name in ("metadata.json",) if refuse_link(folder / name)]
+        journal = self._journal_dir(folder, run_id)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(journal) as it:
+            if any(e.name.endswith((".jsonl", ".snapshot.json")) for e in it):
+                found.append("journal/")
+        if found:
+            raise StoreCorruptError(
+                f"run '{run_id}': {folder / 'snapshot.json'} is missing but "
+                f"{' and '.join(found)} exist: the run's latest state is lost and was not "
+                "started over; restore snapshot.json from a backup, or delete the run "
+                f"(store.delete_run('{run_id}')) to reuse its id",
+                run_id=run_id,
+                path=str(folder / "snapshot.json"),
+            )
+
     def _open_writer(
-        self, run_id: str, *, recover: bool = False, events_from: int | None = None
+        self, run_id: str, *, recover: bool = False, lease: _Lease | None = None
     ) -> _Writer:
         """Read the run's counters; with ``recover``, cut torn or uncommitted tails.
 
-        ``events_from`` (from ``lease.json``): where the events of a killed
-        first commit begin, cut when the run still has no snapshot.
+        ``lease`` (held under its lock): ``events_from``, where the events of a
+        killed first commit begin, cut when the run still has no snapshot, and
+        the ``notes`` that such cuts keep.
         """
         folder = self._run_dir(run_id)
-        (folder / "journal").mkdir(parents=True, exist_ok=True)
+        journal = self._journal_dir(folder, run_id)
+        journal.mkdir(parents=True, exist_ok=True)
         w = _Writer()
         w.folder = folder
         events = folder / "events.jsonl"
-        w.events_size = events.stat().st_size if events.exists() else 0
-        snap_path = folder / "snapshot.json"
-        if not snap_path.exists():
+        try:
+            w.events_size = os.lstat(events).st_size if refuse_link(events) else 0
+            snap_path = folder / "snapshot.json"
+            has_snapshot = refuse_link(snap_path)
+            refuse_link(folder / "metadata.json")
+        except LinkRefusedError as exc:
+            raise _link_error(exc.filename, run_id) from None
+        if not has_snapshot:
+            self._refuse_orphan(folder, run_id)
             w.fresh = True
+            events_from = None if lease is None else lease.events_from
             if recover and events_from is not None and w.events_size > events_from:
                 # A first commit was killed after its events, before its snapshot: its
-                # events describe nothing. Events appended before it (notes) stay.
-                truncate(events, events_from, fsync=self.fsync)
-                w.events_size = events_from
+                # events describe nothing. Events appended around it (notes) stay.
+                assert lease is not None
+                w.events_size -= self._drop_events(events, w.events_size, events_from, lease)
             w.on_disk = self._on_disk(w)
             return w
         data = read_json(snap_path, run_id)
         info = _store_info(data, snap_path, run_id)
         w.base_seq = w.seq = int(info.get("seq", 0))
-        w.base_bytes = snap_path.stat().st_size
+        w.base_bytes = os.lstat(snap_path).st_size
         w.base_status = data.get("status")
         w.step = int(data.get("step", 0))
         w.last_events_end = info.get("events_end")
-        seg = folder / "journal" / _seg_name(w.base_seq)
+        seg = journal / _seg_name(w.base_seq)
         records, good, torn = _read_records(seg, run_id)
         records = [r for r in records if r["seq"] > w.base_seq]
         if records:
@@ -466,19 +751,21 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         for stale in folder.glob(".*.tmp"):  # a replace that a killed process never finished
             stale.unlink(missing_ok=True)
         meta_path = folder / "metadata.json"
-        with contextlib.suppress(OSError, ValueError):
-            meta = json.loads(meta_path.read_bytes()) if meta_path.exists() else {}
-            if meta.get("status") != data.get("status"):  # killed between the two replaces
-                summary = json.dumps(_metadata_of(data, self._clock()), indent=2)
-                write_atomic(meta_path, summary, fsync=self.fsync)
+        try:
+            meta = json.loads(read_bytes(meta_path))
+        except (FileNotFoundError, ValueError, RecursionError):
+            meta = None
+        # Killed between the two replaces, or damaged: metadata.json is derived, rebuild it.
+        if not isinstance(meta, dict) or meta.get("status") != data.get("status"):
+            summary = json.dumps(_metadata_of(data, self._clock()), indent=2)
+            write_atomic(meta_path, summary, fsync=self.fsync, mode=self.file_mode)
         dropped = 0
         if torn:
             truncate(seg, good, fsync=self.fsync)
         end = w.last_events_end
         if type(end) is int and w.events_size > end:
-            dropped = w.events_size - end
-            truncate(events, end, fsync=self.fsync)
-            w.events_size = end
+            dropped = self._drop_events(events, w.events_size, end, lease)
+            w.events_size -= dropped
         if torn or dropped:
             last = records[-1]["delta"] if records else data
             recovered = Event(
@@ -498,6 +785,32 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             w.pending_events.append(recovered)
         return w
 
+    def _drop_events(self, path: Path, size: int, cut: int, lease: _Lease | None) -> int:
+        """Drop the bytes of ``path`` after ``cut`` but the notes of ``lease``; returns the cut.
+
+        Without notes the file is cut back to ``cut``. With notes, the bytes
+        between them are overwritten with empty lines (which readers skip) and
+        the file is cut after the last note: the notes keep their offsets, so
+        doing this twice (a crash during recovery) gives the same file.
+        """
+        notes = sorted(r for r in (lease.notes if lease else ()) if r[0] >= cut and r[1] <= size)
+        if not notes:
+            truncate(path, cut, fsync=self.fsync)
+            return size - cut
+        fd = _files.open_nofollow(path, os.O_RDWR)
+        try:
+            pos = cut
+            for start, end in notes:
+                if start > pos:
+                    os.pwrite(fd, b"\n" * (start - pos), pos)
+                pos = max(pos, end)
+            os.ftruncate(fd, pos)
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        return size - pos
+
     def _commit(self, run_id: str, w: _Writer) -> None:
         """Write what ``w`` holds; fenced (``w.fence``) under the lock of ``lease.json``."""
         if w.fence is not None:
@@ -511,14 +824,19 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             self._refresh(run_id, w)
             if w.pending_steps and w.base_seq < 0:
                 raise RunNotFoundError(run_id)
-        self._write_pending(run_id, w)
+        try:
+            self._write_pending(run_id, w)
+        except OSError:
+            _stale(w)
+            raise
         w.on_disk = self._on_disk(w)
 
     def _commit_fenced(self, run_id: str, w: _Writer, fence: tuple[str, int, int]) -> None:
         """Check ``owner``, ``token`` and ``seq`` and write, all under ``lease.json``'s lock.
 
         Another process can take the lease only under that lock, so it cannot
-        take it between the check and the write. On refusal nothing is written.
+        take it between the check and the write. On refusal nothing is written;
+        a write that fails (disk full) is undone before the lock is given back.
         """
         owner, token, seq = fence
         folder = w.folder
@@ -534,7 +852,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 raw += _read_rest(fd, 65536)
             lease = w.lease
             if lease is None or raw != w.lease_raw:
-                lease = _parse_lease(raw)
+                lease = _parse_lease(raw, run_id, folder / "lease.json", self.on_report)
             _check_holds(lease, run_id, owner, token)
             # Where the run stands on disk (two stat calls when nobody else wrote it): this
             # instance may not have taken the lease, or an unleased write may have landed.
@@ -554,10 +872,17 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 lease.events_from = size
             if marked or not lease.expires_at - now > self.lease_ttl_seconds * 2 / 3:
                 lease.expires_at = now + self.lease_ttl_seconds
+                if lease.notes:  # notes inside the committed events need no keeping
+                    done = w.last_events_end or 0
+                    lease.notes = [r for r in lease.notes if r[1] > done]
                 raw = self._write_lease(fd, lease, sync=marked)
             w.lease, w.lease_raw = lease, raw
             base, seen, steps = w.base_seq, w.on_disk, bool(w.pending_steps)
-            self._write_pending(run_id, w)
+            try:
+                self._write_pending(run_id, w, fenced=True)
+            except OSError:
+                _stale(w)
+                raise
             if w.base_seq != base or seen is None:
                 w.on_disk = self._on_disk(w)
             elif steps and w.journal_fd is not None:
@@ -576,58 +901,99 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         if fd is None:
             try:
                 # No O_CREAT: a run folder that is gone means the lease is gone with it.
-                fd = os.open(self._paths(w)[4], os.O_RDWR)
+                fd = _files.open_nofollow(self._paths(w)[4], os.O_RDWR)
             except FileNotFoundError:
                 raise lost_lease_error(run_id, owner, None, "the run's folder is gone") from None
             w.lease_fd = fd
             w.lease = None
         return fd
 
-    def _write_pending(self, run_id: str, w: _Writer) -> None:
-        """Write pending events, then the pending record or fold; fold the journal when due."""
+    def _write_pending(self, run_id: str, w: _Writer, *, fenced: bool = False) -> None:
+        """Write pending events, then the pending record or fold; fold the journal when due.
+
+        ``fenced`` (under the lease's lock, which notes take too): a write that
+        fails before the checkpoint is on disk (its journal line or its
+        snapshot) is cut back off both files, so they hold only committed
+        checkpoints and the events that led to them.
+        """
         folder = w.folder
         fsync = self.fsync
-        if w.pending_events:
-            data = _event_lines(w.pending_events)
-            w.pending_events = []
-            if w.events_fd is None:
-                w.events_fd = append_fd(folder / "events.jsonl", fsync=fsync)
-            write_all(w.events_fd, data)
-            # Where the file ends now, not where this writer last left it: another
-            # process may have appended events without the lease (an operator's note).
-            w.events_size = os.lseek(w.events_fd, 0, os.SEEK_CUR)
-            if fsync:
-                os.fsync(w.events_fd)
-        events_end = w.events_size if w.owner is not None else None
-        if w.pending_steps:
-            end = "null" if events_end is None else str(events_end)
-            lines = []
-            for body, delta in w.pending_steps:
-                w.seq += 1
-                w.step = delta.step
-                lines.append(f'{{"seq":{w.seq},"events_end":{end},"delta":{body}}}\n')
-            w.pending_steps = []
-            data = "".join(lines).encode("utf-8")
-            if w.journal_fd is None:
-                w.journal_fd = append_fd(folder / "journal" / _seg_name(w.base_seq), fsync=fsync)
-            write_all(w.journal_fd, data)
-            if fsync:
-                os.fsync(w.journal_fd)
-            w.records += len(lines)
-            w.journal_bytes += len(data)
-            w.last_events_end = events_end
-            if w.pending_full is None and self._fold_due(w, w.records, w.journal_bytes):
-                live = self._rebuild(run_id, folder, w.base_seq, w.seq)
-                self._write_base(folder, w, live, w.last_events_end, meta=False)
-        if w.pending_full is not None:
-            full, w.pending_full = w.pending_full, None
-            w.seq += 1
-            w.step = int(full["step"])
-            # A fold the store asked for leaves metadata.json alone unless the status moved.
-            meta = not w.fold_wanted or full.get("status") != w.base_status
-            self._write_base(folder, w, full, events_end, meta=meta)
-        if w.owner is None:
-            w.close()
+        undo_events: int | None = None  # bytes of this call at the end of events.jsonl
+        try:
+            if w.pending_events:
+                data = _event_lines(w.pending_events)
+                w.pending_events = []
+                if w.events_fd is None:
+                    w.events_fd = append_fd(
+                        folder / "events.jsonl", fsync=fsync, mode=self.file_mode
+                    )
+                try:
+                    _files.write_all(w.events_fd, data)
+                except OSError as exc:
+                    if fenced:
+                        _undo_append(w.events_fd, exc, len(data))
+                    exc.filename = str(folder / "events.jsonl")
+                    raise
+                undo_events = len(data)
+                # Where the file ends now, not where this writer last left it: another
+                # process may have appended events without the lease (an operator's note).
+                w.events_size = os.lseek(w.events_fd, 0, os.SEEK_CUR)
+                if fsync:
+                    os.fsync(w.events_fd)
+            events_end = w.events_size if w.owner is not None else None
+            if w.pending_steps:
+                end = "null" if events_end is None else str(events_end)
+                lines = []
+                seq = w.seq
+                for body, _delta in w.pending_steps:
+                    seq += 1
+                    lines.append(f'{{"seq":{seq},"events_end":{end},"delta":{body}}}\n')
+                data = "".join(lines).encode("utf-8")
+                if w.journal_fd is None:
+                    seg = Path(self._paths(w)[3])
+                    w.journal_fd = append_fd(seg, fsync=fsync, mode=self.file_mode)
+                try:
+                    _files.write_all(w.journal_fd, data)
+                except OSError as exc:
+                    if fenced:
+                        _undo_append(w.journal_fd, exc, len(data))
+                    exc.filename = self._paths(w)[3]
+                    raise
+                if fsync:
+                    try:
+                        os.fsync(w.journal_fd)
+                    except OSError as exc:
+                        if fenced:  # not known to be on disk: not committed
+                            exc.written = len(data)  # type: ignore[attr-defined]
+                            _undo_append(w.journal_fd, exc, len(data))
+                        exc.filename = self._paths(w)[3]
+                        raise
+                undo_events = None  # committed: the journal line is on disk
+                w.seq = seq
+                w.step = w.pending_steps[-1][1].step
+                w.pending_steps = []
+                w.records += len(lines)
+                w.journal_bytes += len(data)
+                w.last_events_end = events_end
+                if w.pending_full is None and self._fold_due(w, w.records, w.journal_bytes):
+                    live = self._rebuild(run_id, folder, w.base_seq, w.seq)
+                    self._write_base(folder, w, live, w.last_events_end)
+            if w.pending_full is not None:
+                full, w.pending_full = w.pending_full, None
+                # A fold the store asked for leaves metadata.json alone unless the status moved.
+                meta = not w.fold_wanted or full.get("status") != w.base_status
+                self._write_base(folder, w, full, events_end, seq=w.seq + 1)
+                undo_events = None  # committed: snapshot.json is replaced
+                if meta:
+                    self._write_meta(folder, full)
+        except OSError:
+            if fenced and undo_events is not None and w.events_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(w.events_fd, w.events_size - undo_events)
+            raise
+        finally:
+            if w.owner is None:
+                w.close()
 
     def _write_base(
         self,
@@ -636,27 +1002,28 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         data: dict[str, Any],
         events_end: int | None,
         *,
-        meta: bool = True,
+        seq: int | None = None,
     ) -> None:
-        """Make ``data`` the run's fold at ``w.seq``; the previous fold stays as history.
+        """Make ``data`` the run's fold at ``seq`` (default ``w.seq``); the old fold stays.
 
-        ``metadata.json`` is rewritten at lifecycle saves only (``meta``): its
-        status cannot change in between, so a periodic fold skips a file replace.
+        The writer's counters move once ``snapshot.json`` is replaced.
+        ``metadata.json`` is the caller's (``_write_meta``), at lifecycle saves
+        only: its status cannot change in between.
         """
-        data["store"] = {"format": FORMAT_VERSION, "seq": w.seq, "events_end": events_end}
-        data["seq"] = w.seq
+        seq = w.seq if seq is None else seq
+        data["store"] = {"format": FORMAT_VERSION, "seq": seq, "events_end": events_end}
+        data["seq"] = seq
         text = encode_compact(data)
         snap_path = folder / "snapshot.json"
-        if w.base_seq >= 0 and snap_path.exists():
+        if w.base_seq >= 0 and refuse_link(snap_path):
             copy_atomic(snap_path, folder / "journal" / _base_name(w.base_seq), fsync=self.fsync)
-        write_atomic(snap_path, text, fsync=self.fsync)
-        if meta:
-            summary = _metadata_of(data, self._clock())
-            write_atomic(folder / "metadata.json", json.dumps(summary, indent=2), fsync=self.fsync)
+        write_atomic(snap_path, text, fsync=self.fsync, mode=self.file_mode)
         if w.journal_fd is not None:
             os.close(w.journal_fd)
             w.journal_fd = None
-        w.base_seq = w.seq
+        w.seq = seq
+        w.step = int(data["step"])
+        w.base_seq = seq
         w.base_bytes = len(text)
         w.records = 0
         w.journal_bytes = 0
@@ -665,25 +1032,41 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         w.fold_wanted = False
         w.base_status = data.get("status")
 
+    def _write_meta(self, folder: Path, data: dict[str, Any]) -> None:
+        """Rewrite ``metadata.json``: 0.1.0's summary of the snapshot dict ``data``."""
+        summary = _metadata_of(data, self._clock())
+        write_atomic(
+            folder / "metadata.json",
+            json.dumps(summary, indent=2),
+            fsync=self.fsync,
+            mode=self.file_mode,
+        )
+
     # ------------------------------------------------------------------ reads
 
+    @_guarded
     def load_snapshot(self, run_id: str, step: int | None = None) -> RunSnapshot:
+        """The run's latest checkpoint, or the last one taken at ``step``; always one whole.
+
+        A fold written by another process while this reads is detected (every
+        fold records its ``seq``) and the fold it replaced is read from the
+        history instead, so a read never mixes two checkpoints.
+        """
         folder = self._run_dir(run_id)
         self._commit_run(run_id)
         if step is not None:
-            entries, bases = self._entries(run_id, folder)
-            seq = pick_seq(entries, step)
-            if seq < 0:
-                raise checkpoint_not_found(run_id, step, entries)
-            base = max(s for s in bases if s <= seq)
-            data = self._rebuild(run_id, folder, base, seq, bases)
-            data["seq"] = seq or None  # 0: a 0.1.0 snapshot, which no store numbered
-            return _snapshot_from(data, bases[base], run_id)
+            return self._consistent(lambda: self._load_step(run_id, folder, step))
         snap_path = folder / "snapshot.json"
-        data = read_json(snap_path, run_id)
+        try:
+            data = read_json(snap_path, run_id)
+        except RunNotFoundError:
+            self._refuse_orphan(folder, run_id)
+            raise
         info = _store_info(data, snap_path, run_id)
         seq = base_seq = int(info.get("seq", 0))
-        seg = folder / "journal" / _seg_name(base_seq)
+        seg = self._journal_dir(folder, run_id) / _seg_name(base_seq)
+        # Segment <S> only grows while <S> is the fold and is never rewritten after: read
+        # after snapshot.json, it holds every record from S on, even if a fold came since.
         records = [r for r in _read_records(seg, run_id)[0] if r["seq"] > base_seq]
         _replay(data, records, base_seq, seg, run_id)
         if records:
@@ -691,6 +1074,35 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         data["seq"] = seq or None  # 0: a 0.1.0 snapshot, which no store numbered
         return _snapshot_from(data, snap_path, run_id)
 
+    def _load_step(self, run_id: str, folder: Path, step: int) -> RunSnapshot:
+        entries, bases = self._entries(run_id, folder)
+        seq = pick_seq(entries, step)
+        if seq < 0:
+            raise checkpoint_not_found(run_id, step, entries)
+        base = max(s for s in bases if s <= seq)
+        data = self._rebuild(run_id, folder, base, seq, bases)
+        data["seq"] = seq or None  # 0: a 0.1.0 snapshot, which no store numbered
+        return _snapshot_from(data, bases[base], run_id)
+
+    @staticmethod
+    def _consistent(read: Callable[[], _R]) -> _R:
+        """Run ``read`` again when the run's history changed under it (``_Moved``)."""
+        for _ in range(_READ_ATTEMPTS - 1):
+            try:
+                return read()
+            except _Moved:
+                continue
+        try:
+            return read()
+        except _Moved as exc:
+            raise StoreError(
+                f"{exc.path}: the run kept changing while it was read "
+                f"({_READ_ATTEMPTS} attempts); retry the read",
+                run_id=exc.run_id,
+                path=str(exc.path),
+            ) from None
+
+    @_guarded
     def latest_checkpoint(self, run_id: str) -> int | None:
         """The ``seq`` of the run's latest checkpoint; None when the store has none.
 
@@ -708,21 +1120,53 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         try:
             info = _store_info(read_json(snap_path, run_id), snap_path, run_id)
         except RunNotFoundError:
+            self._refuse_orphan(folder, run_id)
             return None
         base_seq = int(info.get("seq", 0))
-        records = _read_records(folder / "journal" / _seg_name(base_seq), run_id)[0]
+        seg = self._journal_dir(folder, run_id) / _seg_name(base_seq)
+        records = _read_records(seg, run_id)[0]
         return max([base_seq, *(int(r["seq"]) for r in records)])
 
     def _bases(self, folder: Path, run_id: str) -> dict[int, Path]:
-        """Every fold of the run by sequence number: history folds and ``snapshot.json``."""
+        """Every fold of the run by sequence number: history folds and ``snapshot.json``.
+
+        ``snapshot.json`` is read first: a fold made after it is read has
+        already linked the fold it replaced into the history, where
+        ``_read_fold`` finds it.
+        """
         snap_path = folder / "snapshot.json"
-        info = _store_info(read_json(snap_path, run_id), snap_path, run_id)
+        try:
+            info = _store_info(read_json(snap_path, run_id), snap_path, run_id)
+        except RunNotFoundError:
+            self._refuse_orphan(folder, run_id)
+            raise
         out: dict[int, Path] = {}
-        for path in (folder / "journal").glob("*.snapshot.json"):
+        for path in self._journal_dir(folder, run_id).glob("*.snapshot.json"):
             with contextlib.suppress(ValueError):
                 out[int(path.name.split(".")[0])] = path
         out[int(info.get("seq", 0))] = snap_path
         return out
+
+    def _read_fold(self, folder: Path, run_id: str, seq: int, path: Path) -> dict[str, Any]:
+        """The fold ``seq`` (snapshot dict) from ``path``, or from the history if it moved on.
+
+        ``_Moved`` when neither holds it (the history was pruned meanwhile).
+        """
+        try:
+            data = read_json(path, run_id)
+        except RunNotFoundError:
+            data = None
+        if data is not None and int(_store_info(data, path, run_id).get("seq", 0)) == seq:
+            return dict(data)
+        kept = folder / "journal" / _base_name(seq)
+        if kept != path:
+            try:
+                data = read_json(kept, run_id)
+            except RunNotFoundError:
+                data = None
+            if data is not None and int(_store_info(data, kept, run_id).get("seq", 0)) == seq:
+                return dict(data)
+        raise _Moved(run_id, path)
 
     def _rebuild(
         self,
@@ -734,8 +1178,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
     ) -> dict[str, Any]:
         """The run as of checkpoint ``seq`` (snapshot dict): fold ``base_seq`` plus records."""
         path = (bases or self._bases(folder, run_id))[base_seq]
-        snap: dict[str, Any] = read_json(path, run_id)
-        _store_info(snap, path, run_id)
+        snap = self._read_fold(folder, run_id, base_seq, path)
         seg = folder / "journal" / _seg_name(base_seq)
         records = _read_records(seg, run_id)[0]
         _replay(snap, [r for r in records if base_seq < r["seq"] <= seq], base_seq, seg, run_id)
@@ -748,42 +1191,49 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         bases = self._bases(folder, run_id)
         found: dict[int, CheckpointInfo] = {}
         for seq, path in bases.items():
-            found[seq] = info_of(read_json(path, run_id))
-            for rec in _read_records(folder / "journal" / _seg_name(seq), run_id)[0]:
-                if rec["seq"] > seq and isinstance(rec.get("delta"), dict):
-                    found[rec["seq"]] = info_of(rec["delta"])
+            found[seq] = _info(self._read_fold(folder, run_id, seq, path), path, run_id)
+            seg = folder / "journal" / _seg_name(seq)
+            for rec in _read_records(seg, run_id)[0]:
+                if rec["seq"] > seq:
+                    found[rec["seq"]] = _info(rec["delta"], seg, run_id)
         floor = min(bases)
         return sorted((s, i) for s, i in found.items() if s >= floor), bases
 
+    @_guarded
     def history(self, run_id: str) -> list[CheckpointInfo]:
         """The run's checkpoints, oldest first (a run written by 0.1.0 has one)."""
         folder = self._run_dir(run_id)
         self._commit_run(run_id)
-        return [info for _, info in self._entries(run_id, folder)[0]]
+        entries = self._consistent(lambda: self._entries(run_id, folder)[0])
+        return [info for _, info in entries]
 
+    @_guarded
     def events(self, run_id: str) -> list[Event]:
         """The run's event log, oldest first; a torn last line is left out."""
         folder = self._run_dir(run_id)
         self._commit_run(run_id)
         path = folder / "events.jsonl"
-        if not path.exists():
-            if not (folder / "snapshot.json").exists():
-                raise RunNotFoundError(run_id)
+        try:
+            raw = read_bytes(path)
+        except FileNotFoundError:
+            if not refuse_link(folder / "snapshot.json"):
+                raise RunNotFoundError(run_id) from None
             return []
         out = []
-        lines = path.read_bytes().split(b"\n")
+        lines = raw.split(b"\n")
         for number, line in enumerate(lines):
             if not line:
                 continue
             try:
                 out.append(Event.from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                 torn = number == len(lines) - 1 or (number == len(lines) - 2 and not lines[-1])
                 if torn:
                     break  # the half-written last line of a killed process
                 raise _corrupt(path, run_id, f"line {number + 1} is not an event ({exc})") from exc
         return out
 
+    @_guarded
     def latest_step(self, run_id: str) -> int | None:
         """The step of the run's latest checkpoint; None when the store has none.
 
@@ -799,132 +1249,211 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         except RunNotFoundError:
             return None
 
+    @_guarded
     def run_status(self, run_id: str) -> str | None:
+        """The status of the run's latest fold; None when the store does not hold the run."""
         folder = self._run_dir(run_id)
         self._commit_run(run_id)
         snap_path = folder / "snapshot.json"
-        if not snap_path.exists():
-            return None
         # Only a full save changes the status, so the fold is authoritative (metadata.json
         # can lag by one replace after a crash).
-        data = read_json(snap_path, run_id)
+        try:
+            data = read_json(snap_path, run_id)
+        except RunNotFoundError:
+            self._refuse_orphan(folder, run_id)
+            return None
         _store_info(data, snap_path, run_id)
         return str(data.get("status"))
 
+    @_guarded
     def list_metadata(
         self, workflow_name: str | None = None, status: str | None = None
     ) -> list[RunMetadata]:
+        """Every readable run's summary; a damaged run is skipped and reported (``on_report``)."""
         self.flush()
         out = []
-        for folder, data in self._metadata():
-            item = RunMetadata.from_dict({**data, "run_id": data.get("run_id", folder.name)})
+        for _folder, _data, item in self._metadata():
             if (workflow_name is None or item.workflow_name == workflow_name) and (
                 status is None or item.status == status
             ):
                 out.append(item)
         return out
 
-    def _metadata(self) -> list[tuple[Path, dict[str, Any]]]:
-        """(folder, metadata dict) of every run folder; stray files and folders are skipped."""
+    def _metadata(self) -> list[tuple[Path, dict[str, Any], RunMetadata]]:
+        """(folder, metadata dict, summary) of every run folder with a readable summary.
+
+        Stray files and folders without ``metadata.json`` are skipped; a link,
+        or a ``metadata.json`` that cannot be read as a summary, is skipped and
+        reported through ``on_report`` (never a failure of the whole listing).
+        """
         out = []
-        for folder in sorted(self.base_dir.iterdir()):
+        with os.scandir(self.base_dir) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+        for entry in entries:
+            folder = Path(entry.path)
+            if entry.is_symlink():
+                self._report(entry.name, folder, "the run's folder is a symbolic link")
+                continue
+            if not entry.is_dir(follow_symlinks=False):
+                continue
             meta = folder / "metadata.json"
-            if not folder.is_dir() or not meta.is_file():
+            try:
+                raw = read_bytes(meta)
+            except FileNotFoundError:
+                continue
+            except LinkRefusedError:
+                self._report(entry.name, meta, "metadata.json is a symbolic link")
+                continue
+            except OSError as exc:  # a folder, no permission, an I/O error: this run only
+                self._report(entry.name, meta, f"metadata.json cannot be read ({exc})")
                 continue
             try:
-                data = json.loads(meta.read_bytes())
-            except (OSError, ValueError):
+                data = json.loads(raw)
+            except (ValueError, RecursionError) as exc:
+                self._report(entry.name, meta, f"metadata.json is not valid JSON ({exc})")
                 continue
-            if isinstance(data, dict):
-                out.append((folder, data))
+            problem = _metadata_problem(data)
+            if problem is None:
+                assert isinstance(data, dict)
+                try:
+                    item = RunMetadata.from_dict({**data, "run_id": data.get("run_id", entry.name)})
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    problem = f"its last_error is not an error ({exc})"
+                else:
+                    out.append((folder, data, item))
+                    continue
+            self._report(entry.name, meta, f"metadata.json {problem}")
         return out
+
+    def _report(self, run_id: str, path: Path, reason: str) -> None:
+        """Tell ``on_report`` (else the log) that a run was skipped as damaged."""
+        report_corrupt(self.on_report, run_id, str(path), reason)
 
     # ------------------------------------------------------------------ leases
 
-    def _read_lease(self, fd: int) -> _Lease:
+    def _read_lease(self, fd: int, run_id: str, path: Path) -> _Lease:
         os.lseek(fd, 0, os.SEEK_SET)
         chunks = []
         while chunk := os.read(fd, 65536):
             chunks.append(chunk)
-        return _parse_lease(b"".join(chunks))
+        return _parse_lease(b"".join(chunks), run_id, path, self.on_report)
 
     def _write_lease(self, fd: int, lease: _Lease, *, sync: bool = True) -> bytes:
         """Rewrite ``lease.json`` in place: the new record first, then cut to its length."""
         body = lease.encode()
         os.lseek(fd, 0, os.SEEK_SET)
-        write_all(fd, body)
+        _files.write_all(fd, body)
         os.ftruncate(fd, len(body))
         if sync and self.fsync:
             os.fsync(fd)
         return body
 
+    def _free_lease(self, fd: int, lease: _Lease) -> None:
+        """Write ``lease`` released; if even that fails (disk full), empty the file.
+
+        An empty ``lease.json`` is a free lease: the run is never left locked
+        by a call that failed. Its token restarts, which stays safe because a
+        commit must match the lease's owner as well as its token.
+        """
+        try:
+            self._write_lease(fd, _cleared(lease))
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            raise
+
+    @_guarded
     def acquire_lease(self, run_id: str, owner: str) -> int:
-        """Take the run for ``owner``; returns its fencing token (one more than the last)."""
+        """Take the run for ``owner``; returns its fencing token (one more than the last).
+
+        Recovery of a crashed driver's files runs under the lease's lock; if it
+        (or anything else in this call) fails, the lease is given back first.
+        """
         folder = self._run_dir(run_id)
         folder.mkdir(exist_ok=True)
+        lease_path = folder / "lease.json"
         with self._lock:
             now = self._clock()
-            with locked(folder / "lease.json") as fd:
-                lease = self._read_lease(fd)
+            with locked(lease_path, mode=self.file_mode) as fd:
+                lease = self._read_lease(fd, run_id, lease_path)
                 if lease.verdict(owner, now) == "taken":
                     raise locked_error(run_id, lease.owner, lease.expires_at - now)
                 token = lease.token + 1
-                events_from = lease.events_from
-                taken = _Lease(owner, now + self.lease_ttl_seconds, token, process_holder())
-                taken.events_from = events_from
-                self._write_lease(fd, taken)
-            old = self._writers.pop(run_id, None)
-            if old is not None:
+                taken = _Lease(
+                    owner,
+                    now + self.lease_ttl_seconds,
+                    token,
+                    process_holder(),
+                    lease.events_from,
+                    lease.notes,
+                )
                 try:
-                    self._commit(run_id, old)
-                finally:
-                    old.close()
-            w = self._open_writer(run_id, recover=True, events_from=events_from)
+                    self._write_lease(fd, taken)
+                    old = self._writers.pop(run_id, None)
+                    if old is not None:
+                        try:
+                            self._commit(run_id, old)
+                        finally:
+                            old.close()
+                    w = self._open_writer(run_id, recover=True, lease=taken)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        self._free_lease(fd, taken)
+                    raise
             w.owner = owner
             w.token = token
             self._writers[run_id] = w
             return token
 
+    @_guarded
     def renew_lease(self, run_id: str, owner: str, token: int | None = None) -> None:
         """Extend ``owner``'s lease, expired or not; never acquires.
 
         ``RunLockedError`` when the lease is not ``owner``'s (with ``token``) any more.
         """
         folder = self._run_dir(run_id)
+        lease_path = folder / "lease.json"
         with self._lock:
-            if not (folder / "lease.json").is_file():
+            if not is_file(lease_path):
                 raise lost_lease_error(run_id, owner, None, "the run has no lease")
-            with locked(folder / "lease.json") as fd:
-                lease = self._read_lease(fd)
+            with locked(lease_path, create=False) as fd:
+                lease = self._read_lease(fd, run_id, lease_path)
                 _check_holds(lease, run_id, owner, token)
                 now = self._clock()
                 lease.expires_at = now + self.lease_ttl_seconds
                 lease.holder = process_holder()
                 self._write_lease(fd, lease)
 
+    @_guarded
     def release_lease(self, run_id: str, owner: str) -> None:
+        """Commit what ``owner`` has pending and free the run; freed even if that write fails."""
         folder = self._run_dir(run_id)
+        lease_path = folder / "lease.json"
         with self._lock:
             w = self._writers.get(run_id)
-            if w is not None and w.owner == owner:
-                try:
-                    self._commit(run_id, w)
-                finally:
-                    w.close()
-                    del self._writers[run_id]
-            if not (folder / "lease.json").is_file():
-                return
-            with locked(folder / "lease.json") as fd:
-                lease = self._read_lease(fd)
-                if lease.owner == owner:
-                    self._write_lease(fd, _cleared(lease))
+            try:
+                if w is not None and w.owner == owner:
+                    try:
+                        self._commit(run_id, w)
+                    finally:
+                        w.close()
+                        del self._writers[run_id]
+            finally:
+                if is_file(lease_path):
+                    with locked(lease_path, create=False) as fd:
+                        lease = self._read_lease(fd, run_id, lease_path)
+                        if lease.owner == owner:
+                            self._free_lease(fd, lease)
 
+    @_guarded
     def break_lease(self, run_id: str) -> bool:
+        """Free the run now, whoever holds it; False when nobody held it."""
         folder = self._run_dir(run_id)
-        if not (folder / "lease.json").exists():
+        lease_path = folder / "lease.json"
+        if not is_file(lease_path):
             return False
-        with self._lock, locked(folder / "lease.json") as fd:
-            lease = self._read_lease(fd)
+        with self._lock, locked(lease_path, create=False) as fd:
+            lease = self._read_lease(fd, run_id, lease_path)
             if lease.owner is None:
                 return False
             self._write_lease(fd, _cleared(lease))
@@ -933,30 +1462,31 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 w.token = None  # a commit through this writer re-reads the run first
             return True
 
+    @_guarded
     def delete_run(self, run_id: str, *, owner: str | None = None) -> bool:
+        """Delete the run's files (never through a link); refused while another drives it.
+
+        With ``owner`` (``run(..., replace=True)``) the lease stays ``owner``'s.
+        """
         folder = self._run_dir(run_id)
-        if not folder.exists():
+        if not refuse_link(folder):
             return False
+        lease_path = folder / "lease.json"
         with self._lock:
-            with locked(folder / "lease.json") as fd:
+            with locked(lease_path, mode=self.file_mode) as fd:
                 now = self._clock()
-                lease = self._read_lease(fd)
+                lease = self._read_lease(fd, run_id, lease_path)
                 if lease.verdict(owner, now) == "taken":
                     raise locked_error(run_id, lease.owner, lease.expires_at - now)
-                if lease.events_from is not None:
+                if lease.events_from is not None or lease.notes:
                     lease.events_from = None  # the events it points into are deleted now
+                    lease.notes = []
                     self._write_lease(fd, lease)
-                existed = (folder / "snapshot.json").exists()
+                existed = refuse_link(folder / "snapshot.json")
                 old = self._writers.pop(run_id, None)
                 if old is not None:
                     old.close()
-                for path in list(folder.iterdir()):
-                    if path.name == "lease.json":
-                        continue
-                    if path.is_dir():
-                        shutil.rmtree(path)
-                    else:
-                        path.unlink()
+                remove_contents(folder, keep=frozenset({"lease.json"}))
                 if owner is not None and old is not None and old.owner == owner:
                     fresh = _Writer()
                     fresh.folder = folder
@@ -966,11 +1496,14 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                     fresh.on_disk = self._on_disk(fresh)
                     self._writers[run_id] = fresh
             if owner is None:
-                shutil.rmtree(folder, ignore_errors=True)
+                remove_contents(folder)
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
         return existed
 
     # ------------------------------------------------------------------ history
 
+    @_guarded
     def prune(
         self,
         keep_last: int | None = None,
@@ -979,45 +1512,141 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         *,
         keep_events: bool = False,
     ) -> PruneResult:
+        """Trim runs to their newest ``keep_last`` checkpoints; delete old finished runs.
+
+        Runs being driven are skipped; a damaged run is skipped and reported
+        (``on_report``), never deleted blindly nor hidden. ``keep_events=False``
+        also drops the events of the trimmed checkpoints. ``bytes_freed`` is
+        measured from the files' sizes before and after.
+        """
         check_keep_last(keep_last)
         wanted = status_set(statuses)
         self.flush()
         deleted: list[str] = []
         trimmed: dict[str, int] = {}
+        events_cut: dict[str, int] = {}
+        freed = 0
         if older_than is not None:
             cutoff = self._clock() - to_seconds(older_than)
-            for folder, meta in self._metadata():
+            for folder, meta, _item in self._metadata():
                 if meta.get("status") in wanted and _saved_at(meta, folder) < cutoff:
+                    size = tree_size(folder)
                     try:
                         self.delete_run(folder.name)
                     except RunLockedError:
                         continue
+                    except StoreError as exc:
+                        self._report(folder.name, Path(exc.path or folder), str(exc))
+                        continue
                     deleted.append(folder.name)
+                    freed += size - tree_size(folder)
         if keep_last is not None:
-            for folder in sorted(self.base_dir.iterdir()):
-                if (folder / "snapshot.json").is_file():
-                    dropped = self._trim(folder, int(keep_last))
-                    if dropped:
-                        trimmed[folder.name] = dropped
-        return PruneResult(tuple(sorted(deleted)), trimmed)
+            with os.scandir(self.base_dir) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+            for entry in entries:
+                folder = Path(entry.path)
+                if entry.is_symlink():
+                    self._report(entry.name, folder, "the run's folder is a symbolic link")
+                    continue
+                if not entry.is_dir(follow_symlinks=False) or not os.path.lexists(
+                    folder / "snapshot.json"
+                ):
+                    continue
+                size = tree_size(folder)
+                try:
+                    dropped, cut = self._trim(folder, int(keep_last), keep_events)
+                except (RunLockedError, RunNotFoundError):
+                    continue
+                except StoreError as exc:
+                    self._report(entry.name, Path(exc.path or folder), str(exc))
+                    continue
+                except OSError as exc:
+                    self._report(entry.name, Path(exc.filename or folder), str(exc))
+                    continue
+                if dropped:
+                    trimmed[entry.name] = dropped
+                if cut:
+                    events_cut[entry.name] = cut
+                freed += max(size - tree_size(folder), 0)
+        return PruneResult(tuple(sorted(deleted)), trimmed, events_cut, freed)
 
-    def _trim(self, folder: Path, keep_last: int) -> int:
-        """Keep the newest ``keep_last`` checkpoints of one run; a run being driven is skipped."""
+    def _trim(self, folder: Path, keep_last: int, keep_events: bool) -> tuple[int, int]:
+        """Keep the newest ``keep_last`` checkpoints of one run (and, unless ``keep_events``,
+        the events from the first kept one on); (checkpoints, events) dropped.
+
+        A run being driven is skipped (``RunLockedError``).
+        """
         run_id = folder.name
         owner = f"prune-{os.getpid()}-{id(self)}"
-        try:
-            self.acquire_lease(run_id, owner)
-        except RunLockedError:
-            return 0
+        self.acquire_lease(run_id, owner)
         try:
             entries, bases = self._entries(run_id, folder)
             drop = len(entries) - keep_last
             if drop <= 0:
-                return 0
+                return 0, 0
+            cut = None if keep_events else self._events_end(run_id, folder, entries[drop - 1][0])
             self._cut_before(run_id, folder, bases, entries[drop][0])
-            return drop
+            lines = self._cut_events(run_id, folder, cut) if cut else 0
+            return drop, lines
         finally:
             self.release_lease(run_id, owner)
+
+    def _events_end(self, run_id: str, folder: Path, seq: int) -> int | None:
+        """Where ``events.jsonl`` ended when checkpoint ``seq`` was committed (None: unknown)."""
+        bases = self._bases(folder, run_id)
+        if seq in bases:
+            info = _store_info(self._read_fold(folder, run_id, seq, bases[seq]), bases[seq], run_id)
+            end = info.get("events_end")
+            return end if type(end) is int else None
+        base = max(s for s in bases if s <= seq)
+        for rec in _read_records(folder / "journal" / _seg_name(base), run_id)[0]:
+            if rec["seq"] == seq:
+                end = rec.get("events_end")
+                return end if type(end) is int else None
+        return None
+
+    def _cut_events(self, run_id: str, folder: Path, cut: int) -> int:
+        """Drop the first ``cut`` bytes of ``events.jsonl``; returns how many events went.
+
+        Under the lease's lock (notes wait). The events file is replaced
+        first, then every kept record and fold is rewritten with its
+        ``events_end`` moved back by ``cut``: a crash in between leaves ends
+        that are too large, which recovery reads as "nothing to cut".
+        """
+        events = folder / "events.jsonl"
+        lease_path = folder / "lease.json"
+        with locked(lease_path, mode=self.file_mode) as fd:
+            raw = read_bytes(events)
+            if cut > len(raw) or (cut and raw[cut - 1 : cut] != b"\n"):
+                return 0  # not at a line end: the offsets do not describe this file
+            dropped = sum(1 for line in raw[:cut].split(b"\n") if line.strip())
+            write_atomic(events, raw[cut:], fsync=self.fsync, mode=self.file_mode)
+            lease = self._read_lease(fd, run_id, lease_path)
+            if lease.events_from is not None:
+                lease.events_from = max(lease.events_from - cut, 0)
+            lease.notes = [[a - cut, b - cut] for a, b in lease.notes if a >= cut]
+            self._write_lease(fd, lease)
+        journal = folder / "journal"
+        for path in sorted(journal.iterdir()):
+            if path.name.endswith(".snapshot.json"):
+                self._shift_fold(run_id, path, cut)
+            elif path.name.endswith(".jsonl"):
+                records, _, _ = _read_records(path, run_id)
+                for rec in records:
+                    if type(rec.get("events_end")) is int:
+                        rec["events_end"] = max(rec["events_end"] - cut, 0)
+                text = "".join(encode_compact(r) + "\n" for r in records)
+                write_atomic(path, text, fsync=self.fsync, mode=self.file_mode)
+        self._shift_fold(run_id, folder / "snapshot.json", cut)
+        return dropped
+
+    def _shift_fold(self, run_id: str, path: Path, cut: int) -> None:
+        """Move a fold's ``"store"."events_end"`` back by ``cut`` bytes."""
+        data = read_json(path, run_id)
+        info = _store_info(data, path, run_id)
+        if type(info.get("events_end")) is int:
+            info["events_end"] = max(info["events_end"] - cut, 0)
+            write_atomic(path, encode_compact(data), fsync=self.fsync, mode=self.file_mode)
 
     def _cut_before(self, run_id: str, folder: Path, bases: dict[int, Path], keep: int) -> None:
         """Make checkpoint ``keep`` a fold, then delete every fold and record before it.
@@ -1025,14 +1654,14 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         Files are written before anything is deleted, so a crash in between
         leaves extra history, never a gap.
         """
-        journal = folder / "journal"
+        journal = self._journal_dir(folder, run_id)
         base = max(s for s in bases if s <= keep)
         if base != keep:
             snap = self._rebuild(run_id, folder, base, keep, bases)
             records = _read_records(journal / _seg_name(base), run_id)[0]
             kept = next(r for r in records if r["seq"] == keep)
             after = "".join(encode_compact(r) + "\n" for r in records if r["seq"] > keep)
-            write_atomic(journal / _seg_name(keep), after, fsync=self.fsync)
+            write_atomic(journal / _seg_name(keep), after, fsync=self.fsync, mode=self.file_mode)
             snap["store"] = {
                 "format": FORMAT_VERSION,
                 "seq": keep,
@@ -1040,7 +1669,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             }
             snap["seq"] = keep
             target = folder / "snapshot.json" if base == max(bases) else journal / _base_name(keep)
-            write_atomic(target, encode_compact(snap), fsync=self.fsync)
+            write_atomic(target, encode_compact(snap), fsync=self.fsync, mode=self.file_mode)
         for path in list(journal.iterdir()):
             try:
                 seq = int(path.name.split(".")[0])
@@ -1048,6 +1677,70 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 continue
             if seq < keep:
                 path.unlink()
+
+
+_READ_ATTEMPTS = 5
+"""How often a read of a run's history is tried while other processes fold or prune it."""
+
+
+class _Moved(Exception):
+    """A fold a read had listed is no longer where it was: the read starts over."""
+
+    def __init__(self, run_id: str, path: Path) -> None:
+        super().__init__(run_id, path)
+        self.run_id = run_id
+        self.path = path
+
+
+_META_TYPES: tuple[tuple[str, tuple[type, ...], bool], ...] = (
+    ("workflow_name", (str,), False),
+    ("workflow_hash", (str,), True),
+    ("status", (str,), False),
+    ("started_at", (str,), True),
+    ("updated_at", (str,), True),
+    ("current_node", (str,), True),
+    ("waiting", (bool,), True),
+    ("last_error", (dict,), True),
+    ("run_id", (str,), True),
+    ("saved_at", (int, float), True),
+)
+
+
+def _metadata_problem(data: Any) -> str | None:
+    """What makes ``data`` not a ``metadata.json`` summary; None when it is one."""
+    if not isinstance(data, dict):
+        return f"holds a JSON {type(data).__name__}, not a run summary"
+    for key, types, optional in _META_TYPES:
+        value = data.get(key)
+        if value is None:
+            if optional:
+                continue
+            return f"has no {key!r}"
+        if not isinstance(value, types) or (types != (bool,) and isinstance(value, bool)):
+            return f"{key!r} is {value!r}, not {' or '.join(t.__name__ for t in types)}"
+    return None
+
+
+def _undo_append(fd: int, exc: OSError, size: int) -> None:
+    """Cut the bytes a failed ``write_all`` of ``size`` bytes left at the end of ``fd``."""
+    written = getattr(exc, "written", 0)
+    if 0 < written <= size:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, os.fstat(fd).st_size - written)
+
+
+def _stale(w: _Writer) -> None:
+    """After a failed write: close ``w``'s data files; its counters are read again before use.
+
+    ``lease.json`` stays open: the caller may still hold its lock.
+    """
+    for fd in (w.events_fd, w.journal_fd):
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    w.events_fd = w.journal_fd = None
+    w.on_disk = None
+    w.lease = None
 
 
 def _check_holds(lease: _Lease, run_id: str, owner: str, token: int | None) -> None:
@@ -1103,4 +1796,4 @@ def _saved_at(meta: dict[str, Any], folder: Path) -> float:
         return float(saved)
     with contextlib.suppress(TypeError, ValueError):
         return datetime.fromisoformat(str(meta.get("updated_at"))).timestamp()
-    return (folder / "metadata.json").stat().st_mtime
+    return os.lstat(folder / "metadata.json").st_mtime
