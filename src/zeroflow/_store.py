@@ -213,8 +213,8 @@ class CheckpointInfo:
 class PruneResult:
     """What ``prune`` deleted: whole runs, checkpoints and events trimmed per kept run.
 
-    ``bytes_freed`` is what the store gave back to the file system (0 for the
-    memory store, an estimate where the backend cannot measure it exactly).
+    ``bytes_freed`` is what the store gave back: measured on files, estimated
+    from the text dropped by the memory store and the rows deleted in Postgres.
     """
 
     runs: tuple[str, ...] = ()

@@ -55,6 +55,8 @@ class _Entry:
     info: CheckpointInfo
     full: RunSnapshot | None = None
     delta: str | None = None
+    events_from: int = 0
+    """How many event chunks the run's log held before this checkpoint's own events."""
 
 
 @dataclass(slots=True)
@@ -131,7 +133,8 @@ class InMemoryWorkflowStore:
         latest.seq = kept.seq = run.seq
         run.latest = latest
         run.saved_at = now
-        run.history.append(_Entry(run.seq, info_of(kept.to_dict()), full=kept))
+        mark = len(self._events.get(latest.run_id, ()))
+        run.history.append(_Entry(run.seq, info_of(kept.to_dict()), full=kept, events_from=mark))
 
     def append_step(self, run_id: str, delta: StepDelta) -> bool:
         check_run_id(run_id)
@@ -140,11 +143,11 @@ class InMemoryWorkflowStore:
             run = self._runs.get(run_id)
             if run is None:
                 raise RunNotFoundError(run_id)
-            self._step(run, delta, text, self._clock())
+            self._step(run, delta, text, self._clock(), len(self._events.get(run_id, ())))
         return False  # the latest snapshot is kept whole: nothing to fold
 
     @staticmethod
-    def _step(run: _Run, delta: StepDelta, text: str, now: float) -> None:
+    def _step(run: _Run, delta: StepDelta, text: str, now: float, mark: int) -> None:
         """Write one step's checkpoint (``text``: the delta's JSON). Holds ``_lock``."""
         info = CheckpointInfo(
             delta.step, delta.wave, delta.status, delta.last_node, delta.updated_at
@@ -153,7 +156,7 @@ class InMemoryWorkflowStore:
         run.seq += 1
         run.latest.seq = run.seq
         run.saved_at = now
-        run.history.append(_Entry(run.seq, info, delta=text))
+        run.history.append(_Entry(run.seq, info, delta=text, events_from=mark))
 
     def commit(self, run_id: str, owner: str, token: int, write: CheckpointWrite) -> bool:
         """Write one checkpoint and its events while ``owner`` holds lease ``token``.
@@ -182,7 +185,7 @@ class InMemoryWorkflowStore:
                 if run is None:
                     raise RunNotFoundError(run_id)
                 assert delta is not None
-                self._step(run, delta, text, now)
+                self._step(run, delta, text, now, len(self._events.get(run_id, ())))
             if events is not None:
                 self._events.setdefault(run_id, []).append(events)
             self._leases[run_id].expires_at = now + self.lease_ttl_seconds
@@ -336,10 +339,17 @@ class InMemoryWorkflowStore:
         *,
         keep_events: bool = False,
     ) -> PruneResult:
+        """Trim histories and delete old finished runs (see ``HistoryStore.prune``).
+
+        Trimming drops the events logged before the first kept checkpoint unless
+        ``keep_events``; ``bytes_freed`` estimates the text given back.
+        """
         check_keep_last(keep_last)
         wanted = status_set(statuses)
         deleted: list[str] = []
         trimmed: dict[str, int] = {}
+        dropped_events: dict[str, int] = {}
+        freed = 0
         now = self._clock()
         with self._lock:
             if older_than is not None:
@@ -349,7 +359,8 @@ class InMemoryWorkflowStore:
                     leased = lease is not None and lease.verdict(None, now) == "taken"
                     if run.latest.status in wanted and run.saved_at < cutoff and not leased:
                         del self._runs[run_id]
-                        self._events.pop(run_id, None)
+                        freed += sum(len(t) for t in self._events.pop(run_id, ()))
+                        freed += sum(len(e.delta or "") for e in run.history)
                         deleted.append(run_id)
             if keep_last is not None:
                 for run_id, run in self._runs.items():
@@ -360,9 +371,22 @@ class InMemoryWorkflowStore:
                     if first.full is None:
                         first.full = _rebuild(run.history, first.seq)
                         first.delta = None
+                    freed += sum(len(e.delta or "") for e in run.history[:drop])
                     del run.history[:drop]
                     trimmed[run_id] = drop
-        return PruneResult(tuple(sorted(deleted)), trimmed)
+                    cut = first.events_from
+                    chunks = self._events.get(run_id)
+                    if keep_events or not chunks or cut <= 0:
+                        continue
+                    gone = chunks[:cut]
+                    del chunks[:cut]
+                    for entry in run.history:
+                        entry.events_from = max(0, entry.events_from - cut)
+                    dropped_events[run_id] = sum(
+                        len(decode_event_rows(run_id, text)) for text in gone
+                    )
+                    freed += sum(len(text) for text in gone)
+        return PruneResult(tuple(sorted(deleted)), trimmed, dropped_events, freed)
 
 
 def _rebuild(history: list[_Entry], seq: int) -> RunSnapshot:
