@@ -249,6 +249,29 @@ def test_runs_list_shows_a_table_and_filters(
     assert [m["run_id"] for m in json.loads(out)] == ["wait-1"]
 
 
+def test_runs_list_shows_a_damaged_run_as_corrupt_and_lists_the_others(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged = project / "runs" / "broken-1"
+    damaged.mkdir()
+    (damaged / "metadata.json").write_text("[1, 2]")
+    code, out, err = run_cli(capsys, "runs", "list", "--store", "runs")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert ["wait-1", "cli", "waiting", "review"] == rows[0][:4]
+    assert ["broken-1", "?", "corrupt"] == rows[1][:3]
+    assert "run 'broken-1' is corrupt" in err
+    code, out, _ = run_cli(capsys, "runs", "list", "--store", "runs", "--json")
+    assert {r["run_id"]: r["status"] for r in json.loads(out)} == {
+        "wait-1": "waiting",
+        "broken-1": "corrupt",
+    }
+    code, out, _ = run_cli(capsys, "runs", "list", "--store", "runs", "--status", "corrupt")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["broken-1"]
+    code, out, err = run_cli(capsys, "runs", "list", "--store", "runs", "--status", "waiting")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["wait-1"] and err == ""
+
+
 def test_runs_show_gives_status_prompt_and_trace(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

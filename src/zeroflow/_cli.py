@@ -96,7 +96,8 @@ def _load_handlers(spec: str) -> Mapping[str, Any]:
     return handlers
 
 
-def _open_store(path: str) -> Any:
+def _open_store(path: str, on_report: Callable[[Event], None] | None = None) -> Any:
+    """The store at ``path``; ``on_report`` hears of runs it skips as corrupt."""
     from .stores import JsonFileWorkflowStore
 
     where = Path(path)
@@ -110,7 +111,7 @@ def _open_store(path: str) -> Any:
             )
         from .stores import SqliteWorkflowStore
 
-        return SqliteWorkflowStore(where)
+        return SqliteWorkflowStore(where, on_report=on_report)
     if not where.exists():
         raise CliError(f"store folder '{path}' does not exist")
     if not where.is_dir():
@@ -118,7 +119,7 @@ def _open_store(path: str) -> Any:
             f"store '{path}' is neither a folder (JSON store) nor a "
             f"{'/'.join(SQLITE_SUFFIXES)} file (SQLite store)"
         )
-    return JsonFileWorkflowStore(where)
+    return JsonFileWorkflowStore(where, on_report=on_report)
 
 
 def _is_sqlite_store(path: Path) -> bool:
@@ -277,22 +278,41 @@ def _error_line(error: Any) -> str:
 
 
 def cmd_runs_list(args: argparse.Namespace, out: TextIO) -> int:
-    metas = _open_store(args.store).list_metadata(args.workflow)
+    corrupt: list[Event] = []
+    metas = _open_store(args.store, corrupt.append).list_metadata(args.workflow)
     if args.status:
         metas = [m for m in metas if m.status == args.status]
+    if args.status not in (None, "corrupt"):
+        corrupt = []
     metas.sort(key=lambda m: (m.updated_at or "", m.run_id or ""), reverse=True)
+    for event in corrupt:  # listed, never hidden: each damaged run also gets a line on stderr
+        sys.stderr.write(
+            f"zeroflow: warning: run '{event.run_id}' is corrupt "
+            f"({event.data.get('where')}): {event.data.get('reason')}\n"
+        )
     if args.json:
-        _dump([m.to_dict() for m in metas], out)
+        rows: list[dict[str, Any]] = [m.to_dict() for m in metas]
+        rows += [
+            {
+                "run_id": e.run_id,
+                "status": "corrupt",
+                "where": e.data.get("where"),
+                "reason": e.data.get("reason"),
+            }
+            for e in corrupt
+        ]
+        _dump(rows, out)
         return EXIT_OK
-    if not metas:
+    if not metas and not corrupt:
         out.write("no runs\n")
         return EXIT_OK
-    rows = [("RUN ID", "WORKFLOW", "STATUS", "NODE", "UPDATED")]
-    rows += [
+    table = [("RUN ID", "WORKFLOW", "STATUS", "NODE", "UPDATED")]
+    table += [
         (m.run_id or "?", m.workflow_name, m.status, m.current_node or "-", m.updated_at or "-")
         for m in metas
     ]
-    _table(rows, out)
+    table += [(e.run_id, "?", "corrupt", "-", "-") for e in corrupt]
+    _table(table, out)
     return EXIT_OK
 
 
@@ -545,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
 
     p = rsub.add_parser("list", parents=[store], help="list runs")
-    p.add_argument("--status", choices=sorted(C.RUN_STATUSES))
+    p.add_argument("--status", choices=[*sorted(C.RUN_STATUSES), "corrupt"])
     p.add_argument("--workflow", metavar="NAME")
     p.set_defaults(func=cmd_runs_list)
 
