@@ -258,8 +258,8 @@ def test_runs_list_shows_a_damaged_run_as_corrupt_and_lists_the_others(
     code, out, err = run_cli(capsys, "runs", "list", "--store", "runs")
     assert code == 0
     rows = [line.split() for line in out.splitlines()[1:]]
-    assert ["wait-1", "cli", "waiting", "review"] == rows[0][:4]
-    assert ["broken-1", "?", "corrupt"] == rows[1][:3]
+    assert rows[0][:4] == ["wait-1", "cli", "waiting", "review"]
+    assert rows[1][:3] == ["broken-1", "?", "corrupt"]
     assert "run 'broken-1' is corrupt" in err
     code, out, _ = run_cli(capsys, "runs", "list", "--store", "runs", "--json")
     assert {r["run_id"]: r["status"] for r in json.loads(out)} == {
