@@ -439,3 +439,29 @@ def test_cancel_during_a_batch_ends_cancelled_after_the_batch() -> None:
 def test_max_concurrency_must_be_a_positive_int(bad: Any) -> None:
     with pytest.raises(ValueError, match="max_concurrency"):
         WorkflowEngine(fan(1, engine_policy={"max_concurrency": bad}), handlers(branch_result))
+
+
+def test_a_batch_records_step_numbers_and_durations_as_a_serial_run_would() -> None:
+    def branch(ctx: WorkflowContext) -> HandlerResult:
+        if ctx.node_name == "b3":  # the slow one: CPU work, no sleep
+            total = 0
+            for i in range(3_000_000):
+                total += i
+        return HandlerResult(outputs=["ok"], node_updates={"step": ctx.step})
+
+    serial = Recorder()
+    WorkflowEngine(fan(1), handlers(branch), event_callback=serial).run()
+    rec = Recorder()
+    result = WorkflowEngine(fan(5), handlers(branch), event_callback=rec).run()
+
+    def steps(r: Recorder, kind: str) -> list[tuple[str | None, int]]:
+        return [(e.node, e.step) for e in r.of(kind)]
+
+    assert steps(rec, "node:start") == steps(serial, "node:start")
+    assert steps(rec, "node:end") == steps(serial, "node:end")
+    assert steps(rec, "node:start") == steps(rec, "node:end")
+    assert {b: result.state.node[b]["step"] for b in BRANCHES} == {
+        e.node: e.step for e in rec.of("node:end") if e.node in BRANCHES
+    }
+    took = {r.node: r.duration_ms for r in result.audit_trail if r.node in BRANCHES}
+    assert all(took[b] < took["b3"] for b in BRANCHES if b != "b3"), took

@@ -51,7 +51,7 @@ def drive_sync(steps: Steps, cancel: threading.Event, sleep: Sleeper | None) -> 
                     from concurrent.futures import ThreadPoolExecutor
 
                     pool = ThreadPoolExecutor(max_workers=len(calls))
-                answer = list(pool.map(partial(_call_sync, cancel=cancel), calls))
+                answer = list(pool.map(partial(_timed_sync, cancel=cancel), calls))
             else:
                 assert isinstance(request, Sleep)
                 if sleep is not None:
@@ -84,7 +84,7 @@ async def drive_async(
             if type(request) is Call:
                 answer = await _call_async(request, cancel)
             elif type(request) is Batch:
-                jobs = [_call_async(c, cancel, threaded=True) for c in request.calls]
+                jobs = [_timed_async(c, cancel) for c in request.calls]
                 answer = list(await asyncio.gather(*jobs))
             else:
                 assert isinstance(request, Sleep)
@@ -108,6 +108,24 @@ def _call_sync(request: Call, cancel: threading.Event) -> tuple[Any, Exception |
         return result, None
     except Exception as exc:
         return None, exc
+
+
+def _timed_sync(request: Call, cancel: threading.Event) -> tuple[Any, Exception | None]:
+    """``_call_sync`` for a call of a batch: also notes how long this handler took."""
+    started = time.perf_counter()
+    try:
+        return _call_sync(request, cancel)
+    finally:
+        request.elapsed = time.perf_counter() - started
+
+
+async def _timed_async(request: Call, cancel: threading.Event) -> tuple[Any, Exception | None]:
+    """``_call_async`` for a call of a batch: also notes how long this handler took."""
+    started = time.perf_counter()
+    try:
+        return await _call_async(request, cancel, threaded=True)
+    finally:
+        request.elapsed = time.perf_counter() - started
 
 
 def loop_running() -> bool:

@@ -191,13 +191,14 @@ class RunLoop:
         gens = {}
         for i, name in enumerate(names):
             if self.listening:
-                snap.step = first_step + i - 1
+                snap.step = first_step + i  # the step this node is settled at, as ctx.step
                 self.emit(run, C.EVENT_NODE_START, name, {"node": name})
             gens[i] = self.nodes.execute(run, self.graph.nodes[name], first_step + i)
         snap.step = first_step - 1
         started = _perf()
-        outcomes = yield from lockstep(gens)
-        duration_ms = round((_perf() - started) * 1000.0, 3)
+        durations: dict[int, float] = {}
+        outcomes = yield from lockstep(gens, durations)
+        wall = _perf() - started
         buffers = run.buffers
         run.buffers = None
         cancelled = False
@@ -219,6 +220,8 @@ class RunLoop:
                 run.resumed = None
             got = outcomes[i]
             node = self.graph.nodes[name]
+            # Each node's own time, as in a serial run (the batch's, if the driver kept none).
+            duration_ms = round(durations.get(i, wall) * 1000.0, 3)
             if isinstance(got, Cancelled):
                 # Like a failure, a cancel stops settling: this node and the ones queued
                 # after it stay queued and run again when the run is resumed.

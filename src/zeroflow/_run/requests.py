@@ -37,13 +37,15 @@ class Call:
     answer comes only once every call of the batch is done.
     """
 
-    __slots__ = ("ctx", "fn", "returned_at", "timeout_seconds")
+    __slots__ = ("ctx", "elapsed", "fn", "returned_at", "timeout_seconds")
 
     def __init__(self, fn: Callable[..., Any], ctx: WorkflowContext, timeout: float | None) -> None:
         self.fn = fn
         self.ctx = ctx
         self.timeout_seconds = timeout
         self.returned_at: float | None = None
+        self.elapsed: float | None = None
+        """Seconds the handler took, noted by the driver for the calls of a ``Batch``."""
 
 
 class Batch:
