@@ -19,7 +19,7 @@ WF: dict[str, Any] = {
     "nodes": {
         "plan": {"outputs": {"ok": [{"target_node": "exec"}]}},
         "exec": {"outputs": {"retry": [{"target_node": "plan", "is_loopback": True}]}},
-        'odd "name"\\': {"config": {"kind": "wait"}, "outputs": {}},
+        'odd "name"\\': {"kind": "wait", "outputs": {}},
         "oops": {"outputs": {"x": [{"target_node": None}]}},
     },
 }

@@ -114,7 +114,7 @@ def test_kinds_have_their_own_shapes_and_read_back() -> None:
         "default_entry_node": "start",
         "nodes": {
             "start": {"outputs": {"ok": [{"target_node": "ask"}]}},
-            "ask": {"config": {"kind": "wait"}, "outputs": {"ok": [{"target_node": "child"}]}},
+            "ask": {"kind": "wait", "outputs": {"ok": [{"target_node": "child"}]}},
             "child": {"subflow": "other", "outputs": {"ok": [{"target_node": "each"}]}},
             "each": {"map": {"over": "items"}, "outputs": {}},
         },

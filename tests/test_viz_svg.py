@@ -37,7 +37,7 @@ WF: dict[str, Any] = {
             "outputs": {"ok": [_edge("publish")], "again": [_edge("plan", True)]},
         },
         "publish": {"handler": "h", "outputs": {}},
-        "approve": {"handler": "h", "config": {"kind": "wait"}, "outputs": {}},
+        "approve": {"kind": "wait", "outputs": {}},
         "child": {"handler": "h", "subflow": "x", "outputs": {"ok": [_edge("each")]}},
         "each": {"handler": "h", "map": {}, "outputs": {}},
         "handle_error": {"handler": "h", "outputs": {"ok": [_edge("approve")]}},

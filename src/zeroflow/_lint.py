@@ -9,6 +9,10 @@ lacks. Each finding carries a severity, a
 stable code, a JSON pointer into the definition as written (zf/1 or
 legacy) and a hint that says how to fix it. Lint never raises for a bad
 definition: invalid input is reported as one ``ZF100`` finding.
+
+Kinds, edges, catchers and joins are read from ``compile_workflow``'s result,
+the form the engine runs and the pictures draw, so all three agree on what a
+node is; only the pointers look at the definition as written.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import WorkflowDefinitionError
-from ._grammar import is_zf1, normalise, pointer
+from ._grammar import is_zf1, pointer
+
+if TYPE_CHECKING:
+    from ._definition import CompiledNode, CompiledWorkflow
 
 __all__ = ["LintFinding", "Severity", "LINT_CODES", "lint"]
 
@@ -58,28 +65,33 @@ class LintFinding:
 
 
 class _Graph:
-    """The normalised definition as adjacency data, with pointers in the source's format."""
+    """The compiled workflow as adjacency data, with pointers in the source's format.
 
-    def __init__(self, legacy: Mapping[str, Any], raw: Mapping[str, Any], zf1: bool) -> None:
+    Kinds, edges, catchers, joins and handlers come from ``compile_workflow``,
+    the same reading the engine (and the pictures) use; only the pointers look
+    at the definition as written.
+    """
+
+    def __init__(self, wf: CompiledWorkflow, raw: Mapping[str, Any], zf1: bool) -> None:
         self.zf1 = zf1
         self.raw_nodes: Mapping[str, Any] = raw.get("nodes") or {}
-        self.nodes: dict[str, Mapping[str, Any]] = {str(k): v for k, v in legacy["nodes"].items()}
+        self.compiled: Mapping[str, CompiledNode] = wf.nodes
+        self.nodes: list[str] = list(wf.nodes)
         self.position = {name: i for i, name in enumerate(self.nodes)}
-        self.entry = str(legacy["default_entry_node"])
-        err = legacy.get("default_error_node")
-        self.error = None if err is None else str(err)
+        self.entry = wf.entry
+        self.error = wf.error_node
         # label -> [(target, loopback)] per node, and on_error targets
         self.outputs: dict[str, dict[str, list[tuple[str, bool]]]] = {}
         self.catch: dict[str, list[str]] = {}
-        for name, node in self.nodes.items():
+        for name, node in wf.nodes.items():
             self.outputs[name] = {
-                str(label): [(e["target_node"], bool(e.get("is_loopback", False))) for e in edges]
-                for label, edges in (node.get("outputs") or {}).items()
+                label: [(e.target, e.loopback) for e in edges]
+                for label, edges in node.outputs.items()
             }
-            self.catch[name] = [c["target_node"] for c in node.get("on_error") or ()]
+            self.catch[name] = [c.target for c in node.on_error]
 
     def kind(self, name: str) -> str:
-        return str(self.nodes[name].get("kind", "task"))
+        return self.compiled[name].kind
 
     def targets(self, name: str, *, forward_only: bool = False, catchers: bool = True) -> list[str]:
         out = [
@@ -113,20 +125,23 @@ class _Graph:
     def p_error(self) -> str:
         return pointer("error" if self.zf1 else "default_error_node")
 
-    def p_wait_for(self, name: str, index: int) -> str:
+    def p_wait_for(self, name: str, wait: str) -> str:
+        """The pointer to the first mention of ``wait`` in the join's wait_for as written."""
         raw = self.raw_nodes.get(name)
-        if self.zf1 and isinstance(raw, Mapping) and isinstance(raw.get("join"), list):
+        join = raw.get("join") if isinstance(raw, Mapping) else None
+        listed = join if isinstance(join, list) else (join or {}).get("wait_for", [])
+        index = listed.index(wait) if isinstance(listed, list) and wait in listed else 0
+        if self.zf1 and isinstance(join, list):
             return pointer("nodes", name, "join", index)  # the bare-list AND-join shorthand
         return pointer("nodes", name, "join", "wait_for", index)
 
     def and_joins(self) -> list[tuple[str, list[str]]]:
         """``(node, wait_for)`` of every AND-join, in node order."""
-        out = []
-        for name, node in self.nodes.items():
-            join = node.get("join") or {}
-            if join.get("mode") == "and":
-                out.append((name, [str(w) for w in join.get("wait_for", [])]))
-        return out
+        return [
+            (name, list(node.join.wait_for))
+            for name, node in self.compiled.items()
+            if node.join is not None and node.join.mode == "and"
+        ]
 
 
 def lint(
@@ -140,8 +155,7 @@ def lint(
     from ._definition import compile_workflow
 
     try:
-        compile_workflow(defn)
-        legacy = normalise(defn) if is_zf1(defn) else defn
+        compiled = compile_workflow(defn)
     except WorkflowDefinitionError as exc:
         return [
             LintFinding(
@@ -152,7 +166,7 @@ def lint(
                 "fix the definition first: `zeroflow validate FILE` lists every problem",
             )
         ]
-    g = _Graph(legacy, defn, is_zf1(defn))
+    g = _Graph(compiled, defn, is_zf1(defn))
     findings: list[LintFinding] = []
     findings += _unreachable(g)
     findings += _routes_nowhere(g)
@@ -380,7 +394,7 @@ def _joins_after_their_inputs(g: _Graph, joins: list[tuple[str, list[str]]]) -> 
         if j not in dom or j in roots:
             continue  # unreachable (ZF101), or started without waiting for arrivals
         seen: set[str] = set()
-        for i, w in enumerate(wait_for):
+        for w in wait_for:
             if w in seen or (w in dom and not dom.dominates(j, w)):
                 continue
             seen.add(w)
@@ -393,7 +407,7 @@ def _joins_after_their_inputs(g: _Graph, joins: list[tuple[str, list[str]]]) -> 
                 LintFinding(
                     "warning",
                     "ZF103",
-                    g.p_wait_for(j, i),
+                    g.p_wait_for(j, w),
                     f"AND-join '{j}' waits for '{w}', but {why}: '{j}' never gets all its "
                     "arrivals and never runs",
                     f"remove '{w}' from wait_for, or reach '{j}' from a node that runs before it",
@@ -515,10 +529,10 @@ def _error_routes_back(g: _Graph) -> list[LintFinding]:
 def _handlers(g: _Graph, handlers: Mapping[str, Any] | Collection[str] | None) -> list[LintFinding]:
     out = []
     names = None if handlers is None else [str(h) for h in handlers]
-    for n, node in g.nodes.items():
-        if g.kind(n) != "task":
+    for n, node in g.compiled.items():
+        if node.kind != "task":
             continue
-        handler = node.get("handler")
+        handler = node.handler
         if handler is None:
             out.append(
                 LintFinding(

@@ -7,7 +7,11 @@ HTML pages embed an SVG drawn by our own layered layout.
 A ``run`` argument may be a ``RunSnapshot``, a ``WorkflowResult`` or a
 snapshot dict (``RunSnapshot.to_dict()``); it overlays each node's status
 (succeeded, failed, waiting, next, never reached), run count and total
-duration, taken from the audit trail (the last record of a node decides).
+duration, taken from the audit trail (the last record of a node decides),
+and marks the edges the run took, error routes included.
+
+Every picture is drawn from the compiled workflow (``compile_workflow``), so
+node kinds and edges are the engine's: the linter reads the same form.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from zeroflow.viz._dot import graph_to_dot
 from zeroflow.viz._graph import graph_from_definition
 from zeroflow.viz._html import check_output_path, page, write_page
 from zeroflow.viz._mermaid import MermaidNotDrawnWarning, graph_to_mermaid, parse_mermaid
-from zeroflow.viz._overlay import Overlay, Status, legacy_marks, overlay_from_run
+from zeroflow.viz._overlay import Overlay, Status, legacy_marks, overlay_for
 from zeroflow.viz._palette import MERMAID_CLASSES, STATUS_STYLES, NodeStyle, apply_css
 from zeroflow.viz._svg import render_svg
 
@@ -45,10 +49,16 @@ def workflow_to_mermaid(
 ) -> str:
     """Render a workflow definition as a Mermaid ``flowchart TD``.
 
-    The definition is not validated; edges without a ``target_node`` are
-    skipped. Node ids are ``n0``, ``n1``, ... and labels are quoted, so any
-    node name is safe. ``done_nodes`` get class ``done``, ``active_node``
-    class ``active`` (``error`` when ``failed``), the rest ``pending``.
+    Nodes and edges are read from the compiled workflow (see
+    `zeroflow.viz._graph.graph_from_definition`): end nodes are double circles
+    ``((("...")))``, ``on_error`` catchers and the route to the error node are
+    dotted links painted red by one ``linkStyle`` line. A definition that does
+    not compile is still drawn, read without validating it as 0.1.0 did
+    (edges without a ``target_node`` skipped, no route to the error node).
+    Node ids are the names when they are plain identifiers, generated ids
+    otherwise; labels are quoted. ``done_nodes`` get class ``done``,
+    ``active_node`` class ``active`` (``error`` when ``failed``), the rest
+    ``pending``.
     """
     return graph_to_mermaid(
         graph_from_definition(workflow_def),
@@ -83,20 +93,23 @@ def workflow_to_dot(
     from a ``run``, which wins when both are given.
     """
     graph = graph_from_definition(workflow_def)
-    overlay = overlay_from_run(run, [n.id for n in graph.nodes]) if run is not None else None
+    overlay = overlay_for(graph, run) if run is not None else None
     return graph_to_dot(graph, statuses=_statuses(done_nodes, active_node, failed), overlay=overlay)
 
 
 def workflow_to_svg(workflow_def: Mapping[str, Any], *, run: object | None = None) -> str:
     """Draw a workflow definition as a standalone SVG document string.
 
-    Entry nodes are stadiums, error nodes hexagons, wait / subflow / map
-    nodes have their own marks; loopbacks are dashed curved back-edges. With
-    ``run`` the nodes are coloured by status and annotated with run counts
-    and durations, with a legend below.
+    Entry nodes are stadiums, error nodes hexagons, end nodes double
+    stadiums, wait / subflow / map nodes have their own marks; loopbacks are
+    dashed purple back-edges, error routes (``on_error`` catchers, labelled
+    with what they catch, and the route to the error node) dash-dotted red.
+    With ``run`` the nodes are coloured by status and annotated with run
+    counts and durations, the edges the run took are drawn bold (the others
+    faded), with a legend below.
     """
     graph = graph_from_definition(workflow_def)
-    overlay = overlay_from_run(run, [n.id for n in graph.nodes]) if run is not None else None
+    overlay = overlay_for(graph, run) if run is not None else None
     return render_svg(graph, overlay=overlay)
 
 
@@ -170,8 +183,8 @@ def workflow_to_html(
     active: str | None = None
     failed = False
     if run is not None:
-        overlay = overlay_from_run(run, [n.id for n in graph.nodes])
-        done, active, failed = legacy_marks(overlay, [n.id for n in graph.nodes])
+        overlay = overlay_for(graph, run)
+        done, active, failed = legacy_marks(overlay, graph.node_ids())
     source = graph_to_mermaid(graph, done_nodes=done, active_node=active, failed=failed)
     page_title = title if title is not None else graph.name
     svg = render_svg(graph, overlay=overlay, title=page_title)

@@ -15,7 +15,11 @@ _SHAPES: Mapping[str, str] = {
     "wait": 'shape=box, style="rounded,filled,dashed"',
     "subflow": 'shape=box, style="filled", peripheries=2',
     "map": 'shape=box3d, style="filled"',
+    "end": 'shape=box, style="rounded,filled", peripheries=2',
+    "marker": 'shape=box, style="rounded,filled,dashed", fontsize=9, height=0.25',
 }
+ERROR = "#dc2626"
+ERROR_TEXT = "#b91c1c"
 
 
 def dot_string(text: str) -> str:
@@ -34,7 +38,9 @@ def graph_to_dot(
     """Write a `digraph` with safe ids (`n0`, `n1`, ...), quoted labels and status colours.
 
     Loopback edges are dashed and do not constrain ranking (`constraint=false`),
-    which keeps Graphviz's layers the same as ours.
+    which keeps Graphviz's layers the same as ours. Error routes (``on_error``
+    catchers and the route to the error node) are dashed red; with an overlay
+    the edges the run took are drawn bold.
     """
     ids = {n.id: f"n{i}" for i, n in enumerate(graph.nodes)}
     lines = [
@@ -44,6 +50,13 @@ def graph_to_dot(
         '  edge [fontname="Helvetica", fontsize=9, color="#475569"];',
     ]
     for n in graph.nodes:
+        if n.is_marker:
+            lines.append(
+                f"  {ids[n.id]} [label={dot_string(n.label)}, tooltip={dot_string(n.note)}, "
+                f'{_SHAPES["marker"]}, fillcolor="#fef2f2", color="{ERROR}", '
+                f'fontcolor="{ERROR_TEXT}"];'
+            )
+            continue
         status: Status = "pending"
         if overlay is not None and n.id in overlay.nodes:
             status = overlay.nodes[n.id].status
@@ -51,8 +64,8 @@ def graph_to_dot(
             status = statuses[n.id]
         st = STATUS_STYLES[status]
         label = n.label
-        if overlay is not None and overlay.nodes[n.id].runs:
-            nr = overlay.nodes[n.id]
+        nr = overlay.nodes.get(n.id) if overlay is not None else None
+        if nr is not None and nr.runs:
             runs = f"{nr.runs} run" + ("" if nr.runs == 1 else "s")
             label += f"\n{runs} · {format_duration(nr.duration_ms)}"
         attrs = _SHAPES[n.shape]
@@ -62,10 +75,15 @@ def graph_to_dot(
             f'  {ids[n.id]} [label={dot_string(label)}, {attrs}, fillcolor="{st.fill}", '
             f'color="{st.stroke}", fontcolor="{st.text}", penwidth={st.stroke_width:g}];'
         )
-    for e in graph.edges:
+    taken = overlay.taken if overlay is not None else frozenset()
+    for i, e in enumerate(graph.edges):
         edge_attrs = [f"label={dot_string(e.label)}"] if e.label else []
-        if e.loopback:
+        if e.is_error:
+            edge_attrs += ['style="dashed"', f'color="{ERROR}"', f'fontcolor="{ERROR_TEXT}"']
+        elif e.loopback:
             edge_attrs += ['style="dashed"', 'color="#7c3aed"', "constraint=false"]
+        if i in taken:
+            edge_attrs.append("penwidth=3")
         lines.append(f"  {ids[e.source]} -> {ids[e.target]} [{', '.join(edge_attrs)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"

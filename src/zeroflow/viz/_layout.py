@@ -137,6 +137,10 @@ class Layout:
     direction: Direction = "TB"
 
 
+_OUTLINE_OF: Mapping[str, str] = {"end": "stadium", "marker": "stadium"}
+"""Shapes whose outline is another's, for where edges attach."""
+
+
 def side_span(shape: str, box: Box, horizontal: bool = False) -> tuple[float, float]:
     """Where edges attach: the x range on the top and bottom sides of a shape, or
     with `horizontal` the y range on its left and right sides.
@@ -144,8 +148,10 @@ def side_span(shape: str, box: Box, horizontal: bool = False) -> tuple[float, fl
     For straight sides this is the straight part, so edge ends lie exactly on
     the outline; on slanted or round sides (diamonds, the round ends of a
     stadium, the points of a hexagon) it is the middle part, and `outline_depth`
-    says how far inside the box the outline is there.
+    says how far inside the box the outline is there. An ``end`` node is a
+    (double) stadium and a ``marker`` a pill, so they attach like a stadium.
     """
+    shape = _OUTLINE_OF.get(shape, shape)
     if horizontal:
         inset = {
             "stadium": box.height / 4,
@@ -173,6 +179,7 @@ def outline_depth(shape: str, box: Box, cross: float, horizontal: bool = False) 
     `cross` is an x on the top or bottom side, or with `horizontal` a y on the
     left or right side; zero on straight sides.
     """
+    shape = _OUTLINE_OF.get(shape, shape)
     if horizontal:
         half, half_other, d = box.height / 2, box.width / 2, abs(cross - box.cy)
     else:

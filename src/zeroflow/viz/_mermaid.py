@@ -11,7 +11,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from zeroflow.viz._graph import Direction, GCluster, GEdge, GNode, Graph, NodeKind
+from zeroflow.viz._graph import (
+    FAILURE_LABEL,
+    Direction,
+    EdgeRoute,
+    GCluster,
+    GEdge,
+    GNode,
+    Graph,
+    NodeKind,
+)
 from zeroflow.viz._palette import MERMAID_CLASSES, mermaid_class_def
 
 
@@ -32,6 +41,8 @@ _SHAPE_OPEN: Mapping[str, str] = {
     "subflow": '[["',
     "map": '[/"',
     "diamond": '{"',
+    "end": '((("',
+    "marker": '>"',
 }
 _SHAPE_CLOSE: Mapping[str, str] = {
     "stadium": '"])',
@@ -41,7 +52,13 @@ _SHAPE_CLOSE: Mapping[str, str] = {
     "subflow": '"]]',
     "map": '"\\]',
     "diamond": '"}',
+    "end": '")))',
+    "marker": '"]',
 }
+ERROR_LINK_STYLE = "stroke:#dc2626,color:#b91c1c,stroke-dasharray:6 3"
+"""How error routes (catchers, the route to the error node) are drawn: ``linkStyle``."""
+ERROR_STROKE = "#dc2626"
+MARKER_STYLE = "fill:#fef2f2,stroke:#dc2626,color:#b91c1c,stroke-dasharray:3 2"
 
 
 def escape_label(text: str) -> str:
@@ -176,10 +193,19 @@ def graph_to_mermaid(
         else:
             cls = "pending"
         label = f"{_SHAPE_OPEN[n.shape]}{escape_label(n.label)}{_SHAPE_CLOSE[n.shape]}"
+        if n.is_marker:
+            lines.append(f"    {ids[n.id]}{label}")  # painted by a `style` line below
+            continue
         lines.append(f"    {ids[n.id]}{label}:::{cls}")
     for e in graph.edges:
-        arrow = "-.->" if e.loopback else "-->"
+        arrow = "-.->" if e.loopback or e.is_error else "-->"
         lines.append(f"    {ids[e.source]} {arrow}{_edge_label(e.label)} {ids[e.target]}")
+    errors = [str(i) for i, e in enumerate(graph.edges) if e.is_error]
+    if errors:
+        lines.append(f"    linkStyle {','.join(errors)} {ERROR_LINK_STYLE}")
+    for n in graph.nodes:
+        if n.is_marker:
+            lines.append(f"    style {ids[n.id]} {MARKER_STYLE}")
     lines.append("")
     for name, status in MERMAID_CLASSES.items():
         lines.append(f"    classDef {name} {mermaid_class_def(status)}")
@@ -216,7 +242,7 @@ _OPENERS: tuple[tuple[str, str, str], ...] = (
     ("[\\", "\\]", "rect"),
     ("[\\", "/]", "rect"),
     ("[(", ")]", "rect"),
-    ("(((", ")))", "rect"),
+    ("(((", ")))", "end"),
     ("((", "))", "rect"),
     ("(", ")", "wait"),
     ("[", "]", "rect"),
@@ -276,7 +302,7 @@ _SUBGRAPH = re.compile(
     r'^subgraph\s+(?:"(?P<quoted>[^"]*)"|(?P<id>[^\s\[\]"]+)\s*(?:\[\s*"?(?P<title>[^"\]]*)"?\s*\])?'
     r"(?P<rest>.*))$"
 )
-_SKIPPED = frozenset(["linkStyle", "direction", "click", "accTitle", "accDescr", "title"])
+_SKIPPED = frozenset(["direction", "click", "accTitle", "accDescr", "title"])
 
 
 @dataclass
@@ -303,6 +329,8 @@ class _Reader:
         self.clusters: dict[str, _Cluster] = {}
         self.open: list[str] = []
         self.member_of: dict[str, str] = {}
+        self.error_links: set[int] = set()
+        """Indexes of links painted with zeroflow's error-route `linkStyle`."""
 
     def mention(self, node_id: str) -> None:
         """Note a node; the first subgraph it is mentioned in owns it."""
@@ -484,8 +512,10 @@ def parse_mermaid(source: str) -> ParsedMermaid:
 
     The ``flowchart``/``graph`` header's direction (``TD``, ``TB``, ``BT``,
     ``LR``, ``RL``) is kept. Stadium nodes become entry nodes, hexagons error
-    nodes, subroutines subflows, trapezoids maps, rounded boxes waits and
-    ``{...}`` rhombi decision diamonds; dotted edges are loopbacks;
+    nodes, subroutines subflows, trapezoids maps, rounded boxes waits,
+    double circles ``(((...)))`` end nodes and ``{...}`` rhombi decision
+    diamonds; dotted edges are loopbacks, except links a ``linkStyle`` paints
+    with the error-route red (``stroke:#dc2626``), which are error routes;
     ``subgraph ... end`` blocks become clusters. Statements it does not
     understand are skipped. A source that is not a flowchart gives an empty
     graph and names its diagram type in `ParsedMermaid.diagram`.
@@ -529,6 +559,12 @@ def parse_mermaid(source: str) -> ParsedMermaid:
                 for member in members.split(","):
                     if member.strip():
                         reader.classes.setdefault(member.strip(), []).append(name.strip())
+            elif keyword == "linkStyle":
+                indexes, _, body = rest.strip().partition(" ")
+                if _css(body).get("stroke", "").lower() == ERROR_STROKE:
+                    reader.error_links.update(
+                        int(i) for i in indexes.split(",") if i.strip().isdigit()
+                    )
             elif keyword == "style":
                 node_id, _, body = rest.strip().partition(" ")
                 node_css.setdefault(node_id, {}).update(_css(body))
@@ -584,8 +620,8 @@ def _assemble(
             continue
         shape = decl.shape or "rect"
         kind: NodeKind = "task"
-        if shape in ("wait", "subflow", "map"):
-            kind = shape  # type: ignore[assignment]  # the three shapes share the kind names
+        if shape in ("wait", "subflow", "map", "end"):
+            kind = shape  # type: ignore[assignment]  # these shapes share the kind names
         nodes.append(
             GNode(
                 id=node_id,
@@ -598,9 +634,14 @@ def _assemble(
         )
     known = {n.id for n in nodes}
     edges = []
-    for e in reader.edges:
+    for i, e in enumerate(reader.edges):
         source, target = stand_in.get(e.source, e.source), stand_in.get(e.target, e.target)
-        if source in known and target in known:
+        if source not in known or target not in known:
+            continue
+        if i in reader.error_links:
+            route: EdgeRoute = "failure" if e.label in ("", FAILURE_LABEL) else "catch"
+            edges.append(GEdge(source, target, e.label, False, e.arrow, e.thick, route))
+        else:
             edges.append(GEdge(source, target, e.label, e.loopback, e.arrow, e.thick))
     clusters = tuple(
         GCluster(c.id, c.title, tuple(m for m in c.members if m in known), c.parent)

@@ -8,8 +8,11 @@ with any object of that shape.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from zeroflow.viz._graph import Graph
 
 Status = Literal["succeeded", "failed", "waiting", "next", "not_reached", "pending"]
 """`pending` is the plain, no-run state; the others come from a run."""
@@ -41,6 +44,8 @@ class Overlay:
     run_status: str | None
     nodes: Mapping[str, NodeRun]
     total_duration_ms: float
+    taken: frozenset[int] = frozenset()
+    """Indexes into `Graph.edges` of the edges the run took (see `taken_edges`)."""
 
 
 def _get(obj: object, key: str) -> object:
@@ -109,6 +114,101 @@ def overlay_from_run(run: object, node_ids: Iterable[str]) -> Overlay:
         nodes=nodes,
         total_duration_ms=total,
     )
+
+
+def overlay_for(graph: Graph, run: object) -> Overlay:
+    """`overlay_from_run` for the graph's nodes, plus the edges the run took."""
+    overlay = overlay_from_run(run, graph.node_ids())
+    return replace(overlay, taken=taken_edges(graph, run))
+
+
+def _error_fields(record: object) -> tuple[str | None, str | None]:
+    error = _get(record, "error")
+    if error is None:
+        return None, None
+    code, cause = _get(error, "code"), _get(error, "cause_type")
+    return (
+        str(code) if code is not None else None,
+        str(cause) if cause is not None else None,
+    )
+
+
+def taken_edges(graph: Graph, run: object) -> frozenset[int]:
+    """The edges a run took, as indexes into `graph.edges`, read from its audit trail.
+
+    A succeeded record took the edges of every outcome it returned. A failed
+    record took the error route the engine picks: the first ``on_error``
+    catcher whose codes and exceptions match the recorded error, else the
+    route to the error node. The record keeps only the exception's own class
+    name, so a catcher naming a base class is judged by where the run went: it
+    counts when its target is the first of the possible targets to run (or be
+    queued) afterwards. A failure's route is only marked when its target ran
+    or is queued after it (a run that ended on the failure took none).
+    """
+    trail_raw = _get(run, "audit_trail")
+    trail = list(trail_raw) if isinstance(trail_raw, (list, tuple)) else []
+    queued = _queued(run)
+    by_source: dict[str, list[int]] = {}
+    for i, e in enumerate(graph.edges):
+        by_source.setdefault(e.source, []).append(i)
+    failure_into: list[int] = [i for i, e in enumerate(graph.edges) if e.route == "failure"]
+    markers = {n.id for n in graph.nodes if n.is_marker}
+    taken: set[int] = set()
+    nodes_after: list[str] = [str(_get(r, "node")) for r in trail]
+
+    def first_after(index: int, candidates: Iterable[str]) -> str | None:
+        wanted = set(candidates)
+        for name in [*nodes_after[index + 1 :], *queued]:
+            if name in wanted:
+                return name
+        return None
+
+    for index, record in enumerate(trail):
+        node = _get(record, "node")
+        if node is None:
+            continue
+        name = str(node)
+        mine = by_source.get(name, [])
+        status = _get(record, "status")
+        if status == "succeeded":
+            outs = set(_names(_get(record, "outputs")))
+            taken.update(
+                i for i in mine if graph.edges[i].route == "output" and graph.edges[i].label in outs
+            )
+            continue
+        if status != "failed":
+            continue
+        code, cause = _error_fields(record)
+        catchers = [i for i in mine if graph.edges[i].route == "catch"]
+        direct = [i for i in mine if graph.edges[i].route == "failure"]
+        via_marker = (
+            [i for i in failure_into if graph.edges[i].source in markers]
+            if graph.error_node not in (None, name)
+            else []
+        )
+        candidates = [graph.edges[i].target for i in catchers]
+        if graph.error_node is not None and graph.error_node != name:
+            candidates.append(graph.error_node)
+        went = first_after(index, candidates)
+        chosen: list[int] = []
+        for i in catchers:
+            e = graph.edges[i]
+            if e.codes is not None and code not in e.codes:
+                continue
+            # A base class may still match the exception: judged by where the run went.
+            if (
+                e.exceptions is not None
+                and cause not in e.exceptions
+                and (cause is None or went != e.target)
+            ):
+                continue
+            chosen = [i]
+            break
+        else:
+            chosen = direct or via_marker
+        if chosen and went is not None and graph.edges[chosen[0]].target == went:
+            taken.update(chosen)
+    return frozenset(taken)
 
 
 def legacy_marks(overlay: Overlay, order: Sequence[str]) -> tuple[list[str], str | None, bool]:

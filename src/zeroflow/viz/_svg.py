@@ -39,6 +39,20 @@ MIN_W = 76.0
 WRAP = 24
 EDGE = "#475569"
 LOOP = "#7c3aed"
+ERROR = "#dc2626"
+ERROR_TEXT = "#b91c1c"
+ERROR_DASH = "7 3 2 3"
+TAKEN_ERROR_DASH = "12 4 3 4"
+ARROW = 10.5
+"""Arrowhead size in pixels, the same on thin, thick and taken edges."""
+LOOP_DASH = "6 4"
+TAKEN_W = 3.0
+UNTAKEN_OPACITY = 0.45
+END_GAP = 3.5
+"""Distance between the two outlines of an end node."""
+MARKER_STYLE = NodeStyle(
+    fill="#fef2f2", stroke=ERROR, text=ERROR_TEXT, stroke_width=1.2, dash="3 2"
+)
 LEGEND_H = 44.0
 CLUSTER_SIZE = 12.0
 CLUSTER_FILL = "#f1f5f9"
@@ -115,6 +129,7 @@ _SHAPE_EXTRA_W: Mapping[str, float] = {
     "map": MAP_OFFSET,
     "subflow": 16.0,
     "wait": 16.0,
+    "end": 2 * END_GAP,
 }
 
 
@@ -128,6 +143,14 @@ def plan(graph: Graph, overlay: Overlay | None) -> tuple[Layout, dict[str, _Draw
         ends[e.target] = ends.get(e.target, 0) + 1
     for nd in graph.nodes:
         lines = wrap(nd.label)
+        if nd.is_marker:
+            # A small pill in the small font: a stand-in, not a node of the workflow.
+            tw = max(text_width(line, SMALL_SIZE) for line in lines)
+            h = len(lines) * LINE_H + 8
+            w = tw + 2 * 10 + h / 2
+            drawn[nd.id] = _Drawn(lines, None)
+            lnodes.append(LayoutNode(nd.id, round(w, 2), round(h, 2), "marker"))
+            continue
         extra = _extra_line(overlay, nd.id)
         tw = max(text_width(line) for line in lines)
         if extra:
@@ -137,8 +160,10 @@ def plan(graph: Graph, overlay: Overlay | None) -> tuple[Layout, dict[str, _Draw
         w = max(MIN_W, tw + 2 * PAD_X + _SHAPE_EXTRA_W.get(shape, 0.0))
         # Room for every edge end to get its own port on the straight part of a side.
         w = max(w, ends.get(nd.id, 0) * 9.0 + 2 * PAD_X)
-        if shape == "stadium":
+        if shape in ("stadium", "end"):
             w += h / 2
+        if shape == "end":
+            h += 2 * END_GAP
         if shape == "map":
             h += MAP_OFFSET
         if shape == "diamond":
@@ -149,11 +174,12 @@ def plan(graph: Graph, overlay: Overlay | None) -> tuple[Layout, dict[str, _Draw
         drawn[nd.id] = _Drawn(lines, extra)
         lnodes.append(LayoutNode(nd.id, round(w, 2), round(h, 2), shape))
     ledges = []
-    for e in graph.edges:
+    layered = _layering_edges(graph)
+    for e, constrains in zip(graph.edges, layered, strict=True):
         label = e.label.replace("\n", " ")
         lw = text_width(label, SMALL_SIZE) + 10 if label else 0.0
         ledges.append(
-            LayoutEdge(e.source, e.target, round(lw, 2), 16.0 if label else 0.0, e.loopback)
+            LayoutEdge(e.source, e.target, round(lw, 2), 16.0 if label else 0.0, not constrains)
         )
     first = next((nd.id for nd in graph.nodes if nd.is_entry), None)
     clusters = [
@@ -162,6 +188,47 @@ def plan(graph: Graph, overlay: Overlay | None) -> tuple[Layout, dict[str, _Draw
     ]
     lay = layout(lnodes, ledges, first=first, direction=graph.direction, clusters=clusters)
     return lay, drawn
+
+
+def _layering_edges(graph: Graph) -> list[bool]:
+    """Per edge: does it shape the layers (drawn downwards when it can)?
+
+    Loopbacks never do. An error route does unless it would close a cycle with
+    the forward edges before it (a catcher back to an earlier node), which is
+    then drawn as a back-edge instead of pulling its target down.
+    """
+    succ: dict[str, set[str]] = {}
+    out: list[bool] = []
+    for e in graph.edges:
+        if not e.is_error:
+            out.append(not e.loopback)
+            if not e.loopback:
+                succ.setdefault(e.source, set()).add(e.target)
+    flags: list[bool] = []
+    it = iter(out)
+    for e in graph.edges:
+        if not e.is_error:
+            flags.append(next(it))
+            continue
+        closes = e.source == e.target or _reaches(succ, e.target, e.source)
+        flags.append(not closes)
+        if not closes:
+            succ.setdefault(e.source, set()).add(e.target)
+    return flags
+
+
+def _reaches(succ: Mapping[str, set[str]], start: str, goal: str) -> bool:
+    seen = {start}
+    stack = [start]
+    while stack:
+        n = stack.pop()
+        if n == goal:
+            return True
+        for m in sorted(succ.get(n, ())):
+            if m not in seen:
+                seen.add(m)
+                stack.append(m)
+    return False
 
 
 def _rect(x: float, y: float, w: float, h: float, rx: float, paint: str, cls: str = "") -> str:
@@ -186,8 +253,18 @@ def _shape(nd: GNode, b: Box, st: NodeStyle) -> str:
         paint += f' stroke-dasharray="{_x(st.dash)}"'
     x, y, w, h = b.x, b.y, b.width, b.height
     shape = nd.shape
-    if shape == "stadium":
+    if shape in ("stadium", "marker"):
         return _rect(x, y, w, h, h / 2, paint, "shape")
+    if shape == "end":
+        # A terminal: a stadium inside a stadium (the entry is a single one).
+        g = END_GAP
+        inner = f'fill="none" stroke="{_x(st.stroke)}" stroke-width="{_n(st.stroke_width)}"'
+        if st.dash:
+            inner += f' stroke-dasharray="{_x(st.dash)}"'
+        ih = h - 2 * g
+        return _rect(x, y, w, h, h / 2, paint, "shape") + _rect(
+            x + g, y + g, w - 2 * g, ih, ih / 2, inner
+        )
     if shape == "diamond":
         pts = [(x + w / 2, y), (x + w, y + h / 2), (x + w / 2, y + h), (x, y + h / 2)]
         points = " ".join(f"{_n(px)},{_n(py)}" for px, py in pts)
@@ -227,8 +304,10 @@ def _text(nd: GNode, b: Box, d: _Drawn, st: NodeStyle) -> str:
         cx += 5
     n_lines = len(d.lines) + (1 if d.extra else 0)
     top = cy - (n_lines * LINE_H) / 2 + LINE_H * 0.72
+    small = ' class="meta"' if nd.is_marker else ""
     parts = [
-        f'<text x="{_n(cx)}" y="{_n(top + i * LINE_H)}" fill="{_x(st.text)}">{_x(line)}</text>'
+        f'<text{small} x="{_n(cx)}" y="{_n(top + i * LINE_H)}" fill="{_x(st.text)}">'
+        f"{_x(line)}</text>"
         for i, line in enumerate(d.lines)
     ]
     if d.extra:
@@ -275,9 +354,12 @@ def render_svg(
         elif statuses is not None and nd.id in statuses:
             status = statuses[nd.id]
         status_of[nd.id] = status
+        if nd.is_marker:
+            style_of[nd.id] = MARKER_STYLE
+            continue
         style_of[nd.id] = (styles or {}).get(nd.id) or STATUS_STYLES.get(status, default)
     legend = overlay is not None
-    width = max(lay.width, 560.0 if legend else 0.0)
+    width = max(lay.width, _legend_width() if legend else 0.0)
     height = lay.height + (LEGEND_H if legend else 0.0)
     name = title if title is not None else graph.name
     out: list[str] = [
@@ -286,38 +368,57 @@ def render_svg(
         f'role="img" aria-label="{_x(name)}" font-family="{_x(FONT)}" font-size="{_n(FONT_SIZE)}">',
         f"<title>{_x(name)}</title>",
         "<style>text{text-anchor:middle}.meta{font-size:11px;opacity:.85}"
-        ".edge-label text{font-size:11px;fill:#334155}</style>",
+        ".edge-label text{font-size:11px;fill:#334155}"
+        f".edge-label.error-route text{{fill:{ERROR_TEXT}}}"
+        ".edge-label.taken text{font-weight:600}.edge-label.untaken text{opacity:.6}</style>",
         "<defs>",
         _marker("zf-arrow", EDGE),
         _marker("zf-arrow-loop", LOOP),
+        _marker("zf-arrow-error", ERROR),
         "</defs>",
         '<rect class="background" x="0" y="0" width="100%" height="100%" fill="#ffffff"/>',
     ]
     cluster_boxes, cluster_titles = _clusters(graph, lay)
     out += cluster_boxes
+    routed = _routed_edges(graph, lay)
+    taken = overlay.taken if overlay is not None else frozenset()
     out.append('<g class="edges" fill="none">')
-    for route, edge in zip(lay.routes, _routed_edges(graph, lay), strict=True):
-        loop = edge.loopback
-        colour = LOOP if loop else EDGE
-        dash = ' stroke-dasharray="6 4"' if loop else ""
-        marker = "zf-arrow-loop" if loop else "zf-arrow"
+    # Edges the run took are drawn last, so they stay on top where edges cross.
+    order = sorted(range(len(routed)), key=lambda k: routed[k].index in taken)
+    for k in order:
+        route, edge = lay.routes[k], routed[k]
+        colour, dash, marker, cls = _edge_paint(edge)
         end = f' marker-end="url(#{marker})"' if edge.arrow else ""
-        stroke_w = "3" if edge.thick else "1.5"
+        stroke_w = 3.0 if edge.thick else 1.5
+        extra = ""
+        if overlay is not None:
+            if edge.index in taken:
+                cls += " taken"
+                stroke_w = max(stroke_w, TAKEN_W)
+                extra = ' data-taken="true"'
+                if edge.route != "output":
+                    dash = f' stroke-dasharray="{TAKEN_ERROR_DASH}"'
+            else:
+                extra = f' opacity="{_n(UNTAKEN_OPACITY)}"'
         out.append(
-            f'<path class="edge{" loopback" if loop else ""}" data-source="{_x(edge.source)}" '
-            f'data-target="{_x(edge.target)}" data-label="{_x(edge.label)}" d="{_path(route)}" '
-            f'stroke="{colour}" stroke-width="{stroke_w}"{dash}{end}/>'
+            f'<path class="{cls}" data-source="{_x(edge.source)}" '
+            f'data-target="{_x(edge.target)}" data-label="{_x(edge.label)}" '
+            f'data-route="{edge.route}"{extra} d="{_path(route)}" '
+            f'stroke="{colour}" stroke-width="{_n(stroke_w)}"{dash}{end}/>'
         )
     out.append("</g>")
     out += cluster_titles
     out.append('<g class="edge-labels">')
-    for route, edge in zip(lay.routes, _routed_edges(graph, lay), strict=True):
+    for route, edge in zip(lay.routes, routed, strict=True):
         if route.label is None:
             continue
         b = route.label
+        cls = "edge-label" + (" error-route" if edge.route != "output" else "")
+        if overlay is not None:
+            cls += " taken" if edge.index in taken else " untaken"
         out.append(
-            f'<g class="edge-label" data-source="{_x(edge.source)}" '
-            f'data-target="{_x(edge.target)}" '
+            f'<g class="{cls}" data-source="{_x(edge.source)}" '
+            f'data-target="{_x(edge.target)}" data-route="{edge.route}" '
             f'data-x="{_n(b.x)}" data-y="{_n(b.y)}" data-w="{_n(b.width)}" data-h="{_n(b.height)}">'
             f'<rect x="{_n(b.x)}" y="{_n(b.y)}" width="{_n(b.width)}" height="{_n(b.height)}" '
             f'rx="3" fill="#ffffff" fill-opacity="0.92"/>'
@@ -329,13 +430,24 @@ def render_svg(
     for nd in graph.nodes:
         b = lay.boxes[nd.id]
         st = style_of[nd.id]
+        if nd.is_marker:
+            out.append(
+                f'<g class="marker" data-id="{_x(nd.id)}" data-kind="marker" '
+                f'data-shape="marker" data-x="{_n(b.x)}" data-y="{_n(b.y)}" '
+                f'data-w="{_n(b.width)}" data-h="{_n(b.height)}">'
+                f"<title>{_x(nd.label + chr(10) + nd.note)}</title>"
+                + _shape(nd, b, st)
+                + _text(nd, b, drawn[nd.id], st)
+                + "</g>"
+            )
+            continue
         status = status_of[nd.id]
         tip = [nd.label, f"kind: {nd.kind}" + (" (entry)" if nd.is_entry else "")]
         if nd.is_error:
             tip[-1] += " (error handler)"
         attrs = ""
-        if overlay is not None:
-            nr = overlay.nodes[nd.id]
+        nr = overlay.nodes.get(nd.id) if overlay is not None else None
+        if nr is not None:
             tip.append(f"status: {STATUS_LABELS[status]}")
             if nr.runs:
                 tip.append(f"runs: {nr.runs}, total {format_duration(nr.duration_ms)}")
@@ -348,11 +460,7 @@ def render_svg(
             + _shape(nd, b, st)
             + _text(nd, b, drawn[nd.id], st)
         )
-        if (
-            overlay is not None
-            and overlay.nodes[nd.id].queued
-            and status not in ("next", "waiting")
-        ):
+        if nr is not None and nr.queued and status not in ("next", "waiting"):
             nx = STATUS_STYLES["next"]
             out.append(
                 f'<rect class="queued" x="{_n(b.x - 3)}" y="{_n(b.y - 3)}" '
@@ -367,10 +475,25 @@ def render_svg(
     return "\n".join(out) + "\n"
 
 
+def _edge_paint(edge: _EdgeView) -> tuple[str, str, str, str]:
+    """Colour, dash attribute, arrowhead marker id and class of an edge."""
+    if edge.route != "output":
+        return (
+            ERROR,
+            f' stroke-dasharray="{ERROR_DASH}"',
+            "zf-arrow-error",
+            (f"edge error-route {edge.route}"),
+        )
+    if edge.loopback:
+        return LOOP, f' stroke-dasharray="{LOOP_DASH}"', "zf-arrow-loop", "edge loopback"
+    return EDGE, "", "zf-arrow", "edge"
+
+
 def _marker(marker_id: str, colour: str) -> str:
     return (
-        f'<marker id="{marker_id}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-        f'markerHeight="7" orient="auto-start-reverse">'
+        f'<marker id="{marker_id}" viewBox="0 0 10 10" refX="10" refY="5" '
+        f'markerUnits="userSpaceOnUse" markerWidth="{_n(ARROW)}" markerHeight="{_n(ARROW)}" '
+        'orient="auto-start-reverse">'
         f'<path d="M0,0L10,5L0,10z" fill="{colour}"/></marker>'
     )
 
@@ -379,8 +502,8 @@ def _routed_edges(graph: Graph, lay: Layout) -> Sequence[_EdgeView]:
     """Graph edges in the order of the layout's routes (edges to unknown nodes dropped)."""
     ids = set(lay.boxes)
     return [
-        _EdgeView(e.source, e.target, e.label, e.loopback, e.arrow, e.thick)
-        for e in graph.edges
+        _EdgeView(e.source, e.target, e.label, e.loopback, e.arrow, e.thick, e.route, i)
+        for i, e in enumerate(graph.edges)
         if e.source in ids and e.target in ids
     ]
 
@@ -393,6 +516,9 @@ class _EdgeView:
     loopback: bool
     arrow: bool = True
     thick: bool = False
+    route: str = "output"
+    index: int = 0
+    """Position in `Graph.edges` (what `Overlay.taken` holds)."""
 
 
 def _clusters(graph: Graph, lay: Layout) -> tuple[list[str], list[str]]:
@@ -430,6 +556,24 @@ def _clusters(graph: Graph, lay: Layout) -> tuple[list[str], list[str]]:
     return [*boxes, "</g>"], [*titles, "</g>"]
 
 
+_EDGE_KEYS: tuple[tuple[str, str, str, float], ...] = (
+    ("taken", EDGE, "", TAKEN_W),
+    ("error route", ERROR, ERROR_DASH, 1.5),
+    ("loopback", LOOP, LOOP_DASH, 1.5),
+)
+_STATUS_KEYS: tuple[Status, ...] = ("succeeded", "failed", "waiting", "next", "not_reached")
+
+
+def _legend_width() -> float:
+    """The width the legend's one row of keys needs."""
+    x = 16.0
+    for s in _STATUS_KEYS:
+        x += 19 + text_width(STATUS_LABELS[s], SMALL_SIZE) + 14
+    for label, *_rest in _EDGE_KEYS:
+        x += 26 + text_width(label, SMALL_SIZE) + 14
+    return x + 16
+
+
 def _legend(overlay: Overlay, top: float, width: float) -> str:
     """Run status, total duration and the colour key, drawn under the graph."""
     y = top + 8
@@ -441,8 +585,7 @@ def _legend(overlay: Overlay, top: float, width: float) -> str:
         f"{_x(summary)}</text>"
     )
     x = 16.0
-    statuses: list[Status] = ["succeeded", "failed", "waiting", "next", "not_reached"]
-    for s in statuses:
+    for s in _STATUS_KEYS:
         st = STATUS_STYLES[s]
         dash = f' stroke-dasharray="{st.dash}"' if st.dash else ""
         label = STATUS_LABELS[s]
@@ -453,5 +596,14 @@ def _legend(overlay: Overlay, top: float, width: float) -> str:
             f'fill="#334155">{label}</text>'
         )
         x += 19 + text_width(label, SMALL_SIZE) + 14
+    for label, colour, dash_pattern, stroke_w in _EDGE_KEYS:
+        dash = f' stroke-dasharray="{dash_pattern}"' if dash_pattern else ""
+        parts.append(
+            f'<line class="edge-key" x1="{_n(x)}" y1="24" x2="{_n(x + 20)}" y2="24" '
+            f'stroke="{colour}" stroke-width="{_n(stroke_w)}"{dash}/>'
+            f'<text x="{_n(x + 26)}" y="28" style="text-anchor:start;font-size:11px" '
+            f'fill="#334155">{label}</text>'
+        )
+        x += 26 + text_width(label, SMALL_SIZE) + 14
     parts.append("</g>")
     return "".join(parts)
