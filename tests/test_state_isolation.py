@@ -104,11 +104,12 @@ def test_readonly_state_refuses_every_mutation_with_a_helpful_type_error(mutatio
         except TypeError as exc:
             errors.append(exc)
 
-    result, after_seen = run_probe(probe)
+    result, after_seen = run_probe(probe, "readonly")
     assert len(errors) == 1, "mutation was accepted"
     message = str(errors[0])
     assert "HandlerResult" in message
     assert "state_isolation" in message
+    assert '"private"' in message  # the mode that lets a handler change its own view
     assert result.success
     assert after_seen == [EXPECTED_STATE]
 
@@ -123,7 +124,7 @@ def test_reassigning_a_state_attribute_is_refused_with_the_same_hint(attr: str) 
         except TypeError as exc:
             errors.append(exc)
 
-    _, after_seen = run_probe(probe)
+    _, after_seen = run_probe(probe, "readonly")
     assert len(errors) == 1
     assert "HandlerResult" in str(errors[0])
     assert "state_isolation" in str(errors[0])
@@ -160,7 +161,7 @@ def test_readonly_views_behave_like_plain_dicts_and_lists_for_reading() -> None:
         seen["sorted"] = sorted(tags, reverse=True)
         seen["node_state"] = dict(ctx.node_state)
 
-    result, after_seen = run_probe(probe)
+    result, after_seen = run_probe(probe, "readonly")
     assert seen["isinstance"] == (True, True, True)
     assert seen["eq"] == (True, True, True)
     assert seen["json"] == SEED
@@ -223,7 +224,7 @@ def test_unknown_isolation_mode_is_rejected() -> None:
         WorkflowEngine(definition("shared"), {})
 
 
-@pytest.mark.parametrize("isolation", ["readonly", "copy"])
+@pytest.mark.parametrize("isolation", ["readonly", "private", "copy"])
 def test_result_state_checkpoint_and_store_hold_plain_independent_data(isolation: str) -> None:
     store = InMemoryWorkflowStore()
 
@@ -254,7 +255,7 @@ def test_result_state_checkpoint_and_store_hold_plain_independent_data(isolation
     assert cp.state.workflow["cfg"]["tags"] == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("isolation", ["readonly", "copy"])
+@pytest.mark.parametrize("isolation", ["readonly", "private", "copy"])
 def test_mutating_a_handlers_own_update_after_returning_never_leaks(isolation: str) -> None:
     kept: dict[str, Any] = {}
 
@@ -289,7 +290,8 @@ def test_mutating_a_handlers_own_update_after_returning_never_leaks(isolation: s
     assert result.tags == ["t1"]
 
 
-def test_a_handler_can_pass_state_values_back_as_updates() -> None:
+@pytest.mark.parametrize("isolation", ["readonly", "private", "copy"])
+def test_a_handler_can_pass_state_values_back_as_updates(isolation: str) -> None:
     def reuse(ctx: WorkflowContext) -> HandlerResult:
         return HandlerResult(
             outputs=["ok"],
@@ -297,7 +299,8 @@ def test_a_handler_can_pass_state_values_back_as_updates() -> None:
         )
 
     after = lambda ctx: HandlerResult(outputs=["ok"])  # noqa: E731
-    result = WorkflowEngine(definition(), {"seed": seed, "probe": reuse, "after": after}).run()
+    wf = definition(isolation)
+    result = WorkflowEngine(wf, {"seed": seed, "probe": reuse, "after": after}).run()
     assert result.success
     assert result.state.workflow["copy_of_cfg"] == SEED["cfg"]
     assert result.state.workflow["n"] == {"opt": {"list": [1, 2]}}

@@ -2,10 +2,11 @@
 
 The engine keeps the run's state in ``FrozenDict`` / ``FrozenList``: real
 ``dict`` and ``list`` subclasses whose mutating methods raise ``TypeError``.
-Handlers receive these objects themselves (no copy), so ``isinstance``,
-``==``, ``json.dumps`` and ``{**x}`` all work, while a mutation fails loudly
-instead of being silently lost. Only the engine writes into them, through the
-base-class methods, between two handler calls.
+With ``state_isolation: "readonly"`` handlers receive these objects themselves
+(no copy), so ``isinstance``, ``==``, ``json.dumps`` and ``{**x}`` all work,
+while a mutation fails loudly; with ``"private"`` they receive views copied
+from them level by level as they are read (``_private``). Only the engine
+writes into them, through the base-class methods, between two handler calls.
 
 ``freeze`` copies a handler's update into frozen containers and checks that it
 is JSON data, no deeper than ``MAX_DEPTH``, in the same walk; ``thaw`` turns
@@ -33,12 +34,13 @@ __all__ = [
     "too_deep",
     "thaw",
     "deep_merge",
+    "register_views",
 ]
 
 READ_ONLY_MESSAGE = (
     "workflow state is read-only inside a handler: return changes through "
     "HandlerResult(workflow_updates=..., node_updates=...), or set "
-    'engine_policy.state_isolation to "copy" to give each handler a private copy'
+    'engine_policy.state_isolation to "private" to let each handler change its own view'
 )
 
 
@@ -134,6 +136,22 @@ class FrozenList(list[Any]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_restore_list, (list(self),))
+
+
+_VIEW_DICTS: set[type] = set()
+_VIEW_LISTS: set[type] = set()
+_dict_items = dict.items
+_list_iter = list.__iter__
+
+
+def register_views(dict_type: type, list_type: type) -> None:
+    """Declare ``dict`` / ``list`` subclasses whose storage holds their data (private views).
+
+    ``freeze`` and ``thaw`` read such containers' storage directly, so that
+    reading them never triggers their copy-on-read.
+    """
+    _VIEW_DICTS.add(dict_type)
+    _VIEW_LISTS.add(list_type)
 
 
 def _restore_dict(data: dict[str, Any]) -> FrozenDict:
@@ -275,13 +293,13 @@ def freeze(value: Any, path: str = "$", depth: int = 0) -> Any:
         return value
     if tp is int:
         return _checked_int(value, path)
-    if tp is dict or tp is FrozenDict:
+    if tp is dict or tp is FrozenDict or tp in _VIEW_DICTS:
         if depth >= MAX_DEPTH:
             raise too_deep(path, value)
         inner = depth + 1
         out = FrozenDict()
         renamed = False
-        for k, v in value.items():
+        for k, v in _dict_items(value):
             if type(k) is not str:
                 k = _json_key(k, path)
                 renamed = True
@@ -293,12 +311,12 @@ def freeze(value: Any, path: str = "$", depth: int = 0) -> Any:
         if renamed and len(out) != len(value):
             raise _collision(value, path)
         return out
-    if tp is list or tp is FrozenList or tp is tuple:
+    if tp is list or tp is FrozenList or tp is tuple or tp in _VIEW_LISTS:
         if depth >= MAX_DEPTH:
             raise too_deep(path, value)
         inner = depth + 1
         lst = FrozenList()
-        for i, v in enumerate(value):
+        for i, v in enumerate(_list_iter(value) if tp in _VIEW_LISTS else value):
             vt = type(v)
             if vt in _NOT_INT or (vt is int and -_BIG < v < _BIG):
                 _append(lst, v)
@@ -333,6 +351,10 @@ def thaw(value: Any) -> Any:
         return {k: (v if type(v) in _SCALAR_TYPES else thaw(v)) for k, v in value.items()}
     if tp is FrozenList or tp is list:
         return [v if type(v) in _SCALAR_TYPES else thaw(v) for v in value]
+    if tp in _VIEW_DICTS:
+        return {k: (v if type(v) in _SCALAR_TYPES else thaw(v)) for k, v in _dict_items(value)}
+    if tp in _VIEW_LISTS:
+        return [v if type(v) in _SCALAR_TYPES else thaw(v) for v in _list_iter(value)]
     return value
 
 

@@ -257,7 +257,7 @@ class _Checker:
                 maximum=_MAX_TIMEOUT_MS,
             )
         for key, allowed in (
-            ("state_isolation", ("readonly", "copy")),
+            ("state_isolation", ("readonly", "private", "copy")),
             ("stranded_joins", ("warn", "fail")),
             ("hitl", ("run", "branch")),
         ):

@@ -12,11 +12,13 @@ from typing import Any
 from ._frozen import READ_ONLY_MESSAGE, STORED_DEPTH, FrozenDict, deep_merge, freeze, thaw
 from ._journal import StateOp, StepDelta
 from ._models import Event, RunSnapshot, WorkflowError, WorkflowState
+from ._private import PrivateState
 from ._scheduler import Frontier
 
 __all__ = ["LiveRun", "ReadOnlyState"]
 
 _set_item = dict.__setitem__
+_private_view = PrivateState.over
 
 
 class ReadOnlyState(WorkflowState):
@@ -34,6 +36,14 @@ class ReadOnlyState(WorkflowState):
         object.__setattr__(view, "workflow", workflow)
         object.__setattr__(view, "node", node)
         return view
+
+    def _node_state(self, node: str) -> dict[str, Any]:
+        """The node's frozen entry itself, or an empty read-only one: never a plain dict."""
+        found = self.node.get(node)
+        return _EMPTY if found is None else found
+
+
+_EMPTY = FrozenDict()  # never written: the engine writes only containers inside the state
 
 
 class LiveRun:
@@ -57,6 +67,7 @@ class LiveRun:
         "resumed_from",
         "seq",
         "snap",
+        "sources",
         "tags_mark",
         "trace_mark",
         "view",
@@ -72,6 +83,7 @@ class LiveRun:
         self.node_state: FrozenDict = freeze(snap.state.node, depth=STORED_DEPTH)
         snap.state = WorkflowState(self.input, self.workflow, self.node_state)
         self.view = ReadOnlyState.over(self.input, self.workflow, self.node_state)
+        self.sources = (self.input, self.workflow, self.node_state)
         self.failed: WorkflowError | None = None
         self.ops: list[StateOp] | None = [] if journaling else None
         self.extra_dirty = False
@@ -100,6 +112,10 @@ class LiveRun:
     def private_state(self) -> WorkflowState:
         """A plain deep copy of the state, for ``state_isolation: "copy"``."""
         return WorkflowState(thaw(self.input), thaw(self.workflow), thaw(self.node_state))
+
+    def private_view(self) -> PrivateState:
+        """A view a handler may change, copied as it reads it (``state_isolation: "private"``)."""
+        return _private_view(self.sources)
 
     def sync(self) -> RunSnapshot:
         """Write the frontier back into the snapshot; return it (state still frozen)."""

@@ -170,6 +170,13 @@ class WorkflowState:
             node=thaw(dict(data.get("node") or {})),
         )
 
+    def _node_state(self, node: str) -> dict[str, Any]:
+        """``ctx.node_state`` of ``node``: a shallow copy of its entry, or ``{}``, as in 0.1.0."""
+        found = self.node.get(node)
+        if found is None:
+            return {}
+        return dict(found) if isinstance(found, dict) else found
+
 
 @dataclass(frozen=True, slots=True)
 class RunMetadata:
@@ -184,6 +191,10 @@ class RunMetadata:
     waiting: bool = False
     last_error: WorkflowError | None = None
     run_id: str | None = None
+    waiting_nodes: tuple[str, ...] = ()
+    """Every node a waiting run waits on (paths such as ``"approve/legal"`` for a subflow
+    waiting at several places), in the order the run paused on them; ``current_node`` is
+    the first. Empty unless the run is waiting."""
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -426,8 +437,11 @@ class WorkflowResult:
 class WorkflowContext:
     """What a handler sees: where it is in the run, the state, its config and services.
 
-    With the default ``state_isolation: "readonly"``, ``state`` is a read-only
-    view shared with the engine: any mutation raises ``TypeError``.
+    What a handler does to ``state``, ``node_state`` or ``node_config`` never
+    reaches the run; only the updates it returns do. ``engine_policy.state_isolation``
+    decides how: ``"private"`` gives views the handler may change, copied level by
+    level as it reads them; ``"readonly"`` the engine's own containers, which
+    refuse any mutation with ``TypeError``; ``"copy"`` a deep copy, as 0.1.0 did.
     """
 
     workflow_name: str
@@ -459,11 +473,16 @@ class WorkflowContext:
 
     @property
     def node_state(self) -> dict[str, Any]:
-        """This node's own entry of ``state.node`` (``{}`` before it wrote any)."""
-        found = self.state.node.get(self.node_name)
-        if found is None:
-            return {}
-        return found
+        """A copy of this node's entry of ``state.node`` (empty before it wrote any).
+
+        The same kind of object on every visit: a private view, a read-only view
+        or a plain ``dict``, as ``state_isolation`` says.
+        """
+        state = self.state
+        if isinstance(state, WorkflowState):
+            return state._node_state(self.node_name)
+        found = state.node.get(self.node_name)  # a stand-in state object
+        return {} if found is None else dict(found)
 
 
 for _cls in (WorkflowError, StepRecord, Event, HandlerResult, WorkflowResult, WorkflowContext):

@@ -32,7 +32,7 @@ __all__ = [
     "fail",
 ]
 
-STATE_ISOLATION_MODES = ("readonly", "copy")
+STATE_ISOLATION_MODES = ("readonly", "private", "copy")
 BACKOFF_MODES = ("fixed", "exponential")
 JITTER_MODES = ("none", "full")
 NODE_KINDS = ("task", "wait", "end", "subflow")
@@ -48,7 +48,7 @@ class EnginePolicy:
     max_steps: int | None = None
     workflow_timeout_seconds: float | None = None
     persist_checkpoints: bool = True
-    state_isolation: str = "readonly"
+    state_isolation: str = "private"
     stranded_joins: str = "warn"
     max_concurrency: int = 1
     hitl: str = "run"
@@ -162,10 +162,11 @@ def parse_policy(data: Mapping[str, Any] | None) -> EnginePolicy:
             f"got {timeout!r}",
             "/engine_policy/workflow_timeout_seconds",
         )
-    isolation = data.get("state_isolation", "readonly")
+    isolation = data.get("state_isolation", "private")
     if isolation not in STATE_ISOLATION_MODES:
         raise fail(
-            f"engine_policy.state_isolation must be 'readonly' or 'copy', got {isolation!r}",
+            "engine_policy.state_isolation must be 'readonly', 'private' or 'copy', "
+            f"got {isolation!r}",
             "/engine_policy/state_isolation",
         )
     stranded = data.get("stranded_joins", "warn")

@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 
 from .. import _constants as C
 from .._definition import CompiledNode, CompiledWorkflow
-from .._frozen import NotJSONError, freeze, thaw
+from .._frozen import FrozenDict, FrozenList, NotJSONError, freeze, thaw
 from .._live import LiveRun
 from .._models import HandlerResult, WorkflowContext, WorkflowError, WorkflowState
+from .._private import PrivateContext, private
 from .recorder import Recorder
 from .requests import (
     Call,
@@ -39,6 +40,8 @@ from .requests import (
 __all__ = ["TaskCaller"]
 
 _TIMEOUT_NAMES = frozenset(cls.__name__ for cls in NodeTimeoutError.__mro__)
+_FROZEN = frozenset({FrozenDict, FrozenList})
+_no_config = PrivateContext.__dict__["_config"].__set__
 
 
 def _class_names(exc: BaseException) -> frozenset[str]:
@@ -175,7 +178,7 @@ class TaskCaller:
         rng: random.Random,
     ) -> None:
         self.strict_outputs = graph.policy.strict_outputs
-        self.readonly = graph.policy.state_isolation == "readonly"
+        self.isolation = graph.policy.state_isolation
         # Coroutine functions run inside a guard that gives up on them at a cancel
         # (see ``graced``); plain handlers are called as they are, at no cost.
         self.handlers = {
@@ -432,7 +435,30 @@ class TaskCaller:
     ) -> WorkflowContext:
         """The ``ctx`` one attempt of ``node``'s handler receives."""
         snap = run.snap
-        if self.readonly:
+        isolation = self.isolation
+        if isolation == "private":
+            if type(item) in _FROZEN:
+                item = private(item)
+            ctx: WorkflowContext = PrivateContext(
+                snap.workflow_name,
+                snap.wf_hash,
+                snap.run_id,
+                node.name,
+                node.config,  # the context copies it when the handler first reads it
+                step,
+                run.frontier.wave,
+                run.private_view(),
+                self.services,
+                deadline,
+                self._custom_emitter(run, node.name),
+                item,
+                index,
+                attempt,
+                self.clock,
+            )
+            _no_config(ctx, None)
+            return ctx
+        if isolation == "readonly":
             state: WorkflowState = run.view
             config: Any = node.config
         else:
