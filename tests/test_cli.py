@@ -196,12 +196,6 @@ def test_convert_writes_the_other_format_and_warns_about_losses(
 def test_viz_draws_a_zf1_file(
     project: Path, capsys: pytest.CaptureFixture[str], fmt: str, marker: str
 ) -> None:
-    from zeroflow import viz
-
-    if not hasattr(viz, f"workflow_to_{fmt}"):
-        code, _, err = run_cli(capsys, "viz", "flow.json", "--format", fmt)
-        assert_one_line_error(code, err, f"workflow_to_{fmt}")
-        pytest.skip(f"zeroflow.viz.workflow_to_{fmt} is not built yet")
     code, out, _ = run_cli(capsys, "viz", "flow.json", "--format", fmt)
     assert code == 0 and marker in out and "review" in out
 
@@ -209,10 +203,6 @@ def test_viz_draws_a_zf1_file(
 def test_viz_html_needs_an_output_file_and_can_overlay_a_run(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from zeroflow import viz
-
-    if not hasattr(viz, "workflow_to_html"):
-        pytest.skip("zeroflow.viz.workflow_to_html is not built yet")
     code, _, err = run_cli(capsys, "viz", "flow.json", "--format", "html")
     assert_one_line_error(code, err, "-o OUT.html")
     code, out, _ = run_cli(
@@ -357,34 +347,27 @@ def test_runs_redrive_and_fork_call_the_engine(
 ) -> None:
     common = ["--store", "runs", "--workflow", "flow.json", "--handlers", "cli_handlers:HANDLERS"]
     run_cli(capsys, *resume_wait_1("--input", '{"fail": true}'))
-    if not hasattr(WorkflowEngine, "redrive"):
-        code, _, err = run_cli(capsys, "runs", "redrive", "wait-1", *common)
-        assert_one_line_error(code, err, "redrive")
-        pytest.skip("WorkflowEngine.redrive() is not built yet")
     code, out, _ = run_cli(capsys, "runs", "redrive", "wait-1", *common)
     assert "run wait-1:" in out
-    if not hasattr(WorkflowEngine, "fork"):
-        code, _, err = run_cli(capsys, "runs", "fork", "wait-1", "--step", "1", *common)
-        assert_one_line_error(code, err, "fork")
-        pytest.skip("WorkflowEngine.fork() is not built yet")
     code, out, _ = run_cli(
         capsys, "runs", "fork", "wait-1", "--step", "1", "--new-run-id", "copy-1", *common
     )
     assert code in (0, 3) and "copy-1" in out
+    seqs = [c.seq for c in JsonFileWorkflowStore(project / "runs").history("wait-1")]
+    code, out, _ = run_cli(
+        capsys, "runs", "fork", "wait-1", "--seq", str(seqs[1]), "--new-run-id", "copy-2", *common
+    )
+    assert code in (0, 3) and "copy-2" in out
+    code, _, err = run_cli(capsys, "runs", "fork", "wait-1", "--new-run-id", "copy-3", *common)
+    assert_one_line_error(code, err, "--step N or --seq S")
 
 
 def test_a_sqlite_store_is_opened_from_a_db_file(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sqlite_store = getattr(zeroflow.stores, "SqliteWorkflowStore", None)
-    if sqlite_store is None:
-        (project / "runs.db").write_bytes(b"")
-        code, _, err = run_cli(capsys, "runs", "list", "--store", "runs.db")
-        assert_one_line_error(code, err, "SqliteWorkflowStore")
-        pytest.skip("zeroflow.stores.SqliteWorkflowStore is not built yet")
     import cli_handlers
 
-    store = sqlite_store(project / "runs.db")
+    store = zeroflow.stores.SqliteWorkflowStore(project / "runs.db")
     WorkflowEngine(ZF1, cli_handlers.HANDLERS, store=store).run(run_id="sq-1")
     code, out, _ = run_cli(capsys, "runs", "list", "--store", "runs.db")
     assert code == 0 and "sq-1" in out

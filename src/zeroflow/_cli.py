@@ -239,10 +239,12 @@ def cmd_viz(args: argparse.Namespace, out: TextIO) -> int:
     defn = _load_workflow(args.file)
     legacy = normalise(defn) if is_zf1(defn) else defn
     compile_workflow(defn)
-    name = f"workflow_to_{args.format}"
-    draw: Callable[..., Any] | None = getattr(viz, name, None)
-    if draw is None:
-        raise CliError(f"zeroflow.viz has no {name}() in this build; try --format mermaid")
+    draw: Callable[..., Any] = {
+        "svg": viz.workflow_to_svg,
+        "html": viz.workflow_to_html,
+        "mermaid": viz.workflow_to_mermaid,
+        "dot": viz.workflow_to_dot,
+    }[args.format]
     run = None
     if args.run is not None:
         if args.store is None:
@@ -488,20 +490,16 @@ def cmd_runs_resume(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_runs_redrive(args: argparse.Namespace, out: TextIO) -> int:
     def call(engine: Any) -> Any:
-        redrive = getattr(engine, "redrive", None)
-        if redrive is None:
-            raise CliError("this zeroflow has no WorkflowEngine.redrive()")
-        return redrive(args.run_id)
+        return engine.redrive(args.run_id)
 
     return _drive(args, out, call)
 
 
 def cmd_runs_fork(args: argparse.Namespace, out: TextIO) -> int:
     def call(engine: Any) -> Any:
-        fork = getattr(engine, "fork", None)
-        if fork is None:
-            raise CliError("this zeroflow has no WorkflowEngine.fork()")
-        return fork(args.run_id, step=args.step, new_run_id=args.new_run_id)
+        if args.step is None and args.seq is None:
+            raise CliError("runs fork needs --step N or --seq S (the checkpoint to fork from)")
+        return engine.fork(args.run_id, args.step, new_run_id=args.new_run_id, seq=args.seq)
 
     return _drive(args, out, call)
 
@@ -591,7 +589,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = rsub.add_parser("fork", parents=[store, driven], help="start a new run from a step")
     p.add_argument("run_id", metavar="RUN_ID")
-    p.add_argument("--step", type=int, required=True, metavar="N")
+    p.add_argument("--step", type=int, metavar="N", help="the last checkpoint at step N")
+    p.add_argument(
+        "--seq", type=int, metavar="S", help="exactly checkpoint S (its seq, see runs show --json)"
+    )
     p.add_argument("--new-run-id", metavar="ID")
     p.set_defaults(func=cmd_runs_fork)
     return parser

@@ -171,14 +171,20 @@ class WorkflowEngine:
         """Ask the running call to stop before its next node (thread-safe)."""
         self._cancel.set()
 
-    def load_snapshot(self, run_id: str, step: int | None = None) -> RunSnapshot:
-        """Load a run's latest snapshot (or the one after ``step``) from the store.
+    def load_snapshot(
+        self, run_id: str, step: int | None = None, *, seq: int | None = None
+    ) -> RunSnapshot:
+        """Load a run's latest snapshot (or the last one after ``step``) from the store.
 
-        With a ``checkpoint_key``, an unsigned or altered snapshot is refused
-        (``InvalidCheckpointError``).
+        ``seq`` loads one checkpoint exactly (``CheckpointInfo.seq`` of
+        ``store.history()``), e.g. a pause that its resume at the same step
+        shadows for ``step``. With a ``checkpoint_key``, an unsigned or altered
+        snapshot is refused (``InvalidCheckpointError``).
         """
         store = self._require_store()
-        if step is None:
+        if seq is not None:
+            snap = store.load_snapshot(run_id, step=step, seq=seq)  # type: ignore[call-arg]
+        elif step is None:
             snap = store.load_snapshot(run_id)
         else:
             snap = store.load_snapshot(run_id, step=step)  # type: ignore[call-arg]
@@ -274,20 +280,26 @@ class WorkflowEngine:
     def fork(
         self,
         run_id: str,
-        step: int,
+        step: int | None,
         new_run_id: str | None = None,
         workflow_updates: Mapping[str, Any] | None = None,
         *,
         replace: bool = False,
+        seq: int | None = None,
     ) -> RunSnapshot:
         """Start a new run from the checkpoint taken after ``step`` of ``run_id``.
 
-        ``workflow_updates`` are merged into ``state.workflow`` first. The new
-        run is saved to the store (under its own lease) and returned, ready for
-        ``run_from_checkpoint``; the original run is untouched. A ``new_run_id``
-        the store already holds raises ``RunExistsError`` unless ``replace=True``.
+        ``step`` names the last checkpoint at that step; ``seq`` (from
+        ``store.history()``) one checkpoint exactly, such as a pause its resume
+        shadows (``step`` may then be None). ``workflow_updates`` are merged
+        into ``state.workflow`` first. The new run is saved to the store (under
+        its own lease) and returned, ready for ``run_from_checkpoint``; the
+        original run is untouched. A ``new_run_id`` the store already holds
+        raises ``RunExistsError`` unless ``replace=True``.
         """
-        snap = self.load_snapshot(run_id, step=step)
+        if step is None and seq is None:
+            raise TypeError("fork() needs the step or the seq of the checkpoint to fork from")
+        snap = self.load_snapshot(run_id, step=step, seq=seq)
         if snap.wf_hash != self._graph.hash:
             self._adopt(snap)
         new_id = new_run_id if new_run_id is not None else self._new_id()
@@ -302,7 +314,10 @@ class WorkflowEngine:
             target = freeze(snap.state.workflow)
             deep_merge(target, frozen)
             snap.state.workflow = thaw(target)
-        snap.extra["forked_from"] = {"run_id": run_id, "step": step}
+        origin: dict[str, Any] = {"run_id": run_id, "step": snap.step}
+        if seq is not None:
+            origin["seq"] = seq
+        snap.extra["forked_from"] = origin
         snap.extra.pop("redrive", None)
         snap.updated_at = now_iso(self._clock())
         snap.seq = None

@@ -209,6 +209,8 @@ class RunMetadata:
         }
         if self.run_id is not None:
             out["run_id"] = self.run_id
+        if self.waiting_nodes:
+            out["waiting_nodes"] = list(self.waiting_nodes)
         return out
 
     @classmethod
@@ -223,6 +225,7 @@ class RunMetadata:
             waiting=bool(data.get("waiting", False)),
             last_error=_error_or_none(data.get("last_error")),
             run_id=_opt_str(data.get("run_id")),
+            waiting_nodes=tuple(str(n) for n in data.get("waiting_nodes") or ()),
         )
 
 

@@ -16,8 +16,9 @@ which of these abilities it has and uses them:
   with its events only while that token is current; ``run_status`` /
   ``delete_run`` so a new run never silently overwrites an existing one, and
   ``latest_checkpoint`` so a stale checkpoint is never resumed.
-- ``HistoryStore``: every checkpoint is kept; ``load_snapshot(run_id, step=N)``,
-  ``history(run_id)`` and ``prune(...)``.
+- ``HistoryStore``: every checkpoint is kept; ``load_snapshot(run_id, step=N)``
+  (the last checkpoint at step N) or ``load_snapshot(run_id, seq=S)`` (exactly
+  checkpoint S), ``history(run_id)`` and ``prune(...)``.
 
 ``zeroflow.testing`` checks any store against these contracts.
 """
@@ -191,22 +192,33 @@ class LeasingStore(WorkflowStore, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CheckpointInfo:
-    """One entry of a run's history: where it was and when it was written."""
+    """One entry of a run's history: where it was and when it was written.
+
+    ``seq`` is the checkpoint's identity (``RunSnapshot.seq``): several
+    checkpoints can share a step (a pause and its resume, map progress, a
+    cancel), one ``seq`` names exactly one of them, for
+    ``load_snapshot(run_id, seq=...)`` and ``engine.fork(..., seq=...)``.
+    None for a store that does not number its checkpoints.
+    """
 
     step: int
     wave: int
     status: str
     node: str | None
     timestamp: str | None
+    seq: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "step": self.step,
             "wave": self.wave,
             "status": self.status,
             "node": self.node,
             "timestamp": self.timestamp,
         }
+        if self.seq is not None:
+            out["seq"] = self.seq
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,12 +244,21 @@ class PruneResult:
 class HistoryStore(WorkflowStore, Protocol):
     """A store that keeps every checkpoint of a run, not only the latest."""
 
-    def load_snapshot(self, run_id: str, step: int | None = None) -> RunSnapshot:
-        """The latest snapshot, or with ``step`` the last checkpoint taken at that step."""
+    def load_snapshot(
+        self, run_id: str, step: int | None = None, *, seq: int | None = None
+    ) -> RunSnapshot:
+        """The latest snapshot; with ``step`` the last checkpoint taken at that step.
+
+        ``seq`` names one checkpoint exactly (``CheckpointInfo.seq``), e.g. the
+        pause of a run that was resumed at the same step; given with ``step``,
+        the checkpoint must be at that step. A checkpoint the history does not
+        hold raises ``CheckpointNotFoundError``.
+        """
         ...
 
     def history(self, run_id: str) -> list[CheckpointInfo]:
-        """The run's checkpoints, oldest first; ``KeyError`` naming the run if absent."""
+        """The run's checkpoints, oldest first, each with its ``seq``; ``KeyError`` naming
+        the run if absent."""
         ...
 
     def prune(

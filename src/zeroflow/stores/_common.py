@@ -15,13 +15,15 @@ import threading
 import unicodedata
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from .._constants import EVENT_CHECKPOINT, EVENT_STORE_CORRUPT
+from .._constants import EVENT_CHECKPOINT, EVENT_STORE_CORRUPT, STATUS_WAITING
 from .._errors import CheckpointNotFoundError, RunLockedError, StoreError
 from .._journal import apply_state_op
-from .._models import Event, now_iso
+from .._models import Event, RunMetadata, RunSnapshot, now_iso
+from .._run.waits import waiting_paths
 from .._store import CheckpointInfo
 
 __all__ = [
@@ -42,8 +44,12 @@ __all__ = [
     "lost_lease_error",
     "moved_on_error",
     "process_holder",
+    "metadata_of",
     "pick_seq",
+    "select_seq",
     "should_fold",
+    "waiting_now",
+    "waiting_of",
     "to_seconds",
 ]
 
@@ -521,7 +527,7 @@ def status_set(statuses: Iterable[str]) -> frozenset[str]:
     return frozenset((statuses,) if isinstance(statuses, str) else statuses)
 
 
-def info_of(data: Mapping[str, Any]) -> CheckpointInfo:
+def info_of(data: Mapping[str, Any], seq: int | None = None) -> CheckpointInfo:
     """A ``CheckpointInfo`` from a snapshot dict or a step-delta dict (same key names)."""
     node = data.get("last_node")
     return CheckpointInfo(
@@ -530,6 +536,7 @@ def info_of(data: Mapping[str, Any]) -> CheckpointInfo:
         status=str(data.get("status", "")),
         node=None if node is None else str(node),
         timestamp=data.get("updated_at"),
+        seq=seq,
     )
 
 
@@ -541,16 +548,120 @@ def pick_seq(entries: Sequence[tuple[int, CheckpointInfo]], step: int) -> int:
     return -1
 
 
+def _check_address(name: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"{name} must be a whole number or None, got {value!r}")
+
+
+def select_seq(
+    run_id: str,
+    entries: Sequence[tuple[int, CheckpointInfo]],
+    step: int | None,
+    seq: int | None,
+) -> int:
+    """The checkpoint ``load_snapshot(run_id, step=..., seq=...)`` means, by its ``seq``.
+
+    ``seq`` names one checkpoint exactly; ``step`` alone the last one taken at
+    that step; both, checkpoint ``seq`` which must be at ``step``. A checkpoint
+    ``entries`` (the run's history, oldest first) does not hold raises
+    ``CheckpointNotFoundError`` saying what it holds. Call with ``step`` or
+    ``seq`` set.
+    """
+    _check_address("step", step)
+    _check_address("seq", seq)
+    if seq is None:
+        assert step is not None
+        found = pick_seq(entries, step)
+        if found < 0:
+            raise checkpoint_not_found(run_id, step, entries)
+        return found
+    for number, info in entries:
+        if number == seq:
+            if step is not None and info.step != step:
+                raise CheckpointNotFoundError(
+                    f"run '{run_id}': checkpoint seq {seq} was taken at step {info.step}, "
+                    f"not at step {step}; pass seq alone to load it",
+                    run_id=run_id,
+                )
+            return seq
+    raise checkpoint_not_found(run_id, step, entries, seq=seq)
+
+
 def checkpoint_not_found(
-    run_id: str, step: int, entries: Sequence[tuple[int, CheckpointInfo]]
+    run_id: str,
+    step: int | None,
+    entries: Sequence[tuple[int, CheckpointInfo]],
+    *,
+    seq: int | None = None,
 ) -> StoreError:
-    """The error for ``load_snapshot(run_id, step=N)`` when no checkpoint has that step."""
+    """The error for ``load_snapshot(run_id, step=N)`` (or ``seq=S``) when no checkpoint fits."""
+    if seq is not None:
+        seqs = [number for number, _ in entries]
+        held = f"seq {seqs[0]} to {seqs[-1]}" if seqs else "no checkpoints"
+        return CheckpointNotFoundError(
+            f"run '{run_id}' has no checkpoint seq {seq}; its history holds {held} "
+            "(see history(), each entry's seq)",
+            run_id=run_id,
+        )
     steps = sorted({info.step for _, info in entries})
     shown = ", ".join(map(str, steps[:20])) + (" ..." if len(steps) > 20 else "")
     return CheckpointNotFoundError(
         f"run '{run_id}' has no checkpoint at step {step}; its history holds steps {shown}",
         run_id=run_id,
     )
+
+
+def waiting_of(status: Any, ready_now: Any, extra: Any, prompt: Any = None) -> tuple[str, ...]:
+    """The nodes a stored run waits on (``WorkflowResult.waiting_nodes``' keys), in order.
+
+    Read from snapshot fields as stored (``ready_now``, the ``"zeroflow"``
+    block, ``waiting_prompt``); damaged fields give what can be read. Empty
+    unless ``status`` is waiting. A paused subflow waiting at several places
+    is listed by paths (``"approve/legal"``), as ``resume(node=...)`` takes them.
+    """
+    if status != STATUS_WAITING:
+        return ()
+    queue = [str(n) for n in ready_now] if isinstance(ready_now, list) else []
+    try:
+        paths = waiting_paths(status, queue, extra if isinstance(extra, Mapping) else {}, prompt)
+    except (AttributeError, TypeError, ValueError):
+        paths = {}
+    return tuple(paths) or tuple(queue[:1])
+
+
+def waiting_now(data: Mapping[str, Any]) -> tuple[Any, tuple[str, ...]]:
+    """(``current_node``, ``waiting_nodes``) of a run summary, from a snapshot dict.
+
+    A run waiting on branches (``hitl: "branch"``) names the first node it
+    still waits on (the one whose prompt is ``waiting_prompt``): the last node
+    that ran may be one that no longer waits. Any other run names its last
+    node, as 0.1.0 did (a run-mode pause's last node is the waiting one); a
+    path into a subflow (``"approve/legal"``) names its top-level node.
+    """
+    status = data.get("status")
+    extra = data.get("zeroflow")
+    waiting = waiting_of(status, data.get("ready_now"), extra, data.get("waiting_prompt"))
+    node = data.get("last_node")
+    if waiting and isinstance(extra, Mapping) and extra.get("waiting"):
+        node = waiting[0].split("/", 1)[0]
+    return node, waiting
+
+
+def metadata_of(snap: RunSnapshot) -> RunMetadata:
+    """``snap.metadata()``, naming a waiting run's waiting nodes (see ``waiting_now``)."""
+    meta = snap.metadata()
+    if snap.status != STATUS_WAITING:
+        return meta
+    node, waiting = waiting_now(
+        {
+            "status": snap.status,
+            "ready_now": snap.ready_now,
+            "zeroflow": snap.extra,
+            "waiting_prompt": snap.waiting_prompt,
+            "last_node": snap.last_node,
+        }
+    )
+    return replace(meta, current_node=node, waiting_nodes=waiting)
 
 
 _DELTA_FIELDS = (

@@ -25,6 +25,7 @@ __all__ = [
     "LinkRefusedError",
     "append_fd",
     "copy_atomic",
+    "create_with",
     "fsync_dir",
     "is_file",
     "locked",
@@ -191,6 +192,48 @@ def copy_atomic(src: Path, dst: Path, *, fsync: bool = False) -> None:
         return
     if fsync:
         fsync_dir(dst.parent)
+
+
+def create_with(path: Path, data: bytes, *, fsync: bool = False, mode: int | None = None) -> bool:
+    """Create ``path`` holding ``data`` unless it exists; False (nothing done) if it does.
+
+    Never replaces a file: the content is written to a temporary file first and
+    hard-linked into place, so no reader ever finds ``path`` empty or half
+    written, even when the process is killed. Where hard links are not
+    supported, ``path`` is created exclusively and written.
+    """
+    if os.path.lexists(path):
+        return False
+    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, NEW_FILE_MODE)
+    try:
+        try:
+            if mode is not None:
+                _set_mode(fd, tmp, mode)
+            write_all(fd, data)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:
+            fd, created = _open_or_create(path, os.O_WRONLY, mode)
+            try:
+                if created:
+                    write_all(fd, data)
+            finally:
+                os.close(fd)
+            if not created:
+                return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    if fsync:
+        fsync_dir(path.parent)
+    return True
 
 
 def _open_or_create(path: Path, flags: int, mode: int | None) -> tuple[int, bool]:

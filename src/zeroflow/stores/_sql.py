@@ -30,6 +30,7 @@ import math
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar, Protocol
 
@@ -42,7 +43,6 @@ from ._common import (
     apply_delta_dict,
     check_keep_last,
     check_run_id,
-    checkpoint_not_found,
     decode_event_rows,
     encode_compact,
     encode_event_rows,
@@ -52,8 +52,10 @@ from ._common import (
     moved_on_error,
     process_holder,
     report_corrupt,
+    select_seq,
     status_set,
     to_seconds,
+    waiting_now,
 )
 
 __all__ = ["Db", "Rows", "SqlStore", "SqlWriter", "newer_schema_error", "one"]
@@ -462,7 +464,7 @@ class SqlStore(BatchingStore[SqlWriter]):
         db.execute(
             "UPDATE runs SET base_seq=?, status=?, updated_at=?, current_node=?, saved_at=? "
             "WHERE run_id=?",
-            (seq, snap.get("status"), snap.get("updated_at"), snap.get("last_node"), now, run_id),
+            (seq, snap.get("status"), snap.get("updated_at"), _current_node(snap), now, run_id),
         )
         return text
 
@@ -506,7 +508,7 @@ class SqlStore(BatchingStore[SqlWriter]):
                 status,
                 data["started_at"],
                 data["updated_at"],
-                data["last_node"],
+                _current_node(data),
                 None if err is None else json.dumps(err),
                 seq,
                 now,
@@ -559,27 +561,24 @@ class SqlStore(BatchingStore[SqlWriter]):
                 ) from exc
         return snap
 
-    def load_snapshot(self, run_id: str, step: int | None = None) -> RunSnapshot:
-        """The run's latest checkpoint, or the last one taken at ``step``: one consistent read."""
+    def load_snapshot(
+        self, run_id: str, step: int | None = None, *, seq: int | None = None
+    ) -> RunSnapshot:
+        """The run's latest checkpoint, the last one taken at ``step``, or checkpoint ``seq``
+        exactly: one consistent read."""
         with _Faults(self, run_id):
             self._commit_run(run_id)
             with self._read() as db:
-                seq = one(db.execute("SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,)))
-                if seq is None:
+                latest = one(
+                    db.execute("SELECT max(seq) FROM checkpoints WHERE run_id=?", (run_id,))
+                )
+                if latest is None:
                     raise RunNotFoundError(run_id)
-                if step is not None:
-                    found = one(
-                        db.execute(
-                            "SELECT max(seq) FROM checkpoints WHERE run_id=? AND step=?",
-                            (run_id, step),
-                        )
-                    )
-                    if found is None:
-                        entries = list(enumerate(self._history(db, run_id)))
-                        raise checkpoint_not_found(run_id, step, entries)
-                    seq = found
-                seq = self._int(run_id, "a checkpoint's seq", seq)
-                data = self._rebuild(db, run_id, seq)
+                if step is not None or seq is not None:
+                    latest = self._address(db, run_id, step, seq)
+                number = self._int(run_id, "a checkpoint's seq", latest)
+                data = self._rebuild(db, run_id, number)
+        seq = number
         data["seq"] = seq
         try:
             return RunSnapshot.from_dict(data)
@@ -591,6 +590,25 @@ class SqlStore(BatchingStore[SqlWriter]):
                 run_id=run_id,
                 path=self.path,
             ) from exc
+
+    def _address(self, db: Db, run_id: str, step: int | None, seq: int | None) -> Any:
+        """The ``seq`` that ``step`` and/or ``seq`` address (``select_seq``); one indexed read."""
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            row = db.execute(
+                "SELECT seq, step FROM checkpoints WHERE run_id=? AND seq=?", (run_id, seq)
+            ).fetchone()
+            if row is not None and (step is None or row[1] == step):
+                return row[0]
+        elif seq is None and isinstance(step, int) and not isinstance(step, bool):
+            found = one(
+                db.execute(
+                    "SELECT max(seq) FROM checkpoints WHERE run_id=? AND step=?", (run_id, step)
+                )
+            )
+            if found is not None:
+                return found
+        entries = [(info.seq or 0, info) for info in self._history(db, run_id)]
+        return select_seq(run_id, entries, step, seq)  # raises: not found, or a bad argument
 
     def _history(self, db: Db, run_id: str) -> list[CheckpointInfo]:
         out = []
@@ -610,7 +628,7 @@ class SqlStore(BatchingStore[SqlWriter]):
                     f"checkpoint {seq!r} holds step={step!r}, wave={wave!r}, status={status!r}, "
                     f"node={node!r}, ts={ts!r}",
                 )
-            out.append(CheckpointInfo(step, wave, status, node, ts))
+            out.append(CheckpointInfo(step, wave, status, node, ts, seq))
         return out
 
     def history(self, run_id: str) -> list[CheckpointInfo]:
@@ -685,26 +703,33 @@ class SqlStore(BatchingStore[SqlWriter]):
         skipped and reported (``on_report``, else the ``zeroflow.stores`` logger)."""
         where, args = [], []
         if workflow_name is not None:
-            where.append("workflow_name=?")
+            where.append("r.workflow_name=?")
             args.append(workflow_name)
         if status is not None:
-            where.append("status=?")
+            where.append("r.status=?")
             args.append(status)
+        # The summary row is written at full saves and folds; the latest checkpoint row
+        # (one primary-key lookup) says where a running run is now, and a waiting run's
+        # snapshot (its latest full save) which nodes it waits on.
         query = (
-            "SELECT run_id, workflow_name, workflow_hash, status, started_at, updated_at, "
-            "current_node, last_error FROM runs"
+            "SELECT r.run_id, r.workflow_name, r.workflow_hash, r.status, r.started_at, "
+            "r.updated_at, r.current_node, r.last_error, c.node, c.ts, s.body FROM runs r "
+            "LEFT JOIN checkpoints c ON c.run_id=r.run_id AND c.seq="
+            "(SELECT max(seq) FROM checkpoints WHERE run_id=r.run_id) "
+            "LEFT JOIN snapshots s ON r.status='waiting' AND s.run_id=r.run_id "
+            "AND s.seq=r.base_seq"
         )
         if where:
             query += " WHERE " + " AND ".join(where)
         with _Faults(self, None):
             self.flush()
             with self._query() as db:
-                rows = db.execute(query + " ORDER BY run_id", args).fetchall()
+                rows = db.execute(query + " ORDER BY r.run_id", args).fetchall()
         out = []
         for row in rows:
-            meta = self._metadata(row)
+            meta = self._metadata(row[:8])
             if meta is not None:
-                out.append(meta)
+                out.append(_current(meta, row[8], row[9], row[10]))
         return out
 
     def _metadata(self, row: Sequence[Any]) -> RunMetadata | None:
@@ -1082,3 +1107,29 @@ class SqlStore(BatchingStore[SqlWriter]):
         freed = self._delete_where(db, "checkpoints", "run_id=? AND seq<?", (run_id, keep))
         freed += self._delete_where(db, "snapshots", "run_id=? AND seq<?", (run_id, keep))
         return events, freed
+
+
+def _current_node(data: dict[str, Any]) -> Any:
+    """The ``runs.current_node`` of a snapshot dict (``waiting_now``)."""
+    return waiting_now(data)[0] if data.get("status") == "waiting" else data.get("last_node")
+
+
+def _current(meta: RunMetadata, node: Any, ts: Any, body: Any) -> RunMetadata:
+    """``meta`` (a ``runs`` row) brought up to the latest checkpoint (``node``, ``ts``), and
+    for a waiting run the nodes its snapshot ``body`` waits on."""
+    if meta.status != "waiting":
+        if type(node) is str or (node is None and type(ts) is str):
+            return replace(
+                meta, current_node=node, updated_at=ts if type(ts) is str else meta.updated_at
+            )
+        return meta
+    try:
+        data = json.loads(body) if type(body) is str else None
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict) or data.get("status") != "waiting":
+        return meta
+    current, waiting = waiting_now(data)
+    return replace(
+        meta, current_node=current if type(current) is str else None, waiting_nodes=waiting
+    )

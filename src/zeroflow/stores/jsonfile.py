@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -60,7 +60,6 @@ from ._common import (
     check_holds,
     check_keep_last,
     check_run_id,
-    checkpoint_not_found,
     encode_compact,
     encode_event,
     info_of,
@@ -68,17 +67,19 @@ from ._common import (
     locked_error,
     lost_lease_error,
     moved_on_error,
-    pick_seq,
     process_holder,
     report_corrupt,
     reset_after_fork,
+    select_seq,
     status_set,
     to_seconds,
+    waiting_now,
 )
 from ._files import (
     LinkRefusedError,
     append_fd,
     copy_atomic,
+    create_with,
     is_file,
     lock_fd,
     locked,
@@ -228,10 +229,13 @@ def _store_info(data: Any, path: Path, run_id: str) -> dict[str, Any]:
     return info
 
 
-def _info(data: Any, path: Path, run_id: str) -> CheckpointInfo:
-    """``info_of`` for data read from a file: wrong field types are corruption naming it."""
+def _info(data: Any, path: Path, run_id: str, seq: int) -> CheckpointInfo:
+    """``info_of`` for data read from a file: wrong field types are corruption naming it.
+
+    ``seq`` 0 is a 0.1.0 snapshot, which no store numbered: its ``seq`` is None.
+    """
     try:
-        return info_of(data)
+        return info_of(data, seq or None)
     except (TypeError, ValueError, AttributeError) as exc:
         raise _corrupt(path, run_id, f"holds a checkpoint with bad fields ({exc})") from exc
 
@@ -756,7 +760,11 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         except (FileNotFoundError, ValueError, RecursionError):
             meta = None
         # Killed between the two replaces, or damaged: metadata.json is derived, rebuild it.
-        if not isinstance(meta, dict) or meta.get("status") != data.get("status"):
+        if (
+            not isinstance(meta, dict)
+            or meta.get("status") != data.get("status")
+            or meta.get("seq") != w.base_seq
+        ):
             summary = json.dumps(_metadata_of(data, self._clock()), indent=2)
             write_atomic(meta_path, summary, fsync=self.fsync, mode=self.file_mode)
         dropped = 0
@@ -875,7 +883,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 if lease.notes:  # notes inside the committed events need no keeping
                     done = w.last_events_end or 0
                     lease.notes = [r for r in lease.notes if r[1] > done]
-                raw = self._write_lease(fd, lease, sync=marked)
+                raw = self._write_lease(fd, lease, sync=marked, size=len(raw))
             w.lease, w.lease_raw = lease, raw
             base, seen, steps = w.base_seq, w.on_disk, bool(w.pending_steps)
             try:
@@ -978,14 +986,13 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 if w.pending_full is None and self._fold_due(w, w.records, w.journal_bytes):
                     live = self._rebuild(run_id, folder, w.base_seq, w.seq)
                     self._write_base(folder, w, live, w.last_events_end)
+                    self._write_meta(folder, live)
             if w.pending_full is not None:
                 full, w.pending_full = w.pending_full, None
-                # A fold the store asked for leaves metadata.json alone unless the status moved.
-                meta = not w.fold_wanted or full.get("status") != w.base_status
                 self._write_base(folder, w, full, events_end, seq=w.seq + 1)
                 undo_events = None  # committed: snapshot.json is replaced
-                if meta:
-                    self._write_meta(folder, full)
+                # Every fold: metadata.json names the fold whose journal a listing reads.
+                self._write_meta(folder, full)
         except OSError:
             if fenced and undo_events is not None and w.events_fd is not None:
                 with contextlib.suppress(OSError):
@@ -1045,8 +1052,11 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
     # ------------------------------------------------------------------ reads
 
     @_guarded
-    def load_snapshot(self, run_id: str, step: int | None = None) -> RunSnapshot:
-        """The run's latest checkpoint, or the last one taken at ``step``; always one whole.
+    def load_snapshot(
+        self, run_id: str, step: int | None = None, *, seq: int | None = None
+    ) -> RunSnapshot:
+        """The run's latest checkpoint, the last one taken at ``step``, or checkpoint
+        ``seq`` exactly; always one whole.
 
         A fold written by another process while this reads is detected (every
         fold records its ``seq``) and the fold it replaced is read from the
@@ -1054,8 +1064,8 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         """
         folder = self._run_dir(run_id)
         self._commit_run(run_id)
-        if step is not None:
-            return self._consistent(lambda: self._load_step(run_id, folder, step))
+        if step is not None or seq is not None:
+            return self._consistent(lambda: self._load_step(run_id, folder, step, seq))
         snap_path = folder / "snapshot.json"
         try:
             data = read_json(snap_path, run_id)
@@ -1074,11 +1084,11 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         data["seq"] = seq or None  # 0: a 0.1.0 snapshot, which no store numbered
         return _snapshot_from(data, snap_path, run_id)
 
-    def _load_step(self, run_id: str, folder: Path, step: int) -> RunSnapshot:
+    def _load_step(
+        self, run_id: str, folder: Path, step: int | None, wanted: int | None
+    ) -> RunSnapshot:
         entries, bases = self._entries(run_id, folder)
-        seq = pick_seq(entries, step)
-        if seq < 0:
-            raise checkpoint_not_found(run_id, step, entries)
+        seq = select_seq(run_id, entries, step, wanted)
         base = max(s for s in bases if s <= seq)
         data = self._rebuild(run_id, folder, base, seq, bases)
         data["seq"] = seq or None  # 0: a 0.1.0 snapshot, which no store numbered
@@ -1191,11 +1201,11 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         bases = self._bases(folder, run_id)
         found: dict[int, CheckpointInfo] = {}
         for seq, path in bases.items():
-            found[seq] = _info(self._read_fold(folder, run_id, seq, path), path, run_id)
+            found[seq] = _info(self._read_fold(folder, run_id, seq, path), path, run_id, seq)
             seg = folder / "journal" / _seg_name(seq)
             for rec in _read_records(seg, run_id)[0]:
                 if rec["seq"] > seq:
-                    found[rec["seq"]] = _info(rec["delta"], seg, run_id)
+                    found[rec["seq"]] = _info(rec["delta"], seg, run_id, rec["seq"])
         floor = min(bases)
         return sorted((s, i) for s, i in found.items() if s >= floor), bases
 
@@ -1272,11 +1282,11 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         """Every readable run's summary; a damaged run is skipped and reported (``on_report``)."""
         self.flush()
         out = []
-        for _folder, _data, item in self._metadata():
+        for folder, data, item in self._metadata():
             if (workflow_name is None or item.workflow_name == workflow_name) and (
                 status is None or item.status == status
             ):
-                out.append(item)
+                out.append(_current(folder, data, item))
         return out
 
     def _metadata(self) -> list[tuple[Path, dict[str, Any], RunMetadata]]:
@@ -1338,29 +1348,54 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             chunks.append(chunk)
         return _parse_lease(b"".join(chunks), run_id, path, self.on_report)
 
-    def _write_lease(self, fd: int, lease: _Lease, *, sync: bool = True) -> bytes:
-        """Rewrite ``lease.json`` in place: the new record first, then cut to its length."""
+    def _write_lease(
+        self, fd: int, lease: _Lease, *, sync: bool = True, size: int | None = None
+    ) -> bytes:
+        """Rewrite ``lease.json`` in place, so that it is a whole JSON record at every moment.
+
+        A record shorter than the file's ``size`` (None: ``fstat``) is written
+        padded with spaces over the whole old one, then the file is cut to the
+        record: a process killed in between leaves the new record and blanks,
+        still valid JSON. Returns the record as the file holds it now.
+        """
         body = lease.encode()
+        old = os.fstat(fd).st_size if size is None else size
         os.lseek(fd, 0, os.SEEK_SET)
-        _files.write_all(fd, body)
-        os.ftruncate(fd, len(body))
+        _files.write_all(fd, body + b" " * (old - len(body)) if old > len(body) else body)
+        if old > len(body):
+            os.ftruncate(fd, len(body))
         if sync and self.fsync:
             os.fsync(fd)
         return body
 
     def _free_lease(self, fd: int, lease: _Lease) -> None:
-        """Write ``lease`` released; if even that fails (disk full), empty the file.
+        """Write ``lease`` released, even on a full disk; the run is never left locked.
 
-        An empty ``lease.json`` is a free lease: the run is never left locked
-        by a call that failed. Its token restarts, which stays safe because a
-        commit must match the lease's owner as well as its token.
+        If the rewrite fails, the file is cut to nothing (which gives its
+        blocks back) and the record written again; if even that fails the file
+        stays empty, which every reader takes for a free lease (token restarts:
+        safe, since a commit must match the lease's owner as well as its token).
         """
+        cleared = _cleared(lease)
         try:
-            self._write_lease(fd, _cleared(lease))
+            self._write_lease(fd, cleared)
         except OSError:
-            with contextlib.suppress(OSError):
+            try:
                 os.ftruncate(fd, 0)
+                self._write_lease(fd, cleared, size=0)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
             raise
+
+    def _lease_file(self, path: Path) -> Path:
+        """``path`` (a run's ``lease.json``), created holding a free lease if missing.
+
+        Created whole (``create_with``), so a process killed while taking a
+        run's first lease never leaves an empty ``lease.json`` behind.
+        """
+        create_with(path, _Lease().encode(), fsync=self.fsync, mode=self.file_mode)
+        return path
 
     @_guarded
     def acquire_lease(self, run_id: str, owner: str) -> int:
@@ -1374,7 +1409,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         lease_path = folder / "lease.json"
         with self._lock:
             now = self._clock()
-            with locked(lease_path, mode=self.file_mode) as fd:
+            with locked(self._lease_file(lease_path), mode=self.file_mode) as fd:
                 lease = self._read_lease(fd, run_id, lease_path)
                 if lease.verdict(owner, now) == "taken":
                     raise locked_error(run_id, lease.owner, lease.expires_at - now)
@@ -1473,7 +1508,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             return False
         lease_path = folder / "lease.json"
         with self._lock:
-            with locked(lease_path, mode=self.file_mode) as fd:
+            with locked(self._lease_file(lease_path), mode=self.file_mode) as fd:
                 now = self._clock()
                 lease = self._read_lease(fd, run_id, lease_path)
                 if lease.verdict(owner, now) == "taken":
@@ -1615,7 +1650,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         """
         events = folder / "events.jsonl"
         lease_path = folder / "lease.json"
-        with locked(lease_path, mode=self.file_mode) as fd:
+        with locked(self._lease_file(lease_path), mode=self.file_mode) as fd:
             raw = read_bytes(events)
             if cut > len(raw) or (cut and raw[cut - 1 : cut] != b"\n"):
                 return 0  # not at a line end: the offsets do not describe this file
@@ -1639,6 +1674,17 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 write_atomic(path, text, fsync=self.fsync, mode=self.file_mode)
         self._shift_fold(run_id, folder / "snapshot.json", cut)
         return dropped
+
+    def _move_meta(self, folder: Path, run_id: str, seq: int, step: Any) -> None:
+        """Point ``metadata.json`` at the fold ``seq`` that a trim made; ``saved_at`` stays."""
+        path = folder / "metadata.json"
+        try:
+            meta = read_json(path, run_id)
+        except (RunNotFoundError, StoreCorruptError):
+            return  # rebuilt from the fold by the run's next driver
+        if isinstance(meta, dict) and "seq" in meta:
+            meta["seq"], meta["step"] = seq, step
+            write_atomic(path, json.dumps(meta, indent=2), fsync=self.fsync, mode=self.file_mode)
 
     def _shift_fold(self, run_id: str, path: Path, cut: int) -> None:
         """Move a fold's ``"store"."events_end"`` back by ``cut`` bytes."""
@@ -1670,6 +1716,8 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             snap["seq"] = keep
             target = folder / "snapshot.json" if base == max(bases) else journal / _base_name(keep)
             write_atomic(target, encode_compact(snap), fsync=self.fsync, mode=self.file_mode)
+            if target.name == "snapshot.json":
+                self._move_meta(folder, run_id, keep, snap.get("step"))
         for path in list(journal.iterdir()):
             try:
                 seq = int(path.name.split(".")[0])
@@ -1703,6 +1751,9 @@ _META_TYPES: tuple[tuple[str, tuple[type, ...], bool], ...] = (
     ("last_error", (dict,), True),
     ("run_id", (str,), True),
     ("saved_at", (int, float), True),
+    ("seq", (int,), True),
+    ("step", (int,), True),
+    ("waiting_nodes", (list,), True),
 )
 
 
@@ -1773,20 +1824,114 @@ def _replay(
 
 
 def _metadata_of(data: dict[str, Any], saved_at: float) -> dict[str, Any]:
-    """0.1.0's ``metadata.json`` fields from a snapshot dict, plus ``run_id`` and ``saved_at``."""
+    """0.1.0's ``metadata.json`` fields from a snapshot dict (a fold), plus ours.
+
+    Ours: ``run_id``, ``saved_at``, the fold's ``seq`` and ``step`` (the
+    journal ``journal/<seq>.jsonl`` holds the checkpoints after it), and a
+    waiting run's ``waiting_nodes``; a waiting run's ``current_node`` is the
+    first node it waits on.
+    """
     status = data.get("status")
-    return {
+    current, waiting = waiting_now(data)
+    info = data.get("store")
+    seq = info.get("seq") if isinstance(info, dict) else None
+    out = {
         "workflow_name": data.get("workflow_name"),
         "workflow_hash": data.get("wf_hash"),
         "status": status,
         "started_at": data.get("started_at"),
         "updated_at": data.get("updated_at"),
-        "current_node": data.get("last_node"),
+        "current_node": current,
         "waiting": status == "waiting",
         "last_error": data.get("last_error"),
         "run_id": data.get("run_id"),
         "saved_at": saved_at,
+        "seq": seq if type(seq) is int else None,
+        "step": data.get("step"),
     }
+    if status == "waiting":
+        out["waiting_nodes"] = list(waiting)
+    return out
+
+
+def _current(folder: Path, meta: dict[str, Any], item: RunMetadata) -> RunMetadata:
+    """``item`` (from ``metadata.json``, written at folds) brought up to the run's latest
+    checkpoint, and a waiting run's waiting nodes.
+
+    A running run's latest checkpoint is the last record of the journal that
+    follows its fold (``journal/<seq>.jsonl``), read from the file's end: O(1)
+    in the journal's length. A waiting run's summary is always current (its
+    pause is a fold); ``metadata.json`` written before summaries named the
+    waiting nodes is completed from ``snapshot.json``.
+    """
+    if item.status == "waiting":
+        names = meta.get("waiting_nodes")
+        if isinstance(names, list):
+            return replace(item, waiting_nodes=tuple(str(n) for n in names))
+        try:
+            snap = json.loads(read_bytes(folder / "snapshot.json"))
+        except (OSError, ValueError, RecursionError):
+            return item
+        if not isinstance(snap, dict) or snap.get("status") != "waiting":
+            return item
+        current, waiting = waiting_now(snap)
+        return replace(
+            item, current_node=current if type(current) is str else None, waiting_nodes=waiting
+        )
+    seq = meta.get("seq")
+    if item.status != "running" or type(seq) is not int:
+        return item
+    rec = _last_record(folder / "journal" / _seg_name(seq))
+    if rec is None or not isinstance(rec.get("seq"), int) or rec["seq"] <= seq:
+        return item
+    delta = rec["delta"]
+    node, updated = delta.get("last_node"), delta.get("updated_at")
+    return replace(
+        item,
+        current_node=node if isinstance(node, str) else None,
+        updated_at=updated if isinstance(updated, str) else item.updated_at,
+    )
+
+
+_TAIL_BYTES = 16384
+"""What a listing reads first from the end of a journal to find its last record."""
+
+
+def _last_record(path: Path) -> dict[str, Any] | None:
+    """The last complete journal record of ``path``, read backwards from its end.
+
+    A torn last line (a killed writer's) is skipped, as loads skip it; None
+    when the file is missing, holds no record, or its tail is not one.
+    """
+    try:
+        fd = _files.open_nofollow(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        want = _TAIL_BYTES
+        while True:
+            start = max(0, size - want)
+            data = os.pread(fd, size - start, start)
+            lines = data.split(b"\n")
+            # lines[-1] follows the last newline: empty, or a torn line. Complete lines are
+            # the rest, but the first may be cut by ``start``: wanted only from offset 0.
+            complete = lines[:-1] if start == 0 else lines[1:-1]
+            for line in reversed(complete[-2:]):
+                try:
+                    rec = json.loads(line)
+                except (ValueError, RecursionError):
+                    continue  # torn: a killed writer's last line ends with a newline
+                if isinstance(rec, dict) and isinstance(rec.get("delta"), dict):
+                    return rec
+                return None
+            if start == 0 or len(complete) >= 2:
+                return None
+            want *= 8
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _saved_at(meta: dict[str, Any], folder: Path) -> float:

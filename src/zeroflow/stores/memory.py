@@ -29,17 +29,17 @@ from ._common import (
     check_holds,
     check_keep_last,
     check_run_id,
-    checkpoint_not_found,
     decode_event_rows,
     encode_compact,
     encode_event_rows,
     info_of,
     lease_verdict,
     locked_error,
+    metadata_of,
     moved_on_error,
-    pick_seq,
     process_holder,
     reset_after_fork,
+    select_seq,
     status_set,
     to_seconds,
 )
@@ -134,7 +134,8 @@ class InMemoryWorkflowStore:
         run.latest = latest
         run.saved_at = now
         mark = len(self._events.get(latest.run_id, ()))
-        run.history.append(_Entry(run.seq, info_of(kept.to_dict()), full=kept, events_from=mark))
+        info = info_of(kept.to_dict(), run.seq)
+        run.history.append(_Entry(run.seq, info, full=kept, events_from=mark))
 
     def append_step(self, run_id: str, delta: StepDelta) -> bool:
         check_run_id(run_id)
@@ -150,7 +151,7 @@ class InMemoryWorkflowStore:
     def _step(run: _Run, delta: StepDelta, text: str, now: float, mark: int) -> None:
         """Write one step's checkpoint (``text``: the delta's JSON). Holds ``_lock``."""
         info = CheckpointInfo(
-            delta.step, delta.wave, delta.status, delta.last_node, delta.updated_at
+            delta.step, delta.wave, delta.status, delta.last_node, delta.updated_at, run.seq + 1
         )
         apply_delta(run.latest, delta)
         run.seq += 1
@@ -205,19 +206,19 @@ class InMemoryWorkflowStore:
 
     # ------------------------------------------------------------------ reads
 
-    def load_snapshot(self, run_id: str, step: int | None = None) -> RunSnapshot:
+    def load_snapshot(
+        self, run_id: str, step: int | None = None, *, seq: int | None = None
+    ) -> RunSnapshot:
+        """The latest snapshot; the last one taken at ``step``; or checkpoint ``seq`` exactly."""
         check_run_id(run_id)
         with self._lock:
             run = self._runs.get(run_id)
             if run is None:
                 raise RunNotFoundError(run_id)
-            if step is None:
+            if step is None and seq is None:
                 return run.latest.copy()
             entries = [(e.seq, e.info) for e in run.history]
-            seq = pick_seq(entries, step)
-            if seq < 0:
-                raise checkpoint_not_found(run_id, step, entries)
-            return _rebuild(run.history, seq)
+            return _rebuild(run.history, select_seq(run_id, entries, step, seq))
 
     def history(self, run_id: str) -> list[CheckpointInfo]:
         """The run's checkpoints, oldest first."""
@@ -263,7 +264,7 @@ class InMemoryWorkflowStore:
         with self._lock:
             snaps = [run.latest for run in self._runs.values()]
         return [
-            s.metadata()
+            metadata_of(s)
             for s in snaps
             if (workflow_name is None or s.workflow_name == workflow_name)
             and (status is None or s.status == status)
