@@ -239,12 +239,13 @@ def cmd_viz(args: argparse.Namespace, out: TextIO) -> int:
     defn = _load_workflow(args.file)
     legacy = normalise(defn) if is_zf1(defn) else defn
     compile_workflow(defn)
-    draw: Callable[..., Any] = {
+    draws: dict[str, Callable[..., Any]] = {
         "svg": viz.workflow_to_svg,
         "html": viz.workflow_to_html,
         "mermaid": viz.workflow_to_mermaid,
         "dot": viz.workflow_to_dot,
-    }[args.format]
+    }
+    draw = draws[args.format]
     run = None
     if args.run is not None:
         if args.store is None:

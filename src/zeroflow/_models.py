@@ -197,7 +197,7 @@ class RunMetadata:
     the first. Empty unless the run is waiting."""
 
     def to_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "workflow_name": self.workflow_name,
             "workflow_hash": self.workflow_hash,
             "status": self.status,
