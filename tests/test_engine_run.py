@@ -441,6 +441,19 @@ def test_non_json_initial_input_is_a_type_error() -> None:
 # ---------------------------------------------------------------- outputs
 
 
+def test_an_undeclared_output_names_the_handler_and_the_node_when_they_differ() -> None:
+    definition = {
+        "workflow_name": "w",
+        "default_entry_node": "charge",
+        "nodes": {"charge": {"handler": "stripe", "outputs": {"ok": []}}},
+    }
+    result = WorkflowEngine(definition, {"stripe": returning(outputs=["paid"])}).run()
+    assert result.error is not None and result.error.code == "UNDECLARED_OUTPUT"
+    assert result.error.message == (
+        "handler 'stripe' of node 'charge' emitted undeclared outputs: paid"
+    )
+
+
 def test_strict_outputs_fails_on_an_undeclared_output() -> None:
     handlers = {
         "n0": returning(outputs=["ok", "bad", "abc"], workflow_updates={"x": 1}, tags=["t"])

@@ -399,3 +399,21 @@ def test_the_side_by_side_example_in_the_grammar_doc_is_one_conversion() -> None
     zf1, legacy = (json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, flags=re.S)[:2])
     assert convert(zf1, to="legacy").definition == legacy
     assert _graph_without_hash(zf1) == _graph_without_hash(legacy)
+
+
+@pytest.mark.parametrize(
+    ("handler", "said"), [(5, "got 5 (a number)"), ("", "got an empty string"), (None, "null")]
+)
+def test_a_handler_that_is_there_but_not_a_name_is_called_so(handler: Any, said: str) -> None:
+    from zeroflow import WorkflowDefinitionError, WorkflowEngine
+
+    definition = {
+        "version": "zf/1",
+        "name": "x",
+        "entry": "a",
+        "nodes": {"a": {"handler": handler}},
+    }
+    with pytest.raises(WorkflowDefinitionError) as info:
+        WorkflowEngine(definition, {})
+    assert "'handler' must be the name of a registered handler function" in str(info.value)
+    assert said in str(info.value) and "needs 'handler'" not in str(info.value)

@@ -121,6 +121,21 @@ def _ms(seconds: Any) -> int | float:
     return int(value) if value.is_integer() else value
 
 
+def _type_name(value: Any) -> str:
+    """The JSON name of ``value``'s type, as a definition's author knows it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
 def _hint(word: str, choices: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(choices)}"
@@ -309,9 +324,19 @@ class _Checker:
             self.add(f"{where} (kind {kind}) has unknown key '{key}'; {fix}", *at, str(key))
         if kind == "task":
             handler = node.get("handler")
-            if not isinstance(handler, str) or not handler:
+            if "handler" not in node:
                 self.add(
                     f"{where} needs 'handler': the name of a registered handler function",
+                    *at,
+                    "handler",
+                )
+            elif not isinstance(handler, str) or not handler:
+                given = (
+                    "an empty string" if handler == "" else f"{handler!r} ({_type_name(handler)})"
+                )
+                self.add(
+                    f"{where} 'handler' must be the name of a registered handler function "
+                    f"(a non-empty string), got {given}",
                     *at,
                     "handler",
                 )

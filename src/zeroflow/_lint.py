@@ -41,6 +41,7 @@ LINT_CODES: dict[str, str] = {
     "ZF105": "error node routes back into the graph",
     "ZF106": "handler missing from the handler map",
     "ZF107": "task node without a handler",
+    "ZF108": "a count written as text or a whole float (legacy, read as 0.1.0 did)",
 }
 
 
@@ -174,6 +175,8 @@ def lint(
     findings += _loops_without_exit(g)
     findings += _error_routes_back(g)
     findings += _handlers(g, handlers)
+    if not g.zf1:
+        findings += _counts_as_text(defn)
     return sorted(findings, key=lambda f: f.severity != "error")
 
 
@@ -524,6 +527,41 @@ def _error_routes_back(g: _Graph) -> list[LintFinding]:
             "for failures that are worth another attempt",
         )
     ]
+
+
+def _counts_as_text(defn: Mapping[str, Any]) -> list[LintFinding]:
+    """``max_steps: "3"``, ``max_retries: 2.0``: honoured as 0.1.0 did, but worth fixing."""
+    from ._policies import legacy_count
+
+    found: list[tuple[str, str, Any]] = []
+    policy = defn.get("engine_policy")
+    if isinstance(policy, Mapping) and "max_steps" in policy:
+        found.append(
+            ("engine_policy.max_steps", pointer("engine_policy", "max_steps"), policy["max_steps"])
+        )
+    nodes = defn.get("nodes")
+    for name, node in nodes.items() if isinstance(nodes, Mapping) else ():
+        run_policy = node.get("run_policy") if isinstance(node, Mapping) else None
+        if isinstance(run_policy, Mapping) and "max_retries" in run_policy:
+            where = pointer("nodes", name, "run_policy", "max_retries")
+            found.append(
+                (f"node '{name}' run_policy.max_retries", where, run_policy["max_retries"])
+            )
+    out = []
+    for what, where, value in found:
+        read = None if isinstance(value, int) else legacy_count(value)
+        if read is not None:
+            out.append(
+                LintFinding(
+                    "warning",
+                    "ZF108",
+                    where,
+                    f"{what} is {value!r}, not an int: it is read as {read}, as 0.1.0 did "
+                    "(zf/1 refuses it)",
+                    f"write {read}",
+                )
+            )
+    return out
 
 
 def _handlers(g: _Graph, handlers: Mapping[str, Any] | Collection[str] | None) -> list[LintFinding]:

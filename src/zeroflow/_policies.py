@@ -142,17 +142,60 @@ def _largest_backoff(sleep: float, rate: float, retries: int) -> float:
     return math.inf if exponent > 709 else math.exp(exponent)
 
 
+def _given(value: Any) -> str:
+    """How a refusal names the value it was given: ``'20', a string``."""
+    if isinstance(value, bool):
+        return f"{value!r}, a boolean"
+    if isinstance(value, str):
+        return f"{value!r}, a string"
+    if isinstance(value, float):
+        return f"{value!r}, a fraction" if math.isfinite(value) else f"{value!r}"
+    if isinstance(value, int):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def legacy_count(value: Any) -> int | None:
+    """The int 0.1.0 read from a count written as text or as a whole float, else None.
+
+    0.1.0 passed ``max_steps`` and ``max_retries`` through ``int()``: ``"2"``
+    and ``3.0`` were honoured as 2 and 3. Legacy definitions keep that (the
+    linter warns, ZF108); fractions, booleans and other text are refused.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("+-").isdigit() and text.isascii():
+            return int(text)
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _count(value: Any) -> Any:
+    """``value`` itself when it is an int, else what 0.1.0 read from it (or ``value``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    read = legacy_count(value)
+    return value if read is None else read
+
+
 def parse_policy(data: Mapping[str, Any] | None) -> EnginePolicy:
     """Read ``engine_policy``; unknown keys are ignored, bad values raise with the key named."""
     if data is None:
         return EnginePolicy()
     if not isinstance(data, Mapping):
         raise fail("engine_policy must be a dict", "/engine_policy")
-    max_steps = data.get("max_steps")
+    given_steps = data.get("max_steps")
+    max_steps = None if given_steps is None else _count(given_steps)
     if max_steps is not None and (
         not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps <= 0
     ):
-        raise fail("engine_policy.max_steps must be > 0", "/engine_policy/max_steps")
+        raise fail(
+            f"engine_policy.max_steps must be > 0 (an int, or null for no limit), "
+            f"got {_given(given_steps)}",
+            "/engine_policy/max_steps",
+        )
     timeout = data.get("workflow_timeout_seconds")
     if timeout is not None and (
         not _is_number(timeout) or timeout <= 0 or timeout > MAX_TIMEOUT_SECONDS
@@ -225,9 +268,14 @@ def parse_retry(node: str, raw: Any) -> RetryPolicy:
     path = pointer("nodes", node, "run_policy")
     if not isinstance(raw, Mapping):
         raise fail(f"node '{node}' run_policy must be a dict", path)
-    retries = raw.get("max_retries", 0)
+    given_retries = raw.get("max_retries", 0)
+    retries = _count(given_retries)
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise fail(f"node '{node}' run_policy.max_retries must be an int >= 0", path)
+        raise fail(
+            f"node '{node}' run_policy.max_retries must be an int >= 0, "
+            f"got {_given(given_retries)}",
+            path,
+        )
     sleep = raw.get("retry_sleep_seconds", 0.1)
     if not _is_number(sleep) or sleep < 0 or sleep > MAX_WAIT_SECONDS:
         raise fail(

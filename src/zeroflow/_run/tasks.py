@@ -412,7 +412,11 @@ class TaskCaller:
                 result,
                 WorkflowError(
                     C.ERROR_UNDECLARED_OUTPUT,
-                    f"handler '{name}' emitted undeclared outputs: {', '.join(unknown)}",
+                    # 0.1.0's text named the node as "handler"; name both when they differ.
+                    f"handler '{name}' emitted undeclared outputs: {', '.join(unknown)}"
+                    if node.handler == name
+                    else f"handler '{node.handler}' of node '{name}' emitted undeclared "
+                    f"outputs: {', '.join(unknown)}",
                     name,
                     details={"outputs": unknown},
                 ),
