@@ -384,3 +384,12 @@ def test_now_iso_is_utc_with_seconds_precision() -> None:
 def test_now_iso_formats_a_given_timestamp() -> None:
     assert now_iso(0) == "1970-01-01T00:00:00+00:00"
     assert now_iso(1_700_000_000.9) == "2023-11-14T22:13:20+00:00"
+
+
+def test_a_minimal_0_1_0_snapshot_dict_gets_its_time_stamps_filled_in() -> None:
+    minimal = {"run_id": "r", "workflow_name": "w", "wf_hash": "h", "status": "running"}
+    snap = RunSnapshot.from_dict(minimal)
+    assert snap.started_at is not None and snap.updated_at is not None
+    assert snap.started_at.endswith("+00:00")
+    kept = RunSnapshot.from_dict({**minimal, "started_at": None, "updated_at": "2026-01-01"})
+    assert (kept.started_at, kept.updated_at) == (None, "2026-01-01")

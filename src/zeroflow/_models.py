@@ -315,8 +315,9 @@ class RunSnapshot:
             last_node=_opt_str(data.get("last_node")),
             waiting_prompt=_opt_str(data.get("waiting_prompt")),
             last_error=_error_or_none(data.get("last_error")),
-            started_at=_opt_str(data.get("started_at")),
-            updated_at=_opt_str(data.get("updated_at")),
+            # As 0.1.0: a missing stamp is "now", an explicit null stays None.
+            started_at=_opt_str(data["started_at"]) if "started_at" in data else now_iso(),
+            updated_at=_opt_str(data["updated_at"]) if "updated_at" in data else now_iso(),
             deadline_ts=None if deadline is None else float(deadline),
             extra=thaw(dict(data.get("zeroflow") or {})),
             seq=_opt_seq(data.get("seq")),
