@@ -38,3 +38,18 @@ def test_the_sqlite_store_is_still_importable_every_documented_way() -> None:
 def test_an_unknown_attribute_is_still_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         zeroflow.Nope  # noqa: B018
+
+
+def test_the_postgres_store_without_its_extra_says_which_extra_to_install() -> None:
+    probe = (
+        "import sys\n"
+        "sys.modules['psycopg'] = None  # as if psycopg were not installed\n"
+        "try:\n"
+        "    import zeroflow.contrib.postgres\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "pip install 'zeroflow[postgres]'" in done.stdout

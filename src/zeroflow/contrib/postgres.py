@@ -29,8 +29,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg
-from psycopg import sql
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(
+        "zeroflow.contrib.postgres needs psycopg 3: pip install 'zeroflow[postgres]' "
+        "(or uv add 'zeroflow[postgres]')"
+    ) from exc
 
 from .._errors import StoreCorruptError, StoreError
 from .._models import Event, RunSnapshot
