@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -95,7 +96,9 @@ HANDLERS = {"plan": plan, "review": review, "execute": execute, "oops": review}
 
 def _graph_without_hash(defn: Any) -> tuple[Any, ...]:
     g = compile_workflow(defn)
-    return (g.name, g.entry, g.error_node, g.policy, dict(g.nodes))
+    # zf/1's terminal nodes (written without `on`) are the one thing legacy cannot say.
+    nodes = {n: dataclasses.replace(node, terminal=False) for n, node in g.nodes.items()}
+    return (g.name, g.entry, g.error_node, g.policy, nodes)
 
 
 # ---------------------------------------------------------------- one internal model
@@ -107,6 +110,41 @@ def test_zf1_normalises_to_the_equivalent_legacy_dict() -> None:
 
 def test_both_grammars_compile_to_the_same_graph() -> None:
     assert _graph_without_hash(ZF1) == _graph_without_hash(LEGACY)
+    terminal = {n for n, node in compile_workflow(ZF1).nodes.items() if node.terminal}
+    assert terminal == {
+        n
+        for n, node in ZF1["nodes"].items()
+        if node.get("kind", "task") == "task" and "on" not in node
+    }
+    assert not any(node.terminal for node in compile_workflow(LEGACY).nodes.values())
+
+
+def test_a_zf1_node_without_on_ends_its_path_whatever_its_handler_returns() -> None:
+    from zeroflow import HandlerResult, WorkflowEngine, convert
+
+    zf1 = {
+        "version": "zf/1",
+        "name": "alerts",
+        "entry": "fetch",
+        "error": "alert",
+        "nodes": {
+            "fetch": {"handler": "boom", "on": {"ok": "done"}},
+            "done": {"kind": "end"},
+            "alert": {"handler": "alert"},
+        },
+    }
+
+    def boom(ctx: Any) -> HandlerResult:
+        raise RuntimeError("down")
+
+    def alert(ctx: Any) -> HandlerResult:
+        return HandlerResult(outputs=["ok"])  # what most handlers return
+
+    result = WorkflowEngine(zf1, {"boom": boom, "alert": alert}).run()
+    assert result.trace == ["fetch", "alert"] and result.error is None
+    losses = convert(zf1, to="legacy").losses
+    assert [loss.path for loss in losses] == ["/nodes/alert"]
+    assert "UNDECLARED_OUTPUT" in losses[0].message
 
 
 def test_both_grammars_produce_identical_runs() -> None:

@@ -271,6 +271,10 @@ def _node_to_zf1(nid: str, raw: Mapping[str, Any], losses: list[ConversionLoss])
                 )
     if outputs and kind != "end":
         node["on"] = _on_from_outputs(outputs)
+    elif kind in ("task", "subflow"):
+        # Legacy "outputs": {} accepts no outcome; a zf/1 node without `on` would accept
+        # any (terminal), so the empty declaration is kept.
+        node["on"] = {}
     if kind in ("task", "subflow"):
         retry, timeout_ms = _retry_from_policy(raw.get("run_policy") or {})
         if retry is not None:
@@ -299,6 +303,21 @@ def _node_to_zf1(nid: str, raw: Mapping[str, Any], losses: list[ConversionLoss])
     return node
 
 
+def _terminal_losses(zf1: Mapping[str, Any]) -> tuple[ConversionLoss, ...]:
+    """zf/1 nodes without ``on`` accept any outcome; a legacy ``"outputs": {}`` accepts none."""
+    from ._definition import _terminal_nodes  # imported here: _definition imports us
+
+    return tuple(
+        ConversionLoss(
+            pointer("nodes", name),
+            f"node '{name}' has no 'on' (terminal: any outcome ends there); legacy "
+            "'outputs': {} accepts none, so an outcome its handler returns fails with "
+            "UNDECLARED_OUTPUT unless strict_outputs is false",
+        )
+        for name in sorted(_terminal_nodes(zf1))
+    )
+
+
 def convert(defn: Any, to: str = ZF1) -> Conversion:
     """Convert ``defn`` (either format) to ``to`` (``"zf/1"`` or ``"legacy"``).
 
@@ -324,7 +343,7 @@ def convert(defn: Any, to: str = ZF1) -> Conversion:
         losses: tuple[ConversionLoss, ...] = ()
         if "$schema" in defn:
             losses = (ConversionLoss("/$schema", "'$schema' has no legacy equivalent; dropped"),)
-        return Conversion(normalise(defn), losses)
+        return Conversion(normalise(defn), losses + _terminal_losses(defn))
     if to == "legacy":
         compile_workflow(defn)
         return Conversion(_plain(defn), ())

@@ -9,6 +9,7 @@ things up and never parses the dict again.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -79,6 +80,8 @@ class CompiledNode:
     end_result: Any = None
     subflow: SubflowSpec | None = None
     map: MapSpec | None = None
+    terminal: bool = False
+    """A zf/1 node written without ``on``: whatever its handler returns ends the path here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,8 +233,26 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
     )
 
 
+def _terminal_nodes(zf1: Mapping[str, Any]) -> frozenset[str]:
+    """The task and subflow nodes a zf/1 definition writes without ``on`` (terminal ones)."""
+    nodes = zf1.get("nodes")
+    if not isinstance(nodes, Mapping):
+        return frozenset()
+    return frozenset(
+        str(name)
+        for name, node in nodes.items()
+        if isinstance(node, Mapping)
+        and node.get("kind", "task") in ("task", "subflow")
+        and "on" not in node
+    )
+
+
 def compile_workflow(
-    workflow_def: Any, *, _hash: str | None = None, _zf1: bool = False
+    workflow_def: Any,
+    *,
+    _hash: str | None = None,
+    _zf1: bool = False,
+    _terminal: frozenset[str] = frozenset(),
 ) -> CompiledWorkflow:
     """Validate ``workflow_def`` and return its compiled form; never mutates the dict.
 
@@ -257,7 +278,10 @@ def compile_workflow(
     except (TypeError, ValueError) as exc:
         raise fail(f"workflow definition must be JSON-serializable: {exc}") from exc
     if is_zf1(workflow_def):
-        return compile_workflow(normalise(workflow_def), _hash=digest, _zf1=True)
+        legacy = normalise(workflow_def)
+        return compile_workflow(
+            legacy, _hash=digest, _zf1=True, _terminal=_terminal_nodes(workflow_def)
+        )
     missing = [k for k in REQUIRED_KEYS if k not in workflow_def]
     if missing:
         raise fail(f"missing required keys: {', '.join(missing)}")
@@ -271,6 +295,11 @@ def compile_workflow(
     if error_node is not None and not _is_key(error_node, raw_nodes):
         raise fail(f"error node '{error_node}' not in nodes", "/default_error_node")
     nodes = {str(n): _compile_node(str(n), raw, raw_nodes) for n, raw in raw_nodes.items()}
+    if _terminal:
+        nodes = {
+            n: dataclasses.replace(node, terminal=True) if n in _terminal else node
+            for n, node in nodes.items()
+        }
     for name, node in nodes.items():
         if node.join is None:
             continue

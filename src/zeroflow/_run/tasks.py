@@ -395,6 +395,8 @@ class TaskCaller:
                 break
         else:
             return result, None, None
+        if node.terminal and _label_list(outputs):
+            return result, None, None  # a zf/1 node without `on`: every outcome ends here
         if not _label_list(outputs):
             bad = next(o for o in outputs if not isinstance(o, str))
             return (
