@@ -326,6 +326,15 @@ class PrivateState(WorkflowState):
 
     def _node_state(self, node: str) -> dict[str, Any]:
         """``ctx.node_state``: a fresh shallow copy of the entry, as 0.1.0's ``dict(...)``."""
+        if self._node is None and (self._entries is None or node not in self._entries):
+            source = _dict_get(self._sources[2], node)
+            if source is None:
+                return PrivateDict()
+            if type(source) is FrozenDict and not any(
+                type(v) in _FROZEN for v in _dict_values(source)
+            ):
+                # Nothing nested that ctx.state.node[node] could share with it: one copy.
+                return PrivateDict(source)
         entry = self.node_entry(node)
         if entry is None:
             return PrivateDict()

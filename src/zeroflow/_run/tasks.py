@@ -41,7 +41,6 @@ __all__ = ["TaskCaller"]
 
 _TIMEOUT_NAMES = frozenset(cls.__name__ for cls in NodeTimeoutError.__mro__)
 _FROZEN = frozenset({FrozenDict, FrozenList})
-_no_config = PrivateContext.__dict__["_config"].__set__
 
 
 def _class_names(exc: BaseException) -> frozenset[str]:
@@ -462,8 +461,7 @@ class TaskCaller:
                 attempt,
                 self.clock,
             )
-            _no_config(ctx, None)
-            return ctx
+            return ctx  # (its config view is made when the handler first reads it)
         if isolation == "readonly":
             state: WorkflowState = run.view
             config: Any = node.config
