@@ -53,3 +53,13 @@ def test_the_metadata_says_what_the_package_is() -> None:
     assert set(PROJECT["optional-dependencies"]) == {"otel", "postgres", "celery"}
     for extra in PROJECT["optional-dependencies"]:
         assert f"zeroflow[{extra}]" in README
+
+
+def test_a_fresh_clone_installs_only_what_the_tests_need() -> None:
+    groups = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
+        "dependency-groups"
+    ]
+    names = {re.split(r"[<>=\[ ]", spec, maxsplit=1)[0] for spec in groups["dev"]}
+    assert names == {"pytest", "hypothesis"}
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "uv sync --quiet --all-groups" in ci  # CI installs the checkers and integrations
