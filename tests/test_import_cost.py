@@ -18,9 +18,11 @@ def modules_after(code: str) -> set[str]:
     return set(done.stdout.split())
 
 
-def test_import_zeroflow_does_not_load_sqlite3() -> None:
+def test_import_zeroflow_does_not_load_what_only_some_calls_need() -> None:
     loaded = modules_after("import zeroflow")
     assert "sqlite3" not in loaded and "zeroflow.stores.sqlite" not in loaded
+    assert "logging" not in loaded  # only a store's report of a damaged run logs
+    assert "socket" not in loaded  # only a lease's holder record names the host
 
 
 def test_the_sqlite_store_is_still_importable_every_documented_way() -> None:

@@ -7,10 +7,8 @@ these functions decide what they mean.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
-import socket
 import threading
 import unicodedata
 import weakref
@@ -63,7 +61,6 @@ FOLD_RATIO = 2
 Reporter = Callable[[Event], None]
 """Where a store sends what it found but could not use (``store:corrupt``) instead of failing."""
 
-_LOG = logging.getLogger("zeroflow.stores")
 
 
 def report_corrupt(on_report: Reporter | None, run_id: str, where: str, reason: str) -> Event:
@@ -82,7 +79,11 @@ def report_corrupt(on_report: Reporter | None, run_id: str, where: str, reason: 
         data={"where": where, "reason": reason},
     )
     if on_report is None:
-        _LOG.warning("run %r is corrupt (%s): %s", run_id, where, reason)
+        import logging  # only when something is reported: import zeroflow stays light
+
+        logging.getLogger("zeroflow.stores").warning(
+            "run %r is corrupt (%s): %s", run_id, where, reason
+        )
     else:
         on_report(event)
     return event
@@ -382,6 +383,8 @@ _HOST: list[str] = []
 
 def _host() -> str:
     if not _HOST:
+        import socket  # at the first lease, not at import
+
         _HOST.append(f"{socket.gethostname()}/{_boot_id()}")
     return _HOST[0]
 
