@@ -62,7 +62,6 @@ Reporter = Callable[[Event], None]
 """Where a store sends what it found but could not use (``store:corrupt``) instead of failing."""
 
 
-
 def report_corrupt(on_report: Reporter | None, run_id: str, where: str, reason: str) -> Event:
     """Tell ``on_report`` (else the ``zeroflow.stores`` logger) that ``run_id`` is unreadable.
 
