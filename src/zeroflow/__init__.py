@@ -99,6 +99,7 @@ from ._store import (
     PruneResult,
     WorkflowStore,
 )
+from ._upgrade import UpgradeReport, UpgradeVerdict
 from .stores.jsonfile import JsonFileWorkflowStore
 from .stores.memory import InMemoryWorkflowStore
 
@@ -214,6 +215,8 @@ __all__ = [
     # beyond 0.1.0: runs
     "StepDelta",
     "apply_delta",
+    "UpgradeReport",
+    "UpgradeVerdict",
     "subscribe",
     "validate_workflow_definition",
     "json_clone",

@@ -505,6 +505,48 @@ def cmd_runs_fork(args: argparse.Namespace, out: TextIO) -> int:
     return _drive(args, out, call)
 
 
+def cmd_runs_check_upgrade(args: argparse.Namespace, out: TextIO) -> int:
+    from ._engine import WorkflowEngine
+    from ._upgrade import apply_upgrade
+
+    new_def = _load_workflow(args.new_def)
+    olds = [_load_workflow(path) for path in args.old]
+    children: dict[str, Mapping[str, Any]] = {}
+    for spec in args.subflow:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise CliError(
+                f"--subflow wants NAME=FILE (e.g. approval=flows/approval.json), got {spec!r}"
+            )
+        children[name] = _load_workflow(path)
+    if args.apply and args.handlers is None:
+        raise CliError("--apply needs --handlers MODULE:ATTR (the handlers of the new definition)")
+    handlers = {} if args.handlers is None else _load_handlers(args.handlers)
+    corrupt: list[Event] = []
+    store = _open_store(args.store, corrupt.append)
+    engine = WorkflowEngine(new_def, handlers, store=store, subflows=children or None)
+    report = engine.check_upgrade(store, args.workflow, old_definitions=olds)
+    applied = apply_upgrade(engine, report, [*olds, new_def]) if args.apply else None
+    if args.json:
+        data = report.to_dict()
+        if applied is not None:
+            data["applied"] = applied.to_dict()
+        _dump(data, out)
+    else:
+        out.write(report.table())
+        if applied is not None:
+            out.write(f"\nmigrated {len(applied.migrated)} run(s)")
+            out.write(f": {', '.join(applied.migrated)}\n" if applied.migrated else "\n")
+            for run_id, why in applied.locked:
+                out.write(f"skipped {run_id}: held by another caller ({why})\n")
+            for run_id, why in applied.not_applied:
+                out.write(f"not applied {run_id}: {why}\n")
+        elif report.migratable:
+            out.write("\ndry run: nothing was written; --apply migrates the migratable runs\n")
+    failed = not report.ok or (applied is not None and not applied.complete)
+    return EXIT_PROBLEM if failed else EXIT_OK
+
+
 # ---------------------------------------------------------------------- parser
 
 
@@ -596,6 +638,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--new-run-id", metavar="ID")
     p.set_defaults(func=cmd_runs_fork)
+
+    p = rsub.add_parser(
+        "check-upgrade",
+        parents=[store],
+        help="what a new definition does to the unfinished runs (exit 1 if any is blocked)",
+    )
+    p.add_argument("new_def", metavar="NEW_DEF", help="the definition about to be deployed")
+    p.add_argument("--workflow", metavar="NAME", help="the runs' workflow (default: NEW_DEF's)")
+    p.add_argument(
+        "--old",
+        action="append",
+        default=[],
+        metavar="OLD_DEF",
+        help="a definition runs were started with (repeatable; matched by hash)",
+    )
+    p.add_argument(
+        "--subflow",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="a child definition NEW_DEF runs (repeatable)",
+    )
+    p.add_argument("--apply", action="store_true", help="migrate every migratable run")
+    p.add_argument("--handlers", metavar="MODULE:ATTR", help="the new definition's handlers")
+    p.set_defaults(func=cmd_runs_check_upgrade)
     return parser
 
 

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from ._signing import CheckpointSigner
 from ._store import WorkflowStore
 from ._subflows import check_child_hashes, child_hashes
 from ._transitions import check_transition
+from ._upgrade import UpgradeReport, check_upgrade, migration_problems, needed_nodes
 
 __all__ = ["Handler", "WorkflowEngine"]
 
@@ -332,8 +333,11 @@ class WorkflowEngine:
         """Re-lock a checkpoint of ``old_workflow_def`` to this engine's definition.
 
         Every node the run still needs (queues, arrivals, waiting nodes, paused
-        subflows) must exist here with the same join specification; otherwise
-        ``ValueError`` lists each incompatibility. The migration is recorded in
+        subflows, map progress, a failed run's redrive queues) must exist here
+        as the same kind of node with the same join, and a paused subflow's
+        child run must fit its child's definition here; otherwise
+        ``ValueError`` lists each incompatibility (``check_upgrade`` reports
+        the same for every stored run). The migration is recorded in
         the audit trail and the returned snapshot.
         """
         if isinstance(checkpoint, RunSnapshot):
@@ -350,7 +354,7 @@ class WorkflowEngine:
                 checkpoint_hash=snap.wf_hash,
                 current_hash=old.hash,
             )
-        problems = _migration_problems(snap, old, self._graph)
+        problems = migration_problems(snap, old, self._graph, self._subflow_graphs)
         if problems:
             raise ValueError(
                 f"run '{snap.run_id}' cannot move to the new definition: " + "; ".join(problems)
@@ -373,6 +377,31 @@ class WorkflowEngine:
         run = LiveRun(snap, recorder.journals)
         recorder.save(run, fresh=False, events=(event,))
         return recorder.export(run)
+
+    def check_upgrade(
+        self,
+        store: WorkflowStore,
+        workflow_name: str | None = None,
+        *,
+        old_definitions: Iterable[Mapping[str, Any]] = (),
+    ) -> UpgradeReport:
+        """What deploying this engine's definition does to the unfinished runs in ``store``.
+
+        Every waiting, running, cancelled and redrivable failed run of
+        ``workflow_name`` (default: this definition's) is ``compatible``,
+        ``migratable``, ``blocked`` or ``unknown``; ``old_definitions`` (old
+        workflow and child definitions) are matched to runs by hash so that
+        ``migrate()``'s checks can be made in full. Nothing is written.
+        """
+        verify = None if self._signer is None else self._signer.verify
+        return check_upgrade(
+            store,
+            self._graph,
+            self._subflow_graphs,
+            workflow_name,
+            old_definitions=old_definitions,
+            verify=verify,
+        )
 
     # ------------------------------------------------------------------ internals
 
@@ -574,54 +603,12 @@ def _apply_redrive_record(snap: RunSnapshot, record: Any) -> None:
         ) from exc
 
 
-def _needed_nodes(snap: RunSnapshot) -> dict[str, str]:
-    """Every node the run will still run or wait at, with why it is needed."""
-    needed: dict[str, str] = {}
-    for name in _keys(snap.extra.get("waiting")):
-        needed.setdefault(name, "waiting")
-    if snap.status == C.STATUS_WAITING and snap.ready_now:
-        needed.setdefault(snap.ready_now[0], "waiting")
-    for name in snap.ready_now:
-        needed.setdefault(name, "queued")
-    for name in snap.ready_next_wave:
-        needed.setdefault(name, "queued for the next wave")
-    for key, sources in snap.arrivals.items():
-        needed.setdefault(key.partition(":")[2], "an AND-join with arrivals")
-        for source in sources:
-            needed.setdefault(source, "an arrival of an AND-join")
-    for name in _keys(snap.extra.get("subflows")):
-        needed.setdefault(name, "a paused subflow")
-    return needed
-
-
-def _keys(value: Any) -> list[str]:
-    return [str(k) for k in value] if isinstance(value, dict) else []
-
-
 def _check_known_nodes(snap: RunSnapshot, graph: CompiledWorkflow) -> None:
     """Refuse a checkpoint that names a node the definition lacks (crafted or damaged)."""
-    unknown = [f"'{n}' ({why})" for n, why in _needed_nodes(snap).items() if n not in graph.nodes]
+    unknown = [f"'{n}' ({why})" for n, why in needed_nodes(snap).items() if n not in graph.nodes]
     if unknown:
         raise InvalidCheckpointError(
             f"checkpoint of run '{snap.run_id}' names nodes workflow '{graph.name}' does not "
             f"have: {', '.join(unknown)}; it was damaged or crafted, or belongs to another "
             "definition"
         )
-
-
-def _migration_problems(
-    snap: RunSnapshot, old: CompiledWorkflow, new: CompiledWorkflow
-) -> list[str]:
-    """What the run still needs that the new definition lacks or changed."""
-    needed = _needed_nodes(snap)
-    problems = []
-    for name, why in needed.items():
-        if name not in new.nodes:
-            problems.append(f"node '{name}' ({why}) is missing from the new definition")
-            continue
-        before = old.nodes.get(name)
-        if before is not None and before.join != new.nodes[name].join:
-            problems.append(f"node '{name}' ({why}) changed its join specification")
-        if before is not None and before.kind != new.nodes[name].kind:
-            problems.append(f"node '{name}' ({why}) changed its kind")
-    return problems
