@@ -160,3 +160,21 @@ def test_sigkill_crashes_resume_in_the_parent(kind: str, tmp_path: Path) -> None
     assert report.failures == [], report.table()
     assert all(o.reached for o in report.outcomes)
     assert report.repeated()["pay"] == 1  # killed between pay's return and its checkpoint
+
+
+def test_the_approvals_example_resumes_to_its_end_from_every_crash_point(tmp_path: Path) -> None:
+    from _support import load_example
+
+    example = load_example("04_approvals")
+    answers = {
+        "legal": {"outcome": "approved", "by": "lee"},
+        "finance": {"outcome": "approved", "by": "fran", "limit": 200},
+    }
+    report = assert_crash_safe(
+        lambda store: WorkflowEngine(example.WORKFLOW, example.HANDLERS, store=store),
+        file_stores("json", tmp_path),
+        {"order": example.ORDER},
+        answers=answers,
+    )
+    assert report.status == "succeeded" and report.points > 10
+    assert "decide" in report.trace

@@ -24,7 +24,7 @@ from .lockstep import lockstep
 from .nodes import NodeRunner
 from .recorder import Recorder
 from .requests import Cancelled, Outcome, Request, Steps, TimedOut
-from .waits import waiting_paths
+from .waits import RESUMING, waiting_paths
 
 __all__ = ["RunLoop"]
 
@@ -168,6 +168,7 @@ class RunLoop:
             return self._end_failed(run, error)
         if run.resumed == name:
             run.resumed = None
+            run.set_extra_path((RESUMING,), None)
         return self._settle(run, node, outcome, round((_perf() - started) * 1000.0, 3))
 
     def _step_batch(
@@ -218,6 +219,7 @@ class RunLoop:
                 self.emit(run, kind, name, data)
             if run.resumed == name:
                 run.resumed = None
+                run.set_extra_path((RESUMING,), None)
             got = outcomes[i]
             node = self.graph.nodes[name]
             # Each node's own time, as in a serial run (the batch's, if the driver kept none).

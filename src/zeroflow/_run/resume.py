@@ -15,7 +15,7 @@ from .._live import LiveRun
 from .._models import RunSnapshot, now_iso
 from .loop import RunLoop
 from .requests import Steps
-from .waits import child_waits, waiting_paths
+from .waits import RESUMING, child_waits, waiting_paths
 
 __all__ = ["ChildLoop", "prepare_resume"]
 
@@ -39,6 +39,10 @@ def prepare_resume(snap: RunSnapshot, payload: Any, node: str | None, *, journal
     if rest and node not in paths and rest not in child_waits(snap.extra, target):
         listed = ", ".join(sorted(paths)) or "none"
         raise ValueError(f"node '{node}' of run '{snap.run_id}' is not waiting; waiting: {listed}")
+    if node is None and not was_waiting:
+        # An interrupted (or cancelled) run carries on with its queued work; its branch
+        # waits stay waiting until someone answers them by name.
+        return _continue(snap, payload, journals)
     if node is None and len(paths) > 1:
         raise ValueError(
             f"run '{snap.run_id}' has {len(paths)} waiting nodes "
@@ -67,6 +71,31 @@ def prepare_resume(snap: RunSnapshot, payload: Any, node: str | None, *, journal
         run.frontier.push_front(chosen)
     run.resumed = chosen
     run.resume_path = rest or None
+    if chosen is not None:
+        # Kept in the checkpoints until the node settles: a crash in between must not
+        # turn the answered wait back into a new one.
+        run.set_extra_path((RESUMING,), {"node": chosen, "path": rest or None})
+    if payload is not None:
+        run.set_workflow_key("__resume__", payload)
+    return run
+
+
+def _continue(snap: RunSnapshot, payload: Any, journals: bool) -> LiveRun:
+    """A live run that picks up where ``snap`` stopped, answering no new wait.
+
+    A wait answered just before the run was interrupted is still being resumed
+    (``extra["resuming"]``): its node runs as resumed, with the answer it got.
+    """
+    snap.status = C.STATUS_RUNNING
+    run = LiveRun(snap, journals)
+    resuming = snap.extra.get(RESUMING)
+    if isinstance(resuming, dict) and isinstance(resuming.get("node"), str):
+        path = resuming.get("path")
+        run.resumed = resuming["node"]
+        run.resume_path = path if isinstance(path, str) else None
+    else:
+        run.resumed = None
+        run.resume_path = None
     if payload is not None:
         run.set_workflow_key("__resume__", payload)
     return run

@@ -7,7 +7,14 @@ from typing import Any
 
 from .. import _constants as C
 
-__all__ = ["child_waits", "waiting_paths"]
+__all__ = ["RESUMING", "child_waits", "waiting_paths"]
+
+RESUMING = "resuming"
+"""``snapshot.extra`` key naming the wait being resumed, until its node settles.
+
+A crash between the resume's checkpoint and the node's must not turn the
+answered wait back into a new one: the run continues it as resumed.
+"""
 
 
 def waiting_paths(
