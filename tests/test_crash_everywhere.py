@@ -178,3 +178,19 @@ def test_the_approvals_example_resumes_to_its_end_from_every_crash_point(tmp_pat
     )
     assert report.status == "succeeded" and report.points > 10
     assert "decide" in report.trace
+
+
+def test_the_snippets_of_docs_testing_md_run() -> None:
+    import re
+    import subprocess
+    import sys as _sys
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "TESTING.md").read_text("utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    assert len(blocks) == 3
+    for block in blocks:
+        done = subprocess.run(
+            [_sys.executable, "-c", block], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+    assert "14 crash points, 0 failed" in done.stdout
