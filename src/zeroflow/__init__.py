@@ -51,7 +51,6 @@ from ._constants import (
     STATUS_WAITING,
     ErrorCode,
 )
-from ._convert import Conversion, ConversionLoss, convert
 from ._definition import validate_workflow_definition
 from ._engine import Handler, WorkflowEngine
 from ._errors import (
@@ -70,7 +69,6 @@ from ._errors import (
 )
 from ._events import EventCallback, subscribe
 from ._journal import StepDelta, apply_delta
-from ._lint import LINT_CODES, LintFinding, lint
 from ._models import (
     EnginePolicy,
     Event,
@@ -86,7 +84,6 @@ from ._models import (
     now_iso,
 )
 from ._run.requests import NodeTimeoutError
-from ._schema import schema
 from ._store import (
     DEFAULT_LEASE_TTL_SECONDS,
     CheckpointInfo,
@@ -99,22 +96,49 @@ from ._store import (
     PruneResult,
     WorkflowStore,
 )
-from ._upgrade import UpgradeReport, UpgradeVerdict
-from .stores.jsonfile import JsonFileWorkflowStore
-from .stores.memory import InMemoryWorkflowStore
 
 if TYPE_CHECKING:
+    from ._convert import Conversion, ConversionLoss, convert
+    from ._lint import LINT_CODES, LintFinding, lint
+    from ._schema import schema
+    from ._upgrade import UpgradeReport, UpgradeVerdict
+    from .stores.jsonfile import JsonFileWorkflowStore
+    from .stores.memory import InMemoryWorkflowStore
     from .stores.sqlite import SqliteWorkflowStore
+
+# Imported on first use (``zeroflow.X`` or ``from zeroflow import X``), not at
+# ``import zeroflow``: a program that runs a workflow without a store, a
+# linter or a converter does not pay for them (sqlite3 and pathlib included).
+_LAZY = {
+    "convert": "._convert",
+    "Conversion": "._convert",
+    "ConversionLoss": "._convert",
+    "lint": "._lint",
+    "LintFinding": "._lint",
+    "LINT_CODES": "._lint",
+    "schema": "._schema",
+    "UpgradeReport": "._upgrade",
+    "UpgradeVerdict": "._upgrade",
+    "InMemoryWorkflowStore": ".stores.memory",
+    "JsonFileWorkflowStore": ".stores.jsonfile",
+    "SqliteWorkflowStore": ".stores.sqlite",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """``SqliteWorkflowStore`` is imported on first use: ``import zeroflow`` loads no sqlite3."""
-    if name == "SqliteWorkflowStore":
-        from .stores.sqlite import SqliteWorkflowStore
+    """Import a lazily exported name (see ``_LAZY``) at its first use and keep it."""
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'zeroflow' has no attribute {name!r}")
+    from importlib import import_module
 
-        globals()[name] = SqliteWorkflowStore
-        return SqliteWorkflowStore
-    raise AttributeError(f"module 'zeroflow' has no attribute {name!r}")
+    value = getattr(import_module(where, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __version__ = "0.2.0.dev0"

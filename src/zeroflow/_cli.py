@@ -9,25 +9,25 @@ command drove ended failed or cancelled. See ``docs/CLI.md``.
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
-import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import _constants as C
-from ._convert import convert
 from ._definition import compile_workflow
 from ._errors import ZeroflowError
 from ._grammar import FORMATS, check, detect_format, is_zf1, normalise
-from ._lint import lint
 from ._models import Event, RunSnapshot, WorkflowResult
 from ._run.waits import waiting_paths
-from ._schema import schema
 from ._store import EventLogStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# ``zeroflow --help`` builds the parser and nothing else: what only a command
+# needs (json, pathlib, the linter, the converter, the schemas, the stores,
+# inspect) is imported by that command.
 
 __all__ = ["main", "CliError"]
 
@@ -43,6 +43,9 @@ class CliError(Exception):
 
 
 def _load_json(path: str) -> Any:
+    import json
+    from pathlib import Path
+
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -68,6 +71,9 @@ def _load_workflow(path: str) -> Mapping[str, Any]:
 
 
 def _import_attr(spec: str) -> Any:
+    import importlib
+    from pathlib import Path
+
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise CliError(f"--handlers wants MODULE:ATTR (e.g. myapp.flows:HANDLERS), got {spec!r}")
@@ -98,6 +104,8 @@ def _load_handlers(spec: str) -> Mapping[str, Any]:
 
 def _open_store(path: str, on_report: Callable[[Event], None] | None = None) -> Any:
     """The store at ``path``; ``on_report`` hears of runs it skips as corrupt."""
+    from pathlib import Path
+
     from .stores import JsonFileWorkflowStore
 
     where = Path(path)
@@ -141,6 +149,8 @@ def _is_sqlite_store(path: Path) -> bool:
 
 
 def _dump(data: Any, out: TextIO) -> None:
+    import json
+
     out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -198,6 +208,8 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_lint(args: argparse.Namespace, out: TextIO) -> int:
+    from ._lint import lint
+
     handlers = None if args.handlers is None else _load_handlers(args.handlers)
     results = []
     for path in args.files:
@@ -217,11 +229,18 @@ def cmd_lint(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
+    from ._schema import schema
+
     _dump(schema(args.format), out)
     return EXIT_OK
 
 
 def cmd_convert(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+    from pathlib import Path
+
+    from ._convert import convert
+
     result = convert(_load_workflow(args.file), to=args.to)
     for loss in result.losses:
         sys.stderr.write(f"zeroflow: warning: {args.file}:{loss.path or '/'}: {loss.message}\n")
@@ -234,6 +253,8 @@ def cmd_convert(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_viz(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
     from . import viz
 
     defn = _load_workflow(args.file)
@@ -320,6 +341,8 @@ def cmd_runs_list(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
     snap: RunSnapshot = _open_store(args.store).load_snapshot(args.run_id)
     if args.json:
         _dump(snap.to_dict(), out)
@@ -358,6 +381,8 @@ def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _event_line(event: Event) -> str:
+    import json
+
     data = {k: v for k, v in event.data.items() if k not in ("node", "state")}
     detail = " " + json.dumps(data, ensure_ascii=False, sort_keys=True) if data else ""
     node = event.node or "-"
@@ -365,6 +390,8 @@ def _event_line(event: Event) -> str:
 
 
 def cmd_runs_events(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
     store = _open_store(args.store)
     if not isinstance(store, EventLogStore):
         raise CliError(f"the store at '{args.store}' cannot list events")
@@ -429,6 +456,8 @@ def _engine(args: argparse.Namespace, progress: _Progress) -> Any:
 
 
 def _report(outcome: Any, args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
     if isinstance(outcome, RunSnapshot):
         if args.json:
             _dump(outcome.to_dict(), out)
@@ -470,6 +499,8 @@ def _drive(args: argparse.Namespace, out: TextIO, call: Callable[[Any], Any]) ->
 
 
 def cmd_runs_resume(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
     resume_input = None
     if args.input is not None:
         try:
@@ -481,6 +512,8 @@ def cmd_runs_resume(args: argparse.Namespace, out: TextIO) -> int:
         snap = engine.load_snapshot(args.run_id)
         kwargs: dict[str, Any] = {}
         if args.node is not None:
+            import inspect
+
             if "node" not in inspect.signature(engine.run_from_checkpoint).parameters:
                 raise CliError("this zeroflow cannot resume one chosen node (--node)")
             kwargs["node"] = args.node
@@ -550,8 +583,17 @@ def cmd_runs_check_upgrade(args: argparse.Namespace, out: TextIO) -> int:
 # ---------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``zeroflow`` (exposed for docs and tests)."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of ``zeroflow`` (exposed for docs and tests).
+
+    Given ``command`` (the one ``main`` finds in its argv, ``""`` for none), only
+    that command gets its arguments: ``zeroflow --help`` lists every command
+    with its help line and builds no more.
+    """
+
+    def wanted(name: str) -> bool:
+        return command is None or command == name
+
     parser = argparse.ArgumentParser(
         prog="zeroflow",
         description="Validate, lint, convert and draw zeroflow workflows; inspect and drive runs.",
@@ -562,37 +604,46 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check workflow files (exit 1 if any is invalid)")
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--json", action="store_true", help="machine-readable report")
-    p.set_defaults(func=cmd_validate)
+    if wanted("validate"):
+        p.add_argument("files", nargs="+", metavar="FILE")
+        p.add_argument("--json", action="store_true", help="machine-readable report")
+        p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("lint", help="find likely mistakes in workflow files")
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--handlers", metavar="MODULE:ATTR", help="check handler names against a map")
-    p.add_argument("--strict", action="store_true", help="warnings also fail (exit 1)")
-    p.add_argument("--json", action="store_true", help="machine-readable findings")
-    p.set_defaults(func=cmd_lint)
+    if wanted("lint"):
+        p.add_argument("files", nargs="+", metavar="FILE")
+        p.add_argument(
+            "--handlers", metavar="MODULE:ATTR", help="check handler names against a map"
+        )
+        p.add_argument("--strict", action="store_true", help="warnings also fail (exit 1)")
+        p.add_argument("--json", action="store_true", help="machine-readable findings")
+        p.set_defaults(func=cmd_lint)
 
     p = sub.add_parser("schema", help="print the JSON Schema of a definition format")
-    p.add_argument("--format", choices=FORMATS, default="zf/1")
-    p.set_defaults(func=cmd_schema)
+    if wanted("schema"):
+        p.add_argument("--format", choices=FORMATS, default="zf/1")
+        p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("convert", help="convert a workflow between zf/1 and legacy")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--to", choices=FORMATS, required=True)
-    p.add_argument("-o", "--output", metavar="OUT")
-    p.add_argument("--strict", action="store_true", help="exit 1 if anything is lost")
-    p.set_defaults(func=cmd_convert)
+    if wanted("convert"):
+        p.add_argument("file", metavar="FILE")
+        p.add_argument("--to", choices=FORMATS, required=True)
+        p.add_argument("-o", "--output", metavar="OUT")
+        p.add_argument("--strict", action="store_true", help="exit 1 if anything is lost")
+        p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("viz", help="draw a workflow (svg, html, mermaid, dot)")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--format", choices=("svg", "html", "mermaid", "dot"), default="svg")
-    p.add_argument("-o", "--output", metavar="OUT")
-    p.add_argument("--store", metavar="PATH", help="store to read --run from")
-    p.add_argument("--run", metavar="RUN_ID", help="overlay a run's progress")
-    p.set_defaults(func=cmd_viz)
+    if wanted("viz"):
+        p.add_argument("file", metavar="FILE")
+        p.add_argument("--format", choices=("svg", "html", "mermaid", "dot"), default="svg")
+        p.add_argument("-o", "--output", metavar="OUT")
+        p.add_argument("--store", metavar="PATH", help="store to read --run from")
+        p.add_argument("--run", metavar="RUN_ID", help="overlay a run's progress")
+        p.set_defaults(func=cmd_viz)
 
     runs = sub.add_parser("runs", help="inspect and drive runs kept in a store")
+    if not wanted("runs"):
+        return parser
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument(
         "--store", required=True, metavar="PATH", help="a JSON store folder or a .sqlite/.db file"
@@ -666,6 +717,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMANDS = ("validate", "lint", "schema", "convert", "viz", "runs")
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (no top-level option takes a value), ``""`` for none.
+
+    None, for a word that is no command: the whole parser reports it.
+    """
+    word = next((arg for arg in argv if not arg.startswith("-")), "")
+    return word if word in COMMANDS or not word else None
+
+
 def _message(exc: BaseException) -> str:
     if isinstance(exc, KeyError) and exc.args:
         return str(exc.args[0])
@@ -674,7 +737,7 @@ def _message(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``zeroflow`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
-    parser = build_parser()
+    parser = build_parser(_command_in(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error argparse already printed

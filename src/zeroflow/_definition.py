@@ -10,8 +10,6 @@ things up and never parses the dict again.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +96,10 @@ class CompiledWorkflow:
 
 def workflow_hash(workflow_def: Mapping[str, Any]) -> str:
     """SHA-256 of ``json.dumps(def, sort_keys=True)``: byte-for-byte 0.1.0's hash lock."""
+    # At the first compile, not at ``import zeroflow`` (OpenSSL is slow to load).
+    import hashlib
+    import json
+
     return hashlib.sha256(json.dumps(workflow_def, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -312,6 +314,8 @@ def compile_workflow(
     cycle = _find_forward_cycle(nodes)
     if cycle is not None:
         if _zf1:  # name the zf/1 spelling of a loop edge, and where it goes
+            import json
+
             raise fail(
                 f"cycle detected in forward edges: {' -> '.join(cycle)}. Mark the closing edge "
                 f'{cycle[-2]} -> {cycle[-1]} as {{"to": {json.dumps(cycle[-1])}, "loop": '

@@ -12,11 +12,11 @@ them at ``import zeroflow``.
 
 from __future__ import annotations
 
-import inspect
 import sys
 import threading
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,19 @@ __all__ = ["drive_async", "drive_sync", "loop_running"]
 
 Sleeper = Callable[[float], None]
 _POLL_SECONDS = 0.05  # how often a running async handler checks the cancel flag
+_CO_ITERABLE_COROUTINE = 0x100  # inspect.CO_ITERABLE_COROUTINE
+
+
+def _isawaitable(value: Any) -> bool:
+    """``inspect.isawaitable`` (its body in CPython 3.11), without importing ``inspect``."""
+    return (
+        isinstance(value, types.CoroutineType)
+        or (
+            isinstance(value, types.GeneratorType)
+            and bool(value.gi_code.co_flags & _CO_ITERABLE_COROUTINE)
+        )
+        or isinstance(value, Awaitable)
+    )
 
 
 def drive_sync(steps: Steps, cancel: threading.Event, sleep: Sleeper | None) -> WorkflowResult:
@@ -101,7 +114,7 @@ def _call_sync(request: Call, cancel: threading.Event) -> tuple[Any, Exception |
     """Call a handler in this thread; an async one is driven on a private event loop."""
     try:
         result = request.fn(request.ctx)
-        if type(result) is not HandlerResult and inspect.isawaitable(result):
+        if type(result) is not HandlerResult and _isawaitable(result):
             result = _await_outside_loop(result, request, cancel)
         if request.timeout_seconds is not None:
             request.returned_at = request.ctx.clock()
@@ -128,6 +141,13 @@ async def _timed_async(request: Call, cancel: threading.Event) -> tuple[Any, Exc
         request.elapsed = time.perf_counter() - started
 
 
+def _is_coroutine_function(fn: Any) -> bool:
+    """``inspect.iscoroutinefunction``; only a parallel batch on the event loop asks."""
+    import inspect  # a batch's thread hop dwarfs this lookup
+
+    return inspect.iscoroutinefunction(fn)
+
+
 def loop_running() -> bool:
     """True when this thread is running an event loop (never without ``asyncio`` imported)."""
     if "asyncio" not in sys.modules:
@@ -144,7 +164,7 @@ def loop_running() -> bool:
 def _await_outside_loop(awaitable: Any, request: Call, cancel: threading.Event) -> Any:
     """Drive an async handler to completion from sync ``run()``, if no loop is running."""
     if loop_running():
-        if inspect.iscoroutine(awaitable):
+        if isinstance(awaitable, types.CoroutineType):  # inspect.iscoroutine
             awaitable.close()
         raise RuntimeError(
             f"handler of node '{request.ctx.node_name}' is async and run() was called inside a "
@@ -221,11 +241,11 @@ async def _call_async(
 
     try:
         fn = request.fn
-        if threaded and not inspect.iscoroutinefunction(fn):
+        if threaded and not _is_coroutine_function(fn):
             result = await asyncio.to_thread(fn, request.ctx)
         else:
             result = fn(request.ctx)
-        if type(result) is not HandlerResult and inspect.isawaitable(result):
+        if type(result) is not HandlerResult and _isawaitable(result):
             result = await _supervise(result, request, cancel)
         if request.timeout_seconds is not None:
             request.returned_at = request.ctx.clock()

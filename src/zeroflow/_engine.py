@@ -9,15 +9,11 @@ same; fork and migrate write one through the recorder.
 
 from __future__ import annotations
 
-import inspect
-import json
-import random
+import os
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
 from ._definition import CompiledWorkflow, compile_workflow
@@ -48,7 +44,16 @@ from ._signing import CheckpointSigner
 from ._store import WorkflowStore
 from ._subflows import check_child_hashes, child_hashes
 from ._transitions import check_transition
-from ._upgrade import UpgradeReport, check_upgrade, migration_problems, needed_nodes
+
+if TYPE_CHECKING:
+    import random
+    from pathlib import Path
+
+    from ._upgrade import UpgradeReport
+
+# Imported where first used, not at ``import zeroflow``: ``inspect`` (engine
+# construction), ``pathlib`` (``from_files``), ``_upgrade`` (migrate, check_upgrade,
+# loading a checkpoint) and ``random`` (the first jittered retry, in ``_run.tasks``).
 
 __all__ = ["Handler", "WorkflowEngine"]
 
@@ -106,9 +111,11 @@ class WorkflowEngine:
         self._cancel = threading.Event()
         self._sleep = sleep
         self._clock = clock or time.time
-        self._new_id = run_id_factory or (lambda: uuid.uuid4().hex)
-        new_owner = lease_owner_factory or (lambda: uuid.uuid4().hex)
+        self._new_id = run_id_factory or _uuid4_hex
+        new_owner = lease_owner_factory or _uuid4_hex
         handler_map = dict(handlers)
+        import inspect  # once per engine; dataclasses has loaded it on Python 3.11 anyway
+
         self._async_handlers = sorted(
             name for name, fn in handler_map.items() if inspect.iscoroutinefunction(fn)
         )
@@ -121,7 +128,7 @@ class WorkflowEngine:
             event_callback,
             store,
             clock=self._clock,
-            rng=rng or random.Random(),
+            rng=rng,
             is_cancelled=self._cancel.is_set,
             new_owner=new_owner,
             signer=self._signer,
@@ -143,6 +150,8 @@ class WorkflowEngine:
         **options: Any,
     ) -> WorkflowEngine:
         """Build an engine from a UTF-8 JSON file (and child definitions from their files)."""
+        from pathlib import Path
+
         data = _read_definition(Path(workflow_json_path))
         children = {name: _read_definition(Path(p)) for name, p in (subflows or {}).items()}
         return cls(
@@ -354,6 +363,8 @@ class WorkflowEngine:
                 checkpoint_hash=snap.wf_hash,
                 current_hash=old.hash,
             )
+        from ._upgrade import migration_problems
+
         problems = migration_problems(snap, old, self._graph, self._subflow_graphs)
         if problems:
             raise ValueError(
@@ -393,6 +404,8 @@ class WorkflowEngine:
         workflow and child definitions) are matched to runs by hash so that
         ``migrate()``'s checks can be made in full. Nothing is written.
         """
+        from ._upgrade import check_upgrade
+
         verify = None if self._signer is None else self._signer.verify
         return check_upgrade(
             store,
@@ -548,7 +561,7 @@ def _snapshot_from_dict(data: Mapping[str, Any]) -> RunSnapshot:
             f"checkpoint dict is missing the key {exc}; pass RunSnapshot.to_dict() output or a "
             "snapshot loaded from a store"
         ) from exc
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise InvalidCheckpointError(
             f"checkpoint dict is not a zeroflow snapshot: {type(exc).__name__}: {exc}"
         ) from exc
@@ -559,7 +572,21 @@ def _snapshot_from_dict(data: Mapping[str, Any]) -> RunSnapshot:
         ) from exc
 
 
+def _uuid4_hex() -> str:
+    """``uuid.uuid4().hex`` without importing ``uuid`` (and ``platform``, which it loads).
+
+    The same 16 random bytes from ``os.urandom`` with the version (4) and
+    variant (RFC 4122) bits set, as ``uuid.uuid4`` makes them.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
+
+
 def _read_definition(file: Path) -> Any:
+    import json
+
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
@@ -605,6 +632,8 @@ def _apply_redrive_record(snap: RunSnapshot, record: Any) -> None:
 
 def _check_known_nodes(snap: RunSnapshot, graph: CompiledWorkflow) -> None:
     """Refuse a checkpoint that names a node the definition lacks (crafted or damaged)."""
+    from ._upgrade import needed_nodes  # once per loaded checkpoint, never per node
+
     unknown = [f"'{n}' ({why})" for n, why in needed_nodes(snap).items() if n not in graph.nodes]
     if unknown:
         raise InvalidCheckpointError(

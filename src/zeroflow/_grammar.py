@@ -12,7 +12,6 @@ The mapping, key by key, is documented in ``docs/GRAMMAR.md``.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -137,6 +136,8 @@ def _type_name(value: Any) -> str:
 
 
 def _hint(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    import difflib  # only a mistake asks for a suggestion
+
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(choices)}"
 

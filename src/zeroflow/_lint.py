@@ -17,7 +17,6 @@ node is; only the pointers look at the definition as written.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -583,6 +582,8 @@ def _handlers(g: _Graph, handlers: Mapping[str, Any] | Collection[str] | None) -
                 )
             )
         elif names is not None and handler not in names:
+            import difflib  # only an unknown handler asks for a suggestion
+
             close = difflib.get_close_matches(str(handler), names, n=1)
             fix = f"did you mean '{close[0]}'? " if close else ""
             out.append(

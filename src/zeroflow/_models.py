@@ -7,11 +7,9 @@ snapshots written by either version load in the other.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from ._constants import STATUS_RUNNING, STATUS_WAITING
@@ -37,6 +35,8 @@ __all__ = [
 
 def json_clone(value: Any) -> Any:
     """Return a JSON round-trip copy of ``value``; ``TypeError`` if JSON cannot hold it."""
+    import json
+
     try:
         return json.loads(json.dumps(value))
     except (TypeError, ValueError) as exc:
@@ -53,6 +53,8 @@ def now_iso(ts: float | None = None) -> str:
     cached_sec, cached_text = _last_iso[0]
     if sec == cached_sec:
         return cached_text
+    from datetime import UTC, datetime  # once a second at most: the text above is cached
+
     text = datetime.fromtimestamp(sec, UTC).isoformat(timespec="seconds")
     _last_iso[0] = (sec, text)
     return text

@@ -8,9 +8,7 @@ stores and refuses to continue one that is unsigned or altered.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
+from collections.abc import Callable
 from typing import Any
 
 from ._errors import InvalidCheckpointError
@@ -22,7 +20,15 @@ SIGNATURE_KEY = "signature"
 """Where the signature lives: ``snapshot.extra["signature"]`` (``"zeroflow"`` in the dict)."""
 
 _PREFIX = "hmac-sha256:"
-_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_ENCODE: Callable[[Any], str] | None = None  # made at the first signature, not at import
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    global _ENCODE
+    import json
+
+    _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+    return _ENCODE
 
 
 def canonical_bytes(snapshot: RunSnapshot) -> bytes:
@@ -40,13 +46,13 @@ def canonical_bytes(snapshot: RunSnapshot) -> bytes:
             data["zeroflow"] = extra
         else:
             del data["zeroflow"]
-    return _ENCODE(data).encode("utf-8")
+    return (_ENCODE or _make_encoder())(data).encode("utf-8")
 
 
 class CheckpointSigner:
     """Signs and checks snapshots with one secret key (at least 16 bytes)."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_new_mac", "_same", "_sha256")
 
     def __init__(self, key: bytes) -> None:
         if not isinstance(key, bytes | bytearray):
@@ -57,10 +63,18 @@ class CheckpointSigner:
                 "use secrets.token_bytes(32) and keep it out of the checkpoints"
             )
         self._key = bytes(key)
+        # Imported by the engine that signs, not at ``import zeroflow``; kept here so
+        # that signing a checkpoint costs no import statement.
+        import hashlib
+        import hmac
+
+        self._new_mac = hmac.new
+        self._sha256 = hashlib.sha256
+        self._same = hmac.compare_digest
 
     def signature(self, snapshot: RunSnapshot) -> str:
         """The signature ``snapshot`` should carry."""
-        digest = hmac.new(self._key, canonical_bytes(snapshot), hashlib.sha256).hexdigest()
+        digest = self._new_mac(self._key, canonical_bytes(snapshot), self._sha256).hexdigest()
         return _PREFIX + digest
 
     def sign(self, snapshot: RunSnapshot) -> str:
@@ -79,7 +93,7 @@ class CheckpointSigner:
                 "checkpoint_key: only checkpoints written by an engine with the same key "
                 "are accepted"
             )
-        if not hmac.compare_digest(given, self.signature(snapshot)):
+        if not self._same(given, self.signature(snapshot)):
             raise InvalidCheckpointError(
                 f"checkpoint of run '{run_id}' was changed after it was signed (or signed "
                 "with another key); resume from a checkpoint the engine handed out unchanged"

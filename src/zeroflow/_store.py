@@ -27,11 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._journal import StepDelta
 from ._models import Event, RunMetadata, RunSnapshot
+
+if TYPE_CHECKING:
+    from datetime import timedelta
 
 __all__ = [
     "WorkflowStore",
@@ -225,8 +227,9 @@ class CheckpointInfo:
 class PruneResult:
     """What ``prune`` deleted: whole runs, checkpoints and events trimmed per kept run.
 
-    ``bytes_freed`` is what the store gave back: measured on files, estimated
-    from the text dropped by the memory store and the rows deleted in Postgres.
+    ``bytes_freed`` is what the store gave back: measured on files; for the
+    memory store, the compact JSON size of what it dropped; for Postgres, the
+    stored size of the deleted rows.
     """
 
     runs: tuple[str, ...] = ()

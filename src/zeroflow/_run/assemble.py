@@ -8,9 +8,8 @@ the subflow's path) to the engine's callback.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._definition import CompiledWorkflow
 from .._events import EventCallback
@@ -22,6 +21,9 @@ from .nodes import ChildRuns, NodeRunner
 from .recorder import EventsOnly, Recorder, StoreRecorder
 from .resume import ChildLoop
 from .tasks import TaskCaller
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = ["assemble"]
 
@@ -35,7 +37,7 @@ def assemble(
     store: WorkflowStore | None,
     *,
     clock: Callable[[], float],
-    rng: random.Random,
+    rng: random.Random | None,
     is_cancelled: Callable[[], bool],
     new_owner: Callable[[], str],
     signer: CheckpointSigner | None = None,

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
-import random
 from collections.abc import Callable, Coroutine, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncio
+    import random
 
 from .. import _constants as C
 from .._definition import CompiledNode, CompiledWorkflow
@@ -174,8 +173,10 @@ class TaskCaller:
         services: Mapping[str, Any],
         recorder: Recorder,
         clock: Callable[[], float],
-        rng: random.Random,
+        rng: random.Random | None,
     ) -> None:
+        import inspect  # once per engine, never per node
+
         self.strict_outputs = graph.policy.strict_outputs
         self.isolation = graph.policy.state_isolation
         # Coroutine functions run inside a guard that gives up on them at a cancel
@@ -187,7 +188,7 @@ class TaskCaller:
         self.services = services
         self.recorder = recorder
         self.clock = clock
-        self.rng = rng
+        self.rng = rng  # None: made at the first jittered retry (``random`` loads then)
 
     def call(
         self,
@@ -324,7 +325,12 @@ class TaskCaller:
         retry = node.retry
         delay = retry.delay_seconds(attempt)
         if retry.jitter == "full":
-            delay = self.rng.uniform(0.0, delay)
+            rng = self.rng
+            if rng is None:
+                import random
+
+                rng = self.rng = random.Random()
+            delay = rng.uniform(0.0, delay)
         deadline = run.snap.deadline_ts
         if deadline is not None:
             delay = max(0.0, min(delay, deadline - self.clock()))
