@@ -57,6 +57,11 @@ class Notebook:
     def progress(self, run: LiveRun, node: str) -> None:
         self.log.append(("progress", node))
 
+    def record_effect(
+        self, run: LiveRun, node: str, kind: str, data: dict[str, Any], *, queued: bool
+    ) -> None:
+        self.log.append(("effect", kind, node, data["key"], queued))
+
     def finish(self, run: LiveRun) -> None:
         self.log.append(("finish",))
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._constants import (
     CANCEL_GRACE_SECONDS,
+    ERROR_EFFECT_UNCERTAIN,
     ERROR_HANDLER_EXCEPTION,
     ERROR_HANDLER_NOT_REGISTERED,
     ERROR_HANDLER_TYPE_NOT_DECLARED,
@@ -27,6 +28,9 @@ from ._constants import (
     ERROR_WORKFLOW_CANCELLED,
     ERROR_WORKFLOW_TIMEOUT,
     EVENT_CHECKPOINT,
+    EVENT_EFFECT_DONE,
+    EVENT_EFFECT_FAILED,
+    EVENT_EFFECT_INTENT,
     EVENT_NODE_END,
     EVENT_NODE_ERROR,
     EVENT_NODE_RETRY,
@@ -83,6 +87,7 @@ from ._models import (
     json_clone,
     now_iso,
 )
+from ._run.effects import EffectError
 from ._run.requests import NodeTimeoutError
 from ._store import (
     DEFAULT_LEASE_TTL_SECONDS,
@@ -177,6 +182,9 @@ __all__ = [
     "EVENT_STORE_CORRUPT",
     "EVENT_STORE_RECOVERED",
     "EVENT_WF_MIGRATED",
+    "EVENT_EFFECT_INTENT",
+    "EVENT_EFFECT_DONE",
+    "EVENT_EFFECT_FAILED",
     # error codes and statuses
     "ErrorCode",
     "ERROR_HANDLER_EXCEPTION",
@@ -193,6 +201,7 @@ __all__ = [
     "ERROR_UNDECLARED_OUTPUT",
     "ERROR_WORKFLOW_CANCELLED",
     "ERROR_WORKFLOW_TIMEOUT",
+    "ERROR_EFFECT_UNCERTAIN",
     "STATUS_RUNNING",
     "STATUS_SUCCEEDED",
     "STATUS_FAILED",
@@ -205,6 +214,7 @@ __all__ = [
     "InvalidTransitionError",
     "InvalidCheckpointError",
     "NodeTimeoutError",
+    "EffectError",
     "RunNotFoundError",
     "StoreNotConfiguredError",
     "StoreError",

@@ -366,6 +366,7 @@ def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
         lines.append(("last error", _error_line(snap.last_error)))
     if snap.tags:
         lines.append(("tags", ", ".join(map(str, snap.tags))))
+    lines.extend(_effect_lines(snap.extra.get("effects")))
     for key, value in lines:
         out.write(f"{key + ':' if key else '':<12}{value}\n")
     if snap.audit_trail:
@@ -378,6 +379,35 @@ def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
             )
         _table(rows, out)
     return EXIT_OK
+
+
+def _effect_lines(effects: Any) -> list[tuple[str, str]]:
+    """``effects:`` lines of ``runs show``: each open effect, done (with its receipt) or not."""
+    import json
+
+    lines: list[tuple[str, str]] = []
+    if not isinstance(effects, dict):
+        return lines
+    for node, record in sorted(effects.items()):
+        if not isinstance(record, dict):
+            continue
+        entries: list[tuple[str, Any]] = []
+        keys = record.get("keys")
+        if isinstance(keys, dict):
+            entries += sorted(keys.items())
+        items = record.get("items")
+        if isinstance(items, dict):
+            for index, item_keys in sorted(items.items()):
+                if isinstance(item_keys, dict):
+                    entries += [(f"[{index}] {k}", v) for k, v in sorted(item_keys.items())]
+        for key, entry in entries:
+            state = entry.get("state") if isinstance(entry, dict) else None
+            if state == "done":
+                text = f"done, receipt {json.dumps(entry.get('receipt'), sort_keys=True)}"
+            else:
+                text = "UNCERTAIN (intent recorded, no receipt)"
+            lines.append(("effects" if not lines else "", f"{node} {key}: {text}"))
+    return lines
 
 
 def _event_line(event: Event) -> str:

@@ -51,6 +51,12 @@ EVENT_STORE_SAVED: Final = "store:saved"
 EVENT_STORE_RECOVERED: Final = "store:recovered"
 EVENT_STORE_CORRUPT: Final = "store:corrupt"
 EVENT_WF_MIGRATED: Final = "wf:migrated"
+EVENT_EFFECT_INTENT: Final = "effect:intent"
+"""``ctx.effect`` is about to call its function (the intent is recorded)."""
+EVENT_EFFECT_DONE: Final = "effect:done"
+"""``ctx.effect``'s function returned; its receipt is recorded."""
+EVENT_EFFECT_FAILED: Final = "effect:failed"
+"""``ctx.effect``'s function raised: the intent is withdrawn, a retry may call it again."""
 
 ERROR_HANDLER_EXCEPTION: Final = "HANDLER_EXCEPTION"
 ERROR_HANDLER_NOT_REGISTERED: Final = "HANDLER_NOT_REGISTERED"
@@ -66,6 +72,8 @@ ERROR_JOIN_STRANDED: Final = "JOIN_STRANDED"
 ERROR_MAP_FAILED: Final = "MAP_FAILED"
 ERROR_MAP_INPUT: Final = "MAP_INPUT"
 ERROR_SUBFLOW_FAILED: Final = "SUBFLOW_FAILED"
+ERROR_EFFECT_UNCERTAIN: Final = "EFFECT_UNCERTAIN"
+"""An effect's intent is recorded but not its receipt: whether it happened is unknown."""
 
 STATUS_RUNNING: Final = "running"
 STATUS_SUCCEEDED: Final = "succeeded"
@@ -100,3 +108,4 @@ class ErrorCode:
     MAP_FAILED: Final = ERROR_MAP_FAILED
     MAP_INPUT: Final = ERROR_MAP_INPUT
     SUBFLOW_FAILED: Final = ERROR_SUBFLOW_FAILED
+    EFFECT_UNCERTAIN: Final = ERROR_EFFECT_UNCERTAIN

@@ -296,6 +296,7 @@ class WorkflowEngine:
         *,
         replace: bool = False,
         seq: int | None = None,
+        keep_effects: bool = False,
     ) -> RunSnapshot:
         """Start a new run from the checkpoint taken after ``step`` of ``run_id``.
 
@@ -306,6 +307,14 @@ class WorkflowEngine:
         its own lease) and returned, ready for ``run_from_checkpoint``; the
         original run is untouched. A ``new_run_id`` the store already holds
         raises ``RunExistsError`` unless ``replace=True``.
+
+        Effects (``ctx.effect``): a fork is a new run and does its own effects,
+        so the records of effects still open at the fork point (a node that
+        failed or stopped after an effect) are dropped and such a node calls
+        its effects again, under the new run's idempotency keys. With
+        ``keep_effects=True`` they are copied: the fork gets the parent's
+        receipts instead of calling again (and an intent without a receipt
+        stays uncertain). Effects of nodes that had finished are never redone.
         """
         if step is None and seq is None:
             raise TypeError("fork() needs the step or the seq of the checkpoint to fork from")
@@ -329,6 +338,8 @@ class WorkflowEngine:
             origin["seq"] = seq
         snap.extra["forked_from"] = origin
         snap.extra.pop("redrive", None)
+        if not keep_effects:
+            snap.extra.pop("effects", None)
         snap.updated_at = now_iso(self._clock())
         snap.seq = None
         recorder = self._recorder

@@ -8,9 +8,9 @@ snapshots written by either version load in the other.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ._constants import STATUS_RUNNING, STATUS_WAITING
 from ._fastinit import install as _fast_init
@@ -439,6 +439,30 @@ class WorkflowResult:
     waiting_nodes: dict[str, str | None] = field(default_factory=dict)
 
 
+class EffectHost(Protocol):
+    """What records a run's effects for ``ctx.effect`` (the engine's ``_run.effects``)."""
+
+    def effect(
+        self,
+        ctx: WorkflowContext,
+        key: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any: ...
+
+    async def aeffect(
+        self,
+        ctx: WorkflowContext,
+        key: str,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any: ...
+
+    def idempotency_key(self, ctx: WorkflowContext) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class WorkflowContext:
     """What a handler sees: where it is in the run, the state, its config and services.
@@ -466,6 +490,49 @@ class WorkflowContext:
     attempt: int = 1
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
     """The engine's clock, the one ``deadline_ts`` was computed with."""
+    effects: EffectHost | None = field(default=None, repr=False, compare=False)
+    """The run's effect records (None in a context built by hand: effects just call ``fn``)."""
+
+    def effect(self, key: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn(*args, **kwargs)`` once per visit of this node and return its receipt.
+
+        The intent ``key`` is recorded durably before ``fn`` runs and its
+        JSON-serialisable result (the receipt) after; when the node runs again
+        in the same visit (a retry, a resume after a crash, a redrive) the
+        recorded receipt is returned (a private copy) and ``fn`` is not called.
+        An intent without a receipt fails the node with ``EFFECT_UNCERTAIN``;
+        a receipt JSON cannot hold fails it with ``STATE_SERIALIZATION``; an
+        exception from ``fn`` withdraws the intent and propagates. Let the
+        ``EffectError`` it may raise propagate.
+        """
+        host = self.effects
+        if host is None:
+            return fn(*args, **kwargs)
+        return host.effect(self, key, fn, args, kwargs)
+
+    async def aeffect(
+        self, key: str, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any
+    ) -> Any:
+        """``effect`` for an async ``fn``: ``await ctx.aeffect("charge", api.charge, amount)``."""
+        host = self.effects
+        if host is None:
+            return await fn(*args, **kwargs)
+        return await host.aeffect(self, key, fn, args, kwargs)
+
+    @property
+    def idempotency_key(self) -> str:
+        """A key stable for one execution of this node: ``<run id>/<node>/<visit step>``.
+
+        The visit step is the step at which the node's current visit began; it is
+        recorded with the run on first use, so the same key comes back on a retry,
+        a resume after a crash and a redrive, and the next visit gets another one.
+        Inside a map the item's index follows (``.../<index>``).
+        """
+        host = self.effects
+        if host is None:
+            base = f"{self.run_id}/{self.node_name}/{self.step}"
+            return base if self.map_index is None else f"{base}/{self.map_index}"
+        return host.idempotency_key(self)
 
     def is_timed_out(self) -> bool:
         """True once the deadline (node or workflow, the earlier) has passed."""

@@ -20,6 +20,7 @@ from .._frozen import FrozenDict, NotJSONError, freeze
 from .._live import LiveRun
 from .._models import HandlerResult, StepRecord, WorkflowError, WorkflowResult, now_iso
 from .._scheduler import Frontier, build_routes
+from .effects import EFFECTS, drop_effects
 from .lockstep import lockstep
 from .nodes import NodeRunner
 from .recorder import Recorder
@@ -268,6 +269,8 @@ class RunLoop:
             error = self._absorb(run, node, result, duration_ms)
             if error is None:
                 if not result.waiting:
+                    if EFFECTS in run.snap.extra:  # the visit is over: its receipts go
+                        drop_effects(run, node.name)
                     self.checkpoint(run)
                     return None
                 if batch is not None and not self.branch_hitl:
@@ -279,6 +282,8 @@ class RunLoop:
             outputs = list(result.outputs) if result is not None else []
         self._record_failure(run, node, error, duration_ms, outputs)
         target = self._catch_target(node, error, exc_names)
+        if target is not None and EFFECTS in run.snap.extra:
+            drop_effects(run, node.name)  # caught: the run moved on (a redrive would not)
         if batch is not None:
             batch.blocked = True
             if target is None:
@@ -459,7 +464,7 @@ class RunLoop:
                 ),
             )
         run.snap.status = C.STATUS_SUCCEEDED
-        for leftover in ("redrive", "map"):  # progress of a failure the run recovered from
+        for leftover in ("redrive", "map", EFFECTS):  # progress of a failure the run recovered from
             if leftover in run.snap.extra:
                 run.set_extra(leftover, None)
         return self._finish(run, None)

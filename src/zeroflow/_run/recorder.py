@@ -62,6 +62,15 @@ class Recorder(Protocol):
     def progress(self, run: LiveRun, node: str) -> None:
         """Persist progress inside ``node`` (map items), the node still queued."""
 
+    def record_effect(
+        self, run: LiveRun, node: str, kind: str, data: dict[str, Any], *, queued: bool
+    ) -> None:
+        """Emit ``kind`` and persist an effect's change (already in ``run.snap.extra``).
+
+        Written at once, the node still queued (``queued``: a batch's node is
+        still in ``ready_now``); a run without a store keeps it in memory.
+        """
+
     def finish(self, run: LiveRun) -> None:
         """Hand over whatever events the call still holds (its end)."""
 
@@ -149,6 +158,13 @@ class EventsOnly:
 
     def progress(self, run: LiveRun, node: str) -> None:
         return None  # progress kept in memory cannot outlive the process: nothing to write
+
+    def record_effect(
+        self, run: LiveRun, node: str, kind: str, data: dict[str, Any], *, queued: bool
+    ) -> None:
+        # Nothing to write: the receipts live in the run's record, in this process.
+        if self.callback is not None:
+            self.emit(run, kind, node, data)
 
     def export(self, run: LiveRun) -> RunSnapshot:
         return _export(self.signer, run)
@@ -433,6 +449,51 @@ class StoreRecorder:
                 run.fold_due = run.fold_due or bool(due)
         finally:
             frontier.ready_now.pop(0)
+        self.finish(run)
+
+    def record_effect(
+        self, run: LiveRun, node: str, kind: str, data: dict[str, Any], *, queued: bool
+    ) -> None:
+        """Write an effect's intent or receipt now, with its event, the node still queued.
+
+        Every store gets it, durable or not (an in-memory store outlives a failed
+        call of this process): the stored run is the one from before the node
+        was taken (its step, trace and queue), plus the effect, so a resume runs
+        the node again at the same step. A node whose map progress is already
+        stored keeps its taken step, as ``progress`` leaves it.
+        """
+        self.emit(run, kind, node, data)
+        if not self.persist:
+            return
+        snap = run.snap
+        trace = snap.trace
+        frontier = run.frontier
+        untake = not queued and run.trace_mark < len(trace) and trace[-1] == node
+        last = snap.last_node
+        if not queued:
+            frontier.ready_now.insert(0, node)
+        if untake:
+            trace.pop()
+            snap.step -= 1
+            snap.last_node = trace[-1] if trace else None
+        try:
+            _sign_live(self.signer, run)
+            if run.lease_owner is not None:
+                self._commit(run, full=False)
+            elif self.journals and not run.fold_due:
+                due = self.store.append_step(snap.run_id, run.delta())  # type: ignore[attr-defined]
+                run.fold_due = bool(due)
+            else:
+                self.store.save_snapshot(run.export())
+                run.mark()
+                run.fold_due = False
+        finally:
+            if untake:
+                trace.append(node)
+                snap.step += 1
+                snap.last_node = last
+            if not queued:
+                frontier.ready_now.pop(0)
         self.finish(run)
 
     def save(

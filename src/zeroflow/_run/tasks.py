@@ -23,6 +23,7 @@ from .._frozen import FrozenDict, FrozenList, NotJSONError, freeze, thaw
 from .._live import LiveRun
 from .._models import HandlerResult, WorkflowContext, WorkflowError, WorkflowState
 from .._private import PrivateContext, private
+from .effects import EffectError, EffectHost
 from .recorder import Recorder
 from .requests import (
     Call,
@@ -189,6 +190,7 @@ class TaskCaller:
         self.recorder = recorder
         self.clock = clock
         self.rng = rng  # None: made at the first jittered retry (``random`` loads then)
+        self.host: EffectHost | None = None  # the effects of the run called last
 
     def call(
         self,
@@ -249,6 +251,8 @@ class TaskCaller:
                 )
             if exc is not None:
                 exc_names = _class_names(exc)
+                if type(exc) is EffectError:
+                    return None, exc.error, exc_names  # a retry would meet the same record
                 error = self._exception_error(node, exc)
                 retryable = retry.retry_on is None or not exc_names.isdisjoint(retry.retry_on)
                 retry_text = f"{type(exc).__name__}: {exc}"
@@ -446,6 +450,9 @@ class TaskCaller:
     ) -> WorkflowContext:
         """The ``ctx`` one attempt of ``node``'s handler receives."""
         snap = run.snap
+        host = self.host
+        if host is None or host.run is not run:
+            host = self.host = EffectHost(run, self.recorder)
         isolation = self.isolation
         if isolation == "private":
             if type(item) in _FROZEN:
@@ -466,6 +473,7 @@ class TaskCaller:
                 index,
                 attempt,
                 self.clock,
+                host,
             )
             return ctx  # (its config view is made when the handler first reads it)
         if isolation == "readonly":
@@ -491,6 +499,7 @@ class TaskCaller:
             index,
             attempt,
             self.clock,
+            host,
         )
 
     def _custom_emitter(self, run: LiveRun, node: str) -> Callable[..., None]:

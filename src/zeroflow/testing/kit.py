@@ -40,6 +40,7 @@ __all__ = [
     "check_checkpoint_identities",
     "check_copies_not_aliases",
     "check_dead_holder_taken_over",
+    "check_effects_kept",
     "check_engine_round_trip",
     "check_events_keep_order",
     "check_fork_onto_existing_run_refused",
@@ -558,6 +559,51 @@ def check_engine_round_trip(make_store: StoreFactory) -> None:
         assert kinds.count("node:end") == 3, kinds
 
 
+def check_effects_kept(make_store: StoreFactory) -> None:
+    """A run's effects (``ctx.effect``) survive in the store: a redrive gets the receipt back.
+
+    The node records an effect, then fails; the stored run must hold the
+    receipt, and a new engine redriving it must get the receipt without the
+    effect's function being called again.
+    """
+    from .._engine import WorkflowEngine
+    from .._models import HandlerResult
+
+    workflow = {
+        "workflow_name": "kit-effects",
+        "default_entry_node": "pay",
+        "nodes": {"pay": {"handler": "pay", "outputs": {"ok": []}}},
+    }
+    calls: list[int] = []
+    fail = [True]
+
+    def charge(amount: int) -> dict[str, Any]:
+        calls.append(amount)
+        return {"charge_id": f"ch-{len(calls)}", "amount": amount, "lines": [{"n": 1}]}
+
+    def pay(ctx: Any) -> HandlerResult:
+        receipt = ctx.effect("charge", charge, 5)
+        if fail[0]:
+            raise RuntimeError("failed after the charge")
+        return HandlerResult(["ok"], workflow_updates={"receipt": receipt})
+
+    store = make_store()
+    failed = WorkflowEngine(workflow, {"pay": pay}, store=store).run({}, run_id="kit-effects")
+    assert failed.status == "failed", failed
+    stored = store.load_snapshot("kit-effects")
+    entry = stored.extra.get("effects", {}).get("pay", {}).get("keys", {}).get("charge")
+    assert entry == {
+        "state": "done",
+        "receipt": {"charge_id": "ch-1", "amount": 5, "lines": [{"n": 1}]},
+    }, stored.extra
+    fail[0] = False
+    done = WorkflowEngine(workflow, {"pay": pay}, store=store).redrive("kit-effects")
+    assert done.status == "succeeded", done
+    assert calls == [5], f"the effect ran again after a reload: {calls}"
+    assert done.state.workflow["receipt"]["charge_id"] == "ch-1", done.state.workflow
+    assert "effects" not in store.load_snapshot("kit-effects").extra
+
+
 STORE_CHECKS: tuple[Callable[[StoreFactory], None], ...] = (
     check_round_trip,
     check_copies_not_aliases,
@@ -576,6 +622,7 @@ STORE_CHECKS: tuple[Callable[[StoreFactory], None], ...] = (
     check_fork_onto_existing_run_refused,
     check_dead_holder_taken_over,
     check_engine_round_trip,
+    check_effects_kept,
 )
 """Every check that needs only a factory of fresh stores (``check_lease_expiry`` needs a clock)."""
 
