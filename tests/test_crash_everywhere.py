@@ -194,3 +194,32 @@ def test_the_snippets_of_docs_testing_md_run() -> None:
         )
         assert done.returncode == 0, done.stderr
     assert "14 crash points, 0 failed" in done.stdout
+
+
+def tour_workflow(name: str) -> dict[str, Any]:
+    """A workflow of examples/tour.py with its pretend work switched off."""
+    from _support import load_example
+
+    tour = load_example("tour")
+    (found,) = [w for w in tour.workflows() if w["workflow_name"] == name]
+    for node in found["nodes"].values():
+        node["config"] = {**node.get("config", {}), "work_ms": 0}
+    return found
+
+
+@pytest.mark.parametrize("name", ["06_nightly_etl", "07_support_agent"])
+def test_the_tour_workflows_resume_to_their_end_from_every_crash_point(name: str) -> None:
+    from _support import load_example
+
+    step = load_example("tour").step
+    definition = tour_workflow(name)
+    report = assert_crash_safe(
+        lambda store: WorkflowEngine(
+            definition, {"step": step}, store=store, sleep=lambda seconds: None
+        ),
+        memory_stores(),
+        {"tour": True},
+    )
+    assert report.points >= 2 * len(set(report.trace))
+    if name == "06_nightly_etl":  # load_warehouse fails twice, and the error node takes over
+        assert report.status == "succeeded" and "handle_error" in report.trace
