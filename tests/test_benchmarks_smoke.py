@@ -76,3 +76,21 @@ def test_store_benchmark_runs_each_store_once(store_bench: ModuleType, store: st
 @pytest.mark.parametrize("floor", ["_floor_append", "_floor_sqlite", "_floor_fsync"])
 def test_store_benchmark_floors_run(store_bench: ModuleType, floor: str, tmp_path: Path) -> None:
     assert getattr(store_bench, floor)(tmp_path, 3) > 0
+
+
+def test_the_paired_runner_compares_trees() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    args = ["--store", "memory", "--iterations", "20", "--rounds", "2", "--reps", "1"]
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "ab.py"), str(root), str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    rows = [line for line in done.stdout.splitlines() if line.startswith(f"| {root}")]
+    assert len(rows) == 2 and all("| memory |" in row for row in rows)
