@@ -62,6 +62,9 @@ class Notebook:
     ) -> None:
         self.log.append(("effect", kind, node, data["key"], queued))
 
+    def hold_child(self, run: LiveRun, node: str, child: dict[str, Any]) -> None:
+        self.log.append(("child", node, child["run_id"]))
+
     def finish(self, run: LiveRun) -> None:
         self.log.append(("finish",))
 

@@ -59,8 +59,10 @@ def assemble(
         tagged: EventCallback | None,
         children: dict[str, ChildRuns],
     ) -> ChildRuns:
-        # A child's checkpoints are not resume points of the parent: it records none.
-        return ChildLoop(loop_for(workflow, EventsOnly(tagged, clock, checkpoints=False), children))
+        # A child's checkpoints are not resume points of the parent: it records none; its
+        # effects are written inside the parent's record (a link per invocation).
+        recorder = EventsOnly(tagged, clock, checkpoints=False)
+        return ChildLoop(loop_for(workflow, recorder, children), recorder)
 
     children, graphs = build_children(graph, subflows, callback, child)
     recorder: Recorder

@@ -18,7 +18,7 @@ from .._frozen import NotJSONError, freeze, thaw
 from .._live import LiveRun
 from .._models import HandlerResult, RunSnapshot, WorkflowError
 from .lockstep import lockstep
-from .recorder import Recorder
+from .recorder import ParentLink, Recorder
 from .requests import Cancelled, NodeSteps, Outcome, Steps
 from .tasks import TaskCaller
 
@@ -32,11 +32,16 @@ _MAP_ITEM_DEPTH = 3
 class ChildRuns(Protocol):
     """The runs of one subflow node's child workflow."""
 
-    def start(self, run_id: str, child_input: dict[str, Any], deadline: float | None) -> Steps:
-        """Steps of a new child run; the parent's checkpoint carries it."""
+    def start(
+        self, run_id: str, child_input: dict[str, Any], deadline: float | None, link: ParentLink
+    ) -> Steps:
+        """Steps of a new child run; the parent's checkpoint carries it.
 
-    def resume(self, snap: RunSnapshot, payload: Any, node: str | None) -> Steps:
-        """Steps of a paused child run, resumed with the parent's payload (at ``node``)."""
+        ``link``: the parent run and node, where the child's effects are written.
+        """
+
+    def resume(self, snap: RunSnapshot, payload: Any, node: str | None, link: ParentLink) -> Steps:
+        """Steps of a paused (or interrupted) child run, resumed with ``payload`` (at ``node``)."""
 
 
 def lookup_path(run: LiveRun, path: tuple[str, ...]) -> Any:
@@ -206,11 +211,18 @@ class NodeRunner:
         name = node.name
         child = self.children[name]
         saved = run.snap.extra.get("subflows", {}).get(name)
+        link = ParentLink(self.recorder, run, name)
         if saved is not None:
-            payload = run.workflow.get("__resume__")
-            child_node = run.resume_path if run.resumed == name else None
+            snap = RunSnapshot.from_dict(saved)
+            if snap.status == C.STATUS_RUNNING:
+                # Interrupted inside the child (its effects wrote it): it carries on where it
+                # stopped, with what it was answered then.
+                payload = child_node = None
+            else:
+                payload = run.workflow.get("__resume__")
+                child_node = run.resume_path if run.resumed == name else None
             run.resume_path = None
-            steps = child.resume(RunSnapshot.from_dict(saved), payload, child_node)
+            steps = child.resume(snap, payload, child_node, link)
         else:
             child_input: dict[str, Any] = {}
             for key, path in spec.input:
@@ -228,7 +240,9 @@ class NodeRunner:
                         None,
                     )
                 child_input[key] = thaw(value)
-            steps = child.start(f"{run.snap.run_id}.{name}", child_input, run.snap.deadline_ts)
+            steps = child.start(
+                f"{run.snap.run_id}.{name}", child_input, run.snap.deadline_ts, link
+            )
         result = yield from steps
         status = result.status
         if status in (C.STATUS_WAITING, C.STATUS_CANCELLED):
@@ -241,8 +255,10 @@ class NodeRunner:
                 None,
                 None,
             )
-        if saved is not None:
+        if saved is not None or name in run.snap.extra.get("subflows", ()):
             run.set_extra_path(("subflows", name), None)
+            if not run.snap.extra.get("subflows"):
+                run.set_extra_path(("subflows",), None)
         if status == C.STATUS_SUCCEEDED:
             return (
                 HandlerResult(outputs=["ok"], node_updates={"output": result.state.workflow}),

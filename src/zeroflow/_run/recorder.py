@@ -13,7 +13,8 @@ parent's business.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from .. import _constants as C
@@ -30,7 +31,7 @@ from .._store import (
     WorkflowStore,
 )
 
-__all__ = ["EventsOnly", "Recorder", "StoreRecorder"]
+__all__ = ["EventsOnly", "ParentLink", "Recorder", "StoreRecorder"]
 
 
 class Recorder(Protocol):
@@ -71,6 +72,14 @@ class Recorder(Protocol):
         still in ``ready_now``); a run without a store keeps it in memory.
         """
 
+    def hold_child(self, run: LiveRun, node: str, child: dict[str, Any]) -> None:
+        """Persist a running child's snapshot under ``extra["subflows"][node]`` now.
+
+        A child run recorded an effect: ``run``'s subflow node ``node`` is written
+        still queued (as ``record_effect`` writes a node of its own), carrying
+        ``child``, so a resume continues the child from its effect record.
+        """
+
     def finish(self, run: LiveRun) -> None:
         """Hand over whatever events the call still holds (its end)."""
 
@@ -101,6 +110,55 @@ def _export(signer: CheckpointSigner | None, run: LiveRun) -> RunSnapshot:
     return snap
 
 
+@contextmanager
+def _as_queued(run: LiveRun, node: str, queued: bool) -> Iterator[None]:
+    """``run`` as it stood before ``node`` was taken (its step, trace and queue), for a write.
+
+    ``queued``: a batch's node is still in ``ready_now``. A node whose map progress
+    is already stored keeps its taken step, as ``progress`` leaves it.
+    """
+    snap = run.snap
+    trace = snap.trace
+    frontier = run.frontier
+    untake = not queued and run.trace_mark < len(trace) and trace[-1] == node
+    last = snap.last_node
+    if not queued:
+        frontier.ready_now.insert(0, node)
+    if untake:
+        trace.pop()
+        snap.step -= 1
+        snap.last_node = trace[-1] if trace else None
+    try:
+        yield
+    finally:
+        if untake:
+            trace.append(node)
+            snap.step += 1
+            snap.last_node = last
+        if not queued:
+            frontier.ready_now.pop(0)
+
+
+def _in_batch(run: LiveRun, node: str) -> bool:
+    buffers = run.buffers
+    return buffers is not None and node in buffers
+
+
+class ParentLink:
+    """Where a child run's effects are made durable: its parent run and subflow node.
+
+    Set by the subflow node for one invocation of the child (``EventsOnly.link``);
+    the parent's recorder writes the parent, the child's snapshot inside it.
+    """
+
+    __slots__ = ("node", "recorder", "run")
+
+    def __init__(self, recorder: Recorder, run: LiveRun, node: str) -> None:
+        self.recorder = recorder
+        self.run = run
+        self.node = node
+
+
 class EventsOnly:
     """Events to a callback only, nothing stored; ``checkpoints`` for a top-level run."""
 
@@ -121,6 +179,24 @@ class EventsOnly:
         self.listening = callback is not None
         self.checkpoints = checkpoints and callback is not None
         self.want_checkpoint = self.checkpoints and wants_checkpoints(wanted_kinds(callback))
+        # A child's live runs (by identity) and their parents, while each invocation runs.
+        self.links: dict[int, ParentLink] = {}
+
+    def link(self, run: LiveRun, link: ParentLink) -> None:
+        """Make ``run``'s effects durable through ``link`` until ``unlink``."""
+        self.links[id(run)] = link
+
+    def unlink(self, run: LiveRun) -> None:
+        self.links.pop(id(run), None)
+
+    def _to_parent(self, run: LiveRun, node: str, queued: bool) -> None:
+        """Hand ``run`` (a child, ``node`` still queued) to its parent's recorder to write."""
+        link = self.links.get(id(run))
+        if link is None:
+            return  # a top-level run without a store: nothing outlives the process
+        with _as_queued(run, node, queued):
+            child = run.export().to_dict()
+        link.recorder.hold_child(link.run, link.node, child)
 
     def open(
         self, run: LiveRun, *, fresh: bool, replace: bool = False, resuming: bool = False
@@ -162,9 +238,14 @@ class EventsOnly:
     def record_effect(
         self, run: LiveRun, node: str, kind: str, data: dict[str, Any], *, queued: bool
     ) -> None:
-        # Nothing to write: the receipts live in the run's record, in this process.
+        # A top-level run keeps its receipts in memory; a child's go into its parent's record.
         if self.callback is not None:
             self.emit(run, kind, node, data)
+        self._to_parent(run, node, queued)
+
+    def hold_child(self, run: LiveRun, node: str, child: dict[str, Any]) -> None:
+        run.set_extra_path(("subflows", node), child)
+        self._to_parent(run, node, _in_batch(run, node))
 
     def export(self, run: LiveRun) -> RunSnapshot:
         return _export(self.signer, run)
@@ -463,37 +544,27 @@ class StoreRecorder:
         stored keeps its taken step, as ``progress`` leaves it.
         """
         self.emit(run, kind, node, data)
+        self._write_queued(run, node, queued)
+
+    def hold_child(self, run: LiveRun, node: str, child: dict[str, Any]) -> None:
+        """Write ``run`` with its running child inside, the subflow node still queued."""
+        run.set_extra_path(("subflows", node), child)
+        self._write_queued(run, node, _in_batch(run, node))
+
+    def _write_queued(self, run: LiveRun, node: str, queued: bool) -> None:
         if not self.persist:
             return
-        snap = run.snap
-        trace = snap.trace
-        frontier = run.frontier
-        untake = not queued and run.trace_mark < len(trace) and trace[-1] == node
-        last = snap.last_node
-        if not queued:
-            frontier.ready_now.insert(0, node)
-        if untake:
-            trace.pop()
-            snap.step -= 1
-            snap.last_node = trace[-1] if trace else None
-        try:
+        with _as_queued(run, node, queued):
             _sign_live(self.signer, run)
             if run.lease_owner is not None:
                 self._commit(run, full=False)
             elif self.journals and not run.fold_due:
-                due = self.store.append_step(snap.run_id, run.delta())  # type: ignore[attr-defined]
+                due = self.store.append_step(run.snap.run_id, run.delta())  # type: ignore[attr-defined]
                 run.fold_due = bool(due)
             else:
                 self.store.save_snapshot(run.export())
                 run.mark()
                 run.fold_due = False
-        finally:
-            if untake:
-                trace.append(node)
-                snap.step += 1
-                snap.last_node = last
-            if not queued:
-                frontier.ready_now.pop(0)
         self.finish(run)
 
     def save(

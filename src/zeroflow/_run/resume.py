@@ -14,6 +14,7 @@ from .. import _constants as C
 from .._live import LiveRun
 from .._models import RunSnapshot, now_iso
 from .loop import RunLoop
+from .recorder import EventsOnly, ParentLink
 from .requests import Steps
 from .waits import RESUMING, child_waits, waiting_paths
 
@@ -102,12 +103,27 @@ def _continue(snap: RunSnapshot, payload: Any, journals: bool) -> LiveRun:
 
 
 class ChildLoop:
-    """The runs of one subflow node's child workflow, driven by the child's own loop."""
+    """The runs of one subflow node's child workflow, driven by the child's own loop.
 
-    def __init__(self, loop: RunLoop) -> None:
+    ``recorder`` is the child loop's: each invocation links its live run to the
+    parent (``ParentLink``), so the child's effects are written inside the parent.
+    """
+
+    def __init__(self, loop: RunLoop, recorder: EventsOnly) -> None:
         self.loop = loop
+        self.recorder = recorder
 
-    def start(self, run_id: str, child_input: dict[str, Any], deadline: float | None) -> Steps:
+    def _linked(self, run: LiveRun, link: ParentLink) -> Steps:
+        recorder = self.recorder
+        recorder.link(run, link)
+        try:
+            return (yield from self.loop.steps(run))
+        finally:
+            recorder.unlink(run)
+
+    def start(
+        self, run_id: str, child_input: dict[str, Any], deadline: float | None, link: ParentLink
+    ) -> Steps:
         """Steps of a new child run; the parent's checkpoint carries it."""
         loop = self.loop
         graph = loop.graph
@@ -124,10 +140,10 @@ class ChildLoop:
         snap.state.input = child_input
         run = LiveRun(snap, False)
         loop.emit(run, C.EVENT_WF_START, None, {"workflow": graph.name})
-        return loop.steps(run)
+        return self._linked(run, link)
 
-    def resume(self, snap: RunSnapshot, payload: Any, node: str | None) -> Steps:
-        """Steps of a paused child run, resumed with the parent's payload (at ``node``)."""
+    def resume(self, snap: RunSnapshot, payload: Any, node: str | None, link: ParentLink) -> Steps:
+        """Steps of a paused (or interrupted) child run, resumed with ``payload`` (at ``node``)."""
         loop = self.loop
         run = prepare_resume(snap, payload, node, journals=False)
         loop.emit(
@@ -136,4 +152,4 @@ class ChildLoop:
             None,
             {"workflow": snap.workflow_name, "resumed_from_step": snap.step, "wave": snap.wave},
         )
-        return loop.steps(run)
+        return self._linked(run, link)
