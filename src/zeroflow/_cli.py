@@ -367,6 +367,7 @@ def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
     if snap.tags:
         lines.append(("tags", ", ".join(map(str, snap.tags))))
     lines.extend(_effect_lines(snap.extra.get("effects")))
+    lines.extend(_answer_lines(snap.extra.get("answers")))
     for key, value in lines:
         out.write(f"{key + ':' if key else '':<12}{value}\n")
     if snap.audit_trail:
@@ -379,6 +380,18 @@ def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
             )
         _table(rows, out)
     return EXIT_OK
+
+
+def _answer_lines(answers: Any) -> list[tuple[str, str]]:
+    """``answered:`` lines of ``runs show``: who answered which wait, and when."""
+    if not isinstance(answers, list):
+        return []
+    lines: list[tuple[str, str]] = []
+    for i, answer in enumerate(a for a in answers if isinstance(a, dict)):
+        node = answer.get("node") or "-"
+        text = f"{node} by {answer.get('actor')} at {answer.get('at')}"
+        lines.append(("answered" if i == 0 else "", text))
+    return lines
 
 
 def _effect_lines(effects: Any) -> list[tuple[str, str]]:
@@ -540,14 +553,7 @@ def cmd_runs_resume(args: argparse.Namespace, out: TextIO) -> int:
 
     def call(engine: Any) -> Any:
         snap = engine.load_snapshot(args.run_id)
-        kwargs: dict[str, Any] = {}
-        if args.node is not None:
-            import inspect
-
-            if "node" not in inspect.signature(engine.run_from_checkpoint).parameters:
-                raise CliError("this zeroflow cannot resume one chosen node (--node)")
-            kwargs["node"] = args.node
-        return engine.run_from_checkpoint(snap, resume_input, **kwargs)
+        return engine.run_from_checkpoint(snap, resume_input, node=args.node, actor=args.actor)
 
     return _drive(args, out, call)
 
@@ -705,6 +711,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--input", metavar="JSON", help="the resume payload (JSON)")
     p.add_argument("--node", metavar="N", help="the waiting node to resume")
+    p.add_argument("--actor", metavar="WHO", help="who answered (kept with the run)")
     p.set_defaults(func=cmd_runs_resume)
 
     p = rsub.add_parser("redrive", parents=[store, driven], help="run a failed run's node again")

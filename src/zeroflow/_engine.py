@@ -225,23 +225,30 @@ class WorkflowEngine:
         resume_input: Any = None,
         *,
         node: str | None = None,
+        actor: str | None = None,
     ) -> WorkflowResult:
         """Continue a waiting, cancelled or interrupted run from ``checkpoint``.
 
         ``resume_input`` (when not None) lands in ``state.workflow["__resume__"]``
         and the waiting node (``node``, when several wait) runs again first. A
         failed run is continued by ``redrive()``; a succeeded one has nothing
-        left to do: both raise ``ValueError`` here.
+        left to do: both raise ``ValueError`` here. ``actor`` (who answered) is
+        recorded with the time in ``extra["answers"]`` and the ``wf:resumed`` event.
         """
         self._refuse_inside_loop()
-        return self._drive_sync(self._resume(checkpoint, resume_input, node))
+        return self._drive_sync(self._resume(checkpoint, resume_input, node, actor))
 
     def resume(
-        self, run_id: str, node: str | None = None, resume_input: Any = None
+        self,
+        run_id: str,
+        node: str | None = None,
+        resume_input: Any = None,
+        *,
+        actor: str | None = None,
     ) -> WorkflowResult:
         """Load, lease, resume and save a stored run in one call (for webhook handlers)."""
         _check_node_arg(node)
-        return self.run_from_checkpoint(self._load(run_id), resume_input, node=node)
+        return self.run_from_checkpoint(self._load(run_id), resume_input, node=node, actor=actor)
 
     def redrive(self, checkpoint: Checkpoint) -> WorkflowResult:
         """Continue a failed or cancelled run as if the failed node had not run.
@@ -270,16 +277,24 @@ class WorkflowEngine:
         resume_input: Any = None,
         *,
         node: str | None = None,
+        actor: str | None = None,
     ) -> WorkflowResult:
         """``run_from_checkpoint()`` for ``async def`` handlers."""
-        return await self._drive_async(self._resume(checkpoint, resume_input, node))
+        return await self._drive_async(self._resume(checkpoint, resume_input, node, actor))
 
     async def aresume(
-        self, run_id: str, node: str | None = None, resume_input: Any = None
+        self,
+        run_id: str,
+        node: str | None = None,
+        resume_input: Any = None,
+        *,
+        actor: str | None = None,
     ) -> WorkflowResult:
         """``resume()`` for ``async def`` handlers."""
         _check_node_arg(node)
-        return await self.arun_from_checkpoint(self._load(run_id), resume_input, node=node)
+        return await self.arun_from_checkpoint(
+            self._load(run_id), resume_input, node=node, actor=actor
+        )
 
     async def aredrive(self, checkpoint: Checkpoint) -> WorkflowResult:
         """``redrive()`` for ``async def`` handlers."""
@@ -494,8 +509,11 @@ class WorkflowEngine:
         _check_known_nodes(snap, self._graph)
         return snap
 
-    def _resume(self, checkpoint: Checkpoint, resume_input: Any, node: str | None) -> Steps:
+    def _resume(
+        self, checkpoint: Checkpoint, resume_input: Any, node: str | None, actor: str | None
+    ) -> Steps:
         _check_node_arg(node)
+        _check_actor(actor)
         self._cancel.clear()
         snap = self._adopt(checkpoint)
         check_transition("resume", snap.run_id, snap.status)
@@ -504,12 +522,17 @@ class WorkflowEngine:
             run = prepare_resume(snap, resume_input, node, journals=self._recorder.journals)
         except NotJSONError as exc:
             raise TypeError(f"resume_input must be JSON-serializable: {exc}") from exc
-        return self._loop.call(
-            run,
-            C.EVENT_WF_RESUMED,
-            {"workflow": snap.workflow_name, "resumed_from_step": resumed_from, "wave": snap.wave},
-            resuming=True,
-        )
+        data: dict[str, Any] = {
+            "workflow": snap.workflow_name,
+            "resumed_from_step": resumed_from,
+            "wave": snap.wave,
+        }
+        if actor is not None:
+            answer = {"node": run.resumed, "actor": actor, "at": now_iso(self._clock())}
+            answers = [*(snap.extra.get("answers") or ()), answer]
+            run.set_extra_path(("answers",), answers)
+            data["actor"] = actor
+        return self._loop.call(run, C.EVENT_WF_RESUMED, data, resuming=True)
 
     def _redrive(self, checkpoint: Checkpoint) -> Steps:
         self._cancel.clear()
@@ -614,6 +637,19 @@ def _read_definition(file: Path) -> Any:
             f"workflow file '{file}' nests deeper than Python's JSON reader can follow; "
             f"a definition may nest at most {C.MAX_DEPTH} levels"
         ) from exc
+
+
+def _check_actor(actor: Any) -> None:
+    """``actor`` names who answered: a short line of text, or None."""
+    if actor is None:
+        return
+    if not isinstance(actor, str) or not actor or len(actor) > 200:
+        raise TypeError(
+            f"actor must be a non-empty string of at most 200 characters (who answered, e.g. "
+            f"'alice@example.com'), got {type(actor).__name__} {str(actor)[:40]!r}"
+        )
+    if not actor.isprintable():
+        raise ValueError(f"actor {actor[:40]!r} holds control characters; pass plain text")
 
 
 def _check_node_arg(node: Any) -> None:
