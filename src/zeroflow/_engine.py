@@ -22,6 +22,7 @@ from ._errors import (
     HashMismatchError,
     InvalidCheckpointError,
     InvalidTransitionError,
+    ResumeInputError,
     StoreNotConfiguredError,
     WorkflowDefinitionError,
 )
@@ -522,6 +523,7 @@ class WorkflowEngine:
             run = prepare_resume(snap, resume_input, node, journals=self._recorder.journals)
         except NotJSONError as exc:
             raise TypeError(f"resume_input must be JSON-serializable: {exc}") from exc
+        _check_resume_input(self._graph, run.resumed, resume_input, snap.run_id)
         data: dict[str, Any] = {
             "workflow": snap.workflow_name,
             "resumed_from_step": resumed_from,
@@ -637,6 +639,26 @@ def _read_definition(file: Path) -> Any:
             f"workflow file '{file}' nests deeper than Python's JSON reader can follow; "
             f"a definition may nest at most {C.MAX_DEPTH} levels"
         ) from exc
+
+
+def _check_resume_input(
+    graph: CompiledWorkflow, node: str | None, payload: Any, run_id: str
+) -> None:
+    """Refuse a payload its wait node's ``resume_schema`` rejects, before anything changes."""
+    spec = graph.nodes.get(node) if node is not None else None
+    schema_ = None if spec is None or spec.wait is None else spec.wait.resume_schema
+    if schema_ is None:
+        return
+    from ._schema import check_instance
+
+    problems = check_instance(payload, schema_)
+    if problems:
+        listed = "; ".join(f"{ptr or '/'}: {message}" for ptr, message in problems)
+        raise ResumeInputError(
+            f"resume input for node '{node}' of run '{run_id}' does not match its "
+            f"resume_schema ({listed}); the run still waits",
+            problems,
+        )
 
 
 def _check_actor(actor: Any) -> None:

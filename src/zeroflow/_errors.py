@@ -14,6 +14,7 @@ __all__ = [
     "HashMismatchError",
     "InvalidTransitionError",
     "InvalidCheckpointError",
+    "ResumeInputError",
     "RunNotFoundError",
     "StoreNotConfiguredError",
     "StoreError",
@@ -59,6 +60,17 @@ class InvalidTransitionError(ZeroflowError, ValueError):
 
 class InvalidCheckpointError(ZeroflowError, ValueError):
     """A checkpoint handed to the engine is not a zeroflow snapshot (or its dict)."""
+
+
+class ResumeInputError(ZeroflowError, ValueError):
+    """A resume payload does not match its wait node's ``resume_schema``; nothing changed.
+
+    ``problems`` lists ``(json_pointer, message)`` for every mismatch.
+    """
+
+    def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class RunNotFoundError(ZeroflowError, KeyError):

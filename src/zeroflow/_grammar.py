@@ -61,7 +61,7 @@ NODE_DEFAULT_KEYS = ("retry", "timeout_ms")
 COMMON_NODE_KEYS = ("kind", "join", "label", "description", "meta", "state_contract")
 KIND_KEYS: dict[str, tuple[str, ...]] = {
     "task": ("handler", "with", "on", "map", "retry", "timeout_ms", "on_error"),
-    "wait": ("prompt", "resume_as", "on"),
+    "wait": ("prompt", "resume_as", "resume_schema", "on"),
     "subflow": ("workflow", "input", "on", "retry", "timeout_ms", "on_error"),
     "end": ("result",),
 }
@@ -618,6 +618,8 @@ def _normalise_node(node: Mapping[str, Any], defaults: Mapping[str, Any]) -> dic
         out["config"] = dict(node["with"])
     if kind == "wait":
         out["wait"] = {"prompt": node.get("prompt"), "resume_as": node.get("resume_as")}
+        if node.get("resume_schema") is not None:
+            out["wait"]["resume_schema"] = node["resume_schema"]
     elif kind == "end":
         out["end"] = {"result": node.get("result")}
     elif kind == "subflow":

@@ -375,12 +375,50 @@ def parse_on_error(node: str, raw: Any, nodes: Mapping[str, Any]) -> tuple[Catch
     return tuple(catchers)
 
 
+_SCHEMA_KEYWORDS = frozenset(
+    {
+        "type", "const", "enum", "properties", "required", "additionalProperties",
+        "minProperties", "items", "minItems", "minLength", "pattern", "minimum",
+        "exclusiveMinimum", "$ref", "$defs", "definitions", "allOf", "anyOf", "oneOf",
+        "if", "then", "else", "title", "description", "default", "examples", "$schema",
+    }
+)  # fmt: skip
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
+_SUBSCHEMAS = ("items", "if", "then", "else", "additionalProperties")
+_SCHEMA_MAPS = ("properties", "$defs", "definitions")
+
+
+def _check_resume_schema(node: str, schema_: Any, where: str) -> None:
+    """Refuse a ``resume_schema`` the engine's checker would not honour in full."""
+    if isinstance(schema_, bool):
+        return
+    if not isinstance(schema_, Mapping):
+        raise fail(f"node '{node}' wait.resume_schema must be a JSON Schema object", where)
+    for key, value in schema_.items():
+        if key not in _SCHEMA_KEYWORDS:
+            raise fail(
+                f"node '{node}' wait.resume_schema uses '{key}', which zeroflow's schema "
+                f"checker does not support (supported: {', '.join(sorted(_SCHEMA_KEYWORDS))})",
+                f"{where}/{key}",
+            )
+        if key in _SUBSCHEMA_LISTS and isinstance(value, list):
+            for i, sub in enumerate(value):
+                _check_resume_schema(node, sub, f"{where}/{key}/{i}")
+        elif key in _SUBSCHEMAS:
+            _check_resume_schema(node, value, f"{where}/{key}")
+        elif key in _SCHEMA_MAPS and isinstance(value, Mapping):
+            for name, sub in value.items():
+                _check_resume_schema(node, sub, f"{where}/{key}/{name}")
+
+
 @dataclass(frozen=True, slots=True)
 class WaitSpec:
     """A built-in wait node: pause with ``prompt``; on resume keep the payload at ``resume_as``."""
 
     prompt: str | None = None
     resume_as: str | None = None
+    resume_schema: Mapping[str, Any] | None = None
+    """The JSON Schema (zeroflow's checker's subset) a resume payload must match."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,7 +481,10 @@ def parse_kind(
         for key, value in (("prompt", prompt), ("resume_as", resume_as)):
             if value is not None and not isinstance(value, str):
                 raise fail(f"node '{node}' wait.{key} must be a string", f"{path}/wait/{key}")
-        wait = WaitSpec(prompt, resume_as)
+        schema_ = spec.get("resume_schema")
+        if schema_ is not None:
+            _check_resume_schema(node, schema_, f"{path}/wait/resume_schema")
+        wait = WaitSpec(prompt, resume_as, schema_)
     elif kind == "end":
         spec = raw.get("end") or {}
         if not isinstance(spec, Mapping):

@@ -132,6 +132,7 @@ def _zf1_schema() -> JSONSchema:
                 "kind": {"const": "wait"},
                 "prompt": _nullable({"type": "string"}),
                 "resume_as": _nullable({"type": "string"}),
+                "resume_schema": _nullable({"type": "object"}),
                 "on": _ref("on"),
                 **common,
             },
@@ -295,6 +296,7 @@ def _legacy_schema() -> JSONSchema:
                         {
                             "prompt": _nullable({"type": "string"}),
                             "resume_as": _nullable({"type": "string"}),
+                            "resume_schema": _nullable({"type": "object"}),
                         },
                         closed=False,
                     )
