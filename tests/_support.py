@@ -237,8 +237,11 @@ def in_child(body: Callable[[], int], *, alarm: int = 20) -> int:
     """
     import os
     import signal
+    import warnings
 
-    pid = os.fork()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, reported through the exit code
         signal.alarm(alarm)
         code = 99
@@ -251,6 +254,17 @@ def in_child(body: Callable[[], int], *, alarm: int = 20) -> int:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+def killed_in_child(work: Callable[[], object]) -> bool:
+    """Run ``work`` in a forked child that must die by SIGKILL inside it; True if it did."""
+    import signal
+
+    def body() -> int:
+        work()
+        return 3  # work returned: the kill it was meant to make did not happen
+
+    return in_child(body) == -signal.SIGKILL
 
 
 @contextlib.contextmanager

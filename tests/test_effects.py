@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from _support import killed_in_child
 from zeroflow import (
     EVENT_EFFECT_DONE,
     EVENT_EFFECT_FAILED,
@@ -501,7 +502,7 @@ def test_a_sigkill_between_the_call_and_its_receipt_is_effect_uncertain(tmp_path
             ["ok"], workflow_updates={"r": ctx.effect("charge", charge_then_die, 42)}
         )
 
-    _in_child(
+    assert killed_in_child(
         lambda: WorkflowEngine(
             PAY, handlers(bank) | {"pay": pay}, store=SqliteWorkflowStore(db)
         ).run({}, run_id="k")
@@ -524,7 +525,7 @@ def test_a_sigkill_after_the_receipt_returns_it_without_calling_again(tmp_path: 
     def die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
-    _in_child(
+    assert killed_in_child(
         lambda: WorkflowEngine(PAY, handlers(bank, after=die), store=SqliteWorkflowStore(db)).run(
             {}, run_id="k"
         )
@@ -538,21 +539,6 @@ def test_a_sigkill_after_the_receipt_returns_it_without_calling_again(tmp_path: 
     assert result.trace == ["price", "pay", "ship"]
     assert result.state.workflow["receipt"] == {"charge_id": "ch-42", "amount": 42}
     assert bank.count() == 1
-
-
-def _in_child(work: Callable[[], Any]) -> None:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            work()
-        finally:
-            os._exit(3)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 
 
 # ---------------------------------------------------------------- shown, forked, kept

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from _support import killed_in_child
 from zeroflow import (
     HandlerResult,
     InMemoryWorkflowStore,
@@ -221,7 +222,7 @@ def test_a_sigkill_inside_a_child_effect_is_uncertain_in_the_child(tmp_path: Pat
         raise AssertionError("dead")
 
     subflows = {"child": child()}
-    _in_child(
+    assert killed_in_child(
         lambda: WorkflowEngine(
             parent(),
             handlers(bank, charge_then_die),
@@ -238,18 +239,3 @@ def test_a_sigkill_inside_a_child_effect_is_uncertain_in_the_child(tmp_path: Pat
     assert output["reconciled"] == "EFFECT_UNCERTAIN" and "receipt" not in output
     assert output["amount"] == 42  # the child continued: prep did not run again
     assert bank.count() == 1
-
-
-def _in_child(work: Callable[[], Any]) -> None:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            work()
-        finally:
-            os._exit(3)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
