@@ -150,23 +150,8 @@ def write_atomic(
         if stat.S_ISLNK(st.st_mode):
             raise LinkRefusedError(path)
         carried = stat.S_IMODE(st.st_mode) & 0o777
-    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
-    # Created no more open than it ends up (the umask may take bits away, fchmod gives
-    # them back): nobody can open the file while it is more permissive than wanted.
-    fd = open_nofollow(
-        tmp,
-        os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-        NEW_FILE_MODE if carried is None else carried,
-    )
+    tmp = _write_temp(path, raw, fsync=fsync, mode=carried)
     try:
-        try:
-            if carried is not None:
-                _set_mode(fd, tmp, carried)
-            write_all(fd, raw)
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -174,6 +159,33 @@ def write_atomic(
         raise
     if fsync:
         fsync_dir(path.parent)
+
+
+def _write_temp(path: Path, data: bytes, *, fsync: bool, mode: int | None) -> str:
+    """A temporary file next to ``path`` holding ``data``; its name (removed on failure).
+
+    Created no more open than it ends up (``mode``, or ``0o666`` less the
+    umask; the umask may take bits away, fchmod gives them back): nobody can
+    open it while it is more permissive than wanted.
+    """
+    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = open_nofollow(
+        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, NEW_FILE_MODE if mode is None else mode
+    )
+    try:
+        try:
+            if mode is not None:
+                _set_mode(fd, tmp, mode)
+            write_all(fd, data)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
 
 
 def copy_atomic(src: Path, dst: Path, *, fsync: bool = False) -> None:
@@ -204,17 +216,8 @@ def create_with(path: Path, data: bytes, *, fsync: bool = False, mode: int | Non
     """
     if os.path.lexists(path):
         return False
-    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, NEW_FILE_MODE)
+    tmp = _write_temp(path, data, fsync=fsync, mode=mode)
     try:
-        try:
-            if mode is not None:
-                _set_mode(fd, tmp, mode)
-            write_all(fd, data)
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
         try:
             os.link(tmp, path)
         except FileExistsError:
