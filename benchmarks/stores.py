@@ -6,7 +6,10 @@ its node state every iteration, while the engine checkpoints every node to:
 * ``memory``       ``InMemoryWorkflowStore()``;
 * ``json``         ``JsonFileWorkflowStore(tmp)`` (default durability: flush);
 * ``json-fsync``   ``JsonFileWorkflowStore(tmp, fsync=True)`` (100 and 1,000 only);
-* ``sqlite``       ``SqliteWorkflowStore(tmp / "runs.db")`` (a file, WAL).
+* ``sqlite``       ``SqliteWorkflowStore(tmp / "runs.db")`` (a file, WAL);
+
+and the memory, JSON and SQLite stores again with ``durability="batch"``
+(checkpoints grouped, at most 64 nodes or 5 ms apart) and ``"exit"``.
 
 Each cell is the median of several runs, each in a fresh temporary folder,
 timed around ``engine.run()`` (start, every node, the final save). The last
@@ -58,7 +61,9 @@ STORES: dict[str, Callable[[Path], Any]] = {
     "sqlite": lambda tmp: SqliteWorkflowStore(tmp / "runs.db"),
 }
 SKIP = {("json-fsync", 10_000)}
-TABLE = [name for name in STORES if name != "none"]
+TABLE = [(name, "sync") for name in STORES if name != "none"] + [
+    (name, mode) for mode in ("batch", "exit") for name in ("memory", "json", "sqlite")
+]
 
 
 def loop_definition() -> dict[str, Any]:
@@ -74,7 +79,7 @@ def loop_definition() -> dict[str, Any]:
     }
 
 
-def measure(store_name: str, iterations: int) -> float:
+def measure(store_name: str, iterations: int, durability: str = "sync") -> float:
     """Microseconds per node of one run, in a fresh temporary folder."""
 
     def tick(ctx: Any) -> HandlerResult:
@@ -84,7 +89,9 @@ def measure(store_name: str, iterations: int) -> float:
     tmp = Path(tempfile.mkdtemp(prefix="zf-bench-"))
     try:
         store = STORES[store_name](tmp)
-        engine = WorkflowEngine(loop_definition(), {"tick": tick}, store=store)
+        engine = WorkflowEngine(
+            loop_definition(), {"tick": tick}, store=store, durability=durability
+        )
         gc.collect()
         started = time.perf_counter()
         result = engine.run({}, run_id="bench")
@@ -208,18 +215,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"floor {what}: {value:.1f} µs", file=sys.stderr)
     header = "| store | " + " | ".join(f"{n:,} it. µs/node" for n in SIZES) + " | 10k / 100 |"
     rows = [header, "|" + "---|" * (len(SIZES) + 2)]
-    for name in TABLE:
+    for name, mode in TABLE:
         cells: dict[int, float] = {}
+        label = name if mode == "sync" else f"{name}, durability={mode}"
         for n in SIZES:
             if (name, n) in SKIP:
                 continue
-            measure(name, min(n, 100))  # warm-up: imports, file system caches
-            samples = [measure(name, n) for _ in range(repetitions(n, args.quick))]
+            measure(name, min(n, 100), mode)  # warm-up: imports, file system caches
+            samples = [measure(name, n, mode) for _ in range(repetitions(n, args.quick))]
             cells[n] = statistics.median(samples)
-            print(f"{name:10s} {n:>6,}: {cells[n]:8.1f} µs/node", file=sys.stderr)
+            print(f"{label:26s} {n:>6,}: {cells[n]:8.1f} µs/node", file=sys.stderr)
         text = [f"{cells[n]:,.1f}" if n in cells else "—" for n in SIZES]
         ratio = f"{cells[10_000] / cells[100]:.2f}x" if 10_000 in cells else "—"
-        rows.append(f"| {name} | " + " | ".join(text) + f" | {ratio} |")
+        rows.append(f"| {label} | " + " | ".join(text) + f" | {ratio} |")
     print("\n".join(rows))
     print()
     print("\n".join(floor_rows))

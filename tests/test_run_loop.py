@@ -51,7 +51,9 @@ class Notebook:
     def emit(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
         self.log.append(("event", kind, node))
 
-    def checkpoint(self, run: LiveRun, *, full: bool = False, write: bool = True) -> None:
+    def checkpoint(
+        self, run: LiveRun, *, full: bool = False, write: bool = True, now: bool = False
+    ) -> None:
         self.log.append(("checkpoint", run.snap.step, run.snap.status, full, write))
 
     def progress(self, run: LiveRun, node: str) -> None:

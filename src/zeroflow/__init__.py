@@ -88,6 +88,7 @@ from ._models import (
     json_clone,
     now_iso,
 )
+from ._run.durability import Durability
 from ._run.effects import EffectError
 from ._run.requests import NodeTimeoutError
 from ._store import (
@@ -249,6 +250,7 @@ __all__ = [
     "LintFinding",
     "LINT_CODES",
     # beyond 0.1.0: runs
+    "Durability",
     "StepDelta",
     "apply_delta",
     "UpgradeReport",

@@ -39,6 +39,7 @@ from ._models import (
     now_iso,
 )
 from ._run.assemble import assemble
+from ._run.durability import Durability, parse_durability
 from ._run.requests import Steps
 from ._run.resume import prepare_resume
 from ._signing import CheckpointSigner
@@ -89,8 +90,10 @@ class WorkflowEngine:
         run_id_factory: Callable[[], str] | None = None,
         lease_owner_factory: Callable[[], str] | None = None,
         checkpoint_key: bytes | None = None,
+        durability: str | Durability = "sync",
     ) -> None:
         graph: CompiledWorkflow = compile_workflow(workflow_def)
+        self.durability = parse_durability(durability)
         self._signer = None if checkpoint_key is None else CheckpointSigner(checkpoint_key)
         if not isinstance(handlers, Mapping):
             raise TypeError(
@@ -133,6 +136,7 @@ class WorkflowEngine:
             is_cancelled=self._cancel.is_set,
             new_owner=new_owner,
             signer=self._signer,
+            durability=self.durability,
         )
         self._recorder = self._loop.recorder
 

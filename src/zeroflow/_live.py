@@ -52,10 +52,13 @@ class LiveRun:
     __slots__ = (
         "audit_mark",
         "buffers",
+        "committed_at",
         "extra_dirty",
         "failed",
         "fold_due",
         "frontier",
+        "held",
+        "held_since",
         "input",
         "lease_owner",
         "lease_token",
@@ -96,6 +99,10 @@ class LiveRun:
         self.resumed_from = snap.step
         # The store asked for a full snapshot at the next checkpoint (a journal fold).
         self.fold_due = False
+        # Checkpoints held back for a group commit (``durability="batch"``), since when.
+        self.held = 0
+        self.held_since = 0.0
+        self.committed_at = 0.0
         # Events for a store that takes them in batches (``append_events``), until the
         # next written checkpoint; None: each event goes to ``append_event`` at once.
         self.outbox: list[Event] | None = None
@@ -215,6 +222,7 @@ class LiveRun:
     def mark(self) -> None:
         """Note that everything so far is persisted."""
         snap = self.snap
+        self.held = 0
         self.trace_mark = len(snap.trace)
         self.tags_mark = len(snap.tags)
         self.audit_mark = len(snap.audit_trail)

@@ -16,6 +16,7 @@ from .._events import EventCallback
 from .._signing import CheckpointSigner
 from .._store import WorkflowStore
 from .._subflows import build_children
+from .durability import Durability
 from .loop import RunLoop
 from .nodes import ChildRuns, NodeRunner
 from .recorder import EventsOnly, Recorder, StoreRecorder
@@ -41,6 +42,7 @@ def assemble(
     is_cancelled: Callable[[], bool],
     new_owner: Callable[[], str],
     signer: CheckpointSigner | None = None,
+    durability: Durability | None = None,
 ) -> tuple[RunLoop, dict[str, CompiledWorkflow]]:
     """The loop of ``graph``'s runs, and every compiled child workflow by name.
 
@@ -70,5 +72,7 @@ def assemble(
         recorder = EventsOnly(callback, clock, checkpoints=True, signer=signer)
     else:
         persist = graph.policy.persist_checkpoints
-        recorder = StoreRecorder(store, callback, clock, new_owner, persist=persist, signer=signer)
+        recorder = StoreRecorder(
+            store, callback, clock, new_owner, persist=persist, signer=signer, durability=durability
+        )
     return loop_for(graph, recorder, children), graphs

@@ -292,7 +292,7 @@ class RunLoop:
         if target is None:
             return self._end_failed(run, error)
         run.frontier.ready_now.append(target)
-        self.checkpoint(run)
+        self.checkpoint(run, now=True)
         return None
 
     def _absorb(
@@ -409,7 +409,7 @@ class RunLoop:
         name = node.name
         if self.branch_hitl:
             run.set_extra_path(("waiting", name), result.waiting_prompt or "")
-            self.checkpoint(run)
+            self.checkpoint(run, now=True)
             return None
         run.frontier.push_front(name)
         run.snap.waiting_prompt = result.waiting_prompt

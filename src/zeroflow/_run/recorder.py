@@ -30,6 +30,7 @@ from .._store import (
     LeasingStore,
     WorkflowStore,
 )
+from .durability import Durability, GroupCommit
 
 __all__ = ["EventsOnly", "ParentLink", "Recorder", "StoreRecorder"]
 
@@ -57,8 +58,14 @@ class Recorder(Protocol):
     def emit(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
         """Build one event and hand it to the callback and the store's log."""
 
-    def checkpoint(self, run: LiveRun, *, full: bool = False, write: bool = True) -> None:
-        """Record a resume point (``write=False``: announce it, the next one writes it)."""
+    def checkpoint(
+        self, run: LiveRun, *, full: bool = False, write: bool = True, now: bool = False
+    ) -> None:
+        """Record a resume point (``write=False``: announce it, the next one writes it).
+
+        ``now``: a resume point that must not be held for a group commit (a
+        caught failure, a branch's pause), as a ``full`` one never is.
+        """
 
     def progress(self, run: LiveRun, node: str) -> None:
         """Persist progress inside ``node`` (map items), the node still queued."""
@@ -222,7 +229,9 @@ class EventsOnly:
                 )
             )
 
-    def checkpoint(self, run: LiveRun, *, full: bool = False, write: bool = True) -> None:
+    def checkpoint(
+        self, run: LiveRun, *, full: bool = False, write: bool = True, now: bool = False
+    ) -> None:
         if not self.checkpoints:
             return  # nobody to tell; the result stamps updated_at
         snap = run.snap
@@ -289,6 +298,7 @@ class StoreRecorder:
         *,
         persist: bool,
         signer: CheckpointSigner | None = None,
+        durability: Durability | None = None,
     ) -> None:
         self.store = store
         self.signer = signer
@@ -301,6 +311,10 @@ class StoreRecorder:
         self.batch_events = self.leasing is not None or isinstance(store, EventBatchingStore)
         self.durable_journal = self.journals and (self.leasing is None or self.leasing.durable)
         self.want_checkpoint = callback is not None and wants_checkpoints(wanted_kinds(callback))
+        self.group: GroupCommit | None = None
+        if persist and durability is not None and durability.mode != "sync":
+            ttl = self.leasing.lease_ttl_seconds if self.leasing is not None else 0.0
+            self.group = GroupCommit(durability, clock, ttl)
 
     # ------------------------------------------------------------------ sessions
 
@@ -420,14 +434,22 @@ class StoreRecorder:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def checkpoint(self, run: LiveRun, *, full: bool = False, write: bool = True) -> None:
+    def checkpoint(
+        self, run: LiveRun, *, full: bool = False, write: bool = True, now: bool = False
+    ) -> None:
         """A resume point: write the store, emit ``store:saved``, then ``checkpoint``.
 
         ``write=False`` (a new wave opening) announces the checkpoint but leaves the
         write to the next one: opening a wave is decided by the state already
         saved, so a crash in between loses nothing. A leased run's checkpoint and
         its events are one fenced ``commit``; callbacks hear of it once it is written.
+        Under a group commit (``durability`` other than ``sync``) a node's
+        checkpoint may be held: nothing is written or announced, and the next
+        written one carries it.
         """
+        group = self.group
+        if group is not None and not (full or now) and (not write or group.hold(run)):
+            return
         snap = run.snap
         snap.updated_at = now_iso(self.clock())
         if self.signer is not None:
@@ -509,6 +531,8 @@ class StoreRecorder:
         run.fold_due = bool(store.commit(snap.run_id, run.lease_owner, run.lease_token, write))
         run.seq = seq
         run.outbox = []
+        if self.group is not None:
+            self.group.committed(run)
 
     def progress(self, run: LiveRun, node: str) -> None:
         """Persist progress inside a node (map items) with the node still queued, no events.
