@@ -445,3 +445,86 @@ def test_prune_trims_histories_and_deletes_old_finished_runs(
     result = store.prune(older_than=60)
     assert result.runs == ("a",)
     assert store.run_status("a") is None and store.run_status("b") == "waiting"
+
+
+# ---------------------------------------------------------------- one round trip
+
+
+class Statements:
+    """Counts what the store sends the server: statements, batches and transaction blocks."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        for cls, name in (
+            (psycopg.Cursor, "execute"),
+            (psycopg.Cursor, "executemany"),
+            (psycopg.Connection, "transaction"),
+        ):
+            original = getattr(cls, name)
+
+            def counted(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+                self.count += 1
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(cls, name, counted)
+
+
+def test_a_node_checkpoint_is_one_statement_to_the_server(
+    store: PostgresWorkflowStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short, long = engine(store, times=5), engine(store, times=45)
+    sent = Statements(monkeypatch)
+    short.run({}, run_id="short")
+    few = sent.count
+    sent.count = 0
+    long.run({}, run_id="long")
+    # 40 more nodes, 40 more checkpoints: one statement each (its own transaction)
+    assert sent.count - few == 40, (few, sent.count)
+    assert store.load_snapshot("long").state.workflow["n"] == 45
+    assert [e.kind for e in store.events("long")].count("node:end") == 45
+
+
+def test_a_one_statement_commit_after_the_lease_was_taken_writes_nothing(
+    store: PostgresWorkflowStore, clock: Clock
+) -> None:
+    from zeroflow._store import CheckpointWrite
+
+    engine(store, times=2).run({}, run_id="r")  # waits at the gate
+    token = store.acquire_lease("r", "alice")
+    latest = store.latest_checkpoint("r")
+    assert latest is not None
+    clock.now += 10.5  # alice's lease lapses; bob takes the run
+    rival = other(store, clock)
+    rival.acquire_lease("r", "bob")
+    snap = store.load_snapshot("r")
+    from zeroflow._live import LiveRun
+
+    live = LiveRun(snap, journaling=True)
+    live.snap.step += 1
+    write = CheckpointWrite(latest + 1, delta=live.delta(), events=[])
+    with pytest.raises(RunLockedError, match=r"lost its lease|being driven"):
+        store.commit("r", "alice", token, write)
+    assert store.latest_checkpoint("r") == latest
+
+
+def test_events_an_operator_logged_meanwhile_are_kept_and_the_run_goes_on(
+    store: PostgresWorkflowStore,
+) -> None:
+    from zeroflow import Event
+
+    calls = {"n": 0}
+
+    def noting(ctx: WorkflowContext) -> HandlerResult:
+        calls["n"] += 1
+        if calls["n"] == 3:  # another process logs a note while the run is driven
+            other(store).append_event(
+                "r", Event("r", 3, 0, None, "note", "2026-01-01T00:00:00Z", {"by": "ops"})
+            )
+        return count(ctx)
+
+    e = WorkflowEngine(loop_def(6), {"count": noting, "approve": approve}, store=store)
+    assert e.run({}, run_id="r").status == "waiting"
+    kinds = [ev.kind for ev in store.events("r")]
+    assert kinds.count("note") == 1
+    assert kinds.count("node:end") == 6  # every tick's end, none lost to the collision
+    assert kinds.count("wf:waiting") + kinds.count("node:waiting") >= 1

@@ -41,7 +41,13 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 from .._errors import StoreCorruptError, StoreError
 from .._models import Event, RunSnapshot
 from .._store import DEFAULT_LEASE_TTL_SECONDS
-from ..stores._common import Reporter, check_run_id, encode_event, reset_after_fork
+from ..stores._common import (
+    Reporter,
+    check_run_id,
+    encode_event,
+    reset_after_fork,
+    should_fold,
+)
 from ..stores._sql import (
     LEASE_HORIZON_SECONDS,
     Db,
@@ -121,6 +127,26 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _MIGRATION_LOCK = 0x7A65_726F_666C_6F77 & 0x7FFF_FFFF_FFFF_FFFF  # "zeroflow"
 # The lease clock: the caller's when one was given, else the server's (one clock for all workers).
 _NOW = "coalesce(%(now)s::float8, extract(epoch from clock_timestamp())::float8)"
+# A leased checkpoint of one step: fenced by the lease row (renewed in the same
+# statement), the events numbered from %(mark)s, the checkpoint row; nothing at all
+# when the lease or the latest checkpoint is not what the writer holds.
+_ONE_STATEMENT_COMMIT = f"""
+WITH fence AS (
+    UPDATE leases SET expires_at = {_NOW} + %(ttl)s
+    WHERE run_id = %(run)s AND owner = %(owner)s AND token = %(token)s
+      AND coalesce((SELECT max(seq) FROM checkpoints WHERE run_id = %(run)s), 0) = %(prev)s
+    RETURNING run_id
+), logged AS (
+    INSERT INTO events (run_id, seq, body)
+    SELECT fence.run_id, %(mark)s + t.n - 1, t.body
+    FROM fence, unnest(%(bodies)s::text[]) WITH ORDINALITY AS t(body, n)
+)
+INSERT INTO checkpoints (run_id, seq, step, wave, status, node, ts, delta, event_seq)
+SELECT fence.run_id, %(seq)s, %(step)s, %(wave)s, %(status)s, %(node)s, %(ts)s, %(delta)s,
+       %(mark)s
+FROM fence
+RETURNING seq
+"""
 
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
@@ -295,6 +321,67 @@ class PostgresWorkflowStore(SqlStore):
         else:
             fix = "retry; if it persists, check the server's log"
         return StoreError(f"{text}; {fix}", run_id=run_id, path=self.path)
+
+    def _write(self, run_id: str, w: SqlWriter) -> None:
+        """A driven run's usual checkpoint in one statement (one round trip), else in steps.
+
+        One step, no full snapshot, no fold due, counters current: the lease
+        check and renewal, the events and the checkpoint row are one statement,
+        its own transaction. When it writes nothing (the lease or ``seq`` moved
+        on) or collides (events logged by someone else meanwhile), the general
+        path runs and says why, or writes with the events renumbered.
+        """
+        fence = w.fence
+        if (
+            fence is None
+            or w.pending_full is not None
+            or len(w.pending_steps) != 1
+            or w.base_seq < 0
+            or fence[2] != w.seq + 1
+        ):
+            super()._write(run_id, w)
+            return
+        body, delta = w.pending_steps[0]
+        if should_fold(w.records + 1, w.delta_bytes + len(body), w.base_bytes):
+            super()._write(run_id, w)
+            return
+        events = w.pending_events
+        mark = w.event_seq + 1
+        params = {
+            "run": run_id,
+            "owner": fence[0],
+            "token": fence[1],
+            "prev": w.seq,
+            "now": self._now(),
+            "ttl": self.lease_ttl_seconds,
+            "mark": mark,
+            "bodies": [encode_event(e) for e in events],
+            "seq": fence[2],
+            "step": delta.step,
+            "wave": delta.wave,
+            "status": delta.status,
+            "node": delta.last_node,
+            "ts": delta.updated_at,
+            "delta": body,
+        }
+        conn = self._db()
+        try:
+            row = conn.execute(_ONE_STATEMENT_COMMIT, params).fetchone()
+        except psycopg.IntegrityError:
+            row = None  # events logged meanwhile: the general path renumbers them
+        except psycopg.Error:
+            if conn.broken or conn.closed:
+                self._conn = None  # the next call reconnects
+            raise
+        if row is None:
+            super()._write(run_id, w)
+            return
+        w.event_seq += len(events)
+        w.seq += 1
+        w.records += 1
+        w.delta_bytes += len(body)
+        w.pending_events = []
+        w.pending_steps = []
 
     def _writer(self, run_id: str) -> SqlWriter:
         self._db()  # a forked child starts with no writers
