@@ -51,6 +51,9 @@ class Notebook:
     def emit(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
         self.log.append(("event", kind, node))
 
+    def emit_live(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
+        self.log.append(("live", kind, node))
+
     def checkpoint(
         self, run: LiveRun, *, full: bool = False, write: bool = True, now: bool = False
     ) -> None:

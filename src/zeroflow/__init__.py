@@ -39,6 +39,7 @@ from ._constants import (
     EVENT_STORE_CORRUPT,
     EVENT_STORE_RECOVERED,
     EVENT_STORE_SAVED,
+    EVENT_TOKEN,
     EVENT_WF_CANCELLED,
     EVENT_WF_END,
     EVENT_WF_MIGRATED,
@@ -187,6 +188,7 @@ __all__ = [
     "EVENT_EFFECT_INTENT",
     "EVENT_EFFECT_DONE",
     "EVENT_EFFECT_FAILED",
+    "EVENT_TOKEN",
     # error codes and statuses
     "ErrorCode",
     "ERROR_HANDLER_EXCEPTION",

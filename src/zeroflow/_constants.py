@@ -57,6 +57,12 @@ EVENT_EFFECT_DONE: Final = "effect:done"
 """``ctx.effect``'s function returned; its receipt is recorded."""
 EVENT_EFFECT_FAILED: Final = "effect:failed"
 """``ctx.effect``'s function raised: the intent is withdrawn, a retry may call it again."""
+EVENT_TOKEN: Final = "token"
+"""A handler's streamed partial output (``ctx.emit("token", {"text": ...})``).
+
+Like every kind ``token:<name>``, it is live only by default: callbacks and
+streams get it, no store keeps it, unless the handler passes ``persist=True``.
+"""
 
 ERROR_HANDLER_EXCEPTION: Final = "HANDLER_EXCEPTION"
 ERROR_HANDLER_NOT_REGISTERED: Final = "HANDLER_NOT_REGISTERED"

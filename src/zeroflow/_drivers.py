@@ -47,13 +47,24 @@ def _isawaitable(value: Any) -> bool:
     )
 
 
-def drive_sync(steps: Steps, cancel: threading.Event, sleep: Sleeper | None) -> WorkflowResult:
-    """Answer every request of ``steps`` in this thread; return the run's result."""
+def drive_sync(
+    steps: Steps,
+    cancel: threading.Event,
+    sleep: Sleeper | None,
+    pace: Callable[[], None] | None = None,
+) -> WorkflowResult:
+    """Answer every request of ``steps`` in this thread; return the run's result.
+
+    ``pace`` (a stream's) is called before each handler call or batch and may
+    block until the consumer has caught up.
+    """
     answer: Any = None
     pool: ThreadPoolExecutor | None = None  # made at the first batch, reused by the next ones
     try:
         request = next(steps)
         while True:
+            if pace is not None and type(request) is not Sleep:
+                pace()
             if type(request) is Call:
                 answer = _call_sync(request, cancel)
             elif type(request) is Batch:
@@ -85,15 +96,23 @@ def drive_sync(steps: Steps, cancel: threading.Event, sleep: Sleeper | None) -> 
 
 
 async def drive_async(
-    steps: Steps, cancel: threading.Event, sleep: Sleeper | None
+    steps: Steps,
+    cancel: threading.Event,
+    sleep: Sleeper | None,
+    pace: Callable[[], Awaitable[None]] | None = None,
 ) -> WorkflowResult:
-    """Answer every request of ``steps`` on the running loop; return the run's result."""
+    """Answer every request of ``steps`` on the running loop; return the run's result.
+
+    ``pace`` (a stream's) is awaited before each handler call or batch.
+    """
     import asyncio
 
     answer: Any = None
     try:
         request = next(steps)
         while True:
+            if pace is not None and type(request) is not Sleep:
+                await pace()
             if type(request) is Call:
                 answer = await _call_async(request, cancel)
             elif type(request) is Batch:

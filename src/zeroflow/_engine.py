@@ -26,7 +26,7 @@ from ._errors import (
     StoreNotConfiguredError,
     WorkflowDefinitionError,
 )
-from ._events import EventCallback
+from ._events import EventCallback, wanted_kinds
 from ._frozen import NotJSONError, deep_merge, freeze, thaw
 from ._live import LiveRun
 from ._models import (
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     import random
     from pathlib import Path
 
+    from ._run.loop import RunLoop
+    from ._stream import AsyncRunStream, RunStream
     from ._upgrade import UpgradeReport
 
 # Imported where first used, not at ``import zeroflow``: ``inspect`` (engine
@@ -124,20 +126,29 @@ class WorkflowEngine:
             name for name, fn in handler_map.items() if inspect.iscoroutinefunction(fn)
         )
         service_map: Mapping[str, Any] = {} if services is None else services
-        self._loop, self._subflow_graphs = assemble(
-            graph,
-            subflows or {},
-            handler_map,
-            service_map,
-            event_callback,
-            store,
-            clock=self._clock,
-            rng=rng,
-            is_cancelled=self._cancel.is_set,
-            new_owner=new_owner,
-            signer=self._signer,
-            durability=self.durability,
-        )
+        self._callback = event_callback
+        self._pace: Callable[[], None] | None = None
+        self._apace: Callable[[], Awaitable[None]] | None = None
+
+        def wire(callback: EventCallback | None, is_cancelled: Callable[[], bool]) -> RunLoop:
+            loop, self._subflow_graphs = assemble(
+                graph,
+                subflows or {},
+                handler_map,
+                service_map,
+                callback,
+                store,
+                clock=self._clock,
+                rng=rng,
+                is_cancelled=is_cancelled,
+                new_owner=new_owner,
+                signer=self._signer,
+                durability=self.durability,
+            )
+            return loop
+
+        self._wire = wire
+        self._loop = wire(event_callback, self._cancel.is_set)
         self._recorder = self._loop.recorder
 
     # ------------------------------------------------------------------ construction
@@ -304,6 +315,141 @@ class WorkflowEngine:
     async def aredrive(self, checkpoint: Checkpoint) -> WorkflowResult:
         """``redrive()`` for ``async def`` handlers."""
         return await self._drive_async(self._redrive(checkpoint))
+
+    # ------------------------------------------------------------------ streams
+
+    def stream(
+        self,
+        initial_input: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        *,
+        replace: bool = False,
+        kinds: Iterable[str] | None = None,
+        buffer: int = 1024,
+    ) -> RunStream:
+        """``run()``, streamed: iterate its events as they happen, then read ``.result``.
+
+        ``kinds`` keeps only those event kinds; ``buffer`` bounds the unread
+        events before the engine waits at its next node. Use it in a ``with``
+        block: leaving early cancels the run at its next node, with a checkpoint.
+        """
+        from ._stream import RunStream
+
+        self._refuse_inside_loop()
+        return RunStream(
+            self, lambda e: e.run(initial_input, run_id, replace=replace), kinds, buffer
+        )
+
+    def stream_from_checkpoint(
+        self,
+        checkpoint: RunSnapshot | Mapping[str, Any],
+        resume_input: Any = None,
+        *,
+        node: str | None = None,
+        actor: str | None = None,
+        kinds: Iterable[str] | None = None,
+        buffer: int = 1024,
+    ) -> RunStream:
+        """``run_from_checkpoint()``, streamed (a fork: ``stream_from_checkpoint(fork(...))``)."""
+        from ._stream import RunStream
+
+        self._refuse_inside_loop()
+        return RunStream(
+            self,
+            lambda e: e.run_from_checkpoint(checkpoint, resume_input, node=node, actor=actor),
+            kinds,
+            buffer,
+        )
+
+    def stream_resume(
+        self,
+        run_id: str,
+        node: str | None = None,
+        resume_input: Any = None,
+        *,
+        actor: str | None = None,
+        kinds: Iterable[str] | None = None,
+        buffer: int = 1024,
+    ) -> RunStream:
+        """``resume()``, streamed."""
+        from ._stream import RunStream
+
+        _check_node_arg(node)
+        self._refuse_inside_loop()
+        return RunStream(
+            self, lambda e: e.resume(run_id, node, resume_input, actor=actor), kinds, buffer
+        )
+
+    def stream_redrive(
+        self, checkpoint: Checkpoint, *, kinds: Iterable[str] | None = None, buffer: int = 1024
+    ) -> RunStream:
+        """``redrive()``, streamed."""
+        from ._stream import RunStream
+
+        self._refuse_inside_loop()
+        return RunStream(self, lambda e: e.redrive(checkpoint), kinds, buffer)
+
+    def astream(
+        self,
+        initial_input: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        *,
+        replace: bool = False,
+        kinds: Iterable[str] | None = None,
+        buffer: int = 1024,
+    ) -> AsyncRunStream:
+        """``arun()``, streamed: ``async with engine.astream(...) as s: async for event in s``."""
+        from ._stream import AsyncRunStream
+
+        return AsyncRunStream(
+            self, lambda e: e.arun(initial_input, run_id, replace=replace), kinds, buffer
+        )
+
+    def astream_from_checkpoint(
+        self,
+        checkpoint: RunSnapshot | Mapping[str, Any],
+        resume_input: Any = None,
+        *,
+        node: str | None = None,
+        actor: str | None = None,
+        kinds: Iterable[str] | None = None,
+        buffer: int = 1024,
+    ) -> AsyncRunStream:
+        """``arun_from_checkpoint()``, streamed."""
+        from ._stream import AsyncRunStream
+
+        return AsyncRunStream(
+            self,
+            lambda e: e.arun_from_checkpoint(checkpoint, resume_input, node=node, actor=actor),
+            kinds,
+            buffer,
+        )
+
+    def astream_resume(
+        self,
+        run_id: str,
+        node: str | None = None,
+        resume_input: Any = None,
+        *,
+        actor: str | None = None,
+        kinds: Iterable[str] | None = None,
+        buffer: int = 1024,
+    ) -> AsyncRunStream:
+        """``aresume()``, streamed."""
+        from ._stream import AsyncRunStream
+
+        _check_node_arg(node)
+        return AsyncRunStream(
+            self, lambda e: e.aresume(run_id, node, resume_input, actor=actor), kinds, buffer
+        )
+
+    def astream_redrive(
+        self, checkpoint: Checkpoint, *, kinds: Iterable[str] | None = None, buffer: int = 1024
+    ) -> AsyncRunStream:
+        """``aredrive()``, streamed."""
+        from ._stream import AsyncRunStream
+
+        return AsyncRunStream(self, lambda e: e.aredrive(checkpoint), kinds, buffer)
 
     # ------------------------------------------------------------------ time travel
 
@@ -576,7 +722,28 @@ class WorkflowEngine:
         )
 
     def _drive_sync(self, steps: Steps) -> WorkflowResult:
-        return drive_sync(steps, self._cancel, self._sleep)
+        return drive_sync(steps, self._cancel, self._sleep, self._pace)
+
+    def _for_stream(
+        self,
+        tap: EventCallback,
+        *,
+        pace: Callable[[], None] | None = None,
+        apace: Callable[[], Awaitable[None]] | None = None,
+    ) -> WorkflowEngine:
+        """A twin of this engine for one streamed call: its own cancel flag, ``tap`` hears it all.
+
+        The engine's own callback still gets every event, before the stream.
+        """
+        import copy
+
+        twin = copy.copy(self)
+        twin._cancel = threading.Event()
+        twin._pace, twin._apace = pace, apace
+        callback = tap if self._callback is None else _Both(self._callback, tap)
+        twin._loop = self._wire(callback, twin._cancel.is_set)
+        twin._recorder = twin._loop.recorder
+        return twin
 
     def _refuse_inside_loop(self) -> None:
         """Sync entry points cannot await async handlers on a loop this thread is running."""
@@ -589,7 +756,22 @@ class WorkflowEngine:
         )
 
     async def _drive_async(self, steps: Steps) -> WorkflowResult:
-        return await drive_async(steps, self._cancel, self._sleep)
+        return await drive_async(steps, self._cancel, self._sleep, self._apace)
+
+
+class _Both:
+    """Two event callbacks as one (the engine's, then a stream's); kinds: what either wants."""
+
+    __slots__ = ("event_kinds", "first", "second")
+
+    def __init__(self, first: EventCallback, second: EventCallback) -> None:
+        self.first, self.second = first, second
+        a, b = wanted_kinds(first), wanted_kinds(second)
+        self.event_kinds = None if a is None or b is None else a | b
+
+    def __call__(self, event: Event) -> None:
+        self.first(event)
+        self.second(event)
 
 
 def _snapshot_from_dict(data: Mapping[str, Any]) -> RunSnapshot:

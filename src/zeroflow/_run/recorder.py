@@ -58,6 +58,9 @@ class Recorder(Protocol):
     def emit(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
         """Build one event and hand it to the callback and the store's log."""
 
+    def emit_live(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
+        """Build one event for the callback only: no store keeps it (``persist=False``)."""
+
     def checkpoint(
         self, run: LiveRun, *, full: bool = False, write: bool = True, now: bool = False
     ) -> None:
@@ -228,6 +231,8 @@ class EventsOnly:
                     data,
                 )
             )
+
+    emit_live = emit  # nothing is stored here anyway
 
     def checkpoint(
         self, run: LiveRun, *, full: bool = False, write: bool = True, now: bool = False
@@ -420,6 +425,23 @@ class StoreRecorder:
             outbox.append(event)
         else:
             self.store.append_event(snap.run_id, event)
+
+    def emit_live(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
+        """An event for the callback only (a handler's ``ctx.emit(..., persist=False)``)."""
+        cb = self.callback
+        if cb is not None:
+            snap = run.snap
+            cb(
+                Event(
+                    snap.run_id,
+                    snap.step,
+                    run.frontier.wave,
+                    node,
+                    kind,
+                    now_iso(self.clock()),
+                    data,
+                )
+            )
 
     def finish(self, run: LiveRun) -> None:
         """Hand the events held for a batching store over in one call.

@@ -507,7 +507,15 @@ class TaskCaller:
         recorder = self.recorder
         copies = recorder.copies_event_data
 
-        def emit(kind: str, data: Mapping[str, Any] | None = None) -> None:
+        def emit(
+            kind: str, data: Mapping[str, Any] | None = None, *, persist: bool | None = None
+        ) -> None:
+            if not (kept_by_default(kind) if persist is None else persist):
+                # Live only (tokens): straight to the callback, also from a batch's thread.
+                live = {} if not data else dict(data)
+                live.setdefault("node", node)
+                recorder.emit_live(run, str(kind), node, live)
+                return
             if not data:
                 payload: dict[str, Any] = {}
             elif not copies:
@@ -526,3 +534,12 @@ class TaskCaller:
                 recorder.emit(run, str(kind), node, payload)
 
         return emit
+
+
+def kept_by_default(kind: str) -> bool:
+    """Whether ``ctx.emit(kind, ...)`` is stored when the handler does not say (``persist``).
+
+    High-rate kinds (``token`` and ``token:<name>``) are live only: a 10,000-token
+    answer must not grow the event log.
+    """
+    return kind != C.EVENT_TOKEN and not kind.startswith("token:")

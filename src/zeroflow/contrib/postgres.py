@@ -366,7 +366,8 @@ class PostgresWorkflowStore(SqlStore):
         }
         conn = self._db()
         try:
-            row = conn.execute(_ONE_STATEMENT_COMMIT, params).fetchone()
+            with conn.cursor() as cur:
+                row = _Statements(cur).execute(_ONE_STATEMENT_COMMIT, params).fetchone()
         except psycopg.IntegrityError:
             row = None  # events logged meanwhile: the general path renumbers them
         except psycopg.Error:
