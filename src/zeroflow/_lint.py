@@ -41,6 +41,8 @@ LINT_CODES: dict[str, str] = {
     "ZF106": "handler missing from the handler map",
     "ZF107": "task node without a handler",
     "ZF108": "a count written as text or a whole float (legacy, read as 0.1.0 did)",
+    "ZF201": "a declared read that some path to the node leaves unwritten (state_contract)",
+    "ZF202": "a declared write that no node declares it reads (state_contract)",
 }
 
 
@@ -174,6 +176,7 @@ def lint(
     findings += _loops_without_exit(g)
     findings += _error_routes_back(g)
     findings += _handlers(g, handlers)
+    findings += _contracts(compiled, g)
     if not g.zf1:
         findings += _counts_as_text(defn)
     return sorted(findings, key=lambda f: f.severity != "error")
@@ -596,4 +599,36 @@ def _handlers(g: _Graph, handlers: Mapping[str, Any] | Collection[str] | None) -
                     f"{fix}register a callable under '{handler}' or fix the name",
                 )
             )
+    return out
+
+
+def _contracts(wf: CompiledWorkflow, g: _Graph) -> list[LintFinding]:
+    """ZF201 and ZF202: what the declared state contracts prove (see ``_dataflow``)."""
+    from ._dataflow import missing_reads, unread_writes
+
+    out: list[LintFinding] = []
+    for miss in missing_reads(wf, g.raw_nodes):
+        route = " -> ".join(miss.path)
+        out.append(
+            LintFinding(
+                "warning",
+                "ZF201",
+                pointer("nodes", miss.node, "state_contract", "reads_from", miss.index),
+                f"node '{miss.node}' reads '{miss.key}', which is not written on every path "
+                f"that reaches it, e.g. {route}",
+                f"write '{miss.key}' (and list it in writes_to) on that path, or give the "
+                "node a default when it is absent",
+            )
+        )
+    for unread in unread_writes(wf, g.raw_nodes):
+        out.append(
+            LintFinding(
+                "warning",
+                "ZF202",
+                pointer("nodes", unread.node, "state_contract", "writes_to"),
+                f"node '{unread.node}' writes '{unread.key}', which no node declares it reads",
+                "drop it from writes_to, or list it in the reads_from of the node that uses "
+                "it (a key only the run's caller reads may stay)",
+            )
+        )
     return out

@@ -330,9 +330,7 @@ class PrivateState(WorkflowState):
             source = _dict_get(self._sources[2], node)
             if source is None:
                 return PrivateDict()
-            if type(source) is FrozenDict and not any(
-                type(v) in _FROZEN for v in _dict_values(source)
-            ):
+            if type(source) is FrozenDict and _FROZEN.isdisjoint(map(type, _dict_values(source))):
                 # Nothing nested that ctx.state.node[node] could share with it: one copy.
                 return PrivateDict(source)
         entry = self.node_entry(node)
