@@ -19,7 +19,8 @@ from zeroflow import (
     WorkflowContext,
     WorkflowEngine,
 )
-from zeroflow._cli import _Progress, main
+from zeroflow._cli import main
+from zeroflow._cli_runs import _Progress
 from zeroflow._models import Event
 
 ZF1: dict[str, Any] = {
@@ -413,7 +414,7 @@ def test_a_locked_run_is_reported_in_one_line(
         def load_snapshot(self, run_id: str) -> Any:
             raise RunLockedError(f"run '{run_id}' is locked by worker-2 until 12:00", run_id=run_id)
 
-    monkeypatch.setattr("zeroflow._cli._open_store", lambda path: LockedStore(path))
+    monkeypatch.setattr("zeroflow._cli_runs._open_store", lambda path: LockedStore(path))
     code, _, err = run_cli(capsys, "runs", "show", "wait-1", "--store", "runs")
     assert_one_line_error(code, err, "locked by worker-2")
 
