@@ -138,6 +138,51 @@ def cmd_convert(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_PROBLEM if args.strict and result.losses else EXIT_OK
 
 
+VIZ_FORMATS = ("svg", "html", "mermaid", "dot")
+VIZ_EXTENSIONS = {
+    ".svg": "svg",
+    ".html": "html",
+    ".htm": "html",
+    ".mmd": "mermaid",
+    ".mermaid": "mermaid",
+    ".dot": "dot",
+    ".gv": "dot",
+}
+"""The format ``viz -o OUT`` writes when no ``--format`` is given, by OUT's extension."""
+
+
+def _viz_format(fmt: str | None, output: str | None) -> str:
+    """The format to draw: ``--format`` if given (a warning if OUT's extension says another),
+    else the one OUT's extension names, else SVG."""
+    from pathlib import PurePath
+
+    implied = VIZ_EXTENSIONS.get(PurePath(output).suffix.lower()) if output else None
+    if fmt is None:
+        return implied or "svg"
+    if implied is not None and implied != fmt:
+        sys.stderr.write(
+            f"zeroflow: warning: writing {fmt} into '{output}' (--format {fmt} wins over "
+            f"the extension, which names {implied})\n"
+        )
+    return fmt
+
+
+def _check_run_matches(run: Any, graph: Any, run_id: str) -> None:
+    """Refuse to overlay a run of another workflow; warn when it ran another version."""
+    if run.workflow_name != graph.name:
+        raise CliError(
+            f"run '{run_id}' belongs to workflow '{run.workflow_name}' (definition "
+            f"{run.wf_hash[:12]}), not to '{graph.name}' (definition {graph.hash[:12]}) "
+            "drawn here: give the run's own definition file"
+        )
+    if run.wf_hash != graph.hash:
+        sys.stderr.write(
+            f"zeroflow: warning: run '{run_id}' was started with definition "
+            f"{run.wf_hash[:12]} of '{graph.name}', this file is {graph.hash[:12]}: "
+            "nodes or edges that changed may be drawn wrongly\n"
+        )
+
+
 def cmd_viz(args: argparse.Namespace, out: TextIO) -> int:
     from pathlib import Path
 
@@ -145,29 +190,32 @@ def cmd_viz(args: argparse.Namespace, out: TextIO) -> int:
 
     defn = _load_workflow(args.file)
     legacy = normalise(defn) if is_zf1(defn) else defn
-    compile_workflow(defn)
+    graph = compile_workflow(defn)
+    fmt = _viz_format(args.format, args.output)
     draws: dict[str, Callable[..., Any]] = {
         "svg": viz.workflow_to_svg,
         "html": viz.workflow_to_html,
         "mermaid": viz.workflow_to_mermaid,
         "dot": viz.workflow_to_dot,
     }
-    draw = draws[args.format]
+    draw = draws[fmt]
     run = None
     if args.run is not None:
         if args.store is None:
             raise CliError("--run needs --store PATH to read the run from")
         run = _open_store(args.store).load_snapshot(args.run)
-    if args.format == "html":
+        _check_run_matches(run, graph, args.run)
+    if fmt == "html":
         if not args.output:
             raise CliError("--format html writes a file: give -o OUT.html")
         written = draw(legacy, args.output, run=run)
         out.write(f"wrote {written}\n")
         return EXIT_OK
-    text = draw(legacy, fenced=False) if args.format == "mermaid" else draw(legacy, run=run)
+    text = draw(legacy, fenced=False) if fmt == "mermaid" else draw(legacy, run=run)
     text = text if text.endswith("\n") else text + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
+        out.write(f"wrote {args.output}\n")
     else:
         out.write(text)
     return EXIT_OK
@@ -198,13 +246,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check workflow files (exit 1 if any is invalid)")
     if wanted("validate"):
-        p.add_argument("files", nargs="+", metavar="FILE")
+        p.add_argument("files", nargs="+", metavar="FILE", help="workflow files (JSON) to check")
         p.add_argument("--json", action="store_true", help="machine-readable report")
         p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("lint", help="find likely mistakes in workflow files")
     if wanted("lint"):
-        p.add_argument("files", nargs="+", metavar="FILE")
+        p.add_argument("files", nargs="+", metavar="FILE", help="workflow files (JSON) to lint")
         p.add_argument(
             "--handlers", metavar="MODULE:ATTR", help="check handler names against a map"
         )
@@ -214,24 +262,32 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of a definition format")
     if wanted("schema"):
-        p.add_argument("--format", choices=FORMATS, default="zf/1")
+        p.add_argument(
+            "--format", choices=FORMATS, default="zf/1", help="the format (default: zf/1)"
+        )
         p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("convert", help="convert a workflow between zf/1 and legacy")
     if wanted("convert"):
-        p.add_argument("file", metavar="FILE")
-        p.add_argument("--to", choices=FORMATS, required=True)
-        p.add_argument("-o", "--output", metavar="OUT")
+        p.add_argument("file", metavar="FILE", help="the workflow definition to convert")
+        p.add_argument("--to", choices=FORMATS, required=True, help="the target format")
+        p.add_argument("-o", "--output", metavar="OUT", help="write to this file instead of stdout")
         p.add_argument("--strict", action="store_true", help="exit 1 if anything is lost")
         p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("viz", help="draw a workflow (svg, html, mermaid, dot)")
     if wanted("viz"):
-        p.add_argument("file", metavar="FILE")
-        p.add_argument("--format", choices=("svg", "html", "mermaid", "dot"), default="svg")
-        p.add_argument("-o", "--output", metavar="OUT")
-        p.add_argument("--store", metavar="PATH", help="store to read --run from")
-        p.add_argument("--run", metavar="RUN_ID", help="overlay a run's progress")
+        p.add_argument("file", metavar="FILE", help="the workflow definition (zf/1 or legacy JSON)")
+        p.add_argument(
+            "--format",
+            choices=VIZ_FORMATS,
+            help="what to draw (default: from OUT's extension .svg .html .mmd .dot, else svg)",
+        )
+        p.add_argument("-o", "--output", metavar="OUT", help="write to this file instead of stdout")
+        p.add_argument("--store", metavar="PATH", help="the store to read --run from")
+        p.add_argument(
+            "--run", metavar="RUN_ID", help="overlay this run's progress (a run of FILE's workflow)"
+        )
         p.set_defaults(func=cmd_viz)
 
     runs = sub.add_parser("runs", help="inspect and drive runs kept in a store")
@@ -261,6 +317,26 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+EXIT_BROKEN_PIPE = 141
+"""The status of a command whose reader closed the pipe: 128 + SIGPIPE, as a shell reports
+a program the signal ended (``yes | head``)."""
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's last flush meets no closed pipe."""
+    import os
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test's capture): nothing is flushed into a pipe at exit
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``zeroflow`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     parser = build_parser(_command_in(sys.argv[1:] if argv is None else argv))
@@ -272,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args, out)
         return code
+    except BrokenPipeError:  # `zeroflow runs events ... | head`: the reader has what it wants
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except (CliError, ZeroflowError, KeyError, OSError, ValueError, TypeError) as exc:
         if args.traceback:
             raise

@@ -57,20 +57,21 @@ def _load_workflow(path: str) -> Mapping[str, Any]:
     return data
 
 
-def _import_attr(spec: str) -> Any:
+def _import_attr(spec: str, option: str = "--handlers", example: str = "HANDLERS") -> Any:
+    """The attribute ``MODULE:ATTR`` names, imported; the current folder is importable."""
     import importlib
     from pathlib import Path
 
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise CliError(f"--handlers wants MODULE:ATTR (e.g. myapp.flows:HANDLERS), got {spec!r}")
+        raise CliError(f"{option} wants MODULE:ATTR (e.g. myapp.flows:{example}), got {spec!r}")
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))  # like `python -m`: modules next to you import
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise CliError(
-            f"cannot import handler module '{module_name}': {type(exc).__name__}: {exc}"
+            f"cannot import the {option} module '{module_name}': {type(exc).__name__}: {exc}"
         ) from None
     value: Any = module
     for part in attr.split("."):
@@ -87,6 +88,17 @@ def _load_handlers(spec: str) -> Mapping[str, Any]:
             f"{spec} must be a mapping of handler name to callable, got {type(handlers).__name__}"
         )
     return handlers
+
+
+def _load_services(spec: str) -> Mapping[str, Any]:
+    """The ``services`` mapping ``--services MODULE:ATTR`` names (handlers get it as
+    ``ctx.services``)."""
+    services = _import_attr(spec, "--services", "SERVICES")
+    if not isinstance(services, Mapping):
+        raise CliError(
+            f"{spec} must be a mapping of service name to object, got {type(services).__name__}"
+        )
+    return services
 
 
 def _open_store(path: str, on_report: Callable[[Event], None] | None = None) -> Any:

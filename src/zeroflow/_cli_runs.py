@@ -21,6 +21,7 @@ from ._cli_io import (
     CliError,
     _dump,
     _load_handlers,
+    _load_services,
     _load_workflow,
     _open_store,
 )
@@ -47,10 +48,11 @@ def cmd_runs_list(args: argparse.Namespace, out: TextIO) -> int:
     metas = _open_store(args.store, corrupt.append).list_metadata(args.workflow)
     if args.status:
         metas = [m for m in metas if m.status == args.status]
-    if args.status not in (None, "corrupt"):
-        corrupt = []
+    # A damaged run's status is unknown, so it could be in any: it is named on stderr
+    # whatever --status says, and listed as a row unless --status names another status.
+    shown = corrupt if args.status in (None, "corrupt") else []
     metas.sort(key=lambda m: (m.updated_at or "", m.run_id or ""), reverse=True)
-    for event in corrupt:  # listed, never hidden: each damaged run also gets a line on stderr
+    for event in corrupt:  # never hidden: each damaged run gets a line on stderr
         sys.stderr.write(
             f"zeroflow: warning: run '{event.run_id}' is corrupt "
             f"({event.data.get('where')}): {event.data.get('reason')}\n"
@@ -64,19 +66,21 @@ def cmd_runs_list(args: argparse.Namespace, out: TextIO) -> int:
                 "where": e.data.get("where"),
                 "reason": e.data.get("reason"),
             }
-            for e in corrupt
+            for e in shown
         ]
         _dump(rows, out)
         return EXIT_OK
-    if not metas and not corrupt:
-        out.write("no runs\n")
+    if not metas and not shown:
+        what = f"{args.status} runs" if args.status else "runs"
+        damaged = f" that can be read ({len(corrupt)} cannot: see above)" if corrupt else ""
+        out.write(f"no {what}{damaged}\n")
         return EXIT_OK
     table = [("RUN ID", "WORKFLOW", "STATUS", "NODE", "UPDATED")]
     table += [
         (m.run_id or "?", m.workflow_name, m.status, m.current_node or "-", m.updated_at or "-")
         for m in metas
     ]
-    table += [(e.run_id, "?", "corrupt", "-", "-") for e in corrupt]
+    table += [(e.run_id, "?", "corrupt", "-", "-") for e in shown]
     _table(table, out)
     return EXIT_OK
 
@@ -113,14 +117,24 @@ def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"{key + ':' if key else '':<12}{value}\n")
     if snap.audit_trail:
         out.write("trace:\n")
-        rows = [("  STEP", "WAVE", "NODE", "STATUS", "DURATION", "OUTPUTS")]
+        rows = [("  STEP", "WAVE", "NODE", "STATUS", "DURATION", "OUTPUTS", "ERROR")]
         for rec in snap.audit_trail:
             ms = "-" if rec.duration_ms is None else f"{rec.duration_ms:.1f} ms"
-            rows.append(
-                (f"  {rec.step}", str(rec.wave), rec.node, rec.status, ms, ", ".join(rec.outputs))
-            )
+            outputs = ", ".join(rec.outputs) or "-"
+            error = "" if rec.error is None else _cut(f"{rec.error.code}: {rec.error.message}")
+            rows.append((f"  {rec.step}", str(rec.wave), rec.node, rec.status, ms, outputs, error))
         _table(rows, out)
     return EXIT_OK
+
+
+ERROR_CELL_CHARS = 100
+"""``runs show`` cuts a step's error to this many characters (``--json`` has it whole)."""
+
+
+def _cut(text: str, limit: int = ERROR_CELL_CHARS) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _answer_lines(answers: Any) -> list[tuple[str, str]]:
@@ -164,13 +178,23 @@ def _effect_lines(effects: Any) -> list[tuple[str, str]]:
     return lines
 
 
-def _event_line(event: Event) -> str:
+EVENT_LINE_CHARS = 400
+"""``runs events`` cuts a longer line (a map's failure can be 25 KB) to this many characters."""
+
+
+def _event_line(event: Event, full: bool = False) -> str:
+    """One event as a line; longer than ``EVENT_LINE_CHARS`` it is cut, with a marker,
+    unless ``full``."""
     import json
 
     data = {k: v for k, v in event.data.items() if k not in ("node", "state")}
     detail = " " + json.dumps(data, ensure_ascii=False, sort_keys=True) if data else ""
     node = event.node or "-"
-    return f"{event.ts}  step {event.step:<3} wave {event.wave:<2} {event.kind:<13} {node}{detail}"
+    line = f"{event.ts}  step {event.step:<3} wave {event.wave:<2} {event.kind:<13} {node}{detail}"
+    if full or len(line) <= EVENT_LINE_CHARS:
+        return line
+    kept = EVENT_LINE_CHARS - 60
+    return f"{line[:kept]} ... [{len(line) - kept} more characters; --full prints them]"
 
 
 def cmd_runs_events(args: argparse.Namespace, out: TextIO) -> int:
@@ -187,7 +211,7 @@ def cmd_runs_events(args: argparse.Namespace, out: TextIO) -> int:
             if args.json:
                 out.write(json.dumps(event.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
             else:
-                out.write(_event_line(event) + "\n")
+                out.write(_event_line(event, args.full) + "\n")
         out.flush()
         seen = len(events)
         if not args.follow:
@@ -197,28 +221,76 @@ def cmd_runs_events(args: argparse.Namespace, out: TextIO) -> int:
         time.sleep(args.poll_seconds)
 
 
-class _Progress:
-    """A one-line progress display on a terminal: nodes done, current node, elapsed time."""
+Ticker = Callable[[Callable[[], None]], Callable[[], None]]
+"""Starts calling a function every so often and returns what stops it (the progress clock)."""
 
-    def __init__(self, stream: TextIO) -> None:
+TICK_SECONDS = 0.5
+
+
+def thread_ticker(tick: Callable[[], None]) -> Callable[[], None]:
+    """Call ``tick`` every ``TICK_SECONDS`` from a daemon thread until the returned stop()."""
+    import threading
+
+    stopped = threading.Event()
+
+    def loop() -> None:
+        while not stopped.wait(TICK_SECONDS):
+            tick()
+
+    threading.Thread(target=loop, name="zeroflow-progress", daemon=True).start()
+    return stopped.set
+
+
+class _Progress:
+    """A one-line progress display on a terminal: nodes done, current node, elapsed time.
+
+    The line is redrawn at each node's start and end and, by ``ticker``, while
+    a node runs, so the elapsed time keeps moving; ``clock`` reads seconds.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        ticker: Ticker = thread_ticker,
+    ) -> None:
+        import threading
+
         self.stream = stream
         self.active = stream.isatty()
         self.done = 0
         self.current = "-"
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = clock()
         self.run_id = ""
+        self._ticker = ticker
+        self._stop: Callable[[], None] | None = None
+        self._lock = threading.RLock()  # a ticker may tick at once, inside __call__
 
     def __call__(self, event: Event) -> None:
         if not self.active:
             return
-        self.run_id = event.run_id
-        if event.kind == C.EVENT_NODE_START:
-            self.current = event.node or "-"
-        elif event.kind in (C.EVENT_NODE_END, C.EVENT_NODE_ERROR):
-            self.done += 1
-        elif event.kind not in (C.EVENT_WF_START, C.EVENT_WF_RESUMED):
-            return
-        elapsed = time.monotonic() - self.started
+        with self._lock:
+            self.run_id = event.run_id
+            if event.kind == C.EVENT_NODE_START:
+                self.current = event.node or "-"
+            elif event.kind in (C.EVENT_NODE_END, C.EVENT_NODE_ERROR):
+                self.done += 1
+            elif event.kind not in (C.EVENT_WF_START, C.EVENT_WF_RESUMED):
+                return
+            self._draw()
+            if self._stop is None:
+                self._stop = self._ticker(self.tick)
+
+    def tick(self) -> None:
+        """Redraw the line with the time elapsed now (the ticker calls it)."""
+        with self._lock:
+            if self.active and self.run_id and self._stop is not None:
+                self._draw()
+
+    def _draw(self) -> None:
+        elapsed = self.clock() - self.started
         self.stream.write(
             f"\r\x1b[Krun {self.run_id}: {self.done} node(s) done, at '{self.current}', "
             f"{elapsed:.1f}s"
@@ -226,9 +298,13 @@ class _Progress:
         self.stream.flush()
 
     def close(self) -> None:
-        if self.active and self.run_id:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+        with self._lock:
+            stop, self._stop = self._stop, None
+            if stop is not None:
+                stop()
+            if self.active and self.run_id:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
 
 
 def _engine(args: argparse.Namespace, progress: _Progress) -> Any:
@@ -236,7 +312,14 @@ def _engine(args: argparse.Namespace, progress: _Progress) -> Any:
 
     defn = _load_workflow(args.workflow)
     handlers = _load_handlers(args.handlers)
-    return WorkflowEngine(defn, handlers, store=_open_store(args.store), event_callback=progress)
+    services = None if args.services is None else _load_services(args.services)
+    return WorkflowEngine(
+        defn,
+        handlers,
+        store=_open_store(args.store),
+        event_callback=progress,
+        services=services,
+    )
 
 
 def _report(outcome: Any, args: argparse.Namespace, out: TextIO) -> int:
@@ -369,41 +452,55 @@ def add_runs_commands(runs: argparse.ArgumentParser) -> None:
     driven.add_argument(
         "--handlers", required=True, metavar="MODULE:ATTR", help="a mapping name -> callable"
     )
+    driven.add_argument(
+        "--services",
+        metavar="MODULE:ATTR",
+        help="a mapping name -> object the handlers get as ctx.services",
+    )
     rsub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
 
     p = rsub.add_parser("list", parents=[store], help="list runs")
-    p.add_argument("--status", choices=[*sorted(C.RUN_STATUSES), "corrupt"])
-    p.add_argument("--workflow", metavar="NAME")
+    p.add_argument(
+        "--status",
+        choices=[*sorted(C.RUN_STATUSES), "corrupt"],
+        help="only runs in this status (corrupt: the runs the store cannot read)",
+    )
+    p.add_argument("--workflow", metavar="NAME", help="only runs of this workflow name")
     p.set_defaults(func=cmd_runs_list)
 
     p = rsub.add_parser("show", parents=[store], help="one run: status, prompt, error, trace")
-    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("run_id", metavar="RUN_ID", help="the run's id (see runs list)")
     p.set_defaults(func=cmd_runs_show)
 
     p = rsub.add_parser("events", parents=[store], help="a run's event log")
-    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("run_id", metavar="RUN_ID", help="the run's id (see runs list)")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until it ends")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help=f"print long lines whole (else cut at {EVENT_LINE_CHARS} characters)",
+    )
     p.add_argument("--poll-seconds", type=float, default=0.5, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_runs_events)
 
     p = rsub.add_parser("resume", parents=[store, driven], help="resume a waiting run")
-    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("run_id", metavar="RUN_ID", help="the run's id (see runs list)")
     p.add_argument("--input", metavar="JSON", help="the resume payload (JSON)")
     p.add_argument("--node", metavar="N", help="the waiting node to resume")
     p.add_argument("--actor", metavar="WHO", help="who answered (kept with the run)")
     p.set_defaults(func=cmd_runs_resume)
 
     p = rsub.add_parser("redrive", parents=[store, driven], help="run a failed run's node again")
-    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("run_id", metavar="RUN_ID", help="the run's id (see runs list)")
     p.set_defaults(func=cmd_runs_redrive)
 
     p = rsub.add_parser("fork", parents=[store, driven], help="start a new run from a step")
-    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("run_id", metavar="RUN_ID", help="the run's id (see runs list)")
     p.add_argument("--step", type=int, metavar="N", help="the last checkpoint at step N")
     p.add_argument(
         "--seq", type=int, metavar="S", help="exactly checkpoint S (its seq, see runs show --json)"
     )
-    p.add_argument("--new-run-id", metavar="ID")
+    p.add_argument("--new-run-id", metavar="ID", help="the new run's id (default: a fresh one)")
     p.set_defaults(func=cmd_runs_fork)
 
     p = rsub.add_parser(
