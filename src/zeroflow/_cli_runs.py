@@ -27,7 +27,7 @@ from ._cli_io import (
 )
 from ._models import Event, RunSnapshot, WorkflowResult
 from ._run.waits import waiting_paths
-from ._store import EventLogStore
+from ._store import EventLogStore, LeaseInspectingStore
 
 __all__ = ["add_runs_commands"]
 
@@ -398,6 +398,32 @@ def cmd_runs_fork(args: argparse.Namespace, out: TextIO) -> int:
     return _drive(args, out, call)
 
 
+WHY_EVENTS = 200
+"""How many of a run's last events ``runs why`` reads (a retry wait, when it paused)."""
+
+
+def cmd_runs_why(args: argparse.Namespace, out: TextIO) -> int:
+    from ._definition import compile_workflow
+    from ._why import why_run
+
+    store = _open_store(args.store)
+    snap: RunSnapshot = store.load_snapshot(args.run_id)
+    lease = store.lease_info(args.run_id) if isinstance(store, LeaseInspectingStore) else None
+    events: list[Event] = []
+    if isinstance(store, EventLogStore):
+        try:
+            events = store.events(args.run_id)[-WHY_EVENTS:]
+        except KeyError:
+            events = []  # a run with no log yet: the snapshot says enough
+    graph = None if args.definition is None else compile_workflow(_load_workflow(args.definition))
+    found = why_run(snap, lease=lease, events=events, definition=graph, now=time.time())
+    if args.json:
+        _dump(found.to_dict(), out)
+    else:
+        out.write(found.text())
+    return EXIT_OK
+
+
 def cmd_runs_check_upgrade(args: argparse.Namespace, out: TextIO) -> int:
     from ._engine import WorkflowEngine
     from ._upgrade import apply_upgrade
@@ -482,6 +508,16 @@ def add_runs_commands(runs: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--poll-seconds", type=float, default=0.5, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_runs_events)
+
+    p = rsub.add_parser("why", parents=[store], help="why a run is not moving, and what would")
+    p.add_argument("run_id", metavar="RUN_ID", help="the run's id (see runs list)")
+    p.add_argument(
+        "--def",
+        dest="definition",
+        metavar="FILE",
+        help="the definition it should run under: is its hash the run's, would migrate take it",
+    )
+    p.set_defaults(func=cmd_runs_why)
 
     p = rsub.add_parser("resume", parents=[store, driven], help="resume a waiting run")
     p.add_argument("run_id", metavar="RUN_ID", help="the run's id (see runs list)")
