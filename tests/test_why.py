@@ -379,3 +379,25 @@ def test_an_expired_lease_is_not_live(tmp_path: Path) -> None:
     now[0] += 6
     info = store.lease_info("r")
     assert info is not None and not info.live and info.expires_in_seconds == pytest.approx(-1)
+
+
+def test_runs_why_writes_nothing_to_the_store(
+    where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine(where).run(run_id="quiet")
+    root = Path(where)
+
+    def contents() -> Any:
+        if root.is_file():  # SQLite: the rows (closing a connection may fold the WAL in)
+            import sqlite3
+
+            db = sqlite3.connect(root)
+            try:
+                return list(db.iterdump())
+            finally:
+                db.close()
+        return {str(p): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    before = contents()
+    why_cli(capsys, "quiet", where)
+    assert contents() == before
