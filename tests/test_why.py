@@ -401,3 +401,18 @@ def test_runs_why_writes_nothing_to_the_store(
     before = contents()
     why_cli(capsys, "quiet", where)
     assert contents() == before
+
+
+def test_hostile_names_and_messages_cannot_steer_the_terminal() -> None:
+    from zeroflow import WorkflowError
+
+    snap = waiting_snapshot()
+    snap.run_id = "r\x1b[2J"
+    snap.status = "failed"
+    snap.last_error = WorkflowError("HANDLER_EXCEPTION", "boom\n\x1b[31mred\x07", "n\u202e")
+    snap.extra["redrive"] = {"node": "n\x1b]0;title\x07"}
+    text = why_run(snap).text()
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert len(text.splitlines()) == 3  # heading, reason, hint: no injected lines
+    assert "\\x1b[31mred" in text
+    assert why_run(snap).reasons[0].details["error"]["message"] == "boom\n\x1b[31mred\x07"

@@ -82,7 +82,7 @@ class Why:
             lines.append(f"  {reason.kind}: {reason.text}")
             if reason.hint:
                 lines.append(f"    -> {reason.hint}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(map(_printable, lines)) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +92,13 @@ class Why:
             "status": self.status,
             "reasons": [r.to_dict() for r in self.reasons],
         }
+
+
+def _printable(line: str) -> str:
+    """``line`` with control characters escaped, so run data cannot steer a terminal."""
+    if line.isprintable():
+        return line
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
 
 
 def why_run(
