@@ -304,7 +304,7 @@ def test_runs_events_cuts_long_lines_and_full_prints_them_whole(
 # ---------------------------------------------------------------- services and help
 
 
-def test_runs_redrive_passes_the_services_named_by_services(
+def test_runs_fork_and_resume_pass_the_services_named_by_services(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     common = ["--store", "runs", "--workflow", "flow.json"]
