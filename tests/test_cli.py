@@ -19,7 +19,8 @@ from zeroflow import (
     WorkflowContext,
     WorkflowEngine,
 )
-from zeroflow._cli import _Progress, main
+from zeroflow._cli import main
+from zeroflow._cli_runs import _Progress
 from zeroflow._models import Event
 
 ZF1: dict[str, Any] = {
@@ -237,7 +238,7 @@ def test_runs_list_shows_a_table_and_filters(
     assert header.split() == ["RUN", "ID", "WORKFLOW", "STATUS", "NODE", "UPDATED"]
     assert row.split()[:4] == ["wait-1", "cli", "waiting", "review"]
     code, out, _ = run_cli(capsys, "runs", "list", "--store", "runs", "--status", "failed")
-    assert out == "no runs\n"
+    assert out == "no failed runs\n"
     code, out, _ = run_cli(capsys, "runs", "list", "--store", "runs", "--workflow", "cli", "--json")
     assert [m["run_id"] for m in json.loads(out)] == ["wait-1"]
 
@@ -262,7 +263,8 @@ def test_runs_list_shows_a_damaged_run_as_corrupt_and_lists_the_others(
     code, out, _ = run_cli(capsys, "runs", "list", "--store", "runs", "--status", "corrupt")
     assert [line.split()[0] for line in out.splitlines()[1:]] == ["broken-1"]
     code, out, err = run_cli(capsys, "runs", "list", "--store", "runs", "--status", "waiting")
-    assert [line.split()[0] for line in out.splitlines()[1:]] == ["wait-1"] and err == ""
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["wait-1"]
+    assert "run 'broken-1' is corrupt" in err  # its status is unknown: still named
 
 
 def test_runs_show_gives_status_prompt_and_trace(
@@ -273,7 +275,7 @@ def test_runs_show_gives_status_prompt_and_trace(
     assert "status:     waiting" in out
     assert 'waiting:    "Approve v1?"' in out
     trace = out.split("trace:\n", 1)[1].splitlines()
-    assert trace[0].split() == ["STEP", "WAVE", "NODE", "STATUS", "DURATION", "OUTPUTS"]
+    assert trace[0].split() == ["STEP", "WAVE", "NODE", "STATUS", "DURATION", "OUTPUTS", "ERROR"]
     assert trace[1].split()[:4] == ["1", "1", "prepare", "succeeded"]
     assert " ms" in trace[1]
     code, out, _ = run_cli(capsys, "runs", "show", "wait-1", "--store", "runs", "--json")
@@ -387,7 +389,7 @@ def test_a_sqlite_store_is_opened_from_a_db_file(
         (["viz", "flow.json", "--run", "wait-1"], ["--run needs --store"]),
         (
             resume_wait_1(handlers="no_such_module:HANDLERS"),
-            ["cannot import handler module 'no_such_module'"],
+            ["cannot import the --handlers module 'no_such_module'"],
         ),
         (
             resume_wait_1(handlers="cli_handlers:NOT_A_MAP"),
@@ -413,7 +415,7 @@ def test_a_locked_run_is_reported_in_one_line(
         def load_snapshot(self, run_id: str) -> Any:
             raise RunLockedError(f"run '{run_id}' is locked by worker-2 until 12:00", run_id=run_id)
 
-    monkeypatch.setattr("zeroflow._cli._open_store", lambda path: LockedStore(path))
+    monkeypatch.setattr("zeroflow._cli_runs._open_store", lambda path: LockedStore(path))
     code, _, err = run_cli(capsys, "runs", "show", "wait-1", "--store", "runs")
     assert_one_line_error(code, err, "locked by worker-2")
 

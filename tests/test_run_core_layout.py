@@ -159,6 +159,7 @@ def test_the_engine_the_cli_and_the_kit_never_probe_a_store_with_getattr() -> No
     for name in (
         "_engine.py",
         "_cli.py",
+        "_cli_runs.py",
         "testing/kit.py",
         "testing/crash.py",
         "_run/recorder.py",

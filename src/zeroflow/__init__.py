@@ -100,6 +100,8 @@ from ._store import (
     EventLogStore,
     HistoryStore,
     JournalingStore,
+    LeaseInfo,
+    LeaseInspectingStore,
     LeasingStore,
     PruneResult,
     WorkflowStore,
@@ -110,6 +112,7 @@ if TYPE_CHECKING:
     from ._lint import LINT_CODES, LintFinding, lint
     from ._schema import schema
     from ._upgrade import UpgradeReport, UpgradeVerdict
+    from ._why import Reason, Why, why_run
     from .stores.jsonfile import JsonFileWorkflowStore
     from .stores.memory import InMemoryWorkflowStore
     from .stores.sqlite import SqliteWorkflowStore
@@ -127,6 +130,9 @@ _LAZY = {
     "schema": "._schema",
     "UpgradeReport": "._upgrade",
     "UpgradeVerdict": "._upgrade",
+    "Why": "._why",
+    "Reason": "._why",
+    "why_run": "._why",
     "InMemoryWorkflowStore": ".stores.memory",
     "JsonFileWorkflowStore": ".stores.jsonfile",
     "SqliteWorkflowStore": ".stores.sqlite",
@@ -233,6 +239,8 @@ __all__ = [
     "EventBatchingStore",
     "EventLogStore",
     "LeasingStore",
+    "LeaseInspectingStore",
+    "LeaseInfo",
     "CheckpointWrite",
     "HistoryStore",
     "CheckpointInfo",
@@ -257,6 +265,9 @@ __all__ = [
     "apply_delta",
     "UpgradeReport",
     "UpgradeVerdict",
+    "why_run",
+    "Why",
+    "Reason",
     "subscribe",
     "validate_workflow_definition",
     "json_clone",

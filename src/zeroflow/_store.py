@@ -16,6 +16,8 @@ which of these abilities it has and uses them:
   with its events only while that token is current; ``run_status`` /
   ``delete_run`` so a new run never silently overwrites an existing one, and
   ``latest_checkpoint`` so a stale checkpoint is never resumed.
+- ``LeaseInspectingStore``: ``lease_info(run_id)`` says who holds a run's
+  lease (host, process, whether that process is alive) without touching it.
 - ``HistoryStore``: every checkpoint is kept; ``load_snapshot(run_id, step=N)``
   (the last checkpoint at step N) or ``load_snapshot(run_id, seq=S)`` (exactly
   checkpoint S), ``history(run_id)`` and ``prune(...)``.
@@ -41,6 +43,8 @@ __all__ = [
     "EventBatchingStore",
     "EventLogStore",
     "LeasingStore",
+    "LeaseInfo",
+    "LeaseInspectingStore",
     "CheckpointWrite",
     "HistoryStore",
     "CheckpointInfo",
@@ -189,6 +193,46 @@ class LeasingStore(WorkflowStore, Protocol):
         the stored run's latest ``seq`` plus one. Returns True to ask for a
         full snapshot at the next commit (the store's journal is due a fold).
         """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """A run's lease as its store records it, read without changing it.
+
+    ``live`` is True while the lease keeps other drivers out: held, not
+    expired, and its holder process not known to be gone. ``holder_alive`` is
+    True or False only for a holder on this host (its pid is looked up), None
+    when that cannot be known (another host, or nothing recorded).
+    ``expires_in_seconds`` is negative for an expired lease, None for a free one.
+    """
+
+    owner: str | None
+    token: int
+    expires_in_seconds: float | None
+    host: str | None = None
+    pid: int | None = None
+    holder_alive: bool | None = None
+    live: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "owner": self.owner,
+            "token": self.token,
+            "expires_in_seconds": self.expires_in_seconds,
+            "host": self.host,
+            "pid": self.pid,
+            "holder_alive": self.holder_alive,
+            "live": self.live,
+        }
+
+
+@runtime_checkable
+class LeaseInspectingStore(LeasingStore, Protocol):
+    """A leasing store that can say who holds a run's lease (``runs why``, the console)."""
+
+    def lease_info(self, run_id: str) -> LeaseInfo | None:
+        """The run's lease, held or not; None when the run never had one."""
         ...
 
 

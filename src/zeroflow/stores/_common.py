@@ -22,7 +22,7 @@ from .._errors import CheckpointNotFoundError, RunLockedError, StoreError
 from .._journal import apply_state_op
 from .._models import Event, RunMetadata, RunSnapshot, now_iso
 from .._run.waits import waiting_paths
-from .._store import CheckpointInfo
+from .._store import CheckpointInfo, LeaseInfo
 
 __all__ = [
     "FOLD_MIN_RECORDS",
@@ -431,6 +431,29 @@ def holder_gone(holder: Mapping[str, Any] | None) -> bool:
         return False
     started = holder.get("start")
     return started is not None and _start_time(pid) not in (None, started)
+
+
+def lease_info_of(
+    owner: str | None, expires_at: float, token: int, who: Any, now: float
+) -> LeaseInfo:
+    """A ``LeaseInfo`` of a lease record: owner, expiry, token, holder process (as recorded)."""
+    holder = who if isinstance(who, Mapping) else {}
+    host = holder.get("host")
+    pid = holder.get("pid")
+    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
+    alive: bool | None = None
+    if host == _host() and pid is not None:
+        alive = not holder_gone(holder)
+    free = owner is None
+    return LeaseInfo(
+        owner=owner,
+        token=token,
+        expires_in_seconds=None if free or not _finite(expires_at) else expires_at - now,
+        host=host.partition("/")[0] if isinstance(host, str) else None,
+        pid=pid,
+        holder_alive=None if free else alive,
+        live=not free and lease_verdict(owner, expires_at, None, now, who=holder) != "free",
+    )
 
 
 def lease_verdict(

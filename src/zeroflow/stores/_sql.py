@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Protocol
 
 from .._errors import RunNotFoundError, StoreCorruptError, StoreError
 from .._models import Event, RunMetadata, RunSnapshot, WorkflowError
-from .._store import FINISHED_STATUSES, CheckpointInfo, PruneResult
+from .._store import FINISHED_STATUSES, CheckpointInfo, LeaseInfo, PruneResult
 from ._batch import BatchingStore, Writer
 from ._common import (
     Reporter,
@@ -46,6 +46,7 @@ from ._common import (
     decode_event_rows,
     encode_compact,
     encode_event_rows,
+    lease_info_of,
     lease_verdict,
     locked_error,
     lost_lease_error,
@@ -918,6 +919,15 @@ class SqlStore(BatchingStore[SqlWriter]):
                         del self._writers[run_id]
             finally:
                 self._give_up(run_id, owner)  # even when the last write failed
+
+    def lease_info(self, run_id: str) -> LeaseInfo | None:
+        """Who holds the run's lease (read only); None when the run never had one."""
+        with _Faults(self, run_id), self._query() as db:
+            row = db.execute("SELECT 1 FROM leases WHERE run_id=?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            owner, expires, token, who, now = self._lease_state(db, run_id)
+        return lease_info_of(owner, expires, token, who, now)
 
     def break_lease(self, run_id: str) -> bool:
         """Drop whatever lease the run has (an operator's tool); True if there was one."""

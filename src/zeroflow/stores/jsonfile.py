@@ -50,6 +50,7 @@ from .._store import (
     FINISHED_STATUSES,
     CheckpointInfo,
     CheckpointWrite,
+    LeaseInfo,
     PruneResult,
 )
 from . import _files
@@ -63,6 +64,7 @@ from ._common import (
     encode_compact,
     encode_event,
     info_of,
+    lease_info_of,
     lease_verdict,
     locked_error,
     lost_lease_error,
@@ -1292,8 +1294,9 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
     def _metadata(self) -> list[tuple[Path, dict[str, Any], RunMetadata]]:
         """(folder, metadata dict, summary) of every run folder with a readable summary.
 
-        Stray files and folders without ``metadata.json`` are skipped; a link,
-        or a ``metadata.json`` that cannot be read as a summary, is skipped and
+        Stray files, and folders without ``metadata.json`` that hold no
+        checkpoint, are skipped; a link, a ``metadata.json`` that cannot be
+        read as a summary, or one missing beside a checkpoint, is skipped and
         reported through ``on_report`` (never a failure of the whole listing).
         """
         out = []
@@ -1310,6 +1313,9 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             try:
                 raw = read_bytes(meta)
             except FileNotFoundError:
+                orphan = self._without_metadata(folder, entry.name)
+                if orphan is not None:
+                    self._report(entry.name, meta, orphan)
                 continue
             except LinkRefusedError:
                 self._report(entry.name, meta, "metadata.json is a symbolic link")
@@ -1334,6 +1340,32 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                     continue
             self._report(entry.name, meta, f"metadata.json {problem}")
         return out
+
+    def _without_metadata(self, folder: Path, name: str) -> str | None:
+        """Why a run folder without ``metadata.json`` is damaged; None when it is not a run yet.
+
+        A folder with a checkpoint (``snapshot.json``, a journal segment) lost its
+        summary, unless a live lease says its first save is being written now.
+        """
+        held = ["snapshot.json"] if os.path.lexists(folder / "snapshot.json") else []
+        try:
+            with os.scandir(folder / "journal") as segments:
+                if any(segments):
+                    held.append("a journal")
+        except OSError:
+            pass  # no journal (or none readable): the snapshot decides
+        if not held:
+            return None
+        try:
+            lease = _parse_lease(read_bytes(folder / "lease.json"), name, folder / "lease.json")
+        except OSError:
+            lease = _Lease()
+        if lease.verdict(None, self._clock()) != "free":
+            return None  # its driver is writing the first checkpoint's files right now
+        return (
+            f"metadata.json is missing although the run has {' and '.join(held)}; "
+            f"store.delete_run('{name}') removes it, or restore metadata.json from a backup"
+        )
 
     def _report(self, run_id: str, path: Path, reason: str) -> None:
         """Tell ``on_report`` (else the log) that a run was skipped as damaged."""
@@ -1479,6 +1511,20 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                         lease = self._read_lease(fd, run_id, lease_path)
                         if lease.owner == owner:
                             self._free_lease(fd, lease)
+
+    @_guarded
+    def lease_info(self, run_id: str) -> LeaseInfo | None:
+        """Who holds the run's lease, read without its lock (``lease.json`` is always whole)."""
+        path = self._run_dir(run_id) / "lease.json"
+        try:
+            raw = read_bytes(path)
+        except FileNotFoundError:
+            return None
+        lease = _parse_lease(raw, run_id, path, self.on_report)
+        expires = lease.expires_at
+        if not expires - self._clock() <= MAX_LEASE_AHEAD_SECONDS:
+            expires = math.nan
+        return lease_info_of(lease.owner, expires, lease.token, lease.holder, self._clock())
 
     @_guarded
     def break_lease(self, run_id: str) -> bool:

@@ -32,6 +32,7 @@ from .._store import (
     FINISHED_STATUSES,
     CheckpointInfo,
     CheckpointWrite,
+    LeaseInfo,
     PruneResult,
 )
 from ._common import (
@@ -39,6 +40,7 @@ from ._common import (
     check_keep_last,
     check_run_id,
     encode_compact,
+    lease_info_of,
     lease_verdict,
     locked_error,
     metadata_of,
@@ -593,6 +595,16 @@ class InMemoryWorkflowStore:
             lease = self._leases.get(run_id)
             if lease is not None and lease.owner == owner:
                 lease.owner, lease.expires_at, lease.holder = None, 0.0, None
+
+    def lease_info(self, run_id: str) -> LeaseInfo | None:
+        """Who holds the run's lease (read only); None when the run never had one."""
+        check_run_id(run_id)
+        now = self._clock()
+        with self._lock:
+            lease = self._leases.get(run_id)
+            if lease is None:
+                return None
+            return lease_info_of(lease.owner, lease.expires_at, lease.token, lease.holder, now)
 
     def break_lease(self, run_id: str) -> bool:
         check_run_id(run_id)
