@@ -1,0 +1,103 @@
+"""A ``Plan`` as plain text: numbered layers under their waves, then what is off the plan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ._plan import ErrorRoute, Plan, PlanLayer, PlanWave
+from ._prose import code, names, plural
+
+__all__ = ["plan_text"]
+
+
+def _member(name: str, layer: PlanLayer, branch: bool) -> str:
+    notes = []
+    if name in layer.barriers:
+        notes.append("AND-join: waited for all its inputs")
+    if name in layer.pauses:
+        notes.append("waits: its branch pauses here" if branch else "waits: the run pauses here")
+    if name in layer.resumed:
+        notes.append("runs again as resumed")
+    return code(name) + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _waves(waves: Iterable[PlanWave], branch: bool, indent: str) -> list[str]:
+    lines: list[str] = []
+    number = 0
+    for wave in waves:
+        head = f"{indent}wave {wave.number}"
+        if wave.opened_by:
+            edges = ", ".join(
+                f"{code(e.source)} on {code(e.output)} -> {code(e.target)}" for e in wave.opened_by
+            )
+            head += f", opened by the loopback {edges}"
+        lines.append(head)
+        for layer in wave.layers:
+            number += 1
+            members = ", ".join(_member(n, layer, branch) for n in layer.nodes)
+            lines.append(f"{indent}  {number}. {members}")
+    return lines
+
+
+def _route(route: ErrorRoute, caught: bool) -> str:
+    if route.default:
+        other = "any other failure" if caught else "any failure"
+        return f"{other} -> {code(route.target)} (the error node)"
+    what = []
+    if route.codes is not None:
+        what.append(f"codes {names(route.codes, 'or')}")
+    if route.exceptions is not None:
+        what.append(f"exceptions {names(route.exceptions, 'or')}")
+    return f"{' and '.join(what) or 'any failure'} -> {code(route.target)}"
+
+
+def plan_text(plan: Plan) -> str:
+    """The plan as lines a reviewer reads top to bottom; ends with a newline."""
+    branch = plan.hitl == "branch"
+    at_once = (
+        "one node at a time"
+        if plan.max_concurrency == 1
+        else f"up to {plural(plan.max_concurrency, 'node')} at a time"
+    )
+    lines = [
+        f"Plan of {code(plan.workflow)} from {code(plan.entry)}: "
+        f"max_concurrency {plan.max_concurrency} ({at_once}), every output taken",
+    ]
+    lines += _waves(plan.waves, branch, "")
+    if plan.repeats_wave is not None:
+        last = plan.waves[-1].number if plan.waves else 1
+        sources = sorted({e.source for e in plan.waves[-1].opened_by})
+        lines.append(
+            f"wave {last + 1} would run as wave {plan.repeats_wave} again: the loop repeats "
+            f"while {names(sources, 'or')} take{'s' if len(sources) == 1 else ''} "
+            "its loopback output"
+        )
+    if plan.truncated:
+        lines.append("... the plan stops here (too long to replay in full)")
+    if plan.widest > plan.max_concurrency:
+        lines.append(
+            f"With max_concurrency {plan.widest} or more, up to {plural(plan.widest, 'node')} "
+            "would run together."
+        )
+    if plan.error_routes:
+        lines.append("")
+        lines.append("After a failure (off the main plan; the queues are cleared first):")
+        by_node: dict[str, list[str]] = {}
+        for route in plan.error_routes:
+            caught = route.node in by_node
+            by_node.setdefault(route.node, []).append(_route(route, caught))
+        for node, routes in by_node.items():
+            lines.append(f"  {code(node)} fails: {'; '.join(routes)}")
+        for target, waves in plan.recovery.items():
+            lines.append(f"  from {code(target)}:")
+            lines += _waves(waves, branch, "    ")
+    if plan.stranded:
+        lines.append("")
+        lines.append(
+            f"AND-joins the plan never completes: {names(plan.stranded)} (an input never "
+            "arrives in the same wave; the run ends with the join_stranded warning)"
+        )
+    if plan.unreached:
+        lines.append("")
+        lines.append(f"Never reached: {names(plan.unreached)} (no edge or error route leads there)")
+    return "\n".join(lines) + "\n"
