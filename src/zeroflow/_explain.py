@@ -163,7 +163,11 @@ def _retry(policy: RetryPolicy) -> list[str]:
             if policy.retry_on is not None
             else "on any exception, a returned retryable error or a node timeout"
         )
-        delay = f"waiting {seconds(policy.retry_sleep_seconds)}"
+        delay = (
+            f"waiting {seconds(policy.retry_sleep_seconds)}"
+            if policy.retry_sleep_seconds
+            else "at once"
+        )
         if policy.backoff == "exponential":
             delay += f", then {policy.backoff_rate:g} times longer each retry"
         if policy.max_delay_seconds is not None:
@@ -171,7 +175,7 @@ def _retry(policy: RetryPolicy) -> list[str]:
         if policy.jitter == "full":
             delay += " (full jitter: a random wait up to that)"
         lines.append(
-            f"retries up to {plural(policy.max_retries, 'time')} "
+            f"retries {'once' if policy.max_retries == 1 else f'up to {policy.max_retries} times'} "
             f"({policy.max_retries + 1} attempts) {on}, {delay}"
         )
     if policy.timeout_seconds is not None:

@@ -299,8 +299,8 @@ def plan_compiled(graph: CompiledWorkflow, max_concurrency: int | None = None) -
         concurrency = 0
     if concurrency < 1:
         raise ValueError(
-            f"plan max_concurrency must be an int >= 1 (or None for the workflow's own "
-            f"engine_policy.max_concurrency), got {max_concurrency!r}"
+            f"plan max_concurrency must be an int >= 1 (leave it out to plan with the "
+            f"workflow's own engine_policy.max_concurrency), got {max_concurrency!r}"
         )
     routes = build_routes(graph)
     main = _replay(graph, routes, graph.entry, concurrency)

@@ -17,7 +17,7 @@ def _member(name: str, layer: PlanLayer, branch: bool) -> str:
     if name in layer.pauses:
         notes.append("waits: its branch pauses here" if branch else "waits: the run pauses here")
     if name in layer.resumed:
-        notes.append("runs again as resumed")
+        notes.append("answered: runs again and goes on")
     return code(name) + (f" ({'; '.join(notes)})" if notes else "")
 
 
@@ -60,8 +60,14 @@ def plan_text(plan: Plan) -> str:
         else f"up to {plural(plan.max_concurrency, 'node')} at a time"
     )
     lines = [
-        f"Plan of {code(plan.workflow)} from {code(plan.entry)}: "
-        f"max_concurrency {plan.max_concurrency} ({at_once}), every output taken",
+        f"Plan of {code(plan.workflow)} from {code(plan.entry)}, "
+        f"max_concurrency {plan.max_concurrency}: {at_once}.",
+        (
+            "The engine takes the nodes in this order"
+            if plan.max_concurrency == 1
+            else "Each numbered layer runs together, as one batch"
+        )
+        + "; the plan assumes every node takes every output it declares.",
     ]
     lines += _waves(plan.waves, branch, "")
     if plan.repeats_wave is not None:
