@@ -230,7 +230,7 @@ def test_joins_say_what_they_wait_for_and_which_arrivals_do_not_count() -> None:
     }
     text = zeroflow.explain(wf(nodes))
     assert (
-        "`m` is an AND-join (a barrier): it runs once `a` and `b` have all arrived in the same "
+        "`m` is an AND-join (a barrier): it runs once `a` and `b` have both arrived in the same "
         "wave; an arrival from `c` does not count" in text
     )
     assert "`o` is an OR-join: it runs once per wave, when the first of `a` and `b` arrives" in text
@@ -323,3 +323,26 @@ def test_an_unknown_format_is_refused_with_the_choices() -> None:
 def test_an_invalid_definition_raises_the_definition_error(bad: Any) -> None:
     with pytest.raises(WorkflowDefinitionError):
         zeroflow.explain(bad)
+
+
+def guide_section() -> str:
+    guide = (EXAMPLES.parent / "docs" / "USER_GUIDE.md").read_text(encoding="utf-8")
+    return guide.split("\n## Explain and plan\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_user_guide_snippet_prints_what_its_comments_say(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    section = guide_section()
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    expected = []
+    lines = block.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("print("):
+            inline = line.partition(")  # ")[2]
+            expected.append(inline or lines[i + 1].removeprefix("# "))
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "USER_GUIDE.md", "exec"), namespace)
+    assert capsys.readouterr().out.splitlines() == expected
+    shown = section.split("```text\n", 1)[1].split("```", 1)[0]
+    assert shown == namespace["plan"].text()

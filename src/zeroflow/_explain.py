@@ -235,7 +235,7 @@ def _node_entry(graph: CompiledWorkflow, node: CompiledNode, words: Words, note:
     if node.kind in ("task", "subflow"):
         lines += _retry(node.retry)
     if node.join is not None and node.join.mode == "and":
-        lines.append(f"AND-join: runs once {names(node.join.wait_for)} have all arrived")
+        lines.append(f"AND-join: runs once {_all_of(node.join.wait_for)} arrived")
     lines += _outputs(graph, node)
     lines += _catchers(graph, node)
     if node.config:
@@ -246,6 +246,13 @@ def _node_entry(graph: CompiledWorkflow, node: CompiledNode, words: Words, note:
 
 
 # ---------------------------------------------------------------- the graph's shape
+
+
+def _all_of(wait_for: tuple[str, ...]) -> str:
+    """``a`` and ``b`` have both / ``a``, ``b`` and ``c`` have all / ``a`` has."""
+    if len(wait_for) == 1:
+        return f"{code(wait_for[0])} has"
+    return f"{names(wait_for)} have {'both' if len(wait_for) == 2 else 'all'}"
 
 
 def _successors(node: CompiledNode, *, loops: bool = True) -> list[str]:
@@ -291,7 +298,7 @@ def _joins(graph: CompiledWorkflow) -> list[_Entry]:
         if join is not None and join.mode == "and":
             line = (
                 f"{code(name)} is an AND-join (a barrier): it runs once "
-                f"{names(join.wait_for)} have all arrived in the same wave"
+                f"{_all_of(join.wait_for)} arrived in the same wave"
             )
             others = [s for s in sources if s not in join.wait_for]
             if others:

@@ -13,7 +13,7 @@ __all__ = ["plan_text"]
 def _member(name: str, layer: PlanLayer, branch: bool) -> str:
     notes = []
     if name in layer.barriers:
-        notes.append("AND-join: waited for all its inputs")
+        notes.append("AND-join barrier: every wait_for node has arrived")
     if name in layer.pauses:
         notes.append("waits: its branch pauses here" if branch else "waits: the run pauses here")
     if name in layer.resumed:
@@ -21,11 +21,17 @@ def _member(name: str, layer: PlanLayer, branch: bool) -> str:
     return code(name) + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def _waves(waves: Iterable[PlanWave], branch: bool, indent: str) -> list[str]:
+def _waves(
+    waves: Iterable[PlanWave], branch: bool, indent: str, *, relative: bool = False
+) -> list[str]:
+    """Numbered layers under wave headings; ``relative`` counts waves from a failure's."""
     lines: list[str] = []
     number = 0
     for wave in waves:
         head = f"{indent}wave {wave.number}"
+        if relative:
+            later = wave.number - 1
+            head = f"{indent}{f'wave +{later}' if later else 'the wave of the failure'}"
         if wave.opened_by:
             edges = ", ".join(
                 f"{code(e.source)} on {code(e.output)} -> {code(e.target)}" for e in wave.opened_by
@@ -39,10 +45,9 @@ def _waves(waves: Iterable[PlanWave], branch: bool, indent: str) -> list[str]:
     return lines
 
 
-def _route(route: ErrorRoute, caught: bool) -> str:
+def _route(route: ErrorRoute) -> str:
     if route.default:
-        other = "any other failure" if caught else "any failure"
-        return f"{other} -> {code(route.target)} (the error node)"
+        return f"any other failure -> {code(route.target)} (the error node)"
     what = []
     if route.codes is not None:
         what.append(f"codes {names(route.codes, 'or')}")
@@ -75,8 +80,7 @@ def plan_text(plan: Plan) -> str:
         sources = sorted({e.source for e in plan.waves[-1].opened_by})
         lines.append(
             f"wave {last + 1} would run as wave {plan.repeats_wave} again: the loop repeats "
-            f"while {names(sources, 'or')} take{'s' if len(sources) == 1 else ''} "
-            "its loopback output"
+            f"while {names(sources, 'or')} takes its loopback output"
         )
     if plan.truncated:
         lines.append("... the plan stops here (too long to replay in full)")
@@ -89,14 +93,22 @@ def plan_text(plan: Plan) -> str:
         lines.append("")
         lines.append("After a failure (off the main plan; the queues are cleared first):")
         by_node: dict[str, list[str]] = {}
+        fallback = None
         for route in plan.error_routes:
-            caught = route.node in by_node
-            by_node.setdefault(route.node, []).append(_route(route, caught))
+            if route.default:
+                fallback = route.target
+                if route.node in by_node:
+                    by_node[route.node].append(_route(route))
+            else:
+                by_node.setdefault(route.node, []).append(_route(route))
         for node, routes in by_node.items():
             lines.append(f"  {code(node)} fails: {'; '.join(routes)}")
+        if fallback is not None:
+            own = "" if fallback in by_node else "; a failure of its own ends the run"
+            lines.append(f"  a failure no catcher takes -> {code(fallback)} (the error node{own})")
         for target, waves in plan.recovery.items():
             lines.append(f"  from {code(target)}:")
-            lines += _waves(waves, branch, "    ")
+            lines += _waves(waves, branch, "    ", relative=True)
     if plan.stranded:
         lines.append("")
         lines.append(
