@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import zeroflow
 from _support import load_example
+from test_fuzz_errors import DEFINITION
 from zeroflow import WorkflowDefinitionError
 from zeroflow._explain import KINDS
 from zeroflow._policies import NODE_KINDS
@@ -346,3 +348,30 @@ def test_the_user_guide_snippet_prints_what_its_comments_say(
     assert capsys.readouterr().out.splitlines() == expected
     shown = section.split("```text\n", 1)[1].split("```", 1)[0]
     assert shown == namespace["plan"].text()
+
+
+def test_a_loopback_that_does_not_lead_back_says_no_loop_repeats() -> None:
+    nodes = {
+        "a": node(ok=["b"]),
+        "b": node(next=[("c", "loop")]),
+        "c": node(),
+        "s": node(again=[("s", "loop")]),
+    }
+    text = zeroflow.explain(wf(nodes))
+    assert (
+        "`b` on `next` -> `c` opens the next wave, but `c` does not lead back to `b`: no loop "
+        "repeats" in text
+    )
+    assert "`s` on `again` loops back to `s`" in text and "the loop runs `s`\n" in text
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(DEFINITION)
+def test_a_malformed_definition_gives_text_or_only_a_definition_error(defn: Any) -> None:
+    for fmt in ("text", "markdown"):
+        try:
+            assert zeroflow.explain(defn, fmt).endswith("\n")
+        except WorkflowDefinitionError:
+            return
+    plan = zeroflow.plan(defn)
+    assert plan.text().endswith("\n") and plan.to_dict()["workflow"] == plan.workflow

@@ -145,6 +145,9 @@ def test_a_looping_plan_unrolled_is_what_the_engine_runs_until_max_steps(
     defn: dict[str, Any],
 ) -> None:
     plan = zeroflow.plan(defn)
+    for fmt in ("text", "markdown"):  # and explain reads every random graph
+        text = zeroflow.explain(defn, fmt)
+        assert all(f"`{name}`: " in text for name in defn["nodes"])
     result, events = run_with_events(defn)
     ran = engine_layers(events)
     expected = plan_layers(plan, sum(len(layer) for layer in ran))

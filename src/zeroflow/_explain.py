@@ -259,26 +259,34 @@ def _successors(node: CompiledNode, *, loops: bool = True) -> list[str]:
     return [e.target for edges in node.outputs.values() for e in edges if loops or not e.loopback]
 
 
-def _reach(graph: CompiledWorkflow, roots: list[str], *, loops: bool = True) -> list[str]:
-    """Nodes reachable from ``roots`` by edges, in breadth-first declared order."""
+def _reach(succ: Mapping[str, list[str]], roots: list[str]) -> list[str]:
+    """Nodes reachable from ``roots`` through ``succ``, in breadth-first declared order."""
     seen = dict.fromkeys(roots)
-    queue = list(roots)
-    while queue:
-        for target in _successors(graph.nodes[queue.pop(0)], loops=loops):
+    queue = list(seen)
+    for here in queue:  # the list grows as it is walked: a breadth-first queue
+        for target in succ[here]:
             if target not in seen:
                 seen[target] = None
                 queue.append(target)
-    return list(seen)
+    return queue
+
+
+def _edges(graph: CompiledWorkflow, *, loops: bool) -> dict[str, list[str]]:
+    """Each node's targets (``loops``: loopback edges too), in declared order."""
+    return {name: _successors(node, loops=loops) for name, node in graph.nodes.items()}
 
 
 def _order(graph: CompiledWorkflow) -> tuple[list[str], set[str], set[str]]:
     """Nodes in reading order: from the entry, then the error routes, then the rest."""
-    main = _reach(graph, [graph.entry])
+    succ = _edges(graph, loops=True)
+    main = _reach(succ, [graph.entry])
     catch_roots = [c.target for n in graph.nodes.values() for c in n.on_error]
     if graph.error_node is not None:
         catch_roots.append(graph.error_node)
-    recovery = [n for n in _reach(graph, catch_roots) if n not in main] if catch_roots else []
-    rest = [n for n in graph.nodes if n not in main and n not in recovery]
+    seen = set(main)
+    recovery = [n for n in _reach(succ, catch_roots) if n not in seen]
+    seen.update(recovery)
+    rest = [n for n in graph.nodes if n not in seen]
     return [*main, *recovery, *rest], set(recovery), set(rest)
 
 
@@ -316,20 +324,36 @@ def _joins(graph: CompiledWorkflow) -> list[_Entry]:
 
 def _loops(graph: CompiledWorkflow) -> list[_Entry]:
     entries = []
+    forward = _edges(graph, loops=False)
+    backward: dict[str, list[str]] = {name: [] for name in graph.nodes}
+    for name, targets in forward.items():
+        for target in targets:
+            backward[target].append(name)
     for name, node in graph.nodes.items():
         for label, edges in node.outputs.items():
             for edge in edges:
                 if not edge.loopback:
                     continue
-                ahead = _reach(graph, [edge.target], loops=False)
-                body = [n for n in ahead if name in _reach(graph, [n], loops=False)]
+                # The body: on a forward path from the loop's target back to its source.
+                behind = set(_reach(backward, [name]))
+                body = [n for n in _reach(forward, [edge.target]) if n in behind]
+                inside = set(body)
                 exits = [
                     f"{code(n)} on {code(out)} -> {code(e.target)}"
                     for n in body
                     for out, es in graph.nodes[n].outputs.items()
                     for e in es
-                    if not e.loopback and e.target not in body
+                    if not e.loopback and e.target not in inside
                 ]
+                if not body:
+                    entries.append(
+                        _Entry(
+                            f"{code(name)} on {code(label)} -> {code(edge.target)} opens the "
+                            f"next wave, but {code(edge.target)} does not lead back to "
+                            f"{code(name)}: no loop repeats"
+                        )
+                    )
+                    continue
                 entry = _Entry(
                     f"{code(name)} on {code(label)} loops back to {code(edge.target)}: "
                     "the next wave runs it again"
