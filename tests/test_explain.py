@@ -182,6 +182,7 @@ def test_end_subflow_and_map_nodes_say_what_they_do() -> None:
         "each": {
             **node(ok=["child"]),
             "map": {"over": "input.files", "max_concurrency": 4, "tolerated_failures": 2},
+            "run_policy": {"max_retries": 1, "retry_sleep_seconds": 0},
         },
         "child": {
             "kind": "subflow",
@@ -189,11 +190,14 @@ def test_end_subflow_and_map_nodes_say_what_they_do() -> None:
             "outputs": {"ok": [{"target_node": "done"}]},
         },
         "done": {"kind": "end", "end": {"result": {"status": "ok"}}, "outputs": {}},
+        "bare": {"kind": "end", "outputs": {}},
     }
     text = zeroflow.explain(wf(nodes))
-    assert lines_of(text, "each")[:2] == [
+    assert lines_of(text, "each")[:3] == [
         "runs `h` once per item of the list at `input.files`, up to 4 items at a time",
         "tolerates 2 failed items; one more fails the node (MAP_FAILED)",
+        "per item: retries once (2 attempts) on any exception, a returned retryable error or "
+        "a node timeout, at once",
     ]
     assert lines_of(text, "child")[0] == (
         "runs the child workflow `billing` as one step, with input `total` from `workflow.total`"
@@ -201,7 +205,9 @@ def test_end_subflow_and_map_nodes_say_what_they_do() -> None:
     assert lines_of(text, "done") == [
         'ends its path with `state.workflow.result` = `{"status": "ok"}`'
     ]
-    assert "3 nodes (1 map, 1 subflow, 1 end)" in text
+    assert lines_of(text, "bare")[0] == "ends its path with `state.workflow.result` = `null`"
+    assert "4 nodes (1 map, 1 subflow, 2 ends)" in text
+    assert not any("retries" in line for line in lines_of(text, "child"))
 
 
 def test_loops_name_their_body_and_every_exit() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from ._definition import CompiledNode, CompiledWorkflow, compile_workflow
@@ -92,7 +93,7 @@ def _wait(graph: CompiledWorkflow, node: CompiledNode, words: Words) -> list[str
         )
     labels = [label for label in node.outputs if label != "ok"]
     if labels:
-        fallback = "`ok`" if "ok" in node.outputs else "no output (its path ends)"
+        fallback = code("ok") if "ok" in node.outputs else "no output (its path ends)"
         lines.append(
             f"the answer's {code('outcome')} picks the output ({names(labels, 'or')}); "
             f"any other answer takes {fallback}"
@@ -101,8 +102,6 @@ def _wait(graph: CompiledWorkflow, node: CompiledNode, words: Words) -> list[str
 
 
 def _end(graph: CompiledWorkflow, node: CompiledNode, words: Words) -> list[str]:
-    if node.end_result is None:
-        return ["ends its path"]
     return [f"ends its path with {code('state.workflow.result')} = {code(_brief(node.end_result))}"]
 
 
@@ -118,13 +117,9 @@ def _subflow(graph: CompiledWorkflow, node: CompiledNode, words: Words) -> list[
 
 KindSentence = Callable[[CompiledWorkflow, CompiledNode, Words], list[str]]
 
-KINDS: dict[str, KindSentence] = {
-    "task": _task,
-    "map": _map,
-    "wait": _wait,
-    "end": _end,
-    "subflow": _subflow,
-}
+KINDS: Mapping[str, KindSentence] = MappingProxyType(
+    {"task": _task, "map": _map, "wait": _wait, "end": _end, "subflow": _subflow}
+)
 """What each kind of node does, as the first lines of its entry (a map is a task with ``map``)."""
 
 
@@ -155,7 +150,8 @@ def _schema_brief(schema: Mapping[str, Any] | bool) -> str:
     return "; ".join(parts) or "see the definition"
 
 
-def _retry(policy: RetryPolicy) -> list[str]:
+def _retry(policy: RetryPolicy, unit: str) -> list[str]:
+    """The retry and timeout lines of a handler call; ``unit`` names what is called."""
     lines = []
     if policy.max_retries:
         on = (
@@ -174,10 +170,8 @@ def _retry(policy: RetryPolicy) -> list[str]:
             delay += f", at most {seconds(policy.max_delay_seconds)}"
         if policy.jitter == "full":
             delay += " (full jitter: a random wait up to that)"
-        lines.append(
-            f"retries {'once' if policy.max_retries == 1 else f'up to {policy.max_retries} times'} "
-            f"({policy.max_retries + 1} attempts) {on}, {delay}"
-        )
+        times = "once" if policy.max_retries == 1 else f"up to {policy.max_retries} times"
+        lines.append(f"{unit}retries {times} ({policy.max_retries + 1} attempts) {on}, {delay}")
     if policy.timeout_seconds is not None:
         lines.append(
             f"each attempt times out after {seconds(policy.timeout_seconds)} (NODE_TIMEOUT)"
@@ -232,8 +226,8 @@ def _node_entry(graph: CompiledWorkflow, node: CompiledNode, words: Words, note:
     kind = kind_of(node)
     describe = KINDS.get(kind)
     lines = describe(graph, node, words) if describe is not None else [f"a {kind} node"]
-    if node.kind in ("task", "subflow"):
-        lines += _retry(node.retry)
+    if node.kind == "task":  # a subflow is not retried; a map retries each item's call
+        lines += _retry(node.retry, "per item: " if node.map is not None else "")
     if node.join is not None and node.join.mode == "and":
         lines.append(f"AND-join: runs once {_all_of(node.join.wait_for)} arrived")
     lines += _outputs(graph, node)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from ._definition import CompiledWorkflow, compile_workflow
@@ -331,7 +332,7 @@ def plan_compiled(graph: CompiledWorkflow, max_concurrency: int | None = None) -
         truncated=main.truncated,
         loops=loops,
         error_routes=tuple(error_routes),
-        recovery=recovery,
+        recovery=MappingProxyType(recovery),
         unreached=tuple(n for n in graph.nodes if n not in reached),
         stranded=tuple(stranded),
         widest=widest,
