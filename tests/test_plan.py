@@ -219,6 +219,13 @@ def test_a_loopback_opens_a_wave_and_the_plan_says_the_next_one_repeats() -> Non
     }
     assert plan.repeats_wave == 2
     assert "wave 3 would run as wave 2 again" in plan.text()
+    assert "max_steps" not in plan.text()
+    capped = zeroflow.plan({**defn, "engine_policy": {"max_steps": 9}})
+    assert capped.max_steps == 9
+    assert "engine_policy.max_steps 9: a run that keeps going like this fails after step 9" in (
+        capped.text()
+    )
+    assert "max_steps" not in zeroflow.plan(legacy(DIAMOND, max_steps=4)).text()  # 4 steps fit
 
 
 def test_a_limit_smaller_than_the_queue_mixes_the_next_layer_in_as_the_engine_does() -> None:

@@ -111,7 +111,9 @@ class Plan:
     opens after a failure (the queues are cleared first). ``unreached`` lists
     nodes in neither; ``stranded`` the AND-joins the plan never completes.
     ``widest`` is the largest layer with no concurrency limit: the
-    ``max_concurrency`` that would run the most nodes together.
+    ``max_concurrency`` that would run the most nodes together. A task or
+    subflow that asks to wait at run time cannot be known here: the plan runs
+    it through.
     """
 
     workflow: str
@@ -127,6 +129,8 @@ class Plan:
     unreached: tuple[str, ...] = ()
     stranded: tuple[str, ...] = ()
     widest: int = 1
+    max_steps: int | None = None
+    """The definition's ``engine_policy.max_steps``: a run fails past that many steps."""
 
     @property
     def layers(self) -> tuple[PlanLayer, ...]:
@@ -155,6 +159,7 @@ class Plan:
             "unreached": list(self.unreached),
             "stranded": list(self.stranded),
             "widest": self.widest,
+            "max_steps": self.max_steps,
         }
 
     def text(self) -> str:
@@ -336,6 +341,7 @@ def plan_compiled(graph: CompiledWorkflow, max_concurrency: int | None = None) -
         unreached=tuple(n for n in graph.nodes if n not in reached),
         stranded=tuple(stranded),
         widest=widest,
+        max_steps=graph.policy.max_steps,
     )
 
 

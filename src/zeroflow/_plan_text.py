@@ -82,6 +82,13 @@ def plan_text(plan: Plan) -> str:
             f"wave {last + 1} would run as wave {plan.repeats_wave} again: the loop repeats "
             f"while {names(sources, 'or')} takes its loopback output"
         )
+    if plan.max_steps is not None and (
+        plan.repeats_wave is not None or len(plan.steps) > plan.max_steps
+    ):
+        lines.append(
+            f"engine_policy.max_steps {plan.max_steps}: a run that keeps going like this "
+            f"fails after step {plan.max_steps} (MAX_STEPS_EXCEEDED)"
+        )
     if plan.truncated:
         lines.append("... the plan stops here (too long to replay in full)")
     if plan.widest > plan.max_concurrency:
