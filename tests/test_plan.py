@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 import zeroflow
 from zeroflow import Event, HandlerResult, WorkflowDefinitionError, WorkflowEngine
-from zeroflow._plan import MAX_PLAN_WAVES, Plan
+from zeroflow._plan import Plan
+from zeroflow._planner import MAX_PLAN_WAVES
 
 # ---------------------------------------------------------------- the engine's own batches
 

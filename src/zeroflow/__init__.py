@@ -107,7 +107,8 @@ if TYPE_CHECKING:
     from ._convert import Conversion, ConversionLoss, convert
     from ._explain import explain
     from ._lint import LINT_CODES, LintFinding, lint
-    from ._plan import ErrorRoute, LoopEdge, Plan, PlanLayer, PlanWave, plan
+    from ._plan import ErrorRoute, LoopEdge, Plan, PlanLayer, PlanWave
+    from ._planner import plan
     from ._schema import schema
     from ._upgrade import UpgradeReport, UpgradeVerdict
     from .stores.jsonfile import JsonFileWorkflowStore
@@ -123,7 +124,7 @@ _LAZY = {
     "ConversionLoss": "._convert",
     "explain": "._explain",
     "lint": "._lint",
-    "plan": "._plan",
+    "plan": "._planner",
     "Plan": "._plan",
     "PlanWave": "._plan",
     "PlanLayer": "._plan",

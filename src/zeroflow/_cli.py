@@ -295,7 +295,7 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
-    from ._plan import plan
+    from ._planner import plan
 
     found = plan(_load_workflow(args.file), max_concurrency=args.max_concurrency)
     if args.json:
