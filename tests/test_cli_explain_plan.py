@@ -69,6 +69,19 @@ def test_a_missing_or_invalid_file_is_one_line_and_exit_1(
     assert err.startswith("zeroflow: error: ") and "ghost" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", "\udcff"])
+@pytest.mark.parametrize("command", ["explain", "plan"])
+def test_a_damaged_file_is_one_line_and_exit_1(
+    command: str, content: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "damaged.json"
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
+    assert main([command, str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"zeroflow: error: {path}: ") and captured.err.count("\n") == 1
+
+
 def test_plan_refuses_a_limit_below_one(diamond: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", str(diamond), "--max-concurrency", "0"]) == 1
     assert "max_concurrency must be an int >= 1" in capsys.readouterr().err

@@ -397,7 +397,7 @@ def _overview(graph: CompiledWorkflow, zf1: bool) -> list[str]:
             "after the queues are cleared."
         )
     else:
-        lines.append("A failure no catcher takes ends the run failed (there is no error node).")
+        lines.append("A failure no catcher takes fails the run (there is no error node).")
     return lines
 
 
