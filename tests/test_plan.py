@@ -66,8 +66,11 @@ def random_graphs(draw: st.DrawFn, *, loops: bool) -> dict[str, Any]:
     names = [f"n{i}" for i in range(n)]
     nodes: dict[str, Any] = {}
     for i, name in enumerate(names):
-        wait = i > 0 and draw(st.integers(0, 2)) == 0
-        labels = ("ok",) if wait else ("x", "y")
+        kind = (
+            draw(st.sampled_from(["task", "task", "task", "wait", "wait", "end"])) if i else "task"
+        )
+        wait = kind == "wait"
+        labels = ("ok",) if kind != "task" else ("x", "y")
         outputs: dict[str, list[dict[str, Any]]] = {}
         for label in labels:
             edges: list[dict[str, Any]] = []
@@ -80,6 +83,8 @@ def random_graphs(draw: st.DrawFn, *, loops: bool) -> dict[str, Any]:
         node: dict[str, Any] = {"outputs": outputs}
         if wait:
             node.update(kind="wait", wait={"prompt": f"answer {name}"})
+        elif kind == "end":  # its edges are never taken: an end node returns no output
+            node.update(kind="end", end={"result": name})
         else:
             node["handler"] = "all"
         nodes[name] = node

@@ -97,8 +97,7 @@ def _replay(graph: CompiledWorkflow, routes: RouteTable, start: str, concurrency
         if steps >= MAX_PLAN_STEPS:
             truncated = True
             break
-        size = concurrency if concurrency > 1 and len(fr.ready_now) > 1 else 1
-        names = fr.ready_now[:size]
+        names = fr.ready_now[:concurrency]  # one node, or a batch (``_step_batch``)
         steps += len(names)
         barriers: list[str] = []
         pauses: list[str] = []
