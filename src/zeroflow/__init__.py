@@ -109,7 +109,10 @@ from ._store import (
 
 if TYPE_CHECKING:
     from ._convert import Conversion, ConversionLoss, convert
+    from ._explain import explain
     from ._lint import LINT_CODES, LintFinding, lint
+    from ._plan import ErrorRoute, LoopEdge, Plan, PlanLayer, PlanWave
+    from ._planner import plan
     from ._schema import schema
     from ._upgrade import UpgradeReport, UpgradeVerdict
     from ._why import Reason, Why, why_run
@@ -124,7 +127,14 @@ _LAZY = {
     "convert": "._convert",
     "Conversion": "._convert",
     "ConversionLoss": "._convert",
+    "explain": "._explain",
     "lint": "._lint",
+    "plan": "._planner",
+    "Plan": "._plan",
+    "PlanWave": "._plan",
+    "PlanLayer": "._plan",
+    "LoopEdge": "._plan",
+    "ErrorRoute": "._plan",
     "LintFinding": "._lint",
     "LINT_CODES": "._lint",
     "schema": "._schema",
@@ -259,6 +269,13 @@ __all__ = [
     "lint",
     "LintFinding",
     "LINT_CODES",
+    "explain",
+    "plan",
+    "Plan",
+    "PlanWave",
+    "PlanLayer",
+    "LoopEdge",
+    "ErrorRoute",
     # beyond 0.1.0: runs
     "Durability",
     "StepDelta",

@@ -221,6 +221,24 @@ def cmd_viz(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
+    from ._explain import explain
+
+    out.write(explain(_load_workflow(args.file), args.format))
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
+    from ._planner import plan
+
+    found = plan(_load_workflow(args.file), max_concurrency=args.max_concurrency)
+    if args.json:
+        _dump(found.to_dict(), out)
+    else:
+        out.write(found.text())
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- parser
 
 
@@ -290,6 +308,26 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         )
         p.set_defaults(func=cmd_viz)
 
+    p = sub.add_parser("explain", help="describe what a workflow does, for a review")
+    if wanted("explain"):
+        p.add_argument("file", metavar="FILE", help="the workflow definition (zf/1 or legacy JSON)")
+        p.add_argument(
+            "--format",
+            choices=("text", "markdown"),
+            default="text",
+            help="plain text (default) or Markdown for a pull request",
+        )
+        p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("plan", help="the layers of nodes the engine runs together")
+    if wanted("plan"):
+        p.add_argument("file", metavar="FILE", help="the workflow definition (zf/1 or legacy JSON)")
+        p.add_argument("--json", action="store_true", help="machine-readable plan")
+        p.add_argument(
+            "--max-concurrency", type=int, metavar="N", help="plan for N (default: the file's)"
+        )
+        p.set_defaults(func=cmd_plan)
+
     runs = sub.add_parser("runs", help="inspect and drive runs kept in a store")
     if not wanted("runs"):
         return parser
@@ -299,7 +337,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("validate", "lint", "schema", "convert", "viz", "runs")
+COMMANDS = ("validate", "lint", "schema", "convert", "viz", "explain", "plan", "runs")
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
