@@ -91,6 +91,7 @@ from ._models import (
 from ._run.durability import Durability
 from ._run.effects import EffectError
 from ._run.requests import NodeTimeoutError
+from ._stats import NodeStats, RunSummary, stats_report
 from ._store import (
     DEFAULT_LEASE_TTL_SECONDS,
     CheckpointInfo,
@@ -101,6 +102,7 @@ from ._store import (
     JournalingStore,
     LeasingStore,
     PruneResult,
+    StatsStore,
     WorkflowStore,
 )
 
@@ -259,4 +261,9 @@ __all__ = [
     "validate_workflow_definition",
     "json_clone",
     "now_iso",
+    # beyond 0.1.0: stats
+    "NodeStats",
+    "RunSummary",
+    "StatsStore",
+    "stats_report",
 ]
