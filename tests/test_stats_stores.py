@@ -414,3 +414,26 @@ def test_the_stats_help_names_its_options(capsys: pytest.CaptureFixture[str]) ->
     assert code == 0
     for option in ("--store", "--workflow", "--since", "--json", "--top"):
         assert option in text
+
+
+@pytest.mark.parametrize("kind", ["json", "sqlite", "postgres"])
+def test_a_run_still_running_counts_with_the_figures_of_its_last_full_save(
+    kind: str, store_of: Callable[..., Any]
+) -> None:
+    store = store_of(kind)
+    seen: list[Any] = []
+
+    def ship(ctx: WorkflowContext) -> HandlerResult:
+        seen.extend(store.run_summaries())
+        return HandlerResult(outputs=["ok"])
+
+    engine = WorkflowEngine(
+        ORDERS, {"charge": lambda ctx: HandlerResult(outputs=["ok"]), "ship": ship}, store=store
+    )
+    engine.run({}, "o-1")
+    (running,) = seen
+    # Written at its start: no node had run yet. The end's full save brings it up to date.
+    assert (running.run_id, running.status, running.nodes) == ("o-1", "running", {})
+    (done,) = store.run_summaries()
+    assert done.status == "succeeded"
+    assert done.nodes is not None and sorted(done.nodes) == ["charge", "ship"]
