@@ -388,9 +388,9 @@ class _PlainStore:
 def test_runs_stats_refuses_a_store_without_summaries_rather_than_loading_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import zeroflow._cli_stats as cli_stats
+    import zeroflow._cli as cli
 
-    monkeypatch.setattr(cli_stats, "_open_store", lambda path, on_report=None: _PlainStore())
+    monkeypatch.setattr(cli, "_open_store", lambda path, on_report=None: _PlainStore())
     code, out, err = run_cli(capsys, "runs", "stats", "--store", str(tmp_path))
     assert code == 1 and out == ""
     assert "keeps no run summaries" in err and "StatsStore" in err

@@ -765,7 +765,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def _cmd_runs_stats(args: argparse.Namespace, out: TextIO) -> int:
     from ._cli_stats import cmd_runs_stats  # its own module: imported when the command runs
 
-    return cmd_runs_stats(args, out)
+    corrupt: list[Event] = []
+    return cmd_runs_stats(_open_store(args.store, corrupt.append), corrupt, args, out)
 
 
 COMMANDS = ("validate", "lint", "schema", "convert", "viz", "runs")

@@ -2,21 +2,31 @@
 
 Reads only the run summaries a ``StatsStore`` keeps (``run_summaries``), never
 a run itself; a store without them is refused with a message, not scanned.
-The figures come from ``stats_report``; this module only prints them.
+The figures come from ``stats_report``; this module only prints them. The
+command's store is opened by ``_cli`` (this module imports nothing of it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Sequence
 from typing import Any, TextIO
 
-from ._cli import CliError, _dump, _open_store, _table
 from ._models import Event
 from ._stats import stats_report
 from ._store import StatsStore
 
 __all__ = ["cmd_runs_stats"]
+
+
+def _table(rows: Sequence[Sequence[str]], out: TextIO, indent: str = "  ") -> None:
+    """``rows`` as left-aligned columns, each line indented by ``indent``."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+        out.write(indent + cells.rstrip() + "\n")
 
 
 def _ms(value: Any) -> str:
@@ -31,17 +41,22 @@ def _counts(by_status: dict[str, int]) -> str:
     return ", ".join(f"{status} {n}" for status, n in by_status.items())
 
 
-def cmd_runs_stats(args: argparse.Namespace, out: TextIO) -> int:
-    """Print the stats of the runs in ``--store`` (``--workflow``, ``--since``, ``--json``)."""
-    corrupt: list[Event] = []
-    store = _open_store(args.store, corrupt.append)
+def cmd_runs_stats(
+    store: object, corrupt: list[Event], args: argparse.Namespace, out: TextIO
+) -> int:
+    """Print the stats of ``store``'s runs (``--workflow``, ``--since``, ``--top``, ``--json``).
+
+    ``corrupt`` collects the store's reports of damaged runs, warned about on
+    stderr. ``ValueError`` (one line, exit 1) for a store without summaries,
+    a ``--since`` that is no time or a negative ``--top``.
+    """
     if not isinstance(store, StatsStore):
-        raise CliError(
+        raise ValueError(
             f"the store at '{args.store}' keeps no run summaries (it is no StatsStore), so "
             "stats would mean loading every run; use a store that implements run_summaries"
         )
     if args.top < 0:
-        raise CliError(f"--top must be 0 or more, got {args.top}")
+        raise ValueError(f"--top must be 0 or more, got {args.top}")
     summaries = store.run_summaries(args.workflow, args.since)
     for event in corrupt:
         sys.stderr.write(
@@ -50,7 +65,7 @@ def cmd_runs_stats(args: argparse.Namespace, out: TextIO) -> int:
         )
     report = stats_report(summaries, top=args.top)
     if args.json:
-        _dump(report, out)
+        out.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         return 0
     if not report["runs"]:
         out.write("no runs\n")
@@ -70,11 +85,11 @@ def cmd_runs_stats(args: argparse.Namespace, out: TextIO) -> int:
         )
         if flow["nodes"]:
             rows: list[tuple[str, ...]] = [
-                ("  NODE", "EXECUTIONS", "FAILURES", "RETRIES", "P50 MS", "P95 MS", "MAX MS")
+                ("NODE", "EXECUTIONS", "FAILURES", "RETRIES", "P50 MS", "P95 MS", "MAX MS")
             ]
             rows += [
                 (
-                    f"  {node}",
+                    node,
                     str(n["executions"]),
                     str(n["failures"]),
                     str(n["retries"]),
@@ -87,17 +102,17 @@ def cmd_runs_stats(args: argparse.Namespace, out: TextIO) -> int:
             _table(rows, out)
     if report["slowest"]:
         out.write("\nslowest nodes (by p95)\n")
-        table: list[tuple[str, ...]] = [("  WORKFLOW", "NODE", "P95 MS", "MAX MS")]
+        table: list[tuple[str, ...]] = [("WORKFLOW", "NODE", "P95 MS", "MAX MS")]
         table += [
-            (f"  {r['workflow']}", r["node"], _ms(r["p95_ms"]), _ms(r["max_ms"]))
+            (r["workflow"], r["node"], _ms(r["p95_ms"]), _ms(r["max_ms"]))
             for r in report["slowest"]
         ]
         _table(table, out)
     if report["most_failing"]:
         out.write("\nmost-failing nodes\n")
-        failing: list[tuple[str, ...]] = [("  WORKFLOW", "NODE", "FAILURES", "EXECUTIONS")]
+        failing: list[tuple[str, ...]] = [("WORKFLOW", "NODE", "FAILURES", "EXECUTIONS")]
         failing += [
-            (f"  {r['workflow']}", r["node"], str(r["failures"]), str(r["executions"]))
+            (r["workflow"], r["node"], str(r["failures"]), str(r["executions"]))
             for r in report["most_failing"]
         ]
         _table(failing, out)
