@@ -17,7 +17,14 @@ from zeroflow import (
     WorkflowEngine,
     stats_report,
 )
-from zeroflow._stats import decode_nodes, encode_nodes, node_stats, percentile, since_key
+from zeroflow._stats import (
+    decode_nodes,
+    encode_nodes,
+    node_stats,
+    node_stats_of_dicts,
+    percentile,
+    since_key,
+)
 from zeroflow.testing import FakeClock
 
 
@@ -232,11 +239,20 @@ def test_node_stats_reads_dicts_and_skips_what_is_no_execution_or_damaged() -> N
         {"status": "succeeded"},
         "not a record",
     ]
-    stats = node_stats(trail)
+    stats = node_stats_of_dicts(trail)
     assert stats == {
         "a": NodeStats("a", 2, 1, 1, 2.0, 2.0),
         "b": NodeStats("b", 2, 0, 0, 0.0, 0.0),
     }
+
+
+def test_node_stats_of_records_skips_a_migration() -> None:
+    trail = [
+        StepRecord(1, 1, "a", "succeeded", "t", [], None, False, 1.5, 2),
+        StepRecord(1, 1, "(migration)", "migrated", "t", [], None, False, 0.0),
+        StepRecord(2, 1, "a", "failed", "t", [], None, False, None),
+    ]
+    assert node_stats(trail) == {"a": NodeStats("a", 2, 1, 2, 1.5, 1.5)}
 
 
 def test_the_compact_form_round_trips() -> None:

@@ -1,7 +1,8 @@
 """Run statistics: per-node figures from an audit trail, and reports over run summaries.
 
 Pure functions over data: ``node_stats`` folds audit-trail records (``StepRecord``
-objects or their dicts) into one ``NodeStats`` per node; ``encode_nodes`` /
+objects, or their stored dicts with ``node_stats_of_dicts``) into one
+``NodeStats`` per node; ``encode_nodes`` /
 ``decode_nodes`` are the compact form stores keep with each run's summary;
 ``percentile`` and ``stats_report`` turn many ``RunSummary`` records into the
 figures ``zeroflow runs stats`` prints. No clock, no I/O.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
 __all__ = [
     "NodeStats",
     "RunSummary",
+    "Record",
     "node_stats",
+    "node_stats_of_dicts",
     "encode_nodes",
     "decode_nodes",
     "since_key",
@@ -100,23 +103,44 @@ class RunSummary:
         }
 
 
-def _field(record: Any, name: str) -> Any:
-    if isinstance(record, Mapping):
-        return record.get(name)
-    return getattr(record, name, None)
+class Record(Protocol):
+    """What ``node_stats`` reads of an audit-trail record (``StepRecord`` has it all)."""
+
+    @property
+    def node(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def duration_ms(self) -> float | None: ...
+    @property
+    def retries(self) -> int: ...
 
 
-def node_stats(records: Iterable[Any]) -> dict[str, NodeStats]:
-    """One ``NodeStats`` per node of ``records``, in the order nodes first appear.
+def node_stats(records: Iterable[Record]) -> dict[str, NodeStats]:
+    """One ``NodeStats`` per node of ``records`` (``StepRecord``s), in first-run order.
 
-    ``records`` are ``StepRecord`` objects or their dicts (``to_dict`` shape);
-    records that are no execution (``EXECUTION_STATUSES``) and fields that are
-    missing or damaged are skipped, so any stored trail can be read.
+    Records that are no execution (``EXECUTION_STATUSES``: a migration) are skipped.
     """
+    return _fold((r.node, r.status, r.duration_ms, r.retries) for r in records)
+
+
+def node_stats_of_dicts(records: Iterable[Any]) -> dict[str, NodeStats]:
+    """``node_stats`` of stored records (``StepRecord.to_dict`` shapes), as read from disk.
+
+    Anything that is not such a dict, and fields that are missing or damaged,
+    are skipped, so any stored trail can be read.
+    """
+    return _fold(
+        (r.get("node"), r.get("status"), r.get("duration_ms"), r.get("retries"))
+        for r in records
+        if isinstance(r, Mapping)
+    )
+
+
+def _fold(rows: Iterable[tuple[Any, Any, Any, Any]]) -> dict[str, NodeStats]:
+    """``(node, status, duration_ms, retries)`` rows summed per node; bad fields skipped."""
     acc: dict[str, list[Any]] = {}
-    for record in records:
-        status = _field(record, "status")
-        node = _field(record, "node")
+    for node, status, ms, retries in rows:
         if status not in EXECUTION_STATUSES or type(node) is not str:
             continue
         row = acc.get(node)
@@ -125,10 +149,8 @@ def node_stats(records: Iterable[Any]) -> dict[str, NodeStats]:
         row[0] += 1
         if status == "failed":
             row[1] += 1
-        retries = _field(record, "retries")
         if type(retries) is int and retries > 0:
             row[2] += retries
-        ms = _field(record, "duration_ms")
         if type(ms) in (int, float) and math.isfinite(ms) and ms >= 0:
             row[3] += ms
             if ms > row[4]:

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Protocol
 
 from .._errors import RunNotFoundError, StoreCorruptError, StoreError
 from .._models import Event, RunMetadata, RunSnapshot, WorkflowError
-from .._stats import RunSummary, decode_nodes, encode_nodes, node_stats, since_key
+from .._stats import RunSummary, decode_nodes, encode_nodes, node_stats_of_dicts, since_key
 from .._store import FINISHED_STATUSES, CheckpointInfo, PruneResult
 from ._batch import BatchingStore, Writer
 from ._common import (
@@ -1161,7 +1161,9 @@ class SqlStore(BatchingStore[SqlWriter]):
 def _stats_text(data: dict[str, Any]) -> str:
     """The ``runs.stats`` of a snapshot dict: its audit trail's per-node figures, compact."""
     trail = data.get("audit_trail")
-    return encode_compact(encode_nodes(node_stats(trail if isinstance(trail, list) else ())))
+    return encode_compact(
+        encode_nodes(node_stats_of_dicts(trail if isinstance(trail, list) else ()))
+    )
 
 
 def _current_node(data: dict[str, Any]) -> Any:

@@ -45,7 +45,7 @@ from .._errors import (
 )
 from .._journal import StepDelta
 from .._models import Event, RunMetadata, RunSnapshot, now_iso
-from .._stats import RunSummary, decode_nodes, encode_nodes, node_stats, since_key
+from .._stats import RunSummary, decode_nodes, encode_nodes, node_stats_of_dicts, since_key
 from .._store import (
     DEFAULT_LEASE_TTL_SECONDS,
     FINISHED_STATUSES,
@@ -1888,7 +1888,7 @@ def _metadata_of(data: dict[str, Any], saved_at: float) -> dict[str, Any]:
     if status == "waiting":
         out["waiting_nodes"] = list(waiting)
     trail = data.get("audit_trail")
-    out["stats"] = encode_nodes(node_stats(trail if isinstance(trail, list) else ()))
+    out["stats"] = encode_nodes(node_stats_of_dicts(trail if isinstance(trail, list) else ()))
     return out
 
 
