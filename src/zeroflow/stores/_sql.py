@@ -504,7 +504,9 @@ class SqlStore(BatchingStore[SqlWriter]):
         db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, seq, text))
         err = data["last_error"]
         db.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO "
+            "INSERT INTO runs (run_id, workflow_name, workflow_hash, status, started_at, "
+            "updated_at, current_node, last_error, base_seq, saved_at, stats) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO "
             "UPDATE SET workflow_name=excluded.workflow_name, "
             "workflow_hash=excluded.workflow_hash, status=excluded.status, "
             "started_at=excluded.started_at, updated_at=excluded.updated_at, "
