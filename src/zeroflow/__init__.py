@@ -92,6 +92,7 @@ from ._models import (
 from ._run.durability import Durability
 from ._run.effects import EffectError
 from ._run.requests import NodeTimeoutError
+from ._stats import NodeStats, RunSummary, stats_report
 from ._store import (
     DEFAULT_LEASE_TTL_SECONDS,
     CheckpointInfo,
@@ -104,6 +105,7 @@ from ._store import (
     LeaseInspectingStore,
     LeasingStore,
     PruneResult,
+    StatsStore,
     WorkflowStore,
 )
 
@@ -289,4 +291,9 @@ __all__ = [
     "validate_workflow_definition",
     "json_clone",
     "now_iso",
+    # beyond 0.1.0: stats
+    "NodeStats",
+    "RunSummary",
+    "StatsStore",
+    "stats_report",
 ]

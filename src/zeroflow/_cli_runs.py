@@ -563,3 +563,18 @@ def add_runs_commands(runs: argparse.ArgumentParser) -> None:
     p.add_argument("--apply", action="store_true", help="migrate every migratable run")
     p.add_argument("--handlers", metavar="MODULE:ATTR", help="the new definition's handlers")
     p.set_defaults(func=cmd_runs_check_upgrade)
+
+    p = rsub.add_parser(
+        "stats", parents=[store], help="runs by status, durations, slowest and failing nodes"
+    )
+    p.add_argument("--workflow", metavar="NAME", help="only this workflow's runs")
+    p.add_argument("--since", metavar="ISO-8601", help="only runs started at or after this time")
+    p.add_argument("--top", type=int, default=5, metavar="N", help="nodes per list (default 5)")
+    p.set_defaults(func=_cmd_runs_stats)
+
+
+def _cmd_runs_stats(args: argparse.Namespace, out: TextIO) -> int:
+    from ._cli_stats import cmd_runs_stats  # its own module: imported when the command runs
+
+    corrupt: list[Event] = []
+    return cmd_runs_stats(_open_store(args.store, corrupt.append), corrupt, args, out)

@@ -68,6 +68,7 @@ class LiveRun:
         "resume_path",
         "resumed",
         "resumed_from",
+        "retries",
         "seq",
         "snap",
         "sources",
@@ -112,6 +113,8 @@ class LiveRun:
         self.resume_path: str | None = None
         # Custom events of handlers running in a parallel batch, delivered in queue order.
         self.buffers: dict[str, list[tuple[str, dict[str, Any]]]] | None = None
+        # Retries made by the node (or map items) being executed, until its record is written.
+        self.retries: dict[str, int] = {}
         self.trace_mark = len(snap.trace)
         self.tags_mark = len(snap.tags)
         self.audit_mark = len(snap.audit_trail)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._constants import STATUS_RUNNING, STATUS_WAITING
 from ._fastinit import install as _fast_init
 from ._frozen import thaw
 from ._policies import EnginePolicy
+
+if TYPE_CHECKING:
+    from ._stats import NodeStats
 
 __all__ = [
     "WorkflowError",
@@ -123,9 +126,11 @@ class StepRecord:
     error: WorkflowError | None = None
     waiting: bool = False
     duration_ms: float | None = None
+    retries: int = 0
+    """Attempts made before the one recorded (0: it settled at the first call)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "step": self.step,
             "wave": self.wave,
             "node": self.node,
@@ -136,6 +141,9 @@ class StepRecord:
             "waiting": self.waiting,
             "duration_ms": self.duration_ms,
         }
+        if self.retries:  # only then: a record without retries keeps 0.1.0's keys
+            out["retries"] = self.retries
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepRecord:
@@ -149,6 +157,7 @@ class StepRecord:
             error=_error_or_none(data.get("error")),
             waiting=bool(data.get("waiting", False)),
             duration_ms=None if data.get("duration_ms") is None else float(data["duration_ms"]),
+            retries=int(data.get("retries") or 0),
         )
 
 
@@ -437,6 +446,17 @@ class WorkflowResult:
     checkpoint: RunSnapshot | None = None
     cancelled: bool = False
     waiting_nodes: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def stats(self) -> dict[str, NodeStats]:
+        """Per node (in the order nodes first ran): executions, failures, retries, durations.
+
+        Computed from ``audit_trail`` when read, so a run pays nothing for it;
+        a resumed run's figures cover the whole run, not only the last call.
+        """
+        from ._stats import node_stats
+
+        return node_stats(self.audit_trail)
 
 
 class EffectHost(Protocol):

@@ -18,6 +18,9 @@ which of these abilities it has and uses them:
   ``latest_checkpoint`` so a stale checkpoint is never resumed.
 - ``LeaseInspectingStore``: ``lease_info(run_id)`` says who holds a run's
   lease (host, process, whether that process is alive) without touching it.
+- ``StatsStore``: ``run_summaries(workflow_name, since)`` lists each run's
+  status, times and per-node figures from a summary the store keeps with the
+  run (``zeroflow runs stats``), without loading any run.
 - ``HistoryStore``: every checkpoint is kept; ``load_snapshot(run_id, step=N)``
   (the last checkpoint at step N) or ``load_snapshot(run_id, seq=S)`` (exactly
   checkpoint S), ``history(run_id)`` and ``prune(...)``.
@@ -35,7 +38,9 @@ from ._journal import StepDelta
 from ._models import Event, RunMetadata, RunSnapshot
 
 if TYPE_CHECKING:
-    from datetime import timedelta
+    from datetime import datetime, timedelta
+
+    from ._stats import RunSummary
 
 __all__ = [
     "WorkflowStore",
@@ -49,6 +54,7 @@ __all__ = [
     "HistoryStore",
     "CheckpointInfo",
     "PruneResult",
+    "StatsStore",
     "DEFAULT_LEASE_TTL_SECONDS",
     "FINISHED_STATUSES",
 ]
@@ -320,5 +326,24 @@ class HistoryStore(WorkflowStore, Protocol):
 
         Trimming also drops the events logged before the first kept checkpoint
         unless ``keep_events``; stores give the freed space back.
+        """
+        ...
+
+
+@runtime_checkable
+class StatsStore(WorkflowStore, Protocol):
+    """A store that keeps a compact summary per run, so statistics read no run itself."""
+
+    def run_summaries(
+        self, workflow_name: str | None = None, since: str | datetime | None = None
+    ) -> list[RunSummary]:
+        """Each stored run's ``RunSummary``, by run id; of one workflow, or started at or
+        after ``since`` (ISO-8601 or a ``datetime``; ``ValueError`` for anything else).
+
+        The per-node figures are those of the run's latest full save (its start,
+        pause, end, or a journal fold), so a running run's may lag; a run written
+        before the store kept figures has ``nodes`` None, and so has one whose
+        figures are damaged (reported, as ``list_metadata`` reports a run it
+        skips); a run whose summary itself does not decode is skipped and reported.
         """
         ...

@@ -237,6 +237,8 @@ class RunLoop:
                 return self._end_failed(run, error)
             assert not isinstance(got, BaseException)
             self._settle(run, node, got, duration_ms, batch)
+        if run.retries:  # of nodes a failure or cancel left unsettled: they run again
+            run.retries.clear()
         if batch.end_error is not None:
             return self._end_failed(run, batch.end_error)
         if cancelled:
@@ -342,6 +344,7 @@ class RunLoop:
                 None,
                 waiting,
                 duration_ms,
+                run.retries.pop(name, 0) if run.retries else 0,
             )
         )
         if waiting:
@@ -375,6 +378,7 @@ class RunLoop:
                 error,
                 False,
                 duration_ms,
+                run.retries.pop(name, 0) if run.retries else 0,
             )
         )
         err_dict = error.to_dict()

@@ -338,6 +338,8 @@ class TaskCaller:
         deadline = run.snap.deadline_ts
         if deadline is not None:
             delay = max(0.0, min(delay, deadline - self.clock()))
+        retries = run.retries
+        retries[node.name] = retries.get(node.name, 0) + 1
         self.recorder.emit(
             run,
             C.EVENT_NODE_RETRY,

@@ -118,6 +118,11 @@ _MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS event_seq BIGINT",
     ],
+    # version 4: a run's summary row keeps its per-node figures for stats (runs.stats,
+    # written at full saves and folds; NULL in rows written before).
+    [
+        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS stats TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)

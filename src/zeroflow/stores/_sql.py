@@ -31,11 +31,12 @@ from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
 from .._errors import RunNotFoundError, StoreCorruptError, StoreError
 from .._models import Event, RunMetadata, RunSnapshot, WorkflowError
+from .._stats import RunSummary, decode_nodes, encode_nodes, node_stats_of_dicts, since_key
 from .._store import FINISHED_STATUSES, CheckpointInfo, LeaseInfo, PruneResult
 from ._batch import BatchingStore, Writer
 from ._common import (
@@ -463,9 +464,17 @@ class SqlStore(BatchingStore[SqlWriter]):
         text = encode_compact(snap)
         db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, seq, text))
         db.execute(
-            "UPDATE runs SET base_seq=?, status=?, updated_at=?, current_node=?, saved_at=? "
-            "WHERE run_id=?",
-            (seq, snap.get("status"), snap.get("updated_at"), _current_node(snap), now, run_id),
+            "UPDATE runs SET base_seq=?, status=?, updated_at=?, current_node=?, saved_at=?, "
+            "stats=? WHERE run_id=?",
+            (
+                seq,
+                snap.get("status"),
+                snap.get("updated_at"),
+                _current_node(snap),
+                now,
+                _stats_text(snap),
+                run_id,
+            ),
         )
         return text
 
@@ -496,12 +505,14 @@ class SqlStore(BatchingStore[SqlWriter]):
         db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, seq, text))
         err = data["last_error"]
         db.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO "
+            "INSERT INTO runs (run_id, workflow_name, workflow_hash, status, started_at, "
+            "updated_at, current_node, last_error, base_seq, saved_at, stats) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO "
             "UPDATE SET workflow_name=excluded.workflow_name, "
             "workflow_hash=excluded.workflow_hash, status=excluded.status, "
             "started_at=excluded.started_at, updated_at=excluded.updated_at, "
             "current_node=excluded.current_node, last_error=excluded.last_error, "
-            "base_seq=excluded.base_seq, saved_at=excluded.saved_at",
+            "base_seq=excluded.base_seq, saved_at=excluded.saved_at, stats=excluded.stats",
             (
                 run_id,
                 data["workflow_name"],
@@ -513,6 +524,7 @@ class SqlStore(BatchingStore[SqlWriter]):
                 None if err is None else json.dumps(err),
                 seq,
                 now,
+                _stats_text(data),
             ),
         )
         return text
@@ -731,6 +743,45 @@ class SqlStore(BatchingStore[SqlWriter]):
             meta = self._metadata(row[:8])
             if meta is not None:
                 out.append(_current(meta, row[8], row[9], row[10]))
+        return out
+
+    def run_summaries(
+        self, workflow_name: str | None = None, since: str | datetime | None = None
+    ) -> list[RunSummary]:
+        """Each run's summary, by run id, from its ``runs`` row alone (its ``stats`` column).
+
+        A row written before the column existed has ``nodes`` None; a row that
+        does not decode is skipped and reported, damaged figures are reported
+        and read as None.
+        """
+        after = since_key(since)
+        where, args = [], []
+        if workflow_name is not None:
+            where.append("workflow_name=?")
+            args.append(workflow_name)
+        if after is not None:
+            where.append("started_at>=?")
+            args.append(after)
+        query = "SELECT run_id, workflow_name, status, started_at, updated_at, stats FROM runs"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        with _Faults(self, None):
+            self.flush()
+            with self._query() as db:
+                rows = db.execute(query + " ORDER BY run_id", args).fetchall()
+        out = []
+        for run_id, name, st, started, updated, stats in rows:
+            if not all(type(v) is str for v in (run_id, name, st)) or not all(
+                v is None or type(v) is str for v in (started, updated, stats)
+            ):
+                self._report(run_id, "its runs row does not decode (a column is not text)")
+                continue
+            try:
+                nodes = None if stats is None else decode_nodes(json.loads(stats))
+            except (ValueError, RecursionError) as exc:
+                self._report(run_id, f"its runs.stats does not decode: {exc}")
+                nodes = None
+            out.append(RunSummary(run_id, name, st, started, updated, nodes))
         return out
 
     def _metadata(self, row: Sequence[Any]) -> RunMetadata | None:
@@ -1117,6 +1168,14 @@ class SqlStore(BatchingStore[SqlWriter]):
         freed = self._delete_where(db, "checkpoints", "run_id=? AND seq<?", (run_id, keep))
         freed += self._delete_where(db, "snapshots", "run_id=? AND seq<?", (run_id, keep))
         return events, freed
+
+
+def _stats_text(data: dict[str, Any]) -> str:
+    """The ``runs.stats`` of a snapshot dict: its audit trail's per-node figures, compact."""
+    trail = data.get("audit_trail")
+    return encode_compact(
+        encode_nodes(node_stats_of_dicts(trail if isinstance(trail, list) else ()))
+    )
 
 
 def _current_node(data: dict[str, Any]) -> Any:

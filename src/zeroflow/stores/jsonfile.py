@@ -45,6 +45,7 @@ from .._errors import (
 )
 from .._journal import StepDelta
 from .._models import Event, RunMetadata, RunSnapshot, now_iso
+from .._stats import RunSummary, decode_nodes, encode_nodes, node_stats_of_dicts, since_key
 from .._store import (
     DEFAULT_LEASE_TTL_SECONDS,
     FINISHED_STATUSES,
@@ -1291,6 +1292,41 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 out.append(_current(folder, data, item))
         return out
 
+    @_guarded
+    def run_summaries(
+        self, workflow_name: str | None = None, since: str | datetime | None = None
+    ) -> list[RunSummary]:
+        """Each readable run's summary, by run id, from its ``metadata.json`` alone.
+
+        Its ``stats`` are the figures of the run's last fold; a ``metadata.json``
+        without them (written by an older zeroflow) gives ``nodes`` None, and
+        damaged ones are reported (``on_report``) and read as None too.
+        """
+        after = since_key(since)
+        self.flush()
+        out = []
+        for folder, data, item in self._metadata():
+            if workflow_name is not None and item.workflow_name != workflow_name:
+                continue
+            if after is not None and (item.started_at is None or item.started_at < after):
+                continue
+            try:
+                nodes = decode_nodes(data.get("stats"))
+            except ValueError as exc:
+                self._report(folder.name, folder / "metadata.json", f"its stats {exc}")
+                nodes = None
+            out.append(
+                RunSummary(
+                    item.run_id or folder.name,
+                    item.workflow_name,
+                    item.status,
+                    item.started_at,
+                    item.updated_at,
+                    nodes,
+                )
+            )
+        return out
+
     def _metadata(self) -> list[tuple[Path, dict[str, Any], RunMetadata]]:
         """(folder, metadata dict, summary) of every run folder with a readable summary.
 
@@ -1897,6 +1933,8 @@ def _metadata_of(data: dict[str, Any], saved_at: float) -> dict[str, Any]:
     }
     if status == "waiting":
         out["waiting_nodes"] = list(waiting)
+    trail = data.get("audit_trail")
+    out["stats"] = encode_nodes(node_stats_of_dicts(trail if isinstance(trail, list) else ()))
     return out
 
 

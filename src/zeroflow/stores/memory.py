@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from .._constants import EVENT_CHECKPOINT
@@ -27,6 +27,7 @@ from .._errors import RunNotFoundError
 from .._frozen import FrozenDict, FrozenList
 from .._journal import StepDelta, apply_delta
 from .._models import Event, RunMetadata, RunSnapshot
+from .._stats import RunSummary, node_stats, since_key
 from .._store import (
     DEFAULT_LEASE_TTL_SECONDS,
     FINISHED_STATUSES,
@@ -126,7 +127,7 @@ _RAW_FIELDS = (
     "ops",  # ((kind, path, kept value), ...)
     "extra",
 )
-_STEP, _WAVE, _STATUS, _UPDATED, _NODE = 0, 1, 2, 3, 8
+_STEP, _WAVE, _STATUS, _UPDATED, _NODE, _RECORDS = 0, 1, 2, 3, 8, 13
 
 
 def _keep_delta(d: StepDelta) -> _Raw:
@@ -557,6 +558,44 @@ class InMemoryWorkflowStore:
                 if (workflow_name is None or run.latest.workflow_name == workflow_name)
                 and (status is None or run.status == status)
             ]
+
+    def run_summaries(
+        self, workflow_name: str | None = None, since: str | datetime | None = None
+    ) -> list[RunSummary]:
+        """Each run's summary, by run id, from its records: always current.
+
+        The figures come from the audit trail the store already holds (the
+        latest full copy's, then the records of the steps after it); no run is
+        copied or rebuilt.
+        """
+        after = since_key(since)
+        out = []
+        with self._lock:
+            for run_id in sorted(self._runs):
+                run = self._runs[run_id]
+                base = run.latest
+                if workflow_name is not None and base.workflow_name != workflow_name:
+                    continue
+                if after is not None and (base.started_at is None or base.started_at < after):
+                    continue
+                records = list(base.audit_trail)
+                updated = base.updated_at
+                behind = run.seq - run.applied
+                for entry in run.history[len(run.history) - behind :] if behind else ():
+                    assert entry.raw is not None  # a full entry resets ``applied``
+                    records += entry.raw[_RECORDS]
+                    updated = entry.raw[_UPDATED]
+                out.append(
+                    RunSummary(
+                        run_id,
+                        base.workflow_name,
+                        run.status,
+                        base.started_at,
+                        updated,
+                        node_stats(records),
+                    )
+                )
+        return out
 
     # ------------------------------------------------------------------ leases
 

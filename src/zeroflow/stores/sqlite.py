@@ -123,6 +123,11 @@ _MIGRATIONS: list[list[str]] = [
         "DROP TABLE leases",
         "ALTER TABLE leases_v3 RENAME TO leases",
     ],
+    # version 4: a run's summary row keeps its per-node figures for stats (runs.stats,
+    # written at full saves and folds; NULL in rows written before).
+    [
+        "ALTER TABLE runs ADD COLUMN stats TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -32,6 +32,7 @@ from .._store import (
     HistoryStore,
     JournalingStore,
     LeasingStore,
+    StatsStore,
 )
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "check_renewal_never_acquires",
     "check_round_trip",
     "check_run_status_and_delete",
+    "check_run_summaries",
     "check_stale_token_refused",
     "run_store_checks",
     "sample_snapshot",
@@ -604,6 +606,63 @@ def check_effects_kept(make_store: StoreFactory) -> None:
     assert "effects" not in store.load_snapshot("kit-effects").extra
 
 
+def check_run_summaries(make_store: StoreFactory) -> None:
+    """A ``StatsStore`` summarises each finished run: status, times, per-node figures.
+
+    Two workflows, one run each (one retried and then failed); the summaries
+    come by run id, filter by workflow and by start time, and refuse a
+    ``since`` that is no time with ``ValueError``.
+    """
+    store = make_store()
+    if not isinstance(store, StatsStore):
+        return
+    from .._engine import WorkflowEngine
+    from .._models import HandlerResult
+
+    assert store.run_summaries() == [], "a fresh store has runs"
+
+    def flow(name: str) -> dict[str, Any]:
+        return {
+            "workflow_name": name,
+            "default_entry_node": "a",
+            "nodes": {
+                "a": {
+                    "handler": name,
+                    "outputs": {"ok": []},
+                    "run_policy": {"max_retries": 1, "retry_sleep_seconds": 0},
+                }
+            },
+        }
+
+    def good(ctx: Any) -> HandlerResult:
+        return HandlerResult(["ok"])
+
+    def bad(ctx: Any) -> HandlerResult:
+        raise RuntimeError("always")
+
+    WorkflowEngine(flow("kit-good"), {"kit-good": good}, store=store).run({}, run_id="kit-1")
+    failed = WorkflowEngine(flow("kit-bad"), {"kit-bad": bad}, store=store).run({}, run_id="kit-2")
+    assert failed.status == "failed", failed
+    summaries = store.run_summaries()
+    assert [s.run_id for s in summaries] == ["kit-1", "kit-2"], summaries
+    one, two = summaries
+    assert (one.workflow_name, one.status, two.status) == ("kit-good", "succeeded", "failed")
+    assert one.started_at is not None and one.updated_at is not None, one
+    assert one.nodes is not None and one.nodes["a"].executions == 1, one
+    assert two.nodes is not None, two
+    figures = two.nodes["a"]
+    assert (figures.executions, figures.failures, figures.retries) == (1, 1, 1), figures
+    assert [s.run_id for s in store.run_summaries("kit-bad")] == ["kit-2"]
+    assert store.run_summaries(since="2999-01-01") == []
+    assert len(store.run_summaries(since="2000-01-01T00:00:00Z")) == 2
+    try:
+        store.run_summaries(since="not a time")
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("run_summaries(since='not a time') did not raise ValueError")
+
+
 STORE_CHECKS: tuple[Callable[[StoreFactory], None], ...] = (
     check_round_trip,
     check_copies_not_aliases,
@@ -623,6 +682,7 @@ STORE_CHECKS: tuple[Callable[[StoreFactory], None], ...] = (
     check_dead_holder_taken_over,
     check_engine_round_trip,
     check_effects_kept,
+    check_run_summaries,
 )
 """Every check that needs only a factory of fresh stores (``check_lease_expiry`` needs a clock)."""
 
