@@ -174,7 +174,7 @@ class RunLoop:
         snap.last_node = node.name
         details = {key: spec[key] for key in ("actor", "reason") if spec.get(key) is not None}
         self.emit(run, C.EVENT_NODE_OVERRIDE, node.name, {"node": node.name, **details})
-        self._absorb(run, node, override_result(spec), 0.0, "override", details)
+        self._absorb(run, node, override_result(spec), 0.0, "override", details or None)
         self.checkpoint(run, now=True)
 
     def _step_one(self, run: LiveRun) -> Generator[Request, Any, WorkflowResult | None]:
