@@ -454,6 +454,8 @@ class RunLoop:
         run.set_workflow_key("__error__", err_dict)
         if not branch:
             fr.reset()
+            if STAND_INS in snap.extra:  # the branch catchers' joins were cleared too
+                run.set_extra(STAND_INS, None)
             return
         cleared = self.branches.get(name)
         if cleared is None:
@@ -586,7 +588,7 @@ class RunLoop:
                 ),
             )
         run.snap.status = C.STATUS_SUCCEEDED
-        for leftover in ("redrive", "map", EFFECTS):  # progress of a failure the run recovered from
+        for leftover in ("redrive", "map", EFFECTS, STAND_INS):  # progress of a failure the run recovered from
             if leftover in run.snap.extra:
                 run.set_extra(leftover, None)
         return self._finish(run, None)
