@@ -216,3 +216,21 @@ def test_branch_scope_and_detached_survive_a_crash_anywhere(kind: str, tmp_path:
     assert report.status == "succeeded"
     assert report.trace == ["split", "a", "b", "fix_a", "b2", "join", "notify"]
     assert report.failures == [], report.table()
+
+
+def test_scope_and_detached_convert_both_ways_and_match_the_schemas() -> None:
+    from zeroflow import convert
+    from zeroflow._schema import check_instance, schema
+
+    legacy = notify_flow()
+    legacy["nodes"].update(fan()["nodes"])
+    zf1 = convert(legacy).definition
+    assert zf1["nodes"]["a"]["on_error"] == [{"to": "fix_a", "scope": "branch"}]
+    assert zf1["nodes"]["notify"]["detached"] is True
+    assert check_instance(zf1, schema("zf/1")) == []
+    assert check_instance(legacy, schema("legacy")) == []
+    back = convert(zf1, "legacy").definition
+    assert back["nodes"]["a"]["on_error"] == [{"target_node": "fix_a", "scope": "branch"}]
+    assert back["nodes"]["notify"]["detached"] is True
+    run_scoped = convert(fan("run")).definition
+    assert run_scoped["nodes"]["a"]["on_error"] == [{"to": "fix_a"}]  # the default is not written

@@ -540,9 +540,11 @@ def parse_saga(node: str, kind: str, raw: Mapping[str, Any]) -> tuple[str | None
     key on a wait or end node is a definition error, as is ``on_error`` on a
     detached node (its failure never re-routes the run).
     """
-    path = pointer("nodes", node)
     compensate = raw.get("compensate")
     detached = raw.get("detached", False)
+    if compensate is None and detached is False:
+        return None, False  # the usual node: nothing to check, no pointer to build
+    path = pointer("nodes", node)
     for key, given in (("compensate", compensate is not None), ("detached", detached is True)):
         if given and kind not in ("task", "subflow"):
             raise fail(
