@@ -10,6 +10,7 @@ import pytest
 from _support import edge, make_store
 from zeroflow import (
     HandlerResult,
+    InMemoryWorkflowStore,
     WorkflowContext,
     WorkflowDefinitionError,
     WorkflowEngine,
@@ -234,3 +235,13 @@ def test_scope_and_detached_convert_both_ways_and_match_the_schemas() -> None:
     assert back["nodes"]["notify"]["detached"] is True
     run_scoped = convert(fan("run")).definition
     assert run_scoped["nodes"]["a"]["on_error"] == [{"to": "fix_a"}]  # the default is not written
+
+
+def test_a_branch_catch_inside_a_batch_survives_a_crash_anywhere() -> None:
+    made: dict[str, WorkflowStore] = {}
+    report = crash_everywhere(
+        lambda store: WorkflowEngine(fan(concurrency=4), HANDLERS, store=store),
+        lambda name: made.setdefault(name, InMemoryWorkflowStore()),
+    )
+    assert report.status == "succeeded" and report.trace[-1] == "join"
+    assert report.failures == [], report.table()

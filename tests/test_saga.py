@@ -337,3 +337,50 @@ def test_metadata_reads_the_outcome_from_the_error_it_keeps() -> None:
     meta = RunMetadata("w", "h", "failed", last_error=error)
     assert not meta.compensated and meta.compensation_failed == WorkflowError("Y", "y")
     assert RunMetadata.from_dict(meta.to_dict()).compensation_failed == WorkflowError("Y", "y")
+
+
+def test_in_a_batch_only_the_nodes_settled_before_the_failure_are_compensated() -> None:
+    log: list[str] = []
+    defn = {
+        "workflow_name": "batch",
+        "default_entry_node": "start",
+        "engine_policy": {"max_concurrency": 3},
+        "nodes": {
+            "start": {"handler": "book", "outputs": {"ok": edge("a", "pay", "c")}},
+            "a": {"handler": "book", "compensate": "cancel", "outputs": {"ok": []}},
+            "pay": {"handler": "charge", "outputs": {"ok": []}},
+            "c": {"handler": "book", "compensate": "cancel", "outputs": {"ok": []}},
+        },
+    }
+    result = engine(defn, handlers(log)).run()
+    assert result.compensated
+    # c ran in the batch, but the failure before it stopped the settling: it did not count
+    assert [line for line in log if line.startswith("cancel")] == ["cancel a@2"]
+
+
+def test_compensations_are_never_held_for_a_group_commit() -> None:
+    made: dict[str, WorkflowStore] = {}
+
+    def stores(name: str) -> WorkflowStore:
+        return made.setdefault(name, InMemoryWorkflowStore())
+
+    def batched(store: WorkflowStore) -> WorkflowEngine:
+        return WorkflowEngine(trip(), handlers([]), store=store, durability="batch")
+
+    report = crash_everywhere(batched, stores)
+    assert report.failures == [], report.table()
+    for node in ("flight", "hotel"):
+        assert report.repeated().get(f"{node}:compensate", 0) <= 1
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_sigkill_during_compensation_resumes_it_from_the_json_store(tmp_path: Path) -> None:
+    from zeroflow import JsonFileWorkflowStore
+
+    report = crash_everywhere(
+        lambda store: engine(trip(), handlers([]), store),
+        lambda name: JsonFileWorkflowStore(tmp_path / name),
+        mode="kill",
+    )
+    assert report.status == "failed" and report.failures == [], report.table()
+    assert report.repeated().get("hotel:compensate", 0) <= 1
