@@ -488,12 +488,14 @@ class RunLoop:
                 "detached",
             )
         )
+        err_dict = error.to_dict()
         self.emit(
             run,
             C.EVENT_NODE_WARNING,
             name,
-            {"node": name, "warning": "detached_failed", "error": error.to_dict()},
+            {"node": name, "warning": "detached_failed", "error": err_dict},
         )
+        self.emit(run, C.EVENT_NODE_ERROR, name, {"node": name, "error": err_dict})
         if EFFECTS in snap.extra:
             drop_effects(run, name)
         self.checkpoint(run, now=True)
@@ -588,7 +590,8 @@ class RunLoop:
                 ),
             )
         run.snap.status = C.STATUS_SUCCEEDED
-        for leftover in ("redrive", "map", EFFECTS, STAND_INS):  # progress of a failure the run recovered from
+        # Progress of a failure the run recovered from.
+        for leftover in ("redrive", "map", EFFECTS, STAND_INS):
             if leftover in run.snap.extra:
                 run.set_extra(leftover, None)
         return self._finish(run, None)
