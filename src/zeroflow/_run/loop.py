@@ -175,6 +175,8 @@ class RunLoop:
         details = {key: spec[key] for key in ("actor", "reason") if spec.get(key) is not None}
         self.emit(run, C.EVENT_NODE_OVERRIDE, node.name, {"node": node.name, **details})
         self._absorb(run, node, override_result(spec), 0.0, "override", details or None)
+        if EFFECTS in snap.extra:  # the visit is over: an effect it left open will not be redone
+            drop_effects(run, node.name)
         self.checkpoint(run, now=True)
 
     def _step_one(self, run: LiveRun) -> Generator[Request, Any, WorkflowResult | None]:
@@ -307,7 +309,7 @@ class RunLoop:
         result, error, exc_names = outcome
         if error is None:
             assert result is not None
-            error = self._absorb(run, node, result, duration_ms, "node", None)
+            error = self._absorb(run, node, result, duration_ms)
             if error is None:
                 if not result.waiting:
                     if EFFECTS in run.snap.extra:  # the visit is over: its receipts go
@@ -354,10 +356,13 @@ class RunLoop:
         node: CompiledNode,
         result: HandlerResult,
         duration_ms: float,
-        kind: str,
-        details: dict[str, Any] | None,
+        kind: str = "node",
+        details: dict[str, Any] | None = None,
     ) -> WorkflowError | None:
-        """Steps 4-6 of SPEC A5: copy-check updates, merge them, record, route."""
+        """Steps 4-6 of SPEC A5: copy-check updates, merge them, record, route.
+
+        ``kind`` and ``details`` mark the step record (an override's actor and reason).
+        """
         name = node.name
         snap = run.snap
         try:
@@ -409,7 +414,8 @@ class RunLoop:
             return None
         if self.listening:
             self.emit(run, C.EVENT_NODE_END, name, {"node": name, "outputs": list(outputs)})
-        stands_for = snap.extra.get(STAND_INS, {}).get(name)
+        stand_ins = snap.extra.get(STAND_INS)
+        stands_for = stand_ins.get(name) if stand_ins else None
         if stands_for is not None:  # a branch catcher arrives at the join as the node it caught
             run.set_extra_path((STAND_INS, name), None)
             if not snap.extra.get(STAND_INS):
