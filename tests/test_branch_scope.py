@@ -246,3 +246,16 @@ def test_a_branch_catch_inside_a_batch_survives_a_crash_anywhere() -> None:
     )
     assert report.status == "succeeded" and report.trace[-1] == "join"
     assert report.failures == [], report.table()
+
+
+def test_a_branch_catcher_that_fails_in_turn_hands_its_stand_in_on() -> None:
+    defn = fan()
+    defn["nodes"]["fix_a"] = {
+        "handler": "boom",
+        "outputs": {"ok": edge("join")},
+        "on_error": [{"target_node": "last_resort", "scope": "branch"}],
+    }
+    defn["nodes"]["last_resort"] = {"handler": "ok", "outputs": {"ok": edge("join")}}
+    result = WorkflowEngine(defn, HANDLERS).run()
+    assert result.success
+    assert result.trace == ["split", "a", "b", "fix_a", "b2", "last_resort", "join"]

@@ -334,7 +334,11 @@ class RunLoop:
             drop_effects(run, node.name)  # caught: the run moved on (a redrive would not)
         if branch:
             assert target is not None
-            run.set_extra_path((STAND_INS, target), node.name)
+            # A catcher that fails in turn hands its stand-in on: the join waits for the first.
+            stood = run.snap.extra.get(STAND_INS, {}).get(node.name)
+            if stood is not None:
+                run.set_extra_path((STAND_INS, node.name), None)
+            run.set_extra_path((STAND_INS, target), stood or node.name)
             if target not in run.frontier.ready_now:
                 run.frontier.ready_now.append(target)
             self.checkpoint(run, now=True)
