@@ -259,3 +259,19 @@ def test_a_branch_catcher_that_fails_in_turn_hands_its_stand_in_on() -> None:
     result = WorkflowEngine(defn, HANDLERS).run()
     assert result.success
     assert result.trace == ["split", "a", "b", "fix_a", "b2", "last_resort", "join"]
+
+
+def test_lint_sees_a_run_scoped_catcher_deeper_in_a_branch() -> None:
+    defn = {
+        "workflow_name": "deep",
+        "default_entry_node": "split",
+        "nodes": {
+            "split": {"handler": "ok", "outputs": {"ok": edge("a", "b")}},
+            "a": {"handler": "ok", "outputs": {"ok": edge("a2")}},
+            "a2": {"handler": "boom", "outputs": {"ok": []}, "on_error": [{"target_node": "c"}]},
+            "b": {"handler": "ok", "outputs": {"ok": []}},
+            "c": {"handler": "ok", "outputs": {"ok": []}},
+        },
+    }
+    (finding,) = [f for f in lint(defn) if f.code == "ZF109"]
+    assert finding.pointer == "/nodes/a2/on_error/0" and "sibling branches" in finding.message

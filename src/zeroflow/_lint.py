@@ -614,27 +614,32 @@ def _handlers(g: _Graph, handlers: Mapping[str, Any] | Collection[str] | None) -
 
 def _run_scoped_catchers(g: _Graph, wf: CompiledWorkflow) -> list[LintFinding]:
     """Catchers that clear every queue where the failing node runs beside other branches."""
-    from ._run.branches import branch_of
+    from ._run.branches import branch_of, joins
 
+    if not any(c.scope == "run" for node in g.compiled.values() for c in node.on_error):
+        return []
+    meet = joins(wf)
     and_joins = dict(g.and_joins())
-    fanned: set[str] = set()  # nodes queued beside a sibling by one outcome
+    beside: set[str] = set()  # nodes on a branch that runs next to a sibling branch
     for n in g.nodes:
         for edges in g.outputs[n].values():
             forward = [t for t, loop in edges if not loop]
             if len(forward) > 1:
-                fanned.update(forward)
+                for start in forward:
+                    beside.add(start)
+                    beside.update(branch_of(wf, start, meet))
     out = []
     for n, node in g.compiled.items():
         for i, catcher in enumerate(node.on_error):
             if catcher.scope != "run":
                 continue
-            branch = {n} | branch_of(wf, n)
+            branch = {n} | branch_of(wf, n, meet)
             stranded = [
                 j
                 for j, wait_for in and_joins.items()
                 if any(m in branch and j in g.targets(m, catchers=False) for m in wait_for)
             ]
-            if not stranded and n not in fanned:
+            if not stranded and n not in beside:
                 continue
             what = (
                 f"AND-join '{stranded[0]}' strands (the other branches' arrivals are cleared)"

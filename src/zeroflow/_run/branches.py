@@ -31,9 +31,15 @@ def joins(graph: CompiledWorkflow) -> frozenset[str]:
     )
 
 
-def branch_of(graph: CompiledWorkflow, failed: str) -> frozenset[str]:
-    """What ``failed`` would have fed: its forward downstream, stopping before any join."""
-    meet = joins(graph)
+def branch_of(
+    graph: CompiledWorkflow, failed: str, meet: frozenset[str] | None = None
+) -> frozenset[str]:
+    """What ``failed`` would have fed: its forward downstream, stopping before any join.
+
+    ``meet``: the graph's ``joins``, when the caller asks for many branches.
+    """
+    if meet is None:
+        meet = joins(graph)
     seen: set[str] = set()
     stack = [failed]
     while stack:
