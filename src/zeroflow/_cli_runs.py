@@ -21,6 +21,7 @@ from ._cli_io import (
     CliError,
     _dump,
     _load_handlers,
+    _load_json,
     _load_services,
     _load_workflow,
     _open_store,
@@ -383,8 +384,15 @@ def cmd_runs_resume(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_runs_redrive(args: argparse.Namespace, out: TextIO) -> int:
+    override = None
+    if args.override is not None:
+        node, sep, path = args.override.partition("=")
+        if not sep or not node or not path:
+            raise CliError(f"--override wants NODE=FILE.json, got {args.override!r}")
+        override = {node: _load_json(path)}
+
     def call(engine: Any) -> Any:
-        return engine.redrive(args.run_id)
+        return engine.redrive(args.run_id, override=override, actor=args.actor, reason=args.reason)
 
     return _drive(args, out, call)
 
@@ -528,6 +536,14 @@ def add_runs_commands(runs: argparse.ArgumentParser) -> None:
 
     p = rsub.add_parser("redrive", parents=[store, driven], help="run a failed run's node again")
     p.add_argument("run_id", metavar="RUN_ID", help="the run's id (see runs list)")
+    p.add_argument(
+        "--override",
+        metavar="NODE=FILE.json",
+        help="mark the failed node done with this result (outputs, workflow_updates, "
+        "node_updates) instead of running it",
+    )
+    p.add_argument("--actor", metavar="WHO", help="who overrode (kept in the audit trail)")
+    p.add_argument("--reason", metavar="WHY", help="why (kept in the audit trail)")
     p.set_defaults(func=cmd_runs_redrive)
 
     p = rsub.add_parser("fork", parents=[store, driven], help="start a new run from a step")

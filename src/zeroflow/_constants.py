@@ -63,6 +63,14 @@ EVENT_TOKEN: Final = "token"
 Like every kind ``token:<name>``, it is live only by default: callbacks and
 streams get it, no store keeps it, unless the handler passes ``persist=True``.
 """
+EVENT_NODE_COMPENSATE: Final = "node:compensate"
+"""A failed run starts undoing one completed visit of a node (its ``compensate`` handler)."""
+EVENT_NODE_COMPENSATED: Final = "node:compensated"
+"""A node's compensation handler succeeded; the visit is undone."""
+EVENT_NODE_COMPENSATION_FAILED: Final = "node:compensation_failed"
+"""A node's compensation handler failed for good (after its retries): compensation stops."""
+EVENT_NODE_OVERRIDE: Final = "node:override"
+"""``redrive(override=...)`` marked the failed node done with a given result, uncalled."""
 
 ERROR_HANDLER_EXCEPTION: Final = "HANDLER_EXCEPTION"
 ERROR_HANDLER_NOT_REGISTERED: Final = "HANDLER_NOT_REGISTERED"

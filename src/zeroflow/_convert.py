@@ -62,6 +62,8 @@ _LEGACY_NODE = (
     "join",
     "state_contract",
     "on_error",
+    "compensate",
+    "detached",
     "wait",
     "end",
     "subflow",
@@ -85,7 +87,7 @@ _LEGACY_NESTED: dict[str, tuple[str, ...]] = {
         "retry_on",
         "timeout_seconds",
     ),
-    "on_error": ("target_node", "codes", "exceptions"),
+    "on_error": ("target_node", "codes", "exceptions", "scope"),
     "join": ("mode", "wait_for"),
     "wait": ("prompt", "resume_as"),
 }
@@ -287,9 +289,13 @@ def _node_to_zf1(nid: str, raw: Mapping[str, Any], losses: list[ConversionLoss])
                 {
                     "to": c["target_node"],
                     **{k: list(c[k]) for k in ("codes", "exceptions") if c.get(k) is not None},
+                    **({"scope": c["scope"]} if c.get("scope") not in (None, "run") else {}),
                 }
                 for c in catchers
             ]
+        for key in ("compensate", "detached"):
+            if raw.get(key):
+                node[key] = raw[key]
     else:
         for key in ("run_policy", "on_error"):
             if raw.get(key):

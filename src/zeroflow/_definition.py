@@ -29,6 +29,7 @@ from ._policies import (
     parse_on_error,
     parse_policy,
     parse_retry,
+    parse_saga,
 )
 
 __all__ = [
@@ -80,6 +81,10 @@ class CompiledNode:
     map: MapSpec | None = None
     terminal: bool = False
     """A zf/1 node written without ``on``: whatever its handler returns ends the path here."""
+    compensate: str | None = None
+    """The handler that undoes a completed visit when the run fails for good (a saga)."""
+    detached: bool = False
+    """A side branch: its failure is recorded as a warning and never stops or re-routes the run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +224,10 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
     config = raw.get("config") or {}
     if not isinstance(config, Mapping):
         raise fail(f"node '{name}' config must be a dict", pointer("nodes", name, "config"))
+    compensate, detached = parse_saga(name, kind, raw)
     return CompiledNode(
+        compensate=compensate,
+        detached=detached,
         name=name,
         handler=handler,
         outputs=outputs,

@@ -39,7 +39,9 @@ from ._models import (
     now_iso,
 )
 from ._run.assemble import assemble
+from ._run.compensation import redrive_compensation
 from ._run.durability import Durability, parse_durability
+from ._run.override import OVERRIDE, check_override
 from ._run.requests import Steps
 from ._run.resume import prepare_resume
 from ._signing import CheckpointSigner
@@ -266,16 +268,30 @@ class WorkflowEngine:
         _check_node_arg(node)
         return self.run_from_checkpoint(self._load(run_id), resume_input, node=node, actor=actor)
 
-    def redrive(self, checkpoint: Checkpoint) -> WorkflowResult:
+    def redrive(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        override: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> WorkflowResult:
         """Continue a failed or cancelled run as if the failed node had not run.
 
         The failed node runs again first, with the queues, arrivals and state it
         had before it failed; completed nodes are not re-run; the failure stays
         in the audit trail and ``__error__`` is cleared. Accepts a snapshot, its
         dict, or a run id to load from the store.
+
+        ``override={node: {"outputs": [...], "workflow_updates": {...},
+        "node_updates": {...}}}`` marks the failed node done with that result
+        instead of calling it, recorded as an override (with ``actor`` and
+        ``reason``); a result that does not fit raises ``OverrideError`` before
+        anything changes. A run whose compensation failed retries the failed
+        compensation and the ones after it; a compensated run cannot be redriven.
         """
         self._refuse_inside_loop()
-        return self._drive_sync(self._redrive(checkpoint))
+        return self._drive_sync(self._redrive(checkpoint, override, actor, reason))
 
     async def arun(
         self,
@@ -312,9 +328,16 @@ class WorkflowEngine:
             self._load(run_id), resume_input, node=node, actor=actor
         )
 
-    async def aredrive(self, checkpoint: Checkpoint) -> WorkflowResult:
+    async def aredrive(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        override: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> WorkflowResult:
         """``redrive()`` for ``async def`` handlers."""
-        return await self._drive_async(self._redrive(checkpoint))
+        return await self._drive_async(self._redrive(checkpoint, override, actor, reason))
 
     # ------------------------------------------------------------------ streams
 
@@ -686,12 +709,21 @@ class WorkflowEngine:
             data["actor"] = actor
         return self._loop.call(run, C.EVENT_WF_RESUMED, data, resuming=True)
 
-    def _redrive(self, checkpoint: Checkpoint) -> Steps:
+    def _redrive(
+        self,
+        checkpoint: Checkpoint,
+        override: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> Steps:
         self._cancel.clear()
         snap = self._adopt(checkpoint)
         check_transition("redrive", snap.run_id, snap.status)
         resumed_from = snap.step
-        if snap.status == C.STATUS_FAILED:
+        undoing = redrive_compensation(snap, override is not None)
+        if override is not None:
+            snap.extra[OVERRIDE] = check_override(self._graph, snap, override, actor, reason)
+        if snap.status == C.STATUS_FAILED and not undoing:
             record = snap.extra.pop("redrive", None)
             if not record:
                 raise InvalidTransitionError(

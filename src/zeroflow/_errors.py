@@ -15,6 +15,7 @@ __all__ = [
     "InvalidTransitionError",
     "InvalidCheckpointError",
     "ResumeInputError",
+    "OverrideError",
     "RunNotFoundError",
     "StoreNotConfiguredError",
     "StoreError",
@@ -71,6 +72,15 @@ class ResumeInputError(ZeroflowError, ValueError):
     def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+class OverrideError(ZeroflowError, ValueError):
+    """A ``redrive(override=...)`` result does not fit the failed node; nothing changed."""
+
+    def __init__(self, message: str, *, run_id: str, node: str | None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.node = node
 
 
 class RunNotFoundError(ZeroflowError, KeyError):

@@ -58,17 +58,18 @@ POLICY_DEFAULT_KEYS = (
     "hitl",
 )
 NODE_DEFAULT_KEYS = ("retry", "timeout_ms")
+SAGA_KEYS = ("compensate", "detached")
 COMMON_NODE_KEYS = ("kind", "join", "label", "description", "meta", "state_contract")
 KIND_KEYS: dict[str, tuple[str, ...]] = {
-    "task": ("handler", "with", "on", "map", "retry", "timeout_ms", "on_error"),
+    "task": ("handler", "with", "on", "map", "retry", "timeout_ms", "on_error", *SAGA_KEYS),
     "wait": ("prompt", "resume_as", "resume_schema", "on"),
-    "subflow": ("workflow", "input", "on", "retry", "timeout_ms", "on_error"),
+    "subflow": ("workflow", "input", "on", "retry", "timeout_ms", "on_error", *SAGA_KEYS),
     "end": ("result",),
 }
 RETRY_KEYS = ("max_attempts", "backoff", "retry_on")
 BACKOFF_KEYS = ("mode", "delay_ms", "rate", "max_delay_ms", "jitter")
 EDGE_KEYS = ("to", "loop")
-CATCHER_KEYS = ("to", "codes", "exceptions")
+CATCHER_KEYS = ("to", "codes", "exceptions", "scope")
 MAP_KEYS = ("over", "max_concurrency", "tolerated_failures")
 JOIN_KEYS = ("mode", "wait_for")
 STATE_SECTIONS = ("input", "workflow", "node")
@@ -377,6 +378,17 @@ class _Checker:
             )
         if "on_error" in node:
             self.on_error(nid, node["on_error"])
+        if "compensate" in node and (
+            not isinstance(node["compensate"], str) or not node["compensate"]
+        ):
+            self.add(
+                f"{where} 'compensate' must be the name of a registered handler function "
+                "(a non-empty string)",
+                *at,
+                "compensate",
+            )
+        if "detached" in node and not isinstance(node["detached"], bool):
+            self.add(f"{where} 'detached' must be true or false", *at, "detached")
         if "label" in node and not isinstance(node["label"], str):
             self.add(f"{where} 'label' must be a string", *at, "label")
         if "description" in node and not isinstance(node["description"], str):
@@ -527,6 +539,13 @@ class _Checker:
             for key in ("codes", "exceptions"):
                 if key in entry:
                     self.names(f"{where}[{i}].{key}", entry[key], *at, i, key)
+            if "scope" in entry and entry["scope"] not in ("run", "branch"):
+                self.add(
+                    f"{where}[{i}].scope must be 'run' or 'branch', got {entry['scope']!r}",
+                    *at,
+                    i,
+                    "scope",
+                )
 
     def map(self, nid: str, value: Any) -> None:
         at = ("nodes", nid, "map")
@@ -644,8 +663,13 @@ def _normalise_node(node: Mapping[str, Any], defaults: Mapping[str, Any]) -> dic
                 for key in ("codes", "exceptions"):
                     if key in entry:
                         catcher[key] = list(entry[key])
+                if "scope" in entry:
+                    catcher["scope"] = entry["scope"]
                 catchers.append(catcher)
             out["on_error"] = catchers
+        for key in SAGA_KEYS:
+            if key in node:
+                out[key] = node[key]
     join = node.get("join")
     if isinstance(join, list):
         out["join"] = {"mode": "and", "wait_for": list(join)}

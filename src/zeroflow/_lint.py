@@ -41,6 +41,7 @@ LINT_CODES: dict[str, str] = {
     "ZF106": "handler missing from the handler map",
     "ZF107": "task node without a handler",
     "ZF108": "a count written as text or a whole float (legacy, read as 0.1.0 did)",
+    "ZF109": "run-scoped catcher on a parallel branch (strands an AND-join or drops siblings)",
     "ZF201": "a declared read that some path to the node leaves unwritten (state_contract)",
     "ZF202": "a declared write that no node declares it reads (state_contract)",
 }
@@ -176,6 +177,7 @@ def lint(
     findings += _loops_without_exit(g)
     findings += _error_routes_back(g)
     findings += _handlers(g, handlers)
+    findings += _run_scoped_catchers(g, compiled)
     findings += _contracts(compiled, g)
     if not g.zf1:
         findings += _counts_as_text(defn)
@@ -570,6 +572,17 @@ def _handlers(g: _Graph, handlers: Mapping[str, Any] | Collection[str] | None) -
     out = []
     names = None if handlers is None else [str(h) for h in handlers]
     for n, node in g.compiled.items():
+        if names is not None and node.compensate is not None and node.compensate not in names:
+            out.append(
+                LintFinding(
+                    "error",
+                    "ZF106",
+                    pointer("nodes", n, "compensate"),
+                    f"compensate handler '{node.compensate}' of node '{n}' is not in the handler "
+                    "map: if the run fails, its compensation fails with HANDLER_NOT_REGISTERED",
+                    f"register a callable under '{node.compensate}' or fix the name",
+                )
+            )
         if node.kind != "task":
             continue
         handler = node.handler
@@ -597,6 +610,60 @@ def _handlers(g: _Graph, handlers: Mapping[str, Any] | Collection[str] | None) -
                     f"handler '{handler}' of node '{n}' is not in the handler map: the node fails "
                     "with HANDLER_NOT_REGISTERED",
                     f"{fix}register a callable under '{handler}' or fix the name",
+                )
+            )
+    return out
+
+
+def _run_scoped_catchers(g: _Graph, wf: CompiledWorkflow) -> list[LintFinding]:
+    """Catchers that clear every queue where the failing node runs beside other branches."""
+    from ._run.branches import branch_of, joins
+
+    if not any(c.scope == "run" for node in g.compiled.values() for c in node.on_error):
+        return []
+    meet = joins(wf)
+    and_joins = dict(g.and_joins())
+    beside: set[str] = set()  # nodes on a branch that runs next to a sibling branch
+    for n in g.nodes:
+        for edges in g.outputs[n].values():
+            forward = [t for t, loop in edges if not loop]
+            if len(forward) > 1:
+                for start in forward:
+                    beside.add(start)
+                    beside.update(branch_of(wf, start, meet))
+    out = []
+    for n, node in g.compiled.items():
+        for i, catcher in enumerate(node.on_error):
+            if catcher.scope != "run":
+                continue
+            branch = {n} | branch_of(wf, n, meet)
+            stranded = [
+                j
+                for j, wait_for in and_joins.items()
+                if any(m in branch and j in g.targets(m, catchers=False) for m in wait_for)
+            ]
+            if not stranded and n not in beside:
+                continue
+            what = (
+                f"AND-join '{stranded[0]}' strands (the other branches' arrivals are cleared)"
+                if stranded
+                else "the sibling branches queued beside it are dropped"
+            )
+            at = (
+                pointer("nodes", n, "on_error", i)
+                if isinstance((g.raw_nodes.get(n) or {}).get("on_error"), list)
+                else pointer("nodes", n, "on_error")
+            )
+            out.append(
+                LintFinding(
+                    "warning",
+                    "ZF109",
+                    at,
+                    f"node '{n}' runs beside other branches, and its catcher to "
+                    f"'{catcher.target}' is run-scoped: a caught failure clears every queue, "
+                    f"so {what}",
+                    'give the catcher "scope": "branch" to clear only this branch (the catcher '
+                    "then arrives at the join in the failed node's stead)",
                 )
             )
     return out

@@ -72,6 +72,12 @@ def _opt_seq(value: Any) -> int | None:
     return value
 
 
+def _compensation_error(error: WorkflowError | None) -> WorkflowError | None:
+    """The compensation failure a failed run's error carries (``details``), if any."""
+    failed = None if error is None else error.details.get("compensation_failed")
+    return WorkflowError.from_dict(failed) if isinstance(failed, Mapping) else None
+
+
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -128,6 +134,13 @@ class StepRecord:
     duration_ms: float | None = None
     retries: int = 0
     """Attempts made before the one recorded (0: it settled at the first call)."""
+    kind: str = "node"
+    """``"node"`` (the node ran), ``"compensation"`` (its compensate handler undid a visit),
+    ``"override"`` (``redrive(override=...)`` gave its result) or ``"detached"`` (the failed
+    row of a detached node: a failure that did not stop the run)."""
+    details: dict[str, Any] | None = None
+    """What the ``kind`` adds: the visit a compensation undid (``{"step": N}``), an
+    override's ``actor`` and ``reason``."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -143,6 +156,10 @@ class StepRecord:
         }
         if self.retries:  # only then: a record without retries keeps 0.1.0's keys
             out["retries"] = self.retries
+        if self.kind != "node":  # 0.1.0's rows stay byte for byte what they were
+            out["kind"] = self.kind
+        if self.details is not None:
+            out["details"] = dict(self.details)
         return out
 
     @classmethod
@@ -158,6 +175,8 @@ class StepRecord:
             waiting=bool(data.get("waiting", False)),
             duration_ms=None if data.get("duration_ms") is None else float(data["duration_ms"]),
             retries=int(data.get("retries") or 0),
+            kind=str(data.get("kind", "node")),
+            details=dict(data["details"]) if isinstance(data.get("details"), Mapping) else None,
         )
 
 
@@ -206,6 +225,16 @@ class RunMetadata:
     """Every node a waiting run waits on (paths such as ``"approve/legal"`` for a subflow
     waiting at several places), in the order the run paused on them; ``current_node`` is
     the first. Empty unless the run is waiting."""
+
+    @property
+    def compensated(self) -> bool:
+        """The run failed and every completed visit's compensation ran (see ``compensate``)."""
+        return self.last_error is not None and self.last_error.details.get("compensated") is True
+
+    @property
+    def compensation_failed(self) -> WorkflowError | None:
+        """The error of the compensation that gave up, when the run's undoing stopped."""
+        return _compensation_error(self.last_error)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -446,6 +475,12 @@ class WorkflowResult:
     checkpoint: RunSnapshot | None = None
     cancelled: bool = False
     waiting_nodes: dict[str, str | None] = field(default_factory=dict)
+    compensated: bool = False
+    """The run failed and the compensations of its completed visits all ran."""
+    compensation_failed: WorkflowError | None = None
+    """The error of the compensation that failed for good (the others after it did not run)."""
+    warnings: list[WorkflowError] = field(default_factory=list)
+    """Failures that did not stop the run: those of ``detached`` nodes, in order."""
 
     @property
     def stats(self) -> dict[str, NodeStats]:

@@ -29,6 +29,7 @@ __all__ = [
     "parse_retry",
     "parse_on_error",
     "parse_kind",
+    "parse_saga",
     "fail",
 ]
 
@@ -37,6 +38,7 @@ BACKOFF_MODES = ("fixed", "exponential")
 JITTER_MODES = ("none", "full")
 NODE_KINDS = ("task", "wait", "end", "subflow")
 HITL_MODES = ("run", "branch")
+CATCHER_SCOPES = ("run", "branch")
 STATE_SECTIONS = ("input", "workflow", "node")
 
 
@@ -110,6 +112,9 @@ class Catcher:
     target: str
     codes: tuple[str, ...] | None = None
     exceptions: tuple[str, ...] | None = None
+    scope: str = "run"
+    """``"run"``: the failure clears every queue (0.1.0); ``"branch"``: only the failed
+    node's own branch, and the target stands in for it at the next AND-join."""
 
 
 def fail(message: str, path: str = "") -> WorkflowDefinitionError:
@@ -359,8 +364,15 @@ def parse_on_error(node: str, raw: Any, nodes: Mapping[str, Any]) -> tuple[Catch
             )
         codes = entry.get("codes")
         excs = entry.get("exceptions")
+        scope = entry.get("scope", "run")
+        if scope not in CATCHER_SCOPES:
+            raise fail(
+                f"node '{node}' on_error[{i}] scope must be 'run' or 'branch', got {scope!r}",
+                f"{path}/{i}/scope",
+            )
         catchers.append(
             Catcher(
+                scope=str(scope),
                 target=target,
                 codes=None
                 if codes is None
@@ -519,3 +531,42 @@ def parse_kind(
             raise fail(f"node '{node}' map.tolerated_failures must be an int >= 0", f"{path}/map")
         map_spec = MapSpec(parse_path(node, "map.over", spec.get("over")), conc, tol)
     return kind, wait, end_result, subflow, map_spec
+
+
+def parse_saga(node: str, kind: str, raw: Mapping[str, Any]) -> tuple[str | None, bool]:
+    """Read ``compensate`` (a handler name) and ``detached`` (a bool) of one node.
+
+    Only task and subflow nodes do work that can be undone or run aside: either
+    key on a wait or end node is a definition error, as is ``on_error`` on a
+    detached node (its failure never re-routes the run).
+    """
+    compensate = raw.get("compensate")
+    detached = raw.get("detached", False)
+    if compensate is None and detached is False:
+        return None, False  # the usual node: nothing to check, no pointer to build
+    path = pointer("nodes", node)
+    for key, given in (("compensate", compensate is not None), ("detached", detached is True)):
+        if given and kind not in ("task", "subflow"):
+            raise fail(
+                f"node '{node}' is a {kind} node and cannot have '{key}': only task and "
+                "subflow nodes do work that can be undone or run aside; remove the key",
+                f"{path}/{key}",
+            )
+    if compensate is not None and (not isinstance(compensate, str) or not compensate):
+        raise fail(
+            f"node '{node}' compensate must be the name of a registered handler "
+            f"(a non-empty string), got {_given(compensate)}",
+            f"{path}/compensate",
+        )
+    if not isinstance(detached, bool):
+        raise fail(
+            f"node '{node}' detached must be true or false, got {_given(detached)}",
+            f"{path}/detached",
+        )
+    if detached and raw.get("on_error"):
+        raise fail(
+            f"node '{node}' is detached, so its failure never re-routes the run; remove "
+            "its on_error (or drop detached to catch the failure)",
+            f"{path}/on_error",
+        )
+    return compensate, detached

@@ -96,8 +96,18 @@ class Frontier:
         self.executed[node] = None
         return node
 
-    def route(self, source: str, outputs: Iterable[str], routes: RouteTable) -> None:
-        """Queue the targets of ``source``'s ``outputs`` per the OR/AND-join rules."""
+    def route(
+        self,
+        source: str,
+        outputs: Iterable[str],
+        routes: RouteTable,
+        stands_for: str | None = None,
+    ) -> None:
+        """Queue the targets of ``source``'s ``outputs`` per the OR/AND-join rules.
+
+        ``stands_for``: ``source`` caught that node's failure (a branch-scoped
+        catcher), so it arrives at an AND-join waiting for that node in its stead.
+        """
         table = routes[source]
         executed = self.executed
         for label in outputs:
@@ -108,8 +118,9 @@ class Frontier:
                 if wait_for is not None:
                     key = f"{self.wave + 1 if loopback else self.wave}:{target}"
                     arrived = self.arrivals.setdefault(key, [])
-                    if source not in arrived:
-                        arrived.append(source)
+                    who = stands_for if stands_for in wait_for else source
+                    if who not in arrived:
+                        arrived.append(who)
                     # Arrivals only grow: the full check runs once enough have come.
                     if len(arrived) < len(wait_for) or not all(w in arrived for w in wait_for):
                         continue

@@ -100,7 +100,15 @@ def _zf1_schema() -> JSONSchema:
     }
     assert tuple(backoff) == BACKOFF_KEYS
     edge = {"oneOf": [_ref("id"), _obj({"to": _ref("id"), "loop": {"type": "boolean"}}, ["to"])]}
-    catcher = _obj({"to": _ref("id"), "codes": _ref("names"), "exceptions": _ref("names")}, ["to"])
+    catcher = _obj(
+        {
+            "to": _ref("id"),
+            "codes": _ref("names"),
+            "exceptions": _ref("names"),
+            "scope": {"enum": ["run", "branch"]},
+        },
+        ["to"],
+    )
     common = {
         "join": _ref("join"),
         "label": {"type": "string"},
@@ -113,6 +121,15 @@ def _zf1_schema() -> JSONSchema:
         "retry": _ref("retry"),
         "timeout_ms": _num(0, strict=True),
         "on_error": _ref("onError"),
+        "compensate": {
+            "type": "string",
+            "minLength": 1,
+            "description": "the handler that undoes a completed visit if the run fails",
+        },
+        "detached": {
+            "type": "boolean",
+            "description": "a failure is a warning: it never stops or re-routes the run",
+        },
     }
     nodes = {
         "task": _obj(
@@ -265,7 +282,12 @@ def _legacy_schema() -> JSONSchema:
         {"target_node": _ID, "is_loopback": {"type": "boolean"}}, ["target_node"], closed=False
     )
     catcher = _obj(
-        {"target_node": _ID, "codes": _nullable(_NAMES), "exceptions": _nullable(_NAMES)},
+        {
+            "target_node": _ID,
+            "codes": _nullable(_NAMES),
+            "exceptions": _nullable(_NAMES),
+            "scope": {"enum": ["run", "branch"]},
+        },
         ["target_node"],
         closed=False,
     )
@@ -291,6 +313,8 @@ def _legacy_schema() -> JSONSchema:
                 "join": _nullable(join),
                 "state_contract": _nullable(_STATE_CONTRACT),
                 "on_error": _nullable({"type": "array", "items": catcher}),
+                "compensate": _nullable({"type": "string", "minLength": 1}),
+                "detached": {"type": "boolean"},
                 "wait": _nullable(
                     _obj(
                         {

@@ -114,14 +114,23 @@ class Record(Protocol):
     def duration_ms(self) -> float | None: ...
     @property
     def retries(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+
+
+NOT_RUNS = frozenset({"compensation", "override"})
+"""Record kinds that are no call of the node's handler: a compensation, an override."""
 
 
 def node_stats(records: Iterable[Record]) -> dict[str, NodeStats]:
     """One ``NodeStats`` per node of ``records`` (``StepRecord``s), in first-run order.
 
-    Records that are no execution (``EXECUTION_STATUSES``: a migration) are skipped.
+    Records that are no execution (``EXECUTION_STATUSES``: a migration; ``NOT_RUNS``:
+    a compensation or an override) are skipped.
     """
-    return _fold((r.node, r.status, r.duration_ms, r.retries) for r in records)
+    return _fold(
+        (r.node, r.status, r.duration_ms, r.retries) for r in records if r.kind not in NOT_RUNS
+    )
 
 
 def node_stats_of_dicts(records: Iterable[Any]) -> dict[str, NodeStats]:
@@ -133,7 +142,7 @@ def node_stats_of_dicts(records: Iterable[Any]) -> dict[str, NodeStats]:
     return _fold(
         (r.get("node"), r.get("status"), r.get("duration_ms"), r.get("retries"))
         for r in records
-        if isinstance(r, Mapping)
+        if isinstance(r, Mapping) and r.get("kind", "node") not in NOT_RUNS
     )
 
 

@@ -19,10 +19,14 @@ from .._definition import CompiledNode, CompiledWorkflow
 from .._frozen import FrozenDict, NotJSONError, freeze
 from .._live import LiveRun
 from .._models import HandlerResult, StepRecord, WorkflowError, WorkflowResult, now_iso
+from .._policies import Catcher
 from .._scheduler import Frontier, build_routes
+from .branches import STAND_INS, branch_of
+from .compensation import Saga, compensating, compensation_outcome
 from .effects import EFFECTS, drop_effects
 from .lockstep import lockstep
 from .nodes import NodeRunner
+from .override import OVERRIDE, override_result
 from .recorder import Recorder
 from .requests import Cancelled, Outcome, Request, Steps, TimedOut
 from .waits import RESUMING, waiting_paths
@@ -80,6 +84,8 @@ class RunLoop:
         self.checkpoint = recorder.checkpoint
         self.listening = recorder.listening
         self.call_task = nodes.tasks.call
+        self.saga = Saga(graph, recorder, nodes.tasks, clock)
+        self.branches: dict[str, frozenset[str]] = {}  # a failed node's branch, found once
 
     # ------------------------------------------------------------------ one call
 
@@ -120,11 +126,16 @@ class RunLoop:
         frontier = run.frontier
         clock = self.clock
         concurrency = self.concurrency
+        if compensating(run):  # interrupted while undoing a failure: carry on undoing
+            return (yield from self._compensate(run))
+        if OVERRIDE in snap.extra:
+            self._override(run)
         while frontier.ready_now or frontier.ready_next_wave:
             if self.is_cancelled():
                 return self._end_cancelled(run)
             if snap.deadline_ts is not None and clock() > snap.deadline_ts:
-                return self._end_failed(run, _timeout_error(snap.last_node))
+                ended = self._end_failed(run, _timeout_error(snap.last_node))
+                return (yield from self._then(run, ended))
             if not frontier.ready_now:
                 frontier.open_wave()
                 self.checkpoint(run, write=False)
@@ -133,8 +144,40 @@ class RunLoop:
             else:
                 outcome = yield from self._step_one(run)
             if outcome is not None:
-                return outcome
-        return self._end(run)
+                return (yield from self._then(run, outcome))
+        return (yield from self._then(run, self._end(run)))
+
+    def _then(self, run: LiveRun, result: WorkflowResult) -> Steps:
+        """``result``, unless the run failed for good and has compensations to run first."""
+        if compensating(run):
+            return (yield from self._compensate(run))
+        return result
+
+    def _compensate(self, run: LiveRun) -> Steps:
+        """Undo the run's completed visits (``Saga``), then end it ``failed``."""
+        try:
+            error = yield from self.saga.steps(run)
+        except Cancelled:
+            return self._end_cancelled(run)
+        run.snap.status = C.STATUS_FAILED
+        run.snap.last_error = error
+        return self._finish(run, error)
+
+    def _override(self, run: LiveRun) -> None:
+        """Settle the redriven failed node with the override's result, without calling it."""
+        snap = run.snap
+        spec = snap.extra[OVERRIDE]
+        run.set_extra(OVERRIDE, None)
+        node = self.graph.nodes[run.frontier.take()]
+        snap.trace.append(node.name)
+        snap.step += 1
+        snap.last_node = node.name
+        details = {key: spec[key] for key in ("actor", "reason") if spec.get(key) is not None}
+        self.emit(run, C.EVENT_NODE_OVERRIDE, node.name, {"node": node.name, **details})
+        self._absorb(run, node, override_result(spec), 0.0, "override", details or None)
+        if EFFECTS in snap.extra:  # the visit is over: an effect it left open will not be redone
+            drop_effects(run, node.name)
+        self.checkpoint(run, now=True)
 
     def _step_one(self, run: LiveRun) -> Generator[Request, Any, WorkflowResult | None]:
         snap = run.snap
@@ -282,10 +325,26 @@ class RunLoop:
             outputs = list(result.outputs)
         else:
             outputs = list(result.outputs) if result is not None else []
-        self._record_failure(run, node, error, duration_ms, outputs)
+        if node.detached:
+            self._detached_failure(run, node, error, duration_ms, outputs)
+            return None
+        catcher = self._catcher(node, error, exc_names)
+        branch = catcher is not None and catcher.scope == "branch"
+        self._record_failure(run, node, error, duration_ms, outputs, branch)
         target = self._catch_target(node, error, exc_names)
         if target is not None and EFFECTS in run.snap.extra:
             drop_effects(run, node.name)  # caught: the run moved on (a redrive would not)
+        if branch:
+            assert target is not None
+            # A catcher that fails in turn hands its stand-in on: the join waits for the first.
+            stood = run.snap.extra.get(STAND_INS, {}).get(node.name)
+            if stood is not None:
+                run.set_extra_path((STAND_INS, node.name), None)
+            run.set_extra_path((STAND_INS, target), stood or node.name)
+            if target not in run.frontier.ready_now:
+                run.frontier.ready_now.append(target)
+            self.checkpoint(run, now=True)
+            return None
         if batch is not None:
             batch.blocked = True
             if target is None:
@@ -298,9 +357,18 @@ class RunLoop:
         return None
 
     def _absorb(
-        self, run: LiveRun, node: CompiledNode, result: HandlerResult, duration_ms: float
+        self,
+        run: LiveRun,
+        node: CompiledNode,
+        result: HandlerResult,
+        duration_ms: float,
+        kind: str = "node",
+        details: dict[str, Any] | None = None,
     ) -> WorkflowError | None:
-        """Steps 4-6 of SPEC A5: copy-check updates, merge them, record, route."""
+        """Steps 4-6 of SPEC A5: copy-check updates, merge them, record, route.
+
+        ``kind`` and ``details`` mark the step record (an override's actor and reason).
+        """
         name = node.name
         snap = run.snap
         try:
@@ -345,13 +413,21 @@ class RunLoop:
                 waiting,
                 duration_ms,
                 run.retries.pop(name, 0) if run.retries else 0,
+                kind=kind,
+                details=details,
             )
         )
         if waiting:
             return None
         if self.listening:
             self.emit(run, C.EVENT_NODE_END, name, {"node": name, "outputs": list(outputs)})
-        run.frontier.route(name, outputs, self.routes)
+        stand_ins = snap.extra.get(STAND_INS)
+        stands_for = stand_ins.get(name) if stand_ins else None
+        if stands_for is not None:  # a branch catcher arrives at the join as the node it caught
+            run.set_extra_path((STAND_INS, name), None)
+            if not snap.extra.get(STAND_INS):
+                run.set_extra(STAND_INS, None)
+        run.frontier.route(name, outputs, self.routes, stands_for)
         return None
 
     def _record_failure(
@@ -361,8 +437,13 @@ class RunLoop:
         error: WorkflowError,
         duration_ms: float,
         outputs: list[str],
+        branch: bool = False,
     ) -> None:
-        """SPEC A5 failure: one failed record, ``node:error``, ``__error__``, queues reset."""
+        """SPEC A5 failure: one failed record, ``node:error``, ``__error__``, queues reset.
+
+        ``branch``: a branch-scoped catcher took it, so only the failed node's own
+        branch is cleared; other branches' queued nodes and join arrivals stay.
+        """
         snap = run.snap
         name = node.name
         fr = run.frontier
@@ -385,12 +466,59 @@ class RunLoop:
         self.emit(run, C.EVENT_NODE_ERROR, name, {"node": name, "error": err_dict})
         snap.last_error = error
         run.set_workflow_key("__error__", err_dict)
-        fr.reset()
+        if not branch:
+            fr.reset()
+            if STAND_INS in snap.extra:  # the branch catchers' joins were cleared too
+                run.set_extra(STAND_INS, None)
+            return
+        cleared = self.branches.get(name)
+        if cleared is None:
+            cleared = self.branches[name] = branch_of(self.graph, name)
+        fr.ready_now = [n for n in fr.ready_now if n not in cleared]
+        fr.ready_next_wave = [n for n in fr.ready_next_wave if n not in cleared]
 
-    def _catch_target(
+    def _detached_failure(
+        self,
+        run: LiveRun,
+        node: CompiledNode,
+        error: WorkflowError,
+        duration_ms: float,
+        outputs: list[str],
+    ) -> None:
+        """A detached node failed: record it as a warning; the run goes on untouched."""
+        snap = run.snap
+        name = node.name
+        snap.audit_trail.append(
+            StepRecord(
+                snap.step,
+                run.frontier.wave,
+                name,
+                C.STATUS_FAILED,
+                now_iso(self.clock()),
+                outputs,
+                error,
+                False,
+                duration_ms,
+                run.retries.pop(name, 0) if run.retries else 0,
+                kind="detached",
+            )
+        )
+        err_dict = error.to_dict()
+        self.emit(
+            run,
+            C.EVENT_NODE_WARNING,
+            name,
+            {"node": name, "warning": "detached_failed", "error": err_dict},
+        )
+        self.emit(run, C.EVENT_NODE_ERROR, name, {"node": name, "error": err_dict})
+        if EFFECTS in snap.extra:
+            drop_effects(run, name)
+        self.checkpoint(run, now=True)
+
+    def _catcher(
         self, node: CompiledNode, error: WorkflowError, exc_names: frozenset[str] | None
-    ) -> str | None:
-        """The first matching ``on_error`` catcher, else the default error node, else None."""
+    ) -> Catcher | None:
+        """The first ``on_error`` catcher of ``node`` that matches ``error``, or None."""
         for catcher in node.on_error:
             if catcher.codes is not None and error.code not in catcher.codes:
                 continue
@@ -398,6 +526,15 @@ class RunLoop:
                 names = exc_names or (frozenset({error.cause_type}) if error.cause_type else None)
                 if not names or names.isdisjoint(catcher.exceptions):
                     continue
+            return catcher
+        return None
+
+    def _catch_target(
+        self, node: CompiledNode, error: WorkflowError, exc_names: frozenset[str] | None
+    ) -> str | None:
+        """The first matching ``on_error`` catcher, else the default error node, else None."""
+        catcher = self._catcher(node, error, exc_names)
+        if catcher is not None:
             return catcher.target
         fallback = self.graph.error_node
         if fallback is not None and fallback != node.name:
@@ -468,7 +605,8 @@ class RunLoop:
                 ),
             )
         run.snap.status = C.STATUS_SUCCEEDED
-        for leftover in ("redrive", "map", EFFECTS):  # progress of a failure the run recovered from
+        # Progress of a failure the run recovered from.
+        for leftover in ("redrive", "map", EFFECTS, STAND_INS):
             if leftover in run.snap.extra:
                 run.set_extra(leftover, None)
         return self._finish(run, None)
@@ -479,6 +617,9 @@ class RunLoop:
             run.set_extra("redrive", _redrive_record(error.node, run.frontier))
         if error.code == C.ERROR_MAX_STEPS_EXCEEDED and run.frontier.ready_now:
             run.frontier.ready_now.pop(0)
+        if self.saga.begin(run, error):
+            snap.last_error = error
+            return self.result(run)  # provisional: ``_then`` runs the compensations first
         snap.status = C.STATUS_FAILED
         snap.last_error = error
         return self._finish(run, error)
@@ -517,7 +658,13 @@ class RunLoop:
             snap.updated_at = now_iso(self.clock())
         status = snap.status
         waiting = status == C.STATUS_WAITING
+        compensated, compensation_failed = compensation_outcome(snap.extra)
         return WorkflowResult(
+            compensated=compensated,
+            compensation_failed=compensation_failed,
+            warnings=[
+                r.error for r in snap.audit_trail if r.kind == "detached" and r.error is not None
+            ],
             run_id=snap.run_id,
             success=status == C.STATUS_SUCCEEDED,
             status=status,

@@ -60,6 +60,7 @@ Answers = Mapping[str, Any] | Callable[[str, str | None], Any]
 
 Mode = Literal["inprocess", "kill"]
 _FINAL = frozenset([C.STATUS_SUCCEEDED, C.STATUS_FAILED])
+_NODE_KINDS = frozenset([C.EVENT_NODE_START, C.EVENT_NODE_END, C.EVENT_NODE_COMPENSATE])
 
 
 class SimulatedCrash(BaseException):
@@ -175,12 +176,19 @@ class _Fuse:
 
     def saw(self, events: Iterable[Event]) -> None:
         for event in events:
-            if event.node is not None and event.kind in (C.EVENT_NODE_START, C.EVENT_NODE_END):
+            if event.node is not None and event.kind in _NODE_KINDS:
                 self.last_node = event.node
-            if event.kind == C.EVENT_NODE_START and event.node is not None:
-                self.calls[event.node] += 1
-                if self.report is not None:
-                    self.report(event.node)
+            if event.node is None:
+                continue
+            if event.kind == C.EVENT_NODE_START:
+                called = event.node
+            elif event.kind == C.EVENT_NODE_COMPENSATE:
+                called = f"{event.node}:compensate"  # a compensation is a call of its own
+            else:
+                continue
+            self.calls[called] += 1
+            if self.report is not None:
+                self.report(called)
 
     def before(self) -> None:
         self.writes += 1

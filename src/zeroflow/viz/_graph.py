@@ -238,7 +238,7 @@ def _from_compiled(wf: CompiledWorkflow) -> Graph:
             GEdge(
                 name,
                 c.target,
-                catch_label(c.codes, c.exceptions),
+                catch_label(c.codes, c.exceptions) + (" (branch)" if c.scope == "branch" else ""),
                 route="catch",
                 codes=c.codes,
                 exceptions=c.exceptions,
