@@ -381,3 +381,30 @@ def test_a_malformed_definition_gives_text_or_only_a_definition_error(defn: Any)
             return
     plan = zeroflow.plan(defn)
     assert plan.text().endswith("\n") and plan.to_dict()["workflow"] == plan.workflow
+
+
+def test_explain_names_compensations_detached_nodes_and_branch_scoped_catchers() -> None:
+    import zeroflow
+
+    defn = {
+        "workflow_name": "trip",
+        "default_entry_node": "book",
+        "nodes": {
+            "book": {
+                "handler": "book",
+                "compensate": "cancel_booking",
+                "outputs": {"ok": [{"target_node": "notify"}, {"target_node": "pay"}]},
+            },
+            "notify": {"handler": "notify", "detached": True, "outputs": {"ok": []}},
+            "pay": {
+                "handler": "pay",
+                "on_error": [{"target_node": "refund", "scope": "branch"}],
+                "outputs": {"ok": []},
+            },
+            "refund": {"handler": "refund", "outputs": {"ok": []}},
+        },
+    }
+    text = zeroflow.explain(defn)
+    assert "handler `cancel_booking` undoes each completed visit" in text
+    assert "detached: a failure is recorded as a warning and never stops the run" in text
+    assert "-> `refund` (branch-scoped: other branches go on)" in text

@@ -204,6 +204,19 @@ def _outputs(graph: CompiledWorkflow, node: CompiledNode) -> list[str]:
     return lines
 
 
+def _saga(node: CompiledNode) -> list[str]:
+    """A node's compensation and whether its failure is detached from the run."""
+    lines = []
+    if node.compensate is not None:
+        lines.append(
+            f"if the run fails for good, handler {code(node.compensate)} undoes each "
+            "completed visit (newest first)"
+        )
+    if node.detached:
+        lines.append("detached: a failure is recorded as a warning and never stops the run")
+    return lines
+
+
 def _catchers(graph: CompiledWorkflow, node: CompiledNode) -> list[str]:
     if not node.on_error:
         return []
@@ -214,7 +227,8 @@ def _catchers(graph: CompiledWorkflow, node: CompiledNode) -> list[str]:
             what.append(f"codes {names(catcher.codes, 'or')}")
         if catcher.exceptions is not None:
             what.append(f"exceptions {names(catcher.exceptions, 'or')}")
-        routes.append(f"{' and '.join(what) or 'any failure'} -> {code(catcher.target)}")
+        scope = " (branch-scoped: other branches go on)" if catcher.scope == "branch" else ""
+        routes.append(f"{' and '.join(what) or 'any failure'} -> {code(catcher.target)}{scope}")
     if graph.error_node is not None and graph.error_node != node.name:
         routes.append(f"otherwise -> {code(graph.error_node)} (the error node)")
     else:
@@ -232,6 +246,7 @@ def _node_entry(graph: CompiledWorkflow, node: CompiledNode, words: Words, note:
         lines.append(f"AND-join: runs once {_all_of(node.join.wait_for)} arrived")
     lines += _outputs(graph, node)
     lines += _catchers(graph, node)
+    lines += _saga(node)
     if node.config:
         lines.append(f"config keys: {names(sorted(node.config))}")
     if note:
