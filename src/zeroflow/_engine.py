@@ -41,6 +41,7 @@ from ._models import (
 from ._run.assemble import assemble
 from ._run.requests import Steps
 from ._run.resume import prepare_resume
+from ._run.waits import RESUMING
 from ._signing import CheckpointSigner
 from ._store import WorkflowStore
 from ._subflows import check_child_hashes, child_hashes
@@ -511,7 +512,13 @@ class WorkflowEngine:
         return snap
 
     def _resume(
-        self, checkpoint: Checkpoint, resume_input: Any, node: str | None, actor: str | None
+        self,
+        checkpoint: Checkpoint,
+        resume_input: Any,
+        node: str | None,
+        actor: str | None,
+        *,
+        now: float | None = None,
     ) -> Steps:
         _check_node_arg(node)
         _check_actor(actor)
@@ -520,15 +527,26 @@ class WorkflowEngine:
         check_transition("resume", snap.run_id, snap.status)
         resumed_from = snap.step
         try:
-            run = prepare_resume(snap, resume_input, node, journals=self._recorder.journals)
+            run = prepare_resume(
+                snap,
+                resume_input,
+                node,
+                journals=self._recorder.journals,
+                now=self._clock() if now is None else now,
+            )
         except NotJSONError as exc:
             raise TypeError(f"resume_input must be JSON-serializable: {exc}") from exc
-        _check_resume_input(self._graph, run.resumed, resume_input, snap.run_id)
+        resuming = run.snap.extra.get(RESUMING) or {}
+        timed_out = "timed_out" in resuming
+        if not timed_out:
+            _check_resume_input(self._graph, run.resumed, resume_input, snap.run_id)
         data: dict[str, Any] = {
             "workflow": snap.workflow_name,
             "resumed_from_step": resumed_from,
             "wave": snap.wave,
         }
+        if timed_out:
+            data["timed_out"] = run.resumed
         if actor is not None:
             answer = {"node": run.resumed, "actor": actor, "at": now_iso(self._clock())}
             answers = [*(snap.extra.get("answers") or ()), answer]

@@ -20,6 +20,7 @@ from .._frozen import FrozenDict, NotJSONError, freeze
 from .._live import LiveRun
 from .._models import HandlerResult, StepRecord, WorkflowError, WorkflowResult, now_iso
 from .._scheduler import Frontier, build_routes
+from .._timers import TIMERS
 from .effects import EFFECTS, drop_effects
 from .lockstep import lockstep
 from .nodes import NodeRunner
@@ -464,7 +465,12 @@ class RunLoop:
                 ),
             )
         run.snap.status = C.STATUS_SUCCEEDED
-        for leftover in ("redrive", "map", EFFECTS):  # progress of a failure the run recovered from
+        for leftover in (
+            "redrive",
+            "map",
+            EFFECTS,
+            TIMERS,
+        ):  # progress of a failure the run recovered from
             if leftover in run.snap.extra:
                 run.set_extra(leftover, None)
         return self._finish(run, None)

@@ -23,6 +23,7 @@ from .._journal import apply_state_op
 from .._models import Event, RunMetadata, RunSnapshot, now_iso
 from .._run.waits import waiting_paths
 from .._store import CheckpointInfo
+from .._timers import due_at, wait_reason
 
 __all__ = [
     "FOLD_MIN_RECORDS",
@@ -650,7 +651,8 @@ def waiting_now(data: Mapping[str, Any]) -> tuple[Any, tuple[str, ...]]:
 
 
 def metadata_of(snap: RunSnapshot) -> RunMetadata:
-    """``snap.metadata()``, naming a waiting run's waiting nodes (see ``waiting_now``)."""
+    """``snap.metadata()``, naming a waiting run's waiting nodes (see ``waiting_now``) and
+    its timers (``due_at``, ``wait_reason``)."""
     meta = snap.metadata()
     if snap.status != STATUS_WAITING:
         return meta
@@ -663,7 +665,21 @@ def metadata_of(snap: RunSnapshot) -> RunMetadata:
             "last_node": snap.last_node,
         }
     )
-    return replace(meta, current_node=node, waiting_nodes=waiting)
+    return replace(
+        meta,
+        current_node=node,
+        waiting_nodes=waiting,
+        **timers_of({"status": snap.status, "ready_now": snap.ready_now, "zeroflow": snap.extra}),
+    )
+
+
+def timers_of(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``due_at`` and ``wait_reason`` of a run summary, from a snapshot dict."""
+    status, queue, extra = data.get("status"), data.get("ready_now"), data.get("zeroflow")
+    return {
+        "due_at": due_at(status, queue, extra),
+        "wait_reason": wait_reason(status, queue, extra),
+    }
 
 
 _DELTA_FIELDS = (

@@ -54,6 +54,7 @@ from ._common import (
     report_corrupt,
     select_seq,
     status_set,
+    timers_of,
     to_seconds,
     waiting_now,
 )
@@ -1131,5 +1132,8 @@ def _current(meta: RunMetadata, node: Any, ts: Any, body: Any) -> RunMetadata:
         return meta
     current, waiting = waiting_now(data)
     return replace(
-        meta, current_node=current if type(current) is str else None, waiting_nodes=waiting
+        meta,
+        current_node=current if type(current) is str else None,
+        waiting_nodes=waiting,
+        **timers_of(data),
     )

@@ -72,6 +72,7 @@ from ._common import (
     reset_after_fork,
     select_seq,
     status_set,
+    timers_of,
     to_seconds,
     waiting_now,
 )
@@ -1754,6 +1755,8 @@ _META_TYPES: tuple[tuple[str, tuple[type, ...], bool], ...] = (
     ("seq", (int,), True),
     ("step", (int,), True),
     ("waiting_nodes", (list,), True),
+    ("due_at", (int, float), True),
+    ("wait_reason", (str,), True),
 )
 
 
@@ -1851,6 +1854,7 @@ def _metadata_of(data: dict[str, Any], saved_at: float) -> dict[str, Any]:
     }
     if status == "waiting":
         out["waiting_nodes"] = list(waiting)
+        out.update({k: v for k, v in timers_of(data).items() if v is not None})
     return out
 
 
@@ -1876,7 +1880,10 @@ def _current(folder: Path, meta: dict[str, Any], item: RunMetadata) -> RunMetada
             return item
         current, waiting = waiting_now(snap)
         return replace(
-            item, current_node=current if type(current) is str else None, waiting_nodes=waiting
+            item,
+            current_node=current if type(current) is str else None,
+            waiting_nodes=waiting,
+            **timers_of(snap),
         )
     seq = meta.get("seq")
     if item.status != "running" or type(seq) is not int:

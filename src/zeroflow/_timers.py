@@ -1,0 +1,136 @@
+"""Durable timers and wait deadlines, as a paused run keeps them in ``snapshot.extra``.
+
+A ``sleep`` node's wake-up time and a wait node's deadline are both a *timer*:
+``extra["timers"][node] = {"due": <epoch seconds, engine clock>, "kind": "sleep" | "wait"}``,
+written when the node pauses and dropped when it is resumed. Stores index a
+waiting run by its earliest timer (``due_at``) so ``engine.resume_due`` finds
+what is due without reading every run. A leaf: pure readings of snapshot fields.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC
+from typing import Any
+
+from ._constants import STATUS_WAITING
+
+__all__ = [
+    "TIMERS",
+    "TIMER_SLEEP",
+    "TIMER_WAIT",
+    "due_at",
+    "due_timers",
+    "iso_of",
+    "parse_instant",
+    "pending_timers",
+    "wait_reason",
+]
+
+TIMERS = "timers"
+"""``snapshot.extra`` key of the paused nodes' timers."""
+TIMER_SLEEP = "sleep"
+TIMER_WAIT = "wait"
+
+
+def _waiting_names(status: Any, ready_now: Any, extra: Mapping[str, Any]) -> set[str]:
+    """The top-level nodes a paused run waits on (run-level queue head and branch waits)."""
+    if status != STATUS_WAITING:
+        return set()
+    names = {str(n) for n in (extra.get("waiting") or ())}
+    if isinstance(ready_now, list):
+        names.update(str(n) for n in ready_now)
+    return names
+
+
+def pending_timers(status: Any, ready_now: Any, extra: Any) -> dict[str, tuple[float, str]]:
+    """``{node: (due, kind)}`` of the timers of nodes the run waits on now.
+
+    Damaged entries (a due that is not a finite number) are left out: a
+    timer that cannot be read never fires, and never breaks a listing.
+    """
+    if not isinstance(extra, Mapping):
+        return {}
+    timers = extra.get(TIMERS)
+    if not isinstance(timers, Mapping) or not timers:
+        return {}
+    names = _waiting_names(status, ready_now, extra)
+    out: dict[str, tuple[float, str]] = {}
+    for node, timer in timers.items():
+        if node not in names or not isinstance(timer, Mapping):
+            continue
+        due = timer.get("due")
+        if isinstance(due, bool) or not isinstance(due, int | float) or not math.isfinite(due):
+            continue
+        kind = timer.get("kind")
+        out[str(node)] = (float(due), kind if kind == TIMER_SLEEP else TIMER_WAIT)
+    return out
+
+
+def due_at(status: Any, ready_now: Any, extra: Any) -> float | None:
+    """When the run's earliest timer fires (None: not waiting, or no timer)."""
+    timers = pending_timers(status, ready_now, extra)
+    return min((due for due, _ in timers.values()), default=None)
+
+
+def due_timers(status: Any, ready_now: Any, extra: Any, now: float) -> list[str]:
+    """The nodes whose timer has fired by ``now``, earliest first (then by name)."""
+    timers = pending_timers(status, ready_now, extra)
+    fired = [(due, node) for node, (due, _) in timers.items() if due <= now]
+    return [node for _, node in sorted(fired)]
+
+
+def wait_reason(status: Any, ready_now: Any, extra: Any) -> str | None:
+    """Why a paused run waits: ``"timer"`` when only sleeping nodes hold it, else ``"input"``.
+
+    None unless the run is waiting. A wait node with a deadline waits for input.
+    """
+    if status != STATUS_WAITING or not isinstance(extra, Mapping):
+        return None
+    timers = pending_timers(status, ready_now, extra)
+    holding = {str(n) for n in (extra.get("waiting") or ())}
+    if isinstance(ready_now, list) and ready_now:
+        holding.add(str(ready_now[0]))
+    if holding and all(timers.get(n, (0.0, TIMER_WAIT))[1] == TIMER_SLEEP for n in holding):
+        return "timer"
+    return "input"
+
+
+def iso_of(ts: float) -> str:
+    """An epoch time as ISO-8601 UTC with seconds precision (``...+00:00``)."""
+    from datetime import datetime  # at the first timer, not at ``import zeroflow``
+
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
+
+
+def parse_instant(value: Any) -> float | None:
+    """An ISO-8601 time (a string) as epoch seconds; None when it is not one.
+
+    A time without an offset is read as UTC.
+    """
+    from datetime import datetime
+
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return None
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return moment.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def timer_lines(status: Any, ready_now: Any, extra: Any) -> list[tuple[str, str]]:
+    """``timers:`` lines of ``zeroflow runs show``: each armed timer, earliest first."""
+    timers = pending_timers(status, ready_now, extra)
+    lines: list[tuple[str, str]] = []
+    for i, (due, node, kind) in enumerate(sorted((d, n, k) for n, (d, k) in timers.items())):
+        what = "wakes at" if kind == TIMER_SLEEP else "deadline"
+        lines.append(("timers" if i == 0 else "", f"{node}: {what} {iso_of(due)}"))
+    return lines
