@@ -20,7 +20,7 @@ from .._frozen import FrozenDict, NotJSONError, freeze
 from .._live import LiveRun
 from .._models import HandlerResult, StepRecord, WorkflowError, WorkflowResult, now_iso
 from .._scheduler import Frontier, build_routes
-from .._timers import TIMERS
+from .._timers import TIMER_SLEEP, TIMERS
 from .effects import EFFECTS, drop_effects
 from .lockstep import lockstep
 from .nodes import NodeRunner
@@ -415,7 +415,12 @@ class RunLoop:
         run.frontier.push_front(name)
         run.snap.waiting_prompt = result.waiting_prompt
         run.snap.status = C.STATUS_WAITING
-        self.emit(run, C.EVENT_WF_WAITING, name, {"node": name, "prompt": result.waiting_prompt})
+        data: dict[str, Any] = {"node": name, "prompt": result.waiting_prompt}
+        timer = (run.snap.extra.get(TIMERS) or {}).get(name)
+        if timer:  # a sleep's wake-up or a wait's deadline
+            data["due_at"] = timer["due"]
+            data["reason"] = "timer" if timer["kind"] == TIMER_SLEEP else "input"
+        self.emit(run, C.EVENT_WF_WAITING, name, data)
         self.checkpoint(run, full=True)
         return self.result(run)
 
