@@ -304,6 +304,18 @@ def _error_line(error: Any) -> str:
 
 def cmd_runs_list(args: argparse.Namespace, out: TextIO) -> int:
     corrupt: list[Event] = []
+    if args.due:
+        from ._tick import due_listing, due_table
+
+        due = due_listing(_open_store(args.store), time.time(), args.workflow)
+        if args.json:
+            _dump([m.to_dict() for m in due], out)
+        else:
+            if due:
+                _table(due_table(due), out)
+            else:
+                out.write("nothing due\n")
+        return EXIT_OK
     metas = _open_store(args.store, corrupt.append).list_metadata(args.workflow)
     if args.status:
         metas = [m for m in metas if m.status == args.status]
@@ -560,6 +572,22 @@ def cmd_runs_resume(args: argparse.Namespace, out: TextIO) -> int:
     return _drive(args, out, call)
 
 
+def cmd_runs_tick(args: argparse.Namespace, out: TextIO) -> int:
+    from ._engine import WorkflowEngine
+    from ._tick import tick, tick_loop
+
+    handlers = _load_handlers(args.handlers)
+    store = _open_store(args.store)
+    engines = [WorkflowEngine(_load_workflow(f), handlers, store=store) for f in args.workflow]
+    return tick_loop(
+        lambda: tick(engines, args.now, args.limit),
+        out,
+        every=args.every,
+        sleep=time.sleep,
+        as_json=args.json,
+    )
+
+
 def cmd_runs_redrive(args: argparse.Namespace, out: TextIO) -> int:
     def call(engine: Any) -> Any:
         return engine.redrive(args.run_id)
@@ -697,6 +725,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = rsub.add_parser("list", parents=[store], help="list runs")
     p.add_argument("--status", choices=[*sorted(C.RUN_STATUSES), "corrupt"])
     p.add_argument("--workflow", metavar="NAME")
+    p.add_argument("--due", action="store_true", help="only waiting runs whose timer is due")
     p.set_defaults(func=cmd_runs_list)
 
     p = rsub.add_parser("show", parents=[store], help="one run: status, prompt, error, trace")
@@ -715,6 +744,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--node", metavar="N", help="the waiting node to resume")
     p.add_argument("--actor", metavar="WHO", help="who answered (kept with the run)")
     p.set_defaults(func=cmd_runs_resume)
+
+    p = rsub.add_parser("tick", parents=[store], help="wake the runs whose timer is due")
+    p.add_argument("--workflow", required=True, action="append", metavar="FILE")
+    p.add_argument("--handlers", required=True, metavar="MODULE:ATTR")
+    p.add_argument("--every", type=float, metavar="SECONDS", help="repeat until interrupted")
+    p.add_argument("--limit", type=int, metavar="N", help="wake at most N runs a tick")
+    p.add_argument("--now", type=float, metavar="EPOCH", help="wake what is due by then")
+    p.set_defaults(func=cmd_runs_tick)
 
     p = rsub.add_parser("redrive", parents=[store, driven], help="run a failed run's node again")
     p.add_argument("run_id", metavar="RUN_ID")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
@@ -23,6 +23,9 @@ from ._errors import (
     InvalidCheckpointError,
     InvalidTransitionError,
     ResumeInputError,
+    RunLockedError,
+    RunNotFoundError,
+    StoreError,
     StoreNotConfiguredError,
     WorkflowDefinitionError,
 )
@@ -43,8 +46,9 @@ from ._run.requests import Steps
 from ._run.resume import prepare_resume
 from ._run.waits import RESUMING
 from ._signing import CheckpointSigner
-from ._store import WorkflowStore
+from ._store import DueStore, WorkflowStore
 from ._subflows import check_child_hashes, child_hashes
+from ._timers import due_timers
 from ._transitions import check_transition
 
 if TYPE_CHECKING:
@@ -302,6 +306,66 @@ class WorkflowEngine:
         """``redrive()`` for ``async def`` handlers."""
         return await self._drive_async(self._redrive(checkpoint))
 
+    # ------------------------------------------------------------------ timers
+
+    def resume_due(
+        self, now: float | None = None, limit: int | None = None
+    ) -> list[WorkflowResult]:
+        """Wake every stored run of this workflow whose timer is due by ``now``.
+
+        A due timer is a ``sleep`` node's wake-up or a wait node's deadline (its
+        ``on_timeout`` applies); ``now`` defaults to the engine's clock, ``limit``
+        caps how many runs are woken. Each run is woken under its lease, at most
+        once per call and from its latest checkpoint only: when several
+        processes call this at once, a run another caller took (or already
+        woke) is skipped, never an error. Returns the woken runs' results, in
+        due order. Requires a store that implements ``DueStore``.
+        """
+        self._refuse_inside_loop()
+        woken = []
+        for steps in self._wakeups(now, limit):
+            try:
+                woken.append(self._drive_sync(steps))
+            except RunLockedError:
+                continue  # taken by another caller: theirs to wake
+        return woken
+
+    async def aresume_due(
+        self, now: float | None = None, limit: int | None = None
+    ) -> list[WorkflowResult]:
+        """``resume_due()`` for ``async def`` handlers."""
+        woken = []
+        for steps in self._wakeups(now, limit):
+            try:
+                woken.append(await self._drive_async(steps))
+            except RunLockedError:
+                continue
+        return woken
+
+    def _wakeups(self, now: float | None, limit: int | None) -> Iterator[Steps]:
+        """The steps of each due run's wake-up, built one at a time (each loads its run)."""
+        store = self._require_store()
+        if not isinstance(store, DueStore):
+            raise StoreError(
+                f"store {type(store).__name__} cannot tell which runs are due (it has no "
+                "due_runs, see DueStore); use InMemoryWorkflowStore, JsonFileWorkflowStore, "
+                "SqliteWorkflowStore or PostgresWorkflowStore"
+            )
+        at = self._clock() if now is None else now
+        due = store.due_runs(at, limit, workflow_name=self._graph.name)
+        for meta in due:
+            run_id = meta.run_id
+            if run_id is None:
+                continue
+            try:
+                snap = self.load_snapshot(run_id)
+            except RunNotFoundError:
+                continue  # deleted since the index was read
+            fired = due_timers(snap.status, snap.ready_now, snap.extra, at)
+            if snap.wf_hash != self._graph.hash or not fired:
+                continue  # another definition's (migrate it first), or woken already
+            yield self._resume(snap, None, fired[0], None, now=at, by_timer=True)
+
     # ------------------------------------------------------------------ time travel
 
     def fork(
@@ -519,6 +583,7 @@ class WorkflowEngine:
         actor: str | None,
         *,
         now: float | None = None,
+        by_timer: bool = False,
     ) -> Steps:
         _check_node_arg(node)
         _check_actor(actor)

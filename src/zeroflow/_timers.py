@@ -35,12 +35,17 @@ TIMER_WAIT = "wait"
 
 
 def _waiting_names(status: Any, ready_now: Any, extra: Mapping[str, Any]) -> set[str]:
-    """The top-level nodes a paused run waits on (run-level queue head and branch waits)."""
+    """The top-level nodes a paused run waits on, each resumable by name.
+
+    Branch waits, and the head of the queue (the node a run-level pause put
+    back first; nodes paused behind it in the same batch pause again, with
+    their timers, once it is answered).
+    """
     if status != STATUS_WAITING:
         return set()
     names = {str(n) for n in (extra.get("waiting") or ())}
-    if isinstance(ready_now, list):
-        names.update(str(n) for n in ready_now)
+    if isinstance(ready_now, list) and ready_now and not names:
+        names.add(str(ready_now[0]))
     return names
 
 
@@ -89,9 +94,7 @@ def wait_reason(status: Any, ready_now: Any, extra: Any) -> str | None:
     if status != STATUS_WAITING or not isinstance(extra, Mapping):
         return None
     timers = pending_timers(status, ready_now, extra)
-    holding = {str(n) for n in (extra.get("waiting") or ())}
-    if isinstance(ready_now, list) and ready_now:
-        holding.add(str(ready_now[0]))
+    holding = _waiting_names(status, ready_now, extra)
     if holding and all(timers.get(n, (0.0, TIMER_WAIT))[1] == TIMER_SLEEP for n in holding):
         return "timer"
     return "input"

@@ -673,6 +673,20 @@ def metadata_of(snap: RunSnapshot) -> RunMetadata:
     )
 
 
+def check_due_query(now: Any, limit: Any) -> float:
+    """``due_runs``' arguments checked: ``now`` as a float (``limit``: None or an int >= 1)."""
+    if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
+        raise TypeError(f"now must be a finite number (epoch seconds), got {now!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be None (no limit) or an int >= 1, got {limit!r}")
+    return float(now)
+
+
+def snapshot_due(data: Mapping[str, Any]) -> float | None:
+    """The ``due_at`` a store indexes a snapshot dict under (None: nothing to wake)."""
+    return due_at(data.get("status"), data.get("ready_now"), data.get("zeroflow"))
+
+
 def timers_of(data: Mapping[str, Any]) -> dict[str, Any]:
     """``due_at`` and ``wait_reason`` of a run summary, from a snapshot dict."""
     status, queue, extra = data.get("status"), data.get("ready_now"), data.get("zeroflow")

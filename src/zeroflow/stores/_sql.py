@@ -41,6 +41,7 @@ from ._batch import BatchingStore, Writer
 from ._common import (
     Reporter,
     apply_delta_dict,
+    check_due_query,
     check_keep_last,
     check_run_id,
     decode_event_rows,
@@ -53,6 +54,7 @@ from ._common import (
     process_holder,
     report_corrupt,
     select_seq,
+    snapshot_due,
     status_set,
     timers_of,
     to_seconds,
@@ -463,9 +465,17 @@ class SqlStore(BatchingStore[SqlWriter]):
         text = encode_compact(snap)
         db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, seq, text))
         db.execute(
-            "UPDATE runs SET base_seq=?, status=?, updated_at=?, current_node=?, saved_at=? "
-            "WHERE run_id=?",
-            (seq, snap.get("status"), snap.get("updated_at"), _current_node(snap), now, run_id),
+            "UPDATE runs SET base_seq=?, status=?, updated_at=?, current_node=?, saved_at=?, "
+            "due_at=? WHERE run_id=?",
+            (
+                seq,
+                snap.get("status"),
+                snap.get("updated_at"),
+                _current_node(snap),
+                now,
+                snapshot_due(snap),
+                run_id,
+            ),
         )
         return text
 
@@ -496,12 +506,14 @@ class SqlStore(BatchingStore[SqlWriter]):
         db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, seq, text))
         err = data["last_error"]
         db.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO "
+            "INSERT INTO runs (run_id, workflow_name, workflow_hash, status, started_at, "
+            "updated_at, current_node, last_error, base_seq, saved_at, due_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO "
             "UPDATE SET workflow_name=excluded.workflow_name, "
             "workflow_hash=excluded.workflow_hash, status=excluded.status, "
             "started_at=excluded.started_at, updated_at=excluded.updated_at, "
             "current_node=excluded.current_node, last_error=excluded.last_error, "
-            "base_seq=excluded.base_seq, saved_at=excluded.saved_at",
+            "base_seq=excluded.base_seq, saved_at=excluded.saved_at, due_at=excluded.due_at",
             (
                 run_id,
                 data["workflow_name"],
@@ -513,6 +525,7 @@ class SqlStore(BatchingStore[SqlWriter]):
                 None if err is None else json.dumps(err),
                 seq,
                 now,
+                snapshot_due(data),
             ),
         )
         return text
@@ -731,6 +744,36 @@ class SqlStore(BatchingStore[SqlWriter]):
             meta = self._metadata(row[:8])
             if meta is not None:
                 out.append(_current(meta, row[8], row[9], row[10]))
+        return out
+
+    def due_runs(
+        self, now: float, limit: int | None = None, *, workflow_name: str | None = None
+    ) -> list[RunMetadata]:
+        """Waiting runs whose earliest timer is due by ``now`` (``DueStore``): one range
+        scan of the partial index ``runs_due``, earliest first."""
+        now = check_due_query(now, limit)
+        query = (
+            "SELECT r.run_id, r.workflow_name, r.workflow_hash, r.status, r.started_at, "
+            "r.updated_at, r.current_node, r.last_error, s.body FROM runs r "
+            "LEFT JOIN snapshots s ON s.run_id=r.run_id AND s.seq=r.base_seq "
+            "WHERE r.due_at IS NOT NULL AND r.due_at<=?"
+        )
+        args: list[Any] = [now]
+        if workflow_name is not None:
+            query += " AND r.workflow_name=?"
+            args.append(workflow_name)
+        query += " ORDER BY r.due_at, r.run_id"
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        with _Faults(self, None):
+            self.flush()
+            with self._query() as db:
+                rows = db.execute(query, args).fetchall()
+        out = []
+        for row in rows:
+            meta = self._metadata(row[:8])
+            if meta is not None and meta.status == "waiting":
+                out.append(_current(meta, None, None, row[8]))
         return out
 
     def _metadata(self, row: Sequence[Any]) -> RunMetadata | None:
