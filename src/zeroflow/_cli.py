@@ -532,6 +532,7 @@ def _report(outcome: Any, args: argparse.Namespace, out: TextIO) -> int:
                 "trace": list(outcome.trace),
                 "waiting_prompt": outcome.waiting_prompt,
                 "error": None if outcome.error is None else outcome.error.to_dict(),
+                **({"resume_tokens": outcome.resume_tokens} if outcome.resume_tokens else {}),
             },
             out,
         )
@@ -567,7 +568,9 @@ def cmd_runs_resume(args: argparse.Namespace, out: TextIO) -> int:
 
     def call(engine: Any) -> Any:
         snap = engine.load_snapshot(args.run_id)
-        return engine.run_from_checkpoint(snap, resume_input, node=args.node, actor=args.actor)
+        return engine.run_from_checkpoint(
+            snap, resume_input, node=args.node, actor=args.actor, token=args.token
+        )
 
     return _drive(args, out, call)
 
@@ -743,6 +746,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--input", metavar="JSON", help="the resume payload (JSON)")
     p.add_argument("--node", metavar="N", help="the waiting node to resume")
     p.add_argument("--actor", metavar="WHO", help="who answered (kept with the run)")
+    p.add_argument("--token", metavar="TOKEN", help="the wait's single-use resume token")
     p.set_defaults(func=cmd_runs_resume)
 
     p = rsub.add_parser("tick", parents=[store], help="wake the runs whose timer is due")

@@ -23,6 +23,7 @@ from ._errors import (
     InvalidCheckpointError,
     InvalidTransitionError,
     ResumeInputError,
+    ResumeTokenError,
     RunLockedError,
     RunNotFoundError,
     StoreError,
@@ -44,11 +45,12 @@ from ._models import (
 from ._run.assemble import assemble
 from ._run.requests import Steps
 from ._run.resume import prepare_resume
-from ._run.waits import RESUMING
+from ._run.waits import RESUMING, waiting_paths
 from ._signing import CheckpointSigner
 from ._store import DueStore, WorkflowStore
 from ._subflows import check_child_hashes, child_hashes
 from ._timers import due_timers
+from ._tokens import TOKENS, check_token
 from ._transitions import check_transition
 
 if TYPE_CHECKING:
@@ -232,6 +234,7 @@ class WorkflowEngine:
         *,
         node: str | None = None,
         actor: str | None = None,
+        token: str | None = None,
     ) -> WorkflowResult:
         """Continue a waiting, cancelled or interrupted run from ``checkpoint``.
 
@@ -240,9 +243,12 @@ class WorkflowEngine:
         failed run is continued by ``redrive()``; a succeeded one has nothing
         left to do: both raise ``ValueError`` here. ``actor`` (who answered) is
         recorded with the time in ``extra["answers"]`` and the ``wf:resumed`` event.
+        ``token`` (from ``WorkflowResult.resume_tokens``) must open the wait when
+        given, or when the workflow sets ``require_resume_token``; a missing, spent,
+        foreign or forged one raises ``ResumeTokenError`` before anything changes.
         """
         self._refuse_inside_loop()
-        return self._drive_sync(self._resume(checkpoint, resume_input, node, actor))
+        return self._drive_sync(self._resume(checkpoint, resume_input, node, actor, token=token))
 
     def resume(
         self,
@@ -251,10 +257,13 @@ class WorkflowEngine:
         resume_input: Any = None,
         *,
         actor: str | None = None,
+        token: str | None = None,
     ) -> WorkflowResult:
         """Load, lease, resume and save a stored run in one call (for webhook handlers)."""
         _check_node_arg(node)
-        return self.run_from_checkpoint(self._load(run_id), resume_input, node=node, actor=actor)
+        return self.run_from_checkpoint(
+            self._load(run_id), resume_input, node=node, actor=actor, token=token
+        )
 
     def redrive(self, checkpoint: Checkpoint) -> WorkflowResult:
         """Continue a failed or cancelled run as if the failed node had not run.
@@ -284,9 +293,12 @@ class WorkflowEngine:
         *,
         node: str | None = None,
         actor: str | None = None,
+        token: str | None = None,
     ) -> WorkflowResult:
         """``run_from_checkpoint()`` for ``async def`` handlers."""
-        return await self._drive_async(self._resume(checkpoint, resume_input, node, actor))
+        return await self._drive_async(
+            self._resume(checkpoint, resume_input, node, actor, token=token)
+        )
 
     async def aresume(
         self,
@@ -295,11 +307,12 @@ class WorkflowEngine:
         resume_input: Any = None,
         *,
         actor: str | None = None,
+        token: str | None = None,
     ) -> WorkflowResult:
         """``resume()`` for ``async def`` handlers."""
         _check_node_arg(node)
         return await self.arun_from_checkpoint(
-            self._load(run_id), resume_input, node=node, actor=actor
+            self._load(run_id), resume_input, node=node, actor=actor, token=token
         )
 
     async def aredrive(self, checkpoint: Checkpoint) -> WorkflowResult:
@@ -584,13 +597,23 @@ class WorkflowEngine:
         *,
         now: float | None = None,
         by_timer: bool = False,
+        token: str | None = None,
     ) -> Steps:
         _check_node_arg(node)
         _check_actor(actor)
         self._cancel.clear()
         snap = self._adopt(checkpoint)
+        if token is not None and snap.status != C.STATUS_WAITING:
+            raise ResumeTokenError(
+                f"run '{snap.run_id}' is {snap.status}, not waiting: no wait is open for the "
+                "token (it was used already, or the wait is over); nothing changed",
+                run_id=snap.run_id,
+            )
         check_transition("resume", snap.run_id, snap.status)
         resumed_from = snap.step
+        was_waiting = snap.status == C.STATUS_WAITING
+        paths = waiting_paths(snap.status, snap.ready_now, snap.extra, snap.waiting_prompt)
+        open_tokens = dict(snap.extra.get(TOKENS) or {})
         try:
             run = prepare_resume(
                 snap,
@@ -601,6 +624,17 @@ class WorkflowEngine:
             )
         except NotJSONError as exc:
             raise TypeError(f"resume_input must be JSON-serializable: {exc}") from exc
+        if was_waiting:
+            path = node if node is not None else next(iter(paths), None)
+            if path is not None and path not in paths and path.partition("/")[0] in paths:
+                path = path.partition("/")[0]  # a subflow's only wait, named by its full path
+            if not by_timer:
+                required = self._graph.policy.require_resume_token
+                check_token(snap.run_id, path, token, open_tokens, required=required)
+            if path is not None and path in open_tokens:
+                run.set_extra_path((TOKENS, path), None)  # spent: answered, token or not
+                if not run.snap.extra.get(TOKENS):
+                    run.set_extra_path((TOKENS,), None)
         resuming = run.snap.extra.get(RESUMING) or {}
         timed_out = "timed_out" in resuming
         if not timed_out:

@@ -15,6 +15,7 @@ __all__ = [
     "InvalidTransitionError",
     "InvalidCheckpointError",
     "ResumeInputError",
+    "ResumeTokenError",
     "RunNotFoundError",
     "StoreNotConfiguredError",
     "StoreError",
@@ -71,6 +72,18 @@ class ResumeInputError(ZeroflowError, ValueError):
     def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+class ResumeTokenError(ZeroflowError, ValueError):
+    """A resume's token is missing (when required), spent, foreign or forged; nothing changed.
+
+    ``run_id`` and ``node`` (the waiting path) say which wait refused it.
+    """
+
+    def __init__(self, message: str, *, run_id: str | None = None, node: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.node = node
 
 
 class RunNotFoundError(ZeroflowError, KeyError):

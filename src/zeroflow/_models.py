@@ -456,6 +456,10 @@ class WorkflowResult:
     checkpoint: RunSnapshot | None = None
     cancelled: bool = False
     waiting_nodes: dict[str, str | None] = field(default_factory=dict)
+    resume_tokens: dict[str, str] = field(default_factory=dict)
+    """The single-use token of each wait this call paused on (keyed as ``waiting_nodes``):
+    put it in the approval link; ``resume(..., token=...)`` accepts it once. Handed out
+    only here: the store keeps its digest."""
 
 
 class EffectHost(Protocol):

@@ -72,6 +72,7 @@ def _report(woken: list[WorkflowResult], out: TextIO, as_json: bool) -> None:
                 "status": result.status,
                 "trace": list(result.trace),
                 "waiting_nodes": dict(result.waiting_nodes),
+                "resume_tokens": dict(result.resume_tokens),
                 "error": None if result.error is None else result.error.to_dict(),
             }
             out.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC
 from typing import Any
 
 from ._constants import STATUS_WAITING
@@ -102,7 +101,7 @@ def wait_reason(status: Any, ready_now: Any, extra: Any) -> str | None:
 
 def iso_of(ts: float) -> str:
     """An epoch time as ISO-8601 UTC with seconds precision (``...+00:00``)."""
-    from datetime import datetime  # at the first timer, not at ``import zeroflow``
+    from datetime import UTC, datetime  # at the first timer, not at ``import zeroflow``
 
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
 
@@ -112,7 +111,7 @@ def parse_instant(value: Any) -> float | None:
 
     A time without an offset is read as UTC.
     """
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     if not isinstance(value, str) or not value or len(value) > 64:
         return None

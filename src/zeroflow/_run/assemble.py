@@ -71,4 +71,6 @@ def assemble(
     else:
         persist = graph.policy.persist_checkpoints
         recorder = StoreRecorder(store, callback, clock, new_owner, persist=persist, signer=signer)
-    return loop_for(graph, recorder, children), graphs
+    loop = loop_for(graph, recorder, children)
+    loop.issue_tokens = True
+    return loop, graphs
