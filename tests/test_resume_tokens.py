@@ -226,3 +226,14 @@ def test_the_cli_prints_the_token_of_a_pause_and_resumes_with_it(
     assert json.loads(capsys.readouterr().out)["status"] == "succeeded"
     assert main(["runs", "show", "c", "--store", "runs", "--json"]) == 0
     assert token not in capsys.readouterr().out
+
+
+def test_an_injected_token_factory_makes_runs_deterministic_and_is_checked() -> None:
+    tokens = iter(["t-1", "t-2"])
+    store = InMemoryWorkflowStore()
+    paused = engine(single(), store, resume_token_factory=lambda: next(tokens)).run(run_id="r")
+    assert paused.resume_tokens == {"ask": "t-1"}
+    with pytest.raises(TypeError, match="resume_token_factory must be callable"):
+        engine(single(), store, resume_token_factory="t")
+    with pytest.raises(TypeError, match="must return a non-empty str"):
+        engine(single(), store, resume_token_factory=lambda: 5).run(run_id="r2")

@@ -96,6 +96,7 @@ class WorkflowEngine:
         run_id_factory: Callable[[], str] | None = None,
         lease_owner_factory: Callable[[], str] | None = None,
         checkpoint_key: bytes | None = None,
+        resume_token_factory: Callable[[], str] | None = None,
     ) -> None:
         graph: CompiledWorkflow = compile_workflow(workflow_def)
         self._signer = None if checkpoint_key is None else CheckpointSigner(checkpoint_key)
@@ -142,6 +143,13 @@ class WorkflowEngine:
             signer=self._signer,
         )
         self._recorder = self._loop.recorder
+        if resume_token_factory is not None:
+            if not callable(resume_token_factory):
+                raise TypeError(
+                    "resume_token_factory must be callable (returning a str), got "
+                    f"{type(resume_token_factory).__name__}"
+                )
+            self._loop.new_token = resume_token_factory
 
     # ------------------------------------------------------------------ construction
 

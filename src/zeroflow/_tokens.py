@@ -11,12 +11,12 @@ token, spends it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._errors import ResumeTokenError
 
-__all__ = ["TOKENS", "check_token", "digest", "mint"]
+__all__ = ["TOKENS", "check_token", "digest", "mint", "new_token"]
 
 TOKENS = "tokens"
 """``snapshot.extra`` key: ``{waiting path: sha256 hex digest of its open token}``."""
@@ -29,11 +29,29 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def mint(paths: Iterable[str], open_tokens: Mapping[str, Any]) -> dict[str, str]:
-    """A fresh token for each waiting path that has none open yet: ``{path: token}``."""
+def new_token() -> str:
+    """An unguessable token: 32 bytes from ``secrets``, URL-safe base64 (43 characters)."""
     import secrets
 
-    return {path: secrets.token_urlsafe(32) for path in paths if path not in open_tokens}
+    return secrets.token_urlsafe(32)
+
+
+def mint(
+    paths: Iterable[str], open_tokens: Mapping[str, Any], factory: Callable[[], str] = new_token
+) -> dict[str, str]:
+    """A fresh token (from ``factory``) for each waiting path without an open one."""
+    fresh: dict[str, str] = {}
+    for path in paths:
+        if path in open_tokens:
+            continue
+        token = factory()
+        if not isinstance(token, str) or not token or len(token) > 512:
+            raise TypeError(
+                f"resume_token_factory must return a non-empty str of at most 512 characters, "
+                f"got {type(token).__name__}"
+            )
+        fresh[path] = token
+    return fresh
 
 
 def check_token(

@@ -21,7 +21,7 @@ from .._live import LiveRun
 from .._models import HandlerResult, StepRecord, WorkflowError, WorkflowResult, now_iso
 from .._scheduler import Frontier, build_routes
 from .._timers import TIMER_SLEEP, TIMERS
-from .._tokens import TOKENS, digest, mint
+from .._tokens import TOKENS, digest, mint, new_token
 from .effects import EFFECTS, drop_effects
 from .lockstep import lockstep
 from .nodes import NodeRunner
@@ -80,6 +80,7 @@ class RunLoop:
         self.issue_tokens = False
         """Give each wait a resume token (the top-level run's loop; a child's waits are the
         parent's, reached by path)."""
+        self.new_token: Callable[[], str] = new_token
         # Bound once: these run for every node.
         self.emit = recorder.emit
         self.checkpoint = recorder.checkpoint
@@ -452,7 +453,7 @@ class RunLoop:
         if not self.issue_tokens:
             return {}
         open_tokens = run.snap.extra.get(TOKENS) or {}
-        fresh = mint(_waiting_nodes(run), open_tokens)
+        fresh = mint(_waiting_nodes(run), open_tokens, self.new_token)
         for path, token in fresh.items():
             run.set_extra_path((TOKENS, path), digest(token))
         return fresh
