@@ -223,7 +223,15 @@ WORKERS = 4
 RUNS = 200
 
 
-def _wake_in_child(db: Path, log: Path) -> int:
+def _open(kind: str, where: Path) -> Any:
+    return (
+        SqliteWorkflowStore(where / "runs.db")
+        if kind == "sqlite"
+        else JsonFileWorkflowStore(where / "runs")
+    )
+
+
+def _wake_in_child(kind: str, where: Path, log: Path) -> int:
     """A worker process: its own store and engine; each handler call appends one line."""
 
     def counted(ctx: WorkflowContext) -> HandlerResult:
@@ -234,16 +242,20 @@ def _wake_in_child(db: Path, log: Path) -> int:
             os.close(fd)
         return HandlerResult(outputs=["ok"])
 
-    store = SqliteWorkflowStore(db)
+    store = _open(kind, where)
     eng = WorkflowEngine(nap_flow(), {"after": counted}, store=store, clock=FakeClock(T0))
     eng.resume_due(now=T0 + 60)
     return 0
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="uses fork")
-def test_four_processes_wake_two_hundred_due_runs_each_exactly_once(tmp_path: Path) -> None:
-    db, log = tmp_path / "runs.db", tmp_path / "calls.log"
-    start(SqliteWorkflowStore(db), FakeClock(T0), [f"run-{i:03d}" for i in range(RUNS)])
+@pytest.mark.parametrize(("kind", "runs"), [("sqlite", RUNS), ("json", 60)])
+def test_four_processes_wake_two_hundred_due_runs_each_exactly_once(
+    kind: str, runs: int, tmp_path: Path
+) -> None:
+    # The JSON store's variant is smaller (its writes cost more), with the same contention.
+    log = tmp_path / "calls.log"
+    start(_open(kind, tmp_path), FakeClock(T0), [f"run-{i:03d}" for i in range(runs)])
     pids = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
@@ -253,7 +265,7 @@ def test_four_processes_wake_two_hundred_due_runs_each_exactly_once(tmp_path: Pa
                 signal.alarm(60)
                 code = 99
                 try:
-                    code = _wake_in_child(db, log)
+                    code = _wake_in_child(kind, tmp_path, log)
                 except BaseException as exc:
                     sys.stderr.write(f"child failed: {exc!r}\n")
                 finally:
@@ -263,8 +275,8 @@ def test_four_processes_wake_two_hundred_due_runs_each_exactly_once(tmp_path: Pa
     assert codes == [0] * WORKERS
     calls = log.read_text().split()
     counts = {run_id: calls.count(run_id) for run_id in set(calls)}
-    assert len(calls) == RUNS and set(counts.values()) == {1}, counts
-    store = SqliteWorkflowStore(db)
+    assert len(calls) == runs and set(counts.values()) == {1}, counts
+    store = _open(kind, tmp_path)
     assert {m.status for m in store.list_metadata()} == {"succeeded"}
     assert store.due_runs(T0 + 10_000) == []
 
