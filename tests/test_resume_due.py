@@ -408,3 +408,47 @@ def test_a_schema_3_sqlite_database_keeps_opening_and_gains_the_due_index(
         (T0,),
     )
     assert "runs_due" in " ".join(str(row) for row in plan)
+
+
+def test_a_pause_whose_snapshot_write_failed_leaves_an_index_entry_that_wakes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The index learns of the timer before the snapshot is written; the write then fails
+    # (a full disk). The entry is one too many, never one too few, and wakes nothing.
+    from zeroflow.stores import jsonfile
+
+    store, clock = JsonFileWorkflowStore(tmp_path / "s"), FakeClock(T0)
+    real = jsonfile.write_atomic
+
+    def failing(path: Path, data: Any, **kw: Any) -> None:
+        if Path(path).name == "snapshot.json" and b'"timers"' in (
+            data.encode() if isinstance(data, str) else data
+        ):
+            raise OSError(28, "No space left on device")
+        real(path, data, **kw)
+
+    monkeypatch.setattr(jsonfile, "write_atomic", failing)
+    with pytest.raises(StoreError):
+        engine(store, clock).run(run_id="r")
+    monkeypatch.setattr(jsonfile, "write_atomic", real)
+    assert "r" in json.loads((tmp_path / "s" / "due.json").read_text())["due"]
+    fresh = JsonFileWorkflowStore(tmp_path / "s")
+    assert fresh.due_runs(T0 + 60) == []
+    assert engine(fresh, clock).resume_due(now=T0 + 60) == []
+
+
+def test_signed_checkpoints_are_verified_when_woken() -> None:
+    key = b"k" * 32
+    store, clock = InMemoryWorkflowStore(), FakeClock(T0)
+    eng = WorkflowEngine(nap_flow(), {"after": after}, store=store, clock=clock, checkpoint_key=key)
+    eng.run(run_id="s")
+    (woken,) = eng.resume_due(now=T0 + 60)
+    assert woken.success
+    eng.run(run_id="t")
+    other = WorkflowEngine(
+        nap_flow(), {"after": after}, store=store, clock=clock, checkpoint_key=b"x" * 32
+    )
+    from zeroflow import InvalidCheckpointError
+
+    with pytest.raises(InvalidCheckpointError):
+        other.resume_due(now=T0 + 60)

@@ -220,6 +220,9 @@ def test_the_cli_prints_the_token_of_a_pause_and_resumes_with_it(
         .resume_tokens["ask"]
     )
     driven = ["--store", "runs", "--workflow", "one.json", "--handlers", "tok_handlers:HANDLERS"]
+    assert main(["runs", "show", "c", "--store", "runs"]) == 0
+    shown = capsys.readouterr().out
+    assert "tokens:     ask: open (sha256 " in shown and token not in shown
     assert main(["runs", "resume", "c", *driven, "--token", "forged"]) != 0
     assert "does not open 'ask'" in capsys.readouterr().err
     assert main(["runs", "resume", "c", *driven, "--token", token, "--json"]) == 0

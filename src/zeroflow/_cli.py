@@ -22,6 +22,7 @@ from ._models import Event, RunSnapshot, WorkflowResult
 from ._run.waits import waiting_paths
 from ._store import EventLogStore
 from ._timers import timer_lines
+from ._tokens import token_lines
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -382,6 +383,7 @@ def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
     lines.extend(_effect_lines(snap.extra.get("effects")))
     lines.extend(_answer_lines(snap.extra.get("answers")))
     lines.extend(timer_lines(snap.status, snap.ready_now, snap.extra))
+    lines.extend(token_lines(snap.extra))
     for key, value in lines:
         out.write(f"{key + ':' if key else '':<12}{value}\n")
     if snap.audit_trail:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ._errors import ResumeTokenError
 
-__all__ = ["TOKENS", "check_token", "digest", "mint", "new_token"]
+__all__ = ["TOKENS", "check_token", "digest", "mint", "new_token", "token_lines"]
 
 TOKENS = "tokens"
 """``snapshot.extra`` key: ``{waiting path: sha256 hex digest of its open token}``."""
@@ -96,3 +96,15 @@ def check_token(
             run_id=run_id,
             node=path,
         )
+
+
+def token_lines(extra: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``tokens:`` lines of ``zeroflow runs show``: each wait with an open token (never the
+    token: only the store's digest exists)."""
+    kept = extra.get(TOKENS)
+    if not isinstance(kept, Mapping):
+        return []
+    return [
+        ("tokens" if i == 0 else "", f"{path}: open (sha256 {str(value)[:12]}...)")
+        for i, (path, value) in enumerate(sorted(kept.items()))
+    ]
