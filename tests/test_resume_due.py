@@ -452,3 +452,79 @@ def test_signed_checkpoints_are_verified_when_woken() -> None:
 
     with pytest.raises(InvalidCheckpointError):
         other.resume_due(now=T0 + 60)
+
+
+# ---------------------------------------------------------------- timers inside a subflow
+
+CHILD: dict[str, Any] = {
+    "workflow_name": "child",
+    "default_entry_node": "nap",
+    "nodes": {
+        "nap": {
+            "kind": "sleep",
+            "sleep": {"for_seconds": 60},
+            "outputs": {"ok": [{"target_node": "ask"}]},
+        },
+        "ask": {
+            "kind": "wait",
+            "wait": {"timeout_seconds": 3600, "on_timeout": "default", "timeout_payload": {"v": 0}},
+            "outputs": {"ok": [{"target_node": "after"}]},
+        },
+        "after": {"handler": "after", "outputs": {"ok": []}},
+    },
+}
+PARENT: dict[str, Any] = {
+    "workflow_name": "parent",
+    "default_entry_node": "sub",
+    "nodes": {
+        "sub": {
+            "kind": "subflow",
+            "subflow": {"workflow": "child"},
+            "outputs": {"ok": [{"target_node": "tail"}]},
+        },
+        "tail": {"handler": "after", "outputs": {"ok": []}},
+    },
+}
+
+
+def test_a_subflow_childs_sleep_and_deadline_are_woken_through_the_parent() -> None:
+    store, clock = InMemoryWorkflowStore(), FakeClock(T0)
+    CALLS.clear()
+
+    def eng() -> WorkflowEngine:
+        return WorkflowEngine(
+            PARENT, {"after": after}, store=store, clock=clock, subflows={"child": CHILD}
+        )
+
+    paused = eng().run(run_id="p")
+    assert paused.waiting
+    (meta,) = store.list_metadata()
+    assert (meta.due_at, meta.wait_reason) == (T0 + 60, "timer")
+    assert eng().resume_due(now=T0 + 59) == []
+    clock.advance(60)
+    (asked,) = eng().resume_due()
+    assert asked.waiting and store.list_metadata()[0].due_at == T0 + 60 + 3600
+    assert store.list_metadata()[0].wait_reason == "input"
+    (done,) = eng().resume_due(now=T0 + 60 + 3600)
+    assert done.success and CALLS == ["p.sub", "p"]
+    assert done.state.node["sub"]["output"]["__resume__"] == {"v": 0}  # the deadline's payload
+
+
+def test_a_late_answer_to_a_subflow_childs_wait_loses_to_its_deadline() -> None:
+    store, clock = InMemoryWorkflowStore(), FakeClock(T0)
+    CALLS.clear()
+
+    def eng() -> WorkflowEngine:
+        return WorkflowEngine(
+            PARENT, {"after": after}, store=store, clock=clock, subflows={"child": CHILD}
+        )
+
+    for run_id in ("early", "late"):
+        eng().run(run_id=run_id)
+    clock.advance(60)
+    eng().resume_due()  # both now wait at the child's 'ask'
+    on_time = eng().resume("early", "sub/ask", {"v": 1})
+    assert on_time.success and on_time.state.node["sub"]["output"]["__resume__"] == {"v": 1}
+    clock.advance(3600)
+    late = eng().resume("late", "sub/ask", {"v": 1})
+    assert late.success and late.state.node["sub"]["output"]["__resume__"] == {"v": 0}

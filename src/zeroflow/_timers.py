@@ -48,20 +48,22 @@ def _waiting_names(status: Any, ready_now: Any, extra: Mapping[str, Any]) -> set
     return names
 
 
-def pending_timers(status: Any, ready_now: Any, extra: Any) -> dict[str, tuple[float, str]]:
-    """``{node: (due, kind)}`` of the timers of nodes the run waits on now.
+def pending_timers(
+    status: Any, ready_now: Any, extra: Any, *, children: bool = True
+) -> dict[str, tuple[float, str]]:
+    """``{path: (due, kind)}`` of the timers of nodes the run waits on now.
 
-    Damaged entries (a due that is not a finite number) are left out: a
-    timer that cannot be read never fires, and never breaks a listing.
+    A paused subflow node's child run contributes the timers of the nodes it
+    waits on, by path (``"approve/ask"``, as ``resume(node=...)`` takes it;
+    one level deep). Damaged entries (a due that is not a finite number) are
+    left out: a timer that cannot be read never fires, and never breaks a listing.
     """
     if not isinstance(extra, Mapping):
         return {}
-    timers = extra.get(TIMERS)
-    if not isinstance(timers, Mapping) or not timers:
-        return {}
     names = _waiting_names(status, ready_now, extra)
     out: dict[str, tuple[float, str]] = {}
-    for node, timer in timers.items():
+    timers = extra.get(TIMERS)
+    for node, timer in timers.items() if isinstance(timers, Mapping) else ():
         if node not in names or not isinstance(timer, Mapping):
             continue
         due = timer.get("due")
@@ -69,6 +71,14 @@ def pending_timers(status: Any, ready_now: Any, extra: Any) -> dict[str, tuple[f
             continue
         kind = timer.get("kind")
         out[str(node)] = (float(due), kind if kind == TIMER_SLEEP else TIMER_WAIT)
+    subflows = extra.get("subflows") if children else None
+    for node, child in subflows.items() if isinstance(subflows, Mapping) else ():
+        if node not in names or not isinstance(child, Mapping):
+            continue
+        inner = pending_timers(
+            child.get("status"), child.get("ready_now"), child.get("zeroflow"), children=False
+        )
+        out.update({f"{node}/{path}": timer for path, timer in inner.items()})
     return out
 
 
@@ -92,11 +102,23 @@ def wait_reason(status: Any, ready_now: Any, extra: Any) -> str | None:
     """
     if status != STATUS_WAITING or not isinstance(extra, Mapping):
         return None
-    timers = pending_timers(status, ready_now, extra)
     holding = _waiting_names(status, ready_now, extra)
-    if holding and all(timers.get(n, (0.0, TIMER_WAIT))[1] == TIMER_SLEEP for n in holding):
+    if holding and all(_sleeping(name, status, ready_now, extra) for name in holding):
         return "timer"
     return "input"
+
+
+def _sleeping(name: str, status: Any, ready_now: Any, extra: Mapping[str, Any]) -> bool:
+    """Whether waiting node ``name`` waits only on a sleep (its own, or its child run's)."""
+    own = pending_timers(status, ready_now, extra, children=False).get(name)
+    if own is not None:
+        return own[1] == TIMER_SLEEP
+    child = (extra.get("subflows") or {}).get(name)
+    if not isinstance(child, Mapping):
+        return False
+    return wait_reason(child.get("status"), child.get("ready_now"), child.get("zeroflow")) == (
+        "timer"
+    )
 
 
 def iso_of(ts: float) -> str:

@@ -42,8 +42,18 @@ class ChildRuns(Protocol):
         ``link``: the parent run and node, where the child's effects are written.
         """
 
-    def resume(self, snap: RunSnapshot, payload: Any, node: str | None, link: ParentLink) -> Steps:
-        """Steps of a paused (or interrupted) child run, resumed with ``payload`` (at ``node``)."""
+    def resume(
+        self,
+        snap: RunSnapshot,
+        payload: Any,
+        node: str | None,
+        link: ParentLink,
+        now: float | None = None,
+    ) -> Steps:
+        """Steps of a paused (or interrupted) child run, resumed with ``payload`` (at ``node``).
+
+        ``now``: the time a timer woke it (a child's wait deadline due by then applies).
+        """
 
 
 def lookup_path(run: LiveRun, path: tuple[str, ...]) -> Any:
@@ -293,6 +303,7 @@ class NodeRunner:
         link = ParentLink(self.recorder, run, name)
         if saved is not None:
             snap = RunSnapshot.from_dict(saved)
+            woken_at = None
             if snap.status == C.STATUS_RUNNING:
                 # Interrupted inside the child (its effects wrote it): it carries on where it
                 # stopped, with what it was answered then.
@@ -300,8 +311,13 @@ class NodeRunner:
             else:
                 payload = run.workflow.get("__resume__")
                 child_node = run.resume_path if run.resumed == name else None
+                resuming = run.snap.extra.get(RESUMING)
+                if child_node is not None and isinstance(resuming, Mapping):
+                    woken_at = resuming.get("woken_at")  # a child's timer fired
+                    if woken_at is not None:
+                        payload = None
             run.resume_path = None
-            steps = child.resume(snap, payload, child_node, link)
+            steps = child.resume(snap, payload, child_node, link, woken_at)
         else:
             child_input: dict[str, Any] = {}
             for key, path in spec.input:

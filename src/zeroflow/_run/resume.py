@@ -74,10 +74,15 @@ def prepare_resume(
         chosen = head
     timers = pending_timers(snap.status, snap.ready_now, snap.extra)
     timer = timers.get(chosen) if chosen is not None else None
-    timed_out = None
+    timed_out = woken_at = None
     if timer is not None and now is not None and timer[1] == TIMER_WAIT and timer[0] <= now:
         timed_out = timer[0]
         payload = None
+    inner = timers.get(f"{chosen}/{rest}") if rest else None
+    if inner is not None and now is not None and inner[0] <= now:
+        woken_at = now  # a timer of the paused subflow's child: its resume sees it fired
+        if inner[1] == TIMER_WAIT:
+            payload = None
     snap.status = C.STATUS_RUNNING
     snap.waiting_prompt = None
     run = LiveRun(snap, journals)
@@ -98,6 +103,8 @@ def prepare_resume(
         resuming: dict[str, Any] = {"node": chosen, "path": rest or None}
         if timed_out is not None:
             resuming["timed_out"] = timed_out
+        if woken_at is not None:
+            resuming["woken_at"] = woken_at
         run.set_extra_path((RESUMING,), resuming)
     if payload is not None:
         run.set_workflow_key("__resume__", payload)
@@ -165,10 +172,20 @@ class ChildLoop:
         loop.emit(run, C.EVENT_WF_START, None, {"workflow": graph.name})
         return self._linked(run, link)
 
-    def resume(self, snap: RunSnapshot, payload: Any, node: str | None, link: ParentLink) -> Steps:
-        """Steps of a paused (or interrupted) child run, resumed with ``payload`` (at ``node``)."""
+    def resume(
+        self,
+        snap: RunSnapshot,
+        payload: Any,
+        node: str | None,
+        link: ParentLink,
+        now: float | None = None,
+    ) -> Steps:
+        """Steps of a paused (or interrupted) child run, resumed with ``payload`` (at ``node``).
+
+        ``now``: the time a timer woke it, so a wait deadline due by then applies.
+        """
         loop = self.loop
-        run = prepare_resume(snap, payload, node, journals=False)
+        run = prepare_resume(snap, payload, node, journals=False, now=now)
         loop.emit(
             run,
             C.EVENT_WF_RESUMED,
