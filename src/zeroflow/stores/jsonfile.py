@@ -1080,6 +1080,8 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         timer), replaced atomically: readers see the old index or the new one.
         """
         path = self.base_dir / DUE_INDEX
+        if due is None and not os.path.lexists(path):
+            return  # no index: no run ever had a timer (only this run's writer adds its entry)
         with self._lock, locked(self.base_dir / DUE_LOCK, mode=self.file_mode):
             entries = self._read_due(path)
             if entries is None:
