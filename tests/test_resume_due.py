@@ -528,3 +528,17 @@ def test_a_late_answer_to_a_subflow_childs_wait_loses_to_its_deadline() -> None:
     clock.advance(3600)
     late = eng().resume("late", "sub/ask", {"v": 1})
     assert late.success and late.state.node["sub"]["output"]["__resume__"] == {"v": 0}
+
+
+def test_a_json_store_whose_runs_never_had_a_timer_has_no_index_files(tmp_path: Path) -> None:
+    defn: dict[str, Any] = {
+        "workflow_name": "plain",
+        "default_entry_node": "after",
+        "nodes": {"after": {"handler": "after", "outputs": {"ok": []}}},
+    }
+    store = JsonFileWorkflowStore(tmp_path / "s")
+    assert engine(store, FakeClock(T0), defn).run(run_id="p").success
+    store.delete_run("p")
+    assert not (tmp_path / "s" / "due.json").exists()
+    assert not (tmp_path / "s" / "due.lock").exists()
+    assert store.due_runs(T0 + 10**6) == []
