@@ -252,6 +252,7 @@ def test_a_run_is_stored_like_the_sqlite_store_stores_it(
             {"count": count, "approve": approve},
             store=s,
             run_id_factory=lambda: next(ids),
+            resume_token_factory=lambda: "same-token",  # determinism, as for run ids
         )
         results.append(e.run({"x": 1}))
     pg_snap, lite_snap = store.load_snapshot("fixed-id"), lite.load_snapshot("fixed-id")

@@ -408,3 +408,34 @@ def test_explain_names_compensations_detached_nodes_and_branch_scoped_catchers()
     assert "handler `cancel_booking` undoes each completed visit" in text
     assert "detached: a failure is recorded as a warning and never stops the run" in text
     assert "-> `refund` (branch-scoped: other branches go on)" in text
+
+
+def test_explain_names_wait_deadlines_and_sleep_timers() -> None:
+    import zeroflow
+
+    defn = {
+        "version": "zf/1",
+        "name": "esc",
+        "entry": "ask",
+        "nodes": {
+            "ask": {
+                "kind": "wait",
+                "prompt": "approve?",
+                "timeout_ms": 86_400_000,
+                "on": {"ok": "nap", "timeout": "boss"},
+            },
+            "boss": {
+                "kind": "wait",
+                "prompt": "boss?",
+                "timeout_ms": 3_600_000,
+                "on_timeout": "fail",
+                "on": {"ok": "nap"},
+            },
+            "nap": {"kind": "sleep", "for_ms": 60_000, "on": {"ok": "done"}},
+            "done": {"kind": "end"},
+        },
+    }
+    text = zeroflow.explain(defn)
+    assert "deadline: 86400 s after it pauses; then it takes its `timeout` output" in text
+    assert "deadline: 3600 s after it pauses; then the run fails with WAIT_TIMEOUT" in text
+    assert "sleeps for 60 s: the run pauses with a durable timer" in text

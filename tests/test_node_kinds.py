@@ -184,7 +184,8 @@ def test_a_task_node_is_still_the_default_kind_and_needs_a_handler() -> None:
 @pytest.mark.parametrize(
     ("node", "fragment"),
     [
-        ({"kind": "sleep", "outputs": {}}, "kind must be one of"),
+        ({"kind": "nap", "outputs": {}}, "kind must be one of"),
+        ({"kind": "sleep", "outputs": {}}, "sleep must be a dict"),
         ({"kind": "wait", "wait": "prompt", "outputs": {}}, "wait must be a dict"),
         ({"kind": "wait", "wait": {"prompt": 3}, "outputs": {}}, "wait.prompt must be a string"),
         ({"kind": "wait", "wait": {"resume_as": []}, "outputs": {}}, "wait.resume_as"),

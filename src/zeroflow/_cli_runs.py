@@ -29,6 +29,8 @@ from ._cli_io import (
 from ._models import Event, RunSnapshot, WorkflowResult
 from ._run.waits import waiting_paths
 from ._store import EventLogStore, LeaseInspectingStore
+from ._timers import timer_lines
+from ._tokens import token_lines
 
 __all__ = ["add_runs_commands"]
 
@@ -46,6 +48,17 @@ def _error_line(error: Any) -> str:
 
 def cmd_runs_list(args: argparse.Namespace, out: TextIO) -> int:
     corrupt: list[Event] = []
+    if args.due:
+        from ._tick import due_listing, due_table
+
+        due = due_listing(_open_store(args.store), time.time(), args.workflow)
+        if args.json:
+            _dump([m.to_dict() for m in due], out)
+        elif due:
+            _table(due_table(due), out)
+        else:
+            out.write("nothing due\n")
+        return EXIT_OK
     metas = _open_store(args.store, corrupt.append).list_metadata(args.workflow)
     if args.status:
         metas = [m for m in metas if m.status == args.status]
@@ -114,6 +127,8 @@ def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
         lines.append(("tags", ", ".join(map(str, snap.tags))))
     lines.extend(_effect_lines(snap.extra.get("effects")))
     lines.extend(_answer_lines(snap.extra.get("answers")))
+    lines.extend(timer_lines(snap.status, snap.ready_now, snap.extra))
+    lines.extend(token_lines(snap.extra))
     for key, value in lines:
         out.write(f"{key + ':' if key else '':<12}{value}\n")
     if snap.audit_trail:
@@ -343,6 +358,7 @@ def _report(outcome: Any, args: argparse.Namespace, out: TextIO) -> int:
                 "trace": list(outcome.trace),
                 "waiting_prompt": outcome.waiting_prompt,
                 "error": None if outcome.error is None else outcome.error.to_dict(),
+                **({"resume_tokens": outcome.resume_tokens} if outcome.resume_tokens else {}),
             },
             out,
         )
@@ -378,9 +394,27 @@ def cmd_runs_resume(args: argparse.Namespace, out: TextIO) -> int:
 
     def call(engine: Any) -> Any:
         snap = engine.load_snapshot(args.run_id)
-        return engine.run_from_checkpoint(snap, resume_input, node=args.node, actor=args.actor)
+        return engine.run_from_checkpoint(
+            snap, resume_input, node=args.node, actor=args.actor, token=args.token
+        )
 
     return _drive(args, out, call)
+
+
+def cmd_runs_tick(args: argparse.Namespace, out: TextIO) -> int:
+    from ._engine import WorkflowEngine
+    from ._tick import tick, tick_loop
+
+    handlers = _load_handlers(args.handlers)
+    store = _open_store(args.store)
+    engines = [WorkflowEngine(_load_workflow(f), handlers, store=store) for f in args.workflow]
+    return tick_loop(
+        lambda: tick(engines, args.now, args.limit),
+        out,
+        every=args.every,
+        sleep=time.sleep,
+        as_json=args.json,
+    )
 
 
 def cmd_runs_redrive(args: argparse.Namespace, out: TextIO) -> int:
@@ -500,6 +534,7 @@ def add_runs_commands(runs: argparse.ArgumentParser) -> None:
         help="only runs in this status (corrupt: the runs the store cannot read)",
     )
     p.add_argument("--workflow", metavar="NAME", help="only runs of this workflow name")
+    p.add_argument("--due", action="store_true", help="only waiting runs whose timer is due")
     p.set_defaults(func=cmd_runs_list)
 
     p = rsub.add_parser("show", parents=[store], help="one run: status, prompt, error, trace")
@@ -532,7 +567,24 @@ def add_runs_commands(runs: argparse.ArgumentParser) -> None:
     p.add_argument("--input", metavar="JSON", help="the resume payload (JSON)")
     p.add_argument("--node", metavar="N", help="the waiting node to resume")
     p.add_argument("--actor", metavar="WHO", help="who answered (kept with the run)")
+    p.add_argument("--token", metavar="TOKEN", help="the wait's single-use resume token")
     p.set_defaults(func=cmd_runs_resume)
+
+    p = rsub.add_parser("tick", parents=[store], help="wake the runs whose timer is due")
+    p.add_argument(
+        "--workflow",
+        required=True,
+        action="append",
+        metavar="FILE",
+        help="a definition whose runs to wake (repeatable)",
+    )
+    p.add_argument(
+        "--handlers", required=True, metavar="MODULE:ATTR", help="a mapping name -> callable"
+    )
+    p.add_argument("--every", type=float, metavar="SECONDS", help="repeat until interrupted")
+    p.add_argument("--limit", type=int, metavar="N", help="wake at most N runs a tick")
+    p.add_argument("--now", type=float, metavar="EPOCH", help="wake what is due by then")
+    p.set_defaults(func=cmd_runs_tick)
 
     p = rsub.add_parser("redrive", parents=[store, driven], help="run a failed run's node again")
     p.add_argument("run_id", metavar="RUN_ID", help="the run's id (see runs list)")

@@ -88,6 +88,10 @@ ERROR_MAP_INPUT: Final = "MAP_INPUT"
 ERROR_SUBFLOW_FAILED: Final = "SUBFLOW_FAILED"
 ERROR_EFFECT_UNCERTAIN: Final = "EFFECT_UNCERTAIN"
 """An effect's intent is recorded but not its receipt: whether it happened is unknown."""
+ERROR_WAIT_TIMEOUT: Final = "WAIT_TIMEOUT"
+"""A wait node's deadline passed unanswered and its ``on_timeout`` is ``"fail"``."""
+ERROR_SLEEP_UNTIL: Final = "SLEEP_UNTIL_INVALID"
+"""A sleep node's ``until`` path does not hold an ISO-8601 time when the node runs."""
 
 STATUS_RUNNING: Final = "running"
 STATUS_SUCCEEDED: Final = "succeeded"
@@ -123,3 +127,5 @@ class ErrorCode:
     MAP_INPUT: Final = ERROR_MAP_INPUT
     SUBFLOW_FAILED: Final = ERROR_SUBFLOW_FAILED
     EFFECT_UNCERTAIN: Final = ERROR_EFFECT_UNCERTAIN
+    WAIT_TIMEOUT: Final = ERROR_WAIT_TIMEOUT
+    SLEEP_UNTIL_INVALID: Final = ERROR_SLEEP_UNTIL

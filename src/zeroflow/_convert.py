@@ -52,6 +52,7 @@ _LEGACY_POLICY = (
     "max_concurrency",
     "max_subflow_depth",
     "hitl",
+    "require_resume_token",
 )
 _LEGACY_NODE = (
     "kind",
@@ -67,6 +68,7 @@ _LEGACY_NODE = (
     "wait",
     "end",
     "subflow",
+    "sleep",
     "map",
     "label",
     "description",
@@ -89,7 +91,15 @@ _LEGACY_NESTED: dict[str, tuple[str, ...]] = {
     ),
     "on_error": ("target_node", "codes", "exceptions", "scope"),
     "join": ("mode", "wait_for"),
-    "wait": ("prompt", "resume_as"),
+    "wait": (
+        "prompt",
+        "resume_as",
+        "resume_schema",
+        "timeout_seconds",
+        "on_timeout",
+        "timeout_payload",
+    ),
+    "sleep": ("for_seconds", "until"),
 }
 
 
@@ -113,7 +123,7 @@ def _nested_losses(nid: str, raw: Mapping[str, Any], losses: list[ConversionLoss
         for label, edges in outputs.items():
             for i, edge in enumerate(edges if isinstance(edges, list) else ()):
                 report(edge, "edge", "outputs", str(label), i)
-    for what in ("run_policy", "join", "wait"):
+    for what in ("run_policy", "join", "wait", "sleep"):
         report(raw.get(what), what, what)
     catchers = raw.get("on_error")
     for i, catcher in enumerate(catchers if isinstance(catchers, list) else ()):
@@ -243,9 +253,17 @@ def _node_to_zf1(nid: str, raw: Mapping[str, Any], losses: list[ConversionLoss])
             node["map"] = dict(raw["map"])
     elif kind == "wait":
         spec = raw.get("wait") or {}
-        for key in ("prompt", "resume_as"):
+        for key in ("prompt", "resume_as", "resume_schema", "on_timeout", "timeout_payload"):
             if spec.get(key) is not None:
                 node[key] = spec[key]
+        if spec.get("timeout_seconds") is not None:
+            node["timeout_ms"] = _ms(spec["timeout_seconds"])
+    elif kind == "sleep":
+        spec = raw.get("sleep") or {}
+        if spec.get("for_seconds") is not None:
+            node["for_ms"] = _ms(spec["for_seconds"])
+        else:
+            node["until"] = spec.get("until")
     elif kind == "subflow":
         spec = raw["subflow"]
         node["workflow"] = spec["workflow"]

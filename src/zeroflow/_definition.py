@@ -22,6 +22,7 @@ from ._policies import (
     Catcher,
     MapSpec,
     RetryPolicy,
+    SleepSpec,
     SubflowSpec,
     WaitSpec,
     fail,
@@ -30,6 +31,8 @@ from ._policies import (
     parse_policy,
     parse_retry,
     parse_saga,
+    parse_sleep,
+    resolve_wait,
 )
 
 __all__ = [
@@ -44,7 +47,7 @@ __all__ = [
 ]
 
 REQUIRED_KEYS = ("workflow_name", "default_entry_node", "nodes")
-HANDLERLESS_KINDS = ("wait", "end", "subflow")
+HANDLERLESS_KINDS = ("wait", "end", "subflow", "sleep")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,7 @@ class CompiledNode:
     end_result: Any = None
     subflow: SubflowSpec | None = None
     map: MapSpec | None = None
+    sleep: SleepSpec | None = None
     terminal: bool = False
     """A zf/1 node written without ``on``: whatever its handler returns ends the path here."""
     compensate: str | None = None
@@ -236,10 +240,11 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
         join=join,
         on_error=parse_on_error(name, raw.get("on_error"), nodes),
         kind=kind,
-        wait=wait,
+        wait=None if wait is None else resolve_wait(name, wait, outputs),
         end_result=end_result,
         subflow=subflow,
         map=map_spec,
+        sleep=parse_sleep(name, raw) if kind == "sleep" else None,
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
@@ -23,6 +23,10 @@ from ._errors import (
     InvalidCheckpointError,
     InvalidTransitionError,
     ResumeInputError,
+    ResumeTokenError,
+    RunLockedError,
+    RunNotFoundError,
+    StoreError,
     StoreNotConfiguredError,
     WorkflowDefinitionError,
 )
@@ -44,9 +48,12 @@ from ._run.durability import Durability, parse_durability
 from ._run.override import OVERRIDE, check_override
 from ._run.requests import Steps
 from ._run.resume import prepare_resume
+from ._run.waits import RESUMING, waiting_paths
 from ._signing import CheckpointSigner
-from ._store import WorkflowStore
+from ._store import DueStore, WorkflowStore
 from ._subflows import check_child_hashes, child_hashes
+from ._timers import due_timers
+from ._tokens import TOKENS, check_token
 from ._transitions import check_transition
 
 if TYPE_CHECKING:
@@ -95,6 +102,7 @@ class WorkflowEngine:
         lease_owner_factory: Callable[[], str] | None = None,
         checkpoint_key: bytes | None = None,
         durability: str | Durability = "sync",
+        resume_token_factory: Callable[[], str] | None = None,
     ) -> None:
         graph: CompiledWorkflow = compile_workflow(workflow_def)
         self.durability = parse_durability(durability)
@@ -147,8 +155,15 @@ class WorkflowEngine:
                 signer=self._signer,
                 durability=self.durability,
             )
+            if resume_token_factory is not None:
+                loop.new_token = resume_token_factory
             return loop
 
+        if resume_token_factory is not None and not callable(resume_token_factory):
+            raise TypeError(
+                "resume_token_factory must be callable (returning a str), got "
+                f"{type(resume_token_factory).__name__}"
+            )
         self._wire = wire
         self._loop = wire(event_callback, self._cancel.is_set)
         self._recorder = self._loop.recorder
@@ -244,6 +259,7 @@ class WorkflowEngine:
         *,
         node: str | None = None,
         actor: str | None = None,
+        token: str | None = None,
     ) -> WorkflowResult:
         """Continue a waiting, cancelled or interrupted run from ``checkpoint``.
 
@@ -252,9 +268,12 @@ class WorkflowEngine:
         failed run is continued by ``redrive()``; a succeeded one has nothing
         left to do: both raise ``ValueError`` here. ``actor`` (who answered) is
         recorded with the time in ``extra["answers"]`` and the ``wf:resumed`` event.
+        ``token`` (from ``WorkflowResult.resume_tokens``) must open the wait when
+        given, or when the workflow sets ``require_resume_token``; a missing, spent,
+        foreign or forged one raises ``ResumeTokenError`` before anything changes.
         """
         self._refuse_inside_loop()
-        return self._drive_sync(self._resume(checkpoint, resume_input, node, actor))
+        return self._drive_sync(self._resume(checkpoint, resume_input, node, actor, token=token))
 
     def resume(
         self,
@@ -263,10 +282,13 @@ class WorkflowEngine:
         resume_input: Any = None,
         *,
         actor: str | None = None,
+        token: str | None = None,
     ) -> WorkflowResult:
         """Load, lease, resume and save a stored run in one call (for webhook handlers)."""
         _check_node_arg(node)
-        return self.run_from_checkpoint(self._load(run_id), resume_input, node=node, actor=actor)
+        return self.run_from_checkpoint(
+            self._load(run_id), resume_input, node=node, actor=actor, token=token
+        )
 
     def redrive(
         self,
@@ -310,9 +332,12 @@ class WorkflowEngine:
         *,
         node: str | None = None,
         actor: str | None = None,
+        token: str | None = None,
     ) -> WorkflowResult:
         """``run_from_checkpoint()`` for ``async def`` handlers."""
-        return await self._drive_async(self._resume(checkpoint, resume_input, node, actor))
+        return await self._drive_async(
+            self._resume(checkpoint, resume_input, node, actor, token=token)
+        )
 
     async def aresume(
         self,
@@ -321,11 +346,12 @@ class WorkflowEngine:
         resume_input: Any = None,
         *,
         actor: str | None = None,
+        token: str | None = None,
     ) -> WorkflowResult:
         """``resume()`` for ``async def`` handlers."""
         _check_node_arg(node)
         return await self.arun_from_checkpoint(
-            self._load(run_id), resume_input, node=node, actor=actor
+            self._load(run_id), resume_input, node=node, actor=actor, token=token
         )
 
     async def aredrive(
@@ -473,6 +499,66 @@ class WorkflowEngine:
         from ._stream import AsyncRunStream
 
         return AsyncRunStream(self, lambda e: e.aredrive(checkpoint), kinds, buffer)
+
+    # ------------------------------------------------------------------ timers
+
+    def resume_due(
+        self, now: float | None = None, limit: int | None = None
+    ) -> list[WorkflowResult]:
+        """Wake every stored run of this workflow whose timer is due by ``now``.
+
+        A due timer is a ``sleep`` node's wake-up or a wait node's deadline (its
+        ``on_timeout`` applies); ``now`` defaults to the engine's clock, ``limit``
+        caps how many runs are woken. Each run is woken under its lease, at most
+        once per call and from its latest checkpoint only: when several
+        processes call this at once, a run another caller took (or already
+        woke) is skipped, never an error. Returns the woken runs' results, in
+        due order. Requires a store that implements ``DueStore``.
+        """
+        self._refuse_inside_loop()
+        woken = []
+        for steps in self._wakeups(now, limit):
+            try:
+                woken.append(self._drive_sync(steps))
+            except RunLockedError:
+                continue  # taken by another caller: theirs to wake
+        return woken
+
+    async def aresume_due(
+        self, now: float | None = None, limit: int | None = None
+    ) -> list[WorkflowResult]:
+        """``resume_due()`` for ``async def`` handlers."""
+        woken = []
+        for steps in self._wakeups(now, limit):
+            try:
+                woken.append(await self._drive_async(steps))
+            except RunLockedError:
+                continue
+        return woken
+
+    def _wakeups(self, now: float | None, limit: int | None) -> Iterator[Steps]:
+        """The steps of each due run's wake-up, built one at a time (each loads its run)."""
+        store = self._require_store()
+        if not isinstance(store, DueStore):
+            raise StoreError(
+                f"store {type(store).__name__} cannot tell which runs are due (it has no "
+                "due_runs, see DueStore); use InMemoryWorkflowStore, JsonFileWorkflowStore, "
+                "SqliteWorkflowStore or PostgresWorkflowStore"
+            )
+        at = self._clock() if now is None else now
+        due = store.due_runs(at, limit, workflow_name=self._graph.name)
+        for meta in due:
+            run_id = meta.run_id
+            if run_id is None:
+                continue
+            try:
+                snap = self.load_snapshot(run_id)
+            except RunNotFoundError:
+                continue  # deleted since the index was read
+            fired = due_timers(snap.status, snap.ready_now, snap.extra, at)
+            if snap.wf_hash != self._graph.hash or not fired:
+                continue  # another definition's (migrate it first), or woken already
+            yield self._resume(snap, None, fired[0], None, now=at, by_timer=True)
 
     # ------------------------------------------------------------------ time travel
 
@@ -684,24 +770,63 @@ class WorkflowEngine:
         return snap
 
     def _resume(
-        self, checkpoint: Checkpoint, resume_input: Any, node: str | None, actor: str | None
+        self,
+        checkpoint: Checkpoint,
+        resume_input: Any,
+        node: str | None,
+        actor: str | None,
+        *,
+        now: float | None = None,
+        by_timer: bool = False,
+        token: str | None = None,
     ) -> Steps:
         _check_node_arg(node)
         _check_actor(actor)
         self._cancel.clear()
         snap = self._adopt(checkpoint)
+        if token is not None and snap.status != C.STATUS_WAITING:
+            raise ResumeTokenError(
+                f"run '{snap.run_id}' is {snap.status}, not waiting: no wait is open for the "
+                "token (it was used already, or the wait is over); nothing changed",
+                run_id=snap.run_id,
+            )
         check_transition("resume", snap.run_id, snap.status)
         resumed_from = snap.step
+        was_waiting = snap.status == C.STATUS_WAITING
+        paths = waiting_paths(snap.status, snap.ready_now, snap.extra, snap.waiting_prompt)
+        open_tokens = dict(snap.extra.get(TOKENS) or {})
         try:
-            run = prepare_resume(snap, resume_input, node, journals=self._recorder.journals)
+            run = prepare_resume(
+                snap,
+                resume_input,
+                node,
+                journals=self._recorder.journals,
+                now=self._clock() if now is None else now,
+            )
         except NotJSONError as exc:
             raise TypeError(f"resume_input must be JSON-serializable: {exc}") from exc
-        _check_resume_input(self._graph, run.resumed, resume_input, snap.run_id)
+        if was_waiting:
+            path = node if node is not None else next(iter(paths), None)
+            if path is not None and path not in paths and path.partition("/")[0] in paths:
+                path = path.partition("/")[0]  # a subflow's only wait, named by its full path
+            if not by_timer:
+                required = self._graph.policy.require_resume_token
+                check_token(snap.run_id, path, token, open_tokens, required=required)
+            if path is not None and path in open_tokens:
+                run.set_extra_path((TOKENS, path), None)  # spent: answered, token or not
+                if not run.snap.extra.get(TOKENS):
+                    run.set_extra_path((TOKENS,), None)
+        resuming = run.snap.extra.get(RESUMING) or {}
+        timed_out = "timed_out" in resuming
+        if not timed_out:
+            _check_resume_input(self._graph, run.resumed, resume_input, snap.run_id)
         data: dict[str, Any] = {
             "workflow": snap.workflow_name,
             "resumed_from_step": resumed_from,
             "wave": snap.wave,
         }
+        if timed_out:
+            data["timed_out"] = run.resumed
         if actor is not None:
             answer = {"node": run.resumed, "actor": actor, "at": now_iso(self._clock())}
             answers = [*(snap.extra.get("answers") or ()), answer]

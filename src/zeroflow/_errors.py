@@ -16,6 +16,7 @@ __all__ = [
     "InvalidCheckpointError",
     "ResumeInputError",
     "OverrideError",
+    "ResumeTokenError",
     "RunNotFoundError",
     "StoreNotConfiguredError",
     "StoreError",
@@ -78,6 +79,18 @@ class OverrideError(ZeroflowError, ValueError):
     """A ``redrive(override=...)`` result does not fit the failed node; nothing changed."""
 
     def __init__(self, message: str, *, run_id: str, node: str | None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.node = node
+
+
+class ResumeTokenError(ZeroflowError, ValueError):
+    """A resume's token is missing (when required), spent, foreign or forged; nothing changed.
+
+    ``run_id`` and ``node`` (the waiting path) say which wait refused it.
+    """
+
+    def __init__(self, message: str, *, run_id: str | None = None, node: str | None = None) -> None:
         super().__init__(message)
         self.run_id = run_id
         self.node = node

@@ -91,7 +91,11 @@ def _wait(graph: CompiledWorkflow, node: CompiledNode, words: Words) -> list[str
         lines.append(
             f"the answer must match its resume_schema ({_schema_brief(spec.resume_schema)})"
         )
-    labels = [label for label in node.outputs if label != "ok"]
+    if spec.timeout_seconds is not None:
+        lines.append(
+            f"deadline: {_seconds(spec.timeout_seconds)} after it pauses; {_on_timeout(spec)}"
+        )
+    labels = [label for label in node.outputs if label not in ("ok", "timeout")]
     if labels:
         fallback = code("ok") if "ok" in node.outputs else "no output (its path ends)"
         lines.append(
@@ -99,6 +103,33 @@ def _wait(graph: CompiledWorkflow, node: CompiledNode, words: Words) -> list[str
             f"any other answer takes {fallback}"
         )
     return lines
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def _on_timeout(spec: Any) -> str:
+    mode = spec.on_timeout
+    if mode == "default":
+        return f"then it resumes with its default answer {code(_brief(spec.timeout_payload))}"
+    if mode == "route":
+        return f"then it takes its {code('timeout')} output (an escalation)"
+    return "then the run fails with WAIT_TIMEOUT"
+
+
+def _sleep(graph: CompiledWorkflow, node: CompiledNode, words: Words) -> list[str]:
+    spec = node.sleep
+    assert spec is not None
+    if spec.until is not None:
+        when = f"until the ISO-8601 time at {code('.'.join(spec.until))}"
+    else:
+        when = f"for {_seconds(spec.for_seconds or 0.0)}"
+    paused = "its branch" if graph.policy.hitl == "branch" else "the run"
+    return [
+        f"sleeps {when}: {paused} pauses with a durable timer, woken by resume_due "
+        "(zeroflow runs tick)"
+    ]
 
 
 def _end(graph: CompiledWorkflow, node: CompiledNode, words: Words) -> list[str]:
@@ -118,7 +149,14 @@ def _subflow(graph: CompiledWorkflow, node: CompiledNode, words: Words) -> list[
 KindSentence = Callable[[CompiledWorkflow, CompiledNode, Words], list[str]]
 
 KINDS: Mapping[str, KindSentence] = MappingProxyType(
-    {"task": _task, "map": _map, "wait": _wait, "end": _end, "subflow": _subflow}
+    {
+        "task": _task,
+        "map": _map,
+        "wait": _wait,
+        "sleep": _sleep,
+        "end": _end,
+        "subflow": _subflow,
+    }
 )
 """What each kind of node does, as the first lines of its entry (a map is a task with ``map``)."""
 

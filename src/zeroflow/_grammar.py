@@ -32,7 +32,7 @@ __all__ = [
 
 ZF1 = "zf/1"
 FORMATS = ("zf/1", "legacy")
-NODE_KINDS = ("task", "wait", "subflow", "end")
+NODE_KINDS = ("task", "wait", "subflow", "end", "sleep")
 
 TOP_KEYS = (
     "$schema",
@@ -56,13 +56,23 @@ POLICY_DEFAULT_KEYS = (
     "max_concurrency",
     "max_subflow_depth",
     "hitl",
+    "require_resume_token",
 )
 NODE_DEFAULT_KEYS = ("retry", "timeout_ms")
 SAGA_KEYS = ("compensate", "detached")
 COMMON_NODE_KEYS = ("kind", "join", "label", "description", "meta", "state_contract")
 KIND_KEYS: dict[str, tuple[str, ...]] = {
     "task": ("handler", "with", "on", "map", "retry", "timeout_ms", "on_error", *SAGA_KEYS),
-    "wait": ("prompt", "resume_as", "resume_schema", "on"),
+    "wait": (
+        "prompt",
+        "resume_as",
+        "resume_schema",
+        "timeout_ms",
+        "on_timeout",
+        "timeout_payload",
+        "on",
+    ),
+    "sleep": ("for_ms", "until", "on"),
     "subflow": ("workflow", "input", "on", "retry", "timeout_ms", "on_error", *SAGA_KEYS),
     "end": ("result",),
 }
@@ -259,7 +269,7 @@ class _Checker:
             self.add("'defaults' must be an object", "defaults")
             return
         self.keys("'defaults'", value, POLICY_DEFAULT_KEYS + NODE_DEFAULT_KEYS, "defaults")
-        for key in ("strict_outputs", "persist_checkpoints"):
+        for key in ("strict_outputs", "persist_checkpoints", "require_resume_token"):
             if key in value and not isinstance(value[key], bool):
                 self.add(f"defaults.{key} must be true or false", "defaults", key)
         if value.get("max_steps") is not None:
@@ -350,6 +360,28 @@ class _Checker:
             for key in ("prompt", "resume_as"):
                 if node.get(key) is not None and not isinstance(node[key], str):
                     self.add(f"{where} '{key}' must be a string", *at, key)
+            mode = node.get("on_timeout")
+            if mode is not None and mode not in ("route", "default", "fail"):
+                self.add(
+                    f"{where} on_timeout must be one of route, default, fail, got {mode!r}",
+                    *at,
+                    "on_timeout",
+                )
+            elif mode is not None and node.get("timeout_ms") is None:
+                self.add(
+                    f"{where} on_timeout needs timeout_ms: how long the wait may last",
+                    *at,
+                    "on_timeout",
+                )
+        elif kind == "sleep":
+            if ("for_ms" in node) == ("until" in node):
+                self.add(f"{where} (kind sleep) needs exactly one of 'for_ms' and 'until'", *at)
+            elif "for_ms" in node:
+                self.number(
+                    f"{where} for_ms", node["for_ms"], *at, "for_ms", maximum=_MAX_TIMEOUT_MS
+                )
+            else:
+                self.state_path(f"{where} until", node["until"], *at, "until")
         elif kind == "subflow":
             if not isinstance(node.get("workflow"), str) or not node.get("workflow"):
                 self.add(
@@ -639,6 +671,16 @@ def _normalise_node(node: Mapping[str, Any], defaults: Mapping[str, Any]) -> dic
         out["wait"] = {"prompt": node.get("prompt"), "resume_as": node.get("resume_as")}
         if node.get("resume_schema") is not None:
             out["wait"]["resume_schema"] = node["resume_schema"]
+        if node.get("timeout_ms") is not None:
+            out["wait"]["timeout_seconds"] = _seconds(node["timeout_ms"])
+        for key in ("on_timeout", "timeout_payload"):
+            if node.get(key) is not None:
+                out["wait"][key] = node[key]
+    elif kind == "sleep":
+        if "for_ms" in node:
+            out["sleep"] = {"for_seconds": _seconds(node["for_ms"])}
+        else:
+            out["sleep"] = {"until": node["until"]}
     elif kind == "end":
         out["end"] = {"result": node.get("result")}
     elif kind == "subflow":

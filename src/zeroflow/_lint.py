@@ -42,6 +42,7 @@ LINT_CODES: dict[str, str] = {
     "ZF107": "task node without a handler",
     "ZF108": "a count written as text or a whole float (legacy, read as 0.1.0 did)",
     "ZF109": "run-scoped catcher on a parallel branch (strands an AND-join or drops siblings)",
+    "ZF110": "an output a wait or sleep node never takes (a timeout without a deadline)",
     "ZF201": "a declared read that some path to the node leaves unwritten (state_contract)",
     "ZF202": "a declared write that no node declares it reads (state_contract)",
 }
@@ -179,6 +180,7 @@ def lint(
     findings += _handlers(g, handlers)
     findings += _run_scoped_catchers(g, compiled)
     findings += _contracts(compiled, g)
+    findings += _outputs_never_taken(g)
     if not g.zf1:
         findings += _counts_as_text(defn)
     return sorted(findings, key=lambda f: f.severity != "error")
@@ -565,6 +567,42 @@ def _counts_as_text(defn: Mapping[str, Any]) -> list[LintFinding]:
                     f"write {read}",
                 )
             )
+    return out
+
+
+def _outputs_never_taken(g: _Graph) -> list[LintFinding]:
+    """A wait node's ``timeout`` output without a deadline, a sleep node's outputs but ``ok``."""
+    out = []
+    for n, node in g.compiled.items():
+        where = pointer("nodes", n, "on" if g.zf1 else "outputs")
+        if node.kind == "wait" and node.wait is not None and "timeout" in node.outputs:
+            if node.wait.on_timeout != "route":
+                fix = (
+                    "give the wait a deadline (timeout_ms; legacy wait.timeout_seconds)"
+                    if node.wait.timeout_seconds is None
+                    else "set on_timeout to 'route', or drop the output"
+                )
+                out.append(
+                    LintFinding(
+                        "warning",
+                        "ZF110",
+                        f"{where}/timeout",
+                        f"wait node '{n}' routes 'timeout' but its deadline never takes it",
+                        fix,
+                    )
+                )
+        elif node.kind == "sleep":
+            for label in node.outputs:
+                if label != "ok":
+                    out.append(
+                        LintFinding(
+                            "warning",
+                            "ZF110",
+                            f"{where}/{label}",
+                            f"sleep node '{n}' routes '{label}', but a sleep only ever takes 'ok'",
+                            "route 'ok' instead",
+                        )
+                    )
     return out
 
 

@@ -78,6 +78,14 @@ def _compensation_error(error: WorkflowError | None) -> WorkflowError | None:
     return WorkflowError.from_dict(failed) if isinstance(failed, Mapping) else None
 
 
+def _opt_float(value: Any) -> float | None:
+    """A finite number as a float; anything else (a damaged summary) as None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if number == number and abs(number) != float("inf") else None
+
+
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -225,6 +233,11 @@ class RunMetadata:
     """Every node a waiting run waits on (paths such as ``"approve/legal"`` for a subflow
     waiting at several places), in the order the run paused on them; ``current_node`` is
     the first. Empty unless the run is waiting."""
+    due_at: float | None = None
+    """When a waiting run's earliest timer fires (a ``sleep`` node's wake-up or a wait
+    deadline; epoch seconds of the engine's clock): what ``engine.resume_due`` looks at."""
+    wait_reason: str | None = None
+    """Why a waiting run waits: ``"timer"`` (only sleep nodes hold it) or ``"input"``."""
 
     @property
     def compensated(self) -> bool:
@@ -251,6 +264,10 @@ class RunMetadata:
             out["run_id"] = self.run_id
         if self.waiting_nodes:
             out["waiting_nodes"] = list(self.waiting_nodes)
+        if self.due_at is not None:
+            out["due_at"] = self.due_at
+        if self.wait_reason is not None:
+            out["wait_reason"] = self.wait_reason
         return out
 
     @classmethod
@@ -266,6 +283,8 @@ class RunMetadata:
             last_error=_error_or_none(data.get("last_error")),
             run_id=_opt_str(data.get("run_id")),
             waiting_nodes=tuple(str(n) for n in data.get("waiting_nodes") or ()),
+            due_at=_opt_float(data.get("due_at")),
+            wait_reason=_opt_str(data.get("wait_reason")),
         )
 
 
@@ -481,6 +500,10 @@ class WorkflowResult:
     """The error of the compensation that failed for good (the others after it did not run)."""
     warnings: list[WorkflowError] = field(default_factory=list)
     """Failures that did not stop the run: those of ``detached`` nodes, in order."""
+    resume_tokens: dict[str, str] = field(default_factory=dict)
+    """The single-use token of each wait this call paused on (keyed as ``waiting_nodes``):
+    put it in the approval link; ``resume(..., token=...)`` accepts it once. Handed out
+    only here: the store keeps its digest."""
 
     @property
     def stats(self) -> dict[str, NodeStats]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ._constants import MAX_TIMEOUT_SECONDS, MAX_WAIT_SECONDS
 from ._errors import WorkflowDefinitionError
-from ._frozen import freeze
+from ._frozen import freeze, thaw
 from ._grammar import pointer
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "RetryPolicy",
     "Catcher",
     "WaitSpec",
+    "SleepSpec",
     "SubflowSpec",
     "MapSpec",
     "parse_policy",
@@ -36,7 +37,8 @@ __all__ = [
 STATE_ISOLATION_MODES = ("readonly", "private", "copy")
 BACKOFF_MODES = ("fixed", "exponential")
 JITTER_MODES = ("none", "full")
-NODE_KINDS = ("task", "wait", "end", "subflow")
+NODE_KINDS = ("task", "wait", "end", "subflow", "sleep")
+ON_TIMEOUT_MODES = ("route", "default", "fail")
 HITL_MODES = ("run", "branch")
 CATCHER_SCOPES = ("run", "branch")
 STATE_SECTIONS = ("input", "workflow", "node")
@@ -55,6 +57,7 @@ class EnginePolicy:
     max_concurrency: int = 1
     hitl: str = "run"
     max_subflow_depth: int = 8
+    require_resume_token: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class EnginePolicy:
             "max_concurrency": self.max_concurrency,
             "hitl": self.hitl,
             "max_subflow_depth": self.max_subflow_depth,
+            "require_resume_token": self.require_resume_token,
         }
 
     @classmethod
@@ -244,7 +248,16 @@ def parse_policy(data: Mapping[str, Any] | None) -> EnginePolicy:
             "engine_policy.max_subflow_depth must be an int >= 1",
             "/engine_policy/max_subflow_depth",
         )
+    require_token = data.get("require_resume_token", False)
+    if require_token is None:
+        require_token = False
+    if not isinstance(require_token, bool):
+        raise fail(
+            f"engine_policy.require_resume_token must be true or false, got {require_token!r}",
+            "/engine_policy/require_resume_token",
+        )
     return EnginePolicy(
+        require_resume_token=require_token,
         max_concurrency=concurrency,
         hitl=str(hitl),
         max_subflow_depth=depth,
@@ -431,6 +444,105 @@ class WaitSpec:
     resume_as: str | None = None
     resume_schema: Mapping[str, Any] | None = None
     """The JSON Schema (zeroflow's checker's subset) a resume payload must match."""
+    timeout_seconds: float | None = None
+    """How long the wait may last; past it the deadline's ``on_timeout`` applies."""
+    on_timeout: str | None = None
+    """``"route"`` (to the node's ``timeout`` output), ``"default"`` (resume with
+    ``timeout_payload``) or ``"fail"`` (``WAIT_TIMEOUT``); resolved at compile time."""
+    timeout_payload: Any = None
+    """The payload an unanswered wait resumes with under ``on_timeout: "default"``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SleepSpec:
+    """A built-in sleep node: pause ``for_seconds``, or ``until`` the ISO-8601 time at a path."""
+
+    for_seconds: float | None = None
+    until: tuple[str, ...] | None = None
+
+
+def _wait_timeout(node: str, spec: Mapping[str, Any], path: str) -> tuple[float | None, Any]:
+    """``wait.timeout_seconds`` and ``wait.on_timeout`` of a wait node, checked."""
+    timeout = spec.get("timeout_seconds")
+    mode = spec.get("on_timeout")
+    if timeout is not None and (
+        not _is_number(timeout) or timeout <= 0 or timeout > MAX_TIMEOUT_SECONDS
+    ):
+        raise fail(
+            f"node '{node}' wait.timeout_seconds must be {_TIMEOUT_RANGE}, got {timeout!r}",
+            f"{path}/wait/timeout_seconds",
+        )
+    if mode is not None and mode not in ON_TIMEOUT_MODES:
+        raise fail(
+            f"node '{node}' wait.on_timeout must be one of {', '.join(ON_TIMEOUT_MODES)}, "
+            f"got {mode!r}",
+            f"{path}/wait/on_timeout",
+        )
+    if mode is not None and timeout is None:
+        raise fail(
+            f"node '{node}' wait.on_timeout needs wait.timeout_seconds (zf/1: timeout_ms): "
+            "how long the wait may last",
+            f"{path}/wait/on_timeout",
+        )
+    return (None if timeout is None else float(timeout)), mode
+
+
+def resolve_wait(node: str, wait: WaitSpec, outputs: Mapping[str, Any]) -> WaitSpec:
+    """Fix a deadline's ``on_timeout``: ``route`` with a ``timeout`` output, else ``fail``.
+
+    An explicit ``route`` without a ``timeout`` output, or a ``default`` payload
+    its ``resume_schema`` refuses, is a definition error.
+    """
+    if wait.timeout_seconds is None:
+        return wait
+    mode = wait.on_timeout or ("route" if "timeout" in outputs else "fail")
+    where = pointer("nodes", node, "wait", "on_timeout")
+    if mode == "route" and "timeout" not in outputs:
+        raise fail(
+            f"node '{node}' wait.on_timeout is 'route' but the node has no 'timeout' output; "
+            "declare outputs.timeout (zf/1: on.timeout) with the node to escalate to",
+            where,
+        )
+    if mode == "default" and wait.resume_schema is not None:
+        from ._schema import check_instance
+
+        problems = check_instance(thaw(wait.timeout_payload), wait.resume_schema)
+        if problems:
+            listed = "; ".join(f"{ptr or '/'}: {message}" for ptr, message in problems)
+            raise fail(
+                f"node '{node}' wait.timeout_payload does not match its resume_schema ({listed})",
+                pointer("nodes", node, "wait", "timeout_payload"),
+            )
+    return replace(wait, on_timeout=mode)
+
+
+def parse_sleep(node: str, raw: Mapping[str, Any]) -> SleepSpec:
+    """Read a sleep node's ``sleep``: one of ``for_seconds`` (>= 0) and ``until`` (a path)."""
+    path = pointer("nodes", node, "sleep")
+    spec = raw.get("sleep")
+    if not isinstance(spec, Mapping):
+        raise fail(
+            f"node '{node}' sleep must be a dict with 'for_seconds' (a number >= 0) or 'until' "
+            "(a state path holding an ISO-8601 time, e.g. 'workflow.remind_at')",
+            path,
+        )
+    seconds: Any = spec.get("for_seconds")
+    until = spec.get("until")
+    if (seconds is None) == (until is None):
+        raise fail(
+            f"node '{node}' sleep needs exactly one of 'for_seconds' and 'until' (zf/1: for_ms, "
+            "until)",
+            path,
+        )
+    if until is not None:
+        return SleepSpec(until=parse_path(node, "sleep.until", until))
+    if not _is_number(seconds) or seconds < 0 or seconds > MAX_TIMEOUT_SECONDS:
+        raise fail(
+            f"node '{node}' sleep.for_seconds must be a number >= 0 and at most "
+            f"{_days(MAX_TIMEOUT_SECONDS)}, got {seconds!r}",
+            f"{path}/for_seconds",
+        )
+    return SleepSpec(for_seconds=float(seconds))
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,7 +608,10 @@ def parse_kind(
         schema_ = spec.get("resume_schema")
         if schema_ is not None:
             _check_resume_schema(node, schema_, f"{path}/wait/resume_schema")
-        wait = WaitSpec(prompt, resume_as, schema_)
+        timeout, mode = _wait_timeout(node, spec, path)
+        wait = WaitSpec(
+            prompt, resume_as, schema_, timeout, mode, freeze(spec.get("timeout_payload"))
+        )
     elif kind == "end":
         spec = raw.get("end") or {}
         if not isinstance(spec, Mapping):

@@ -89,6 +89,7 @@ def _zf1_schema() -> JSONSchema:
         "max_concurrency": _nullable(_int(1)),
         "max_subflow_depth": _nullable(_int(1)),
         "hitl": {"enum": ["run", "branch"]},
+        "require_resume_token": {"type": "boolean"},
     }
     assert tuple(policy) == POLICY_DEFAULT_KEYS
     backoff = {
@@ -150,12 +151,29 @@ def _zf1_schema() -> JSONSchema:
                 "prompt": _nullable({"type": "string"}),
                 "resume_as": _nullable({"type": "string"}),
                 "resume_schema": _nullable({"type": "object"}),
+                "timeout_ms": _num(0, strict=True),
+                "on_timeout": {"enum": ["route", "default", "fail"]},
+                "timeout_payload": {},
                 "on": _ref("on"),
                 **common,
             },
             ["kind"],
             description="pauses the run; on resume stores the payload under resume_as",
         ),
+        "sleep": {
+            **_obj(
+                {
+                    "kind": {"const": "sleep"},
+                    "for_ms": _num(0),
+                    "until": _STATE_PATH,
+                    "on": _ref("on"),
+                    **common,
+                },
+                ["kind"],
+                description="pauses the run for_ms, or until the ISO-8601 time at a state path",
+            ),
+            "oneOf": [{"required": ["for_ms"]}, {"required": ["until"]}],
+        },
         "subflow": _obj(
             {
                 "kind": {"const": "subflow"},
@@ -302,7 +320,7 @@ def _legacy_schema() -> JSONSchema:
     node = {
         **_obj(
             {
-                "kind": {"enum": ["task", "wait", "end", "subflow"]},
+                "kind": {"enum": ["task", "wait", "end", "subflow", "sleep"]},
                 "handler": _nullable({"type": "string"}),
                 "outputs": {
                     "type": "object",
@@ -321,7 +339,16 @@ def _legacy_schema() -> JSONSchema:
                             "prompt": _nullable({"type": "string"}),
                             "resume_as": _nullable({"type": "string"}),
                             "resume_schema": _nullable({"type": "object"}),
+                            "timeout_seconds": _nullable(_num(0, strict=True)),
+                            "on_timeout": _nullable({"enum": ["route", "default", "fail"]}),
+                            "timeout_payload": {},
                         },
+                        closed=False,
+                    )
+                ),
+                "sleep": _nullable(
+                    _obj(
+                        {"for_seconds": _nullable(_num(0)), "until": _nullable(_STATE_PATH)},
                         closed=False,
                     )
                 ),
@@ -354,7 +381,7 @@ def _legacy_schema() -> JSONSchema:
             "anyOf": [
                 {
                     "required": ["kind"],
-                    "properties": {"kind": {"enum": ["wait", "end", "subflow"]}},
+                    "properties": {"kind": {"enum": ["wait", "end", "subflow", "sleep"]}},
                 },
                 {"required": ["subflow"]},
             ]
@@ -372,6 +399,7 @@ def _legacy_schema() -> JSONSchema:
             "max_concurrency": _nullable(_int(1)),
             "max_subflow_depth": _nullable(_int(1)),
             "hitl": {"enum": ["run", "branch"]},
+            "require_resume_token": {"type": "boolean"},
         },
         closed=False,
     )

@@ -52,6 +52,7 @@ __all__ = [
     "LeaseInspectingStore",
     "CheckpointWrite",
     "HistoryStore",
+    "DueStore",
     "CheckpointInfo",
     "PruneResult",
     "StatsStore",
@@ -198,6 +199,25 @@ class LeasingStore(WorkflowStore, Protocol):
         ``token`` no longer hold the run's lease, or when ``write.seq`` is not
         the stored run's latest ``seq`` plus one. Returns True to ask for a
         full snapshot at the next commit (the store's journal is due a fold).
+        """
+        ...
+
+
+@runtime_checkable
+class DueStore(WorkflowStore, Protocol):
+    """A store that answers "which waiting runs have a timer due" from an index.
+
+    The index is kept from the timers of the full snapshots the store writes
+    (``RunMetadata.due_at``: a ``sleep`` node's wake-up or a wait deadline).
+    """
+
+    def due_runs(
+        self, now: float, limit: int | None = None, *, workflow_name: str | None = None
+    ) -> list[RunMetadata]:
+        """Waiting runs whose earliest timer is due by ``now``, earliest first (then by id).
+
+        At most ``limit`` of them (None: all), of ``workflow_name`` only when given.
+        A hint, not a lease: a caller that wakes a run still takes its lease.
         """
         ...
 

@@ -75,4 +75,6 @@ def assemble(
         recorder = StoreRecorder(
             store, callback, clock, new_owner, persist=persist, signer=signer, durability=durability
         )
-    return loop_for(graph, recorder, children), graphs
+    loop = loop_for(graph, recorder, children)
+    loop.issue_tokens = True
+    return loop, graphs

@@ -21,6 +21,8 @@ from .._live import LiveRun
 from .._models import HandlerResult, StepRecord, WorkflowError, WorkflowResult, now_iso
 from .._policies import Catcher
 from .._scheduler import Frontier, build_routes
+from .._timers import TIMER_SLEEP, TIMERS
+from .._tokens import TOKENS, digest, mint, new_token
 from .branches import STAND_INS, branch_of
 from .compensation import Saga, compensating, compensation_outcome
 from .effects import EFFECTS, drop_effects
@@ -79,6 +81,10 @@ class RunLoop:
         self.max_steps = policy.max_steps
         self.concurrency = policy.max_concurrency
         self.branch_hitl = policy.hitl == "branch"
+        self.issue_tokens = False
+        """Give each wait a resume token (the top-level run's loop; a child's waits are the
+        parent's, reached by path)."""
+        self.new_token: Callable[[], str] = new_token
         # Bound once: these run for every node.
         self.emit = recorder.emit
         self.checkpoint = recorder.checkpoint
@@ -555,9 +561,15 @@ class RunLoop:
         run.frontier.push_front(name)
         run.snap.waiting_prompt = result.waiting_prompt
         run.snap.status = C.STATUS_WAITING
-        self.emit(run, C.EVENT_WF_WAITING, name, {"node": name, "prompt": result.waiting_prompt})
+        data: dict[str, Any] = {"node": name, "prompt": result.waiting_prompt}
+        timer = (run.snap.extra.get(TIMERS) or {}).get(name)
+        if timer:  # a sleep's wake-up or a wait's deadline
+            data["due_at"] = timer["due"]
+            data["reason"] = "timer" if timer["kind"] == TIMER_SLEEP else "input"
+        tokens = self._issue_tokens(run)
+        self.emit(run, C.EVENT_WF_WAITING, name, data)
         self.checkpoint(run, full=True)
-        return self.result(run)
+        return self.result(run, tokens)
 
     def _pause(self, run: LiveRun) -> WorkflowResult:
         """Pause after a batch (or when only branch-local waits remain)."""
@@ -567,6 +579,7 @@ class RunLoop:
         first = next(iter(waiting))
         if run.snap.extra.get("waiting"):
             snap.waiting_prompt = waiting[first]
+        tokens = self._issue_tokens(run)
         self.emit(
             run,
             C.EVENT_WF_WAITING,
@@ -574,7 +587,17 @@ class RunLoop:
             {"node": first, "prompt": snap.waiting_prompt, "nodes": dict(waiting)},
         )
         self.checkpoint(run, full=True)
-        return self.result(run)
+        return self.result(run, tokens)
+
+    def _issue_tokens(self, run: LiveRun) -> dict[str, str]:
+        """A fresh resume token for each wait without an open one; only digests are kept."""
+        if not self.issue_tokens:
+            return {}
+        open_tokens = run.snap.extra.get(TOKENS) or {}
+        fresh = mint(_waiting_nodes(run), open_tokens, self.new_token)
+        for path, token in fresh.items():
+            run.set_extra_path((TOKENS, path), digest(token))
+        return fresh
 
     def _end(self, run: LiveRun) -> WorkflowResult:
         if run.snap.extra.get("waiting"):
@@ -605,8 +628,13 @@ class RunLoop:
                 ),
             )
         run.snap.status = C.STATUS_SUCCEEDED
-        # Progress of a failure the run recovered from.
-        for leftover in ("redrive", "map", EFFECTS, STAND_INS):
+        for leftover in (
+            "redrive",
+            "map",
+            EFFECTS,
+            STAND_INS,
+            TIMERS,
+        ):  # progress of a failure the run recovered from
             if leftover in run.snap.extra:
                 run.set_extra(leftover, None)
         return self._finish(run, None)
@@ -649,8 +677,11 @@ class RunLoop:
         self.checkpoint(run, full=True)
         return self.result(run)
 
-    def result(self, run: LiveRun) -> WorkflowResult:
-        """The ``WorkflowResult`` of the call, with plain independent data."""
+    def result(self, run: LiveRun, tokens: dict[str, str] | None = None) -> WorkflowResult:
+        """The ``WorkflowResult`` of the call, with plain independent data.
+
+        ``tokens``: the resume tokens this call issued (``resume_tokens``).
+        """
         snap = run.snap
         if not self.recorder.checkpoints:
             # No checkpoint stamped it. Otherwise the result's checkpoint keeps the time
@@ -678,6 +709,7 @@ class RunLoop:
             checkpoint=None if status == C.STATUS_SUCCEEDED else self.recorder.export(run),
             cancelled=status == C.STATUS_CANCELLED,
             waiting_nodes=_waiting_nodes(run) if waiting else {},
+            resume_tokens=dict(tokens) if tokens else {},
         )
 
 

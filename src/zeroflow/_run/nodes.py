@@ -17,10 +17,12 @@ from .._definition import CompiledNode
 from .._frozen import NotJSONError, freeze, thaw
 from .._live import LiveRun
 from .._models import HandlerResult, RunSnapshot, WorkflowError
+from .._timers import TIMER_SLEEP, TIMER_WAIT, TIMERS, iso_of, parse_instant
 from .lockstep import lockstep
 from .recorder import ParentLink, Recorder
 from .requests import Cancelled, NodeSteps, Outcome, Steps
 from .tasks import TaskCaller
+from .waits import RESUMING
 
 __all__ = ["ChildRuns", "NodeRunner", "lookup_path"]
 
@@ -40,8 +42,18 @@ class ChildRuns(Protocol):
         ``link``: the parent run and node, where the child's effects are written.
         """
 
-    def resume(self, snap: RunSnapshot, payload: Any, node: str | None, link: ParentLink) -> Steps:
-        """Steps of a paused (or interrupted) child run, resumed with ``payload`` (at ``node``)."""
+    def resume(
+        self,
+        snap: RunSnapshot,
+        payload: Any,
+        node: str | None,
+        link: ParentLink,
+        now: float | None = None,
+    ) -> Steps:
+        """Steps of a paused (or interrupted) child run, resumed with ``payload`` (at ``node``).
+
+        ``now``: the time a timer woke it (a child's wait deadline due by then applies).
+        """
 
 
 def lookup_path(run: LiveRun, path: tuple[str, ...]) -> Any:
@@ -84,6 +96,8 @@ class NodeRunner:
         kind = node.kind
         if kind == "wait":
             return self._wait_node(run, node)
+        if kind == "sleep":
+            return self._sleep_node(run, node)
         if kind == "end":
             return (
                 HandlerResult(outputs=[], workflow_updates={"result": thaw(node.end_result)}),
@@ -97,17 +111,92 @@ class NodeRunner:
         return (yield from self.tasks.call(run, node, step))
 
     def _wait_node(self, run: LiveRun, node: CompiledNode) -> Outcome:
-        """A wait node pauses; resumed, it keeps the payload and routes on its outcome."""
+        """A wait node pauses; resumed, it keeps the payload and routes on its outcome.
+
+        With a deadline the pause arms a timer; resumed after it (``resume_due``,
+        or a late answer) the node applies its ``on_timeout`` instead.
+        """
         spec = node.wait
         assert spec is not None
-        if run.resumed != node.name:
+        name = node.name
+        if run.resumed != name:
+            if spec.timeout_seconds is not None:
+                self._arm(run, name, self.tasks.clock() + spec.timeout_seconds, TIMER_WAIT)
             return HandlerResult(outputs=[], waiting=True, waiting_prompt=spec.prompt), None, None
-        payload = run.workflow.get("__resume__")
+        resuming = run.snap.extra.get(RESUMING)
+        deadline = resuming.get("timed_out") if isinstance(resuming, Mapping) else None
+        updates: dict[str, Any] | None = None
+        if deadline is not None:
+            if spec.on_timeout == "fail":
+                when = iso_of(deadline) if isinstance(deadline, int | float) else "its deadline"
+                return (
+                    None,
+                    WorkflowError(
+                        C.ERROR_WAIT_TIMEOUT,
+                        f"wait node '{name}' was not answered by {when}",
+                        name,
+                        details={"deadline": deadline},
+                    ),
+                    None,
+                )
+            if spec.on_timeout == "route":
+                return HandlerResult(outputs=["timeout"]), None, None
+            payload = thaw(spec.timeout_payload)
+            updates = {"__resume__": payload}
+        else:
+            payload = run.workflow.get("__resume__")
         outcome = payload.get("outcome") if isinstance(payload, Mapping) else None
         label = outcome if isinstance(outcome, str) and outcome in node.outputs else "ok"
-        updates = {spec.resume_as: thaw(payload)} if spec.resume_as else None
+        if spec.resume_as:
+            updates = {**(updates or {}), spec.resume_as: thaw(payload)}
         outputs = [label] if label in node.outputs else []
         return HandlerResult(outputs=outputs, workflow_updates=updates), None, None
+
+    def _sleep_node(self, run: LiveRun, node: CompiledNode) -> Outcome:
+        """A sleep node pauses until its due time (a durable timer); woken, it routes ``ok``."""
+        spec = node.sleep
+        assert spec is not None
+        name = node.name
+        ok = HandlerResult(outputs=["ok"] if "ok" in node.outputs else [])
+        if run.resumed == name:
+            return ok, None, None
+        now = self.tasks.clock()
+        if spec.until is not None:
+            value = lookup_path(run, spec.until)
+            due = parse_instant(value)
+            if due is None:
+                where = ".".join(spec.until)
+                found = "nothing" if value is _MISSING else repr(value)[:80]
+                return (
+                    None,
+                    WorkflowError(
+                        C.ERROR_SLEEP_UNTIL,
+                        f"sleep node '{name}' sleeps until '{where}', which holds {found}; "
+                        "it must be an ISO-8601 time such as '2030-01-31T09:00:00+00:00'",
+                        name,
+                        details={"until": where},
+                    ),
+                    None,
+                )
+        else:
+            assert spec.for_seconds is not None
+            timers = run.snap.extra.get(TIMERS) or {}
+            armed = timers.get(name) if isinstance(timers, Mapping) else None
+            due = armed["due"] if isinstance(armed, Mapping) and "due" in armed else None
+            if not isinstance(due, int | float) or isinstance(due, bool):
+                due = now + spec.for_seconds
+        if due <= now:
+            return ok, None, None
+        self._arm(run, name, float(due), TIMER_SLEEP)
+        return HandlerResult(outputs=[], waiting=True), None, None
+
+    @staticmethod
+    def _arm(run: LiveRun, name: str, due: float, kind: str) -> None:
+        """Record the node's timer, unless this visit armed it already (a re-pause keeps it)."""
+        timers = run.snap.extra.get(TIMERS)
+        if isinstance(timers, Mapping) and isinstance(timers.get(name), Mapping):
+            return
+        run.set_extra_path((TIMERS, name), {"due": due, "kind": kind})
 
     def _map(self, run: LiveRun, node: CompiledNode, step: int) -> NodeSteps:
         """Run the handler once per item; finished items are checkpointed as they land."""
@@ -214,6 +303,7 @@ class NodeRunner:
         link = ParentLink(self.recorder, run, name)
         if saved is not None:
             snap = RunSnapshot.from_dict(saved)
+            woken_at = None
             if snap.status == C.STATUS_RUNNING:
                 # Interrupted inside the child (its effects wrote it): it carries on where it
                 # stopped, with what it was answered then.
@@ -221,8 +311,13 @@ class NodeRunner:
             else:
                 payload = run.workflow.get("__resume__")
                 child_node = run.resume_path if run.resumed == name else None
+                resuming = run.snap.extra.get(RESUMING)
+                if child_node is not None and isinstance(resuming, Mapping):
+                    woken_at = resuming.get("woken_at")  # a child's timer fired
+                    if woken_at is not None:
+                        payload = None
             run.resume_path = None
-            steps = child.resume(snap, payload, child_node, link)
+            steps = child.resume(snap, payload, child_node, link, woken_at)
         else:
             child_input: dict[str, Any] = {}
             for key, path in spec.input:

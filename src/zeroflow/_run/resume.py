@@ -13,6 +13,7 @@ from typing import Any
 from .. import _constants as C
 from .._live import LiveRun
 from .._models import RunSnapshot, now_iso
+from .._timers import TIMER_WAIT, TIMERS, pending_timers
 from .loop import RunLoop
 from .recorder import EventsOnly, ParentLink
 from .requests import Steps
@@ -21,13 +22,22 @@ from .waits import RESUMING, child_waits, waiting_paths
 __all__ = ["ChildLoop", "prepare_resume"]
 
 
-def prepare_resume(snap: RunSnapshot, payload: Any, node: str | None, *, journals: bool) -> LiveRun:
+def prepare_resume(
+    snap: RunSnapshot,
+    payload: Any,
+    node: str | None,
+    *,
+    journals: bool,
+    now: float | None = None,
+) -> LiveRun:
     """Turn a waiting, cancelled or interrupted snapshot into a live run that continues.
 
     With several waits, ``node`` names the one that resumes; a wait inside a
     paused subflow is named by its path, ``"<subflow node>/<child node>"``.
     Resuming a node that is not waiting raises ``ValueError``; a payload JSON
-    cannot hold raises ``NotJSONError``.
+    cannot hold raises ``NotJSONError``. A wait whose deadline passed by
+    ``now`` resumes as timed out (``extra["resuming"]["timed_out"]``): the
+    deadline wins, ``payload`` is not used.
     """
     was_waiting = snap.status == C.STATUS_WAITING
     waiting = dict(snap.extra.get("waiting") or {})
@@ -62,9 +72,24 @@ def prepare_resume(snap: RunSnapshot, payload: Any, node: str | None, *, journal
             listed = f"waiting: {', '.join(sorted(paths))}" if paths else "no node is waiting"
             raise ValueError(f"node '{node}' of run '{snap.run_id}' is not waiting; {listed}")
         chosen = head
+    timers = pending_timers(snap.status, snap.ready_now, snap.extra)
+    timer = timers.get(chosen) if chosen is not None else None
+    timed_out = woken_at = None
+    if timer is not None and now is not None and timer[1] == TIMER_WAIT and timer[0] <= now:
+        timed_out = timer[0]
+        payload = None
+    inner = timers.get(f"{chosen}/{rest}") if rest else None
+    if inner is not None and now is not None and inner[0] <= now:
+        woken_at = now  # a timer of the paused subflow's child: its resume sees it fired
+        if inner[1] == TIMER_WAIT:
+            payload = None
     snap.status = C.STATUS_RUNNING
     snap.waiting_prompt = None
     run = LiveRun(snap, journals)
+    if chosen is not None and chosen in (snap.extra.get(TIMERS) or ()):
+        run.set_extra_path((TIMERS, chosen), None)
+        if not run.snap.extra.get(TIMERS):
+            run.set_extra_path((TIMERS,), None)
     if waiting and chosen is not None:
         run.set_extra_path(("waiting", chosen), None)
         if not run.snap.extra.get("waiting"):
@@ -75,7 +100,12 @@ def prepare_resume(snap: RunSnapshot, payload: Any, node: str | None, *, journal
     if chosen is not None:
         # Kept in the checkpoints until the node settles: a crash in between must not
         # turn the answered wait back into a new one.
-        run.set_extra_path((RESUMING,), {"node": chosen, "path": rest or None})
+        resuming: dict[str, Any] = {"node": chosen, "path": rest or None}
+        if timed_out is not None:
+            resuming["timed_out"] = timed_out
+        if woken_at is not None:
+            resuming["woken_at"] = woken_at
+        run.set_extra_path((RESUMING,), resuming)
     if payload is not None:
         run.set_workflow_key("__resume__", payload)
     return run
@@ -142,10 +172,20 @@ class ChildLoop:
         loop.emit(run, C.EVENT_WF_START, None, {"workflow": graph.name})
         return self._linked(run, link)
 
-    def resume(self, snap: RunSnapshot, payload: Any, node: str | None, link: ParentLink) -> Steps:
-        """Steps of a paused (or interrupted) child run, resumed with ``payload`` (at ``node``)."""
+    def resume(
+        self,
+        snap: RunSnapshot,
+        payload: Any,
+        node: str | None,
+        link: ParentLink,
+        now: float | None = None,
+    ) -> Steps:
+        """Steps of a paused (or interrupted) child run, resumed with ``payload`` (at ``node``).
+
+        ``now``: the time a timer woke it, so a wait deadline due by then applies.
+        """
         loop = self.loop
-        run = prepare_resume(snap, payload, node, journals=False)
+        run = prepare_resume(snap, payload, node, journals=False, now=now)
         loop.emit(
             run,
             C.EVENT_WF_RESUMED,

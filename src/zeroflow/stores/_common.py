@@ -23,6 +23,7 @@ from .._journal import apply_state_op
 from .._models import Event, RunMetadata, RunSnapshot, now_iso
 from .._run.waits import waiting_paths
 from .._store import CheckpointInfo, LeaseInfo
+from .._timers import due_at, wait_reason
 
 __all__ = [
     "FOLD_MIN_RECORDS",
@@ -673,7 +674,8 @@ def waiting_now(data: Mapping[str, Any]) -> tuple[Any, tuple[str, ...]]:
 
 
 def metadata_of(snap: RunSnapshot) -> RunMetadata:
-    """``snap.metadata()``, naming a waiting run's waiting nodes (see ``waiting_now``)."""
+    """``snap.metadata()``, naming a waiting run's waiting nodes (see ``waiting_now``) and
+    its timers (``due_at``, ``wait_reason``)."""
     meta = snap.metadata()
     if snap.status != STATUS_WAITING:
         return meta
@@ -686,7 +688,35 @@ def metadata_of(snap: RunSnapshot) -> RunMetadata:
             "last_node": snap.last_node,
         }
     )
-    return replace(meta, current_node=node, waiting_nodes=waiting)
+    return replace(
+        meta,
+        current_node=node,
+        waiting_nodes=waiting,
+        **timers_of({"status": snap.status, "ready_now": snap.ready_now, "zeroflow": snap.extra}),
+    )
+
+
+def check_due_query(now: Any, limit: Any) -> float:
+    """``due_runs``' arguments checked: ``now`` as a float (``limit``: None or an int >= 1)."""
+    if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
+        raise TypeError(f"now must be a finite number (epoch seconds), got {now!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be None (no limit) or an int >= 1, got {limit!r}")
+    return float(now)
+
+
+def snapshot_due(data: Mapping[str, Any]) -> float | None:
+    """The ``due_at`` a store indexes a snapshot dict under (None: nothing to wake)."""
+    return due_at(data.get("status"), data.get("ready_now"), data.get("zeroflow"))
+
+
+def timers_of(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``due_at`` and ``wait_reason`` of a run summary, from a snapshot dict."""
+    status, queue, extra = data.get("status"), data.get("ready_now"), data.get("zeroflow")
+    return {
+        "due_at": due_at(status, queue, extra),
+        "wait_reason": wait_reason(status, queue, extra),
+    }
 
 
 _DELTA_FIELDS = (

@@ -42,6 +42,7 @@ from ._batch import BatchingStore, Writer
 from ._common import (
     Reporter,
     apply_delta_dict,
+    check_due_query,
     check_keep_last,
     check_run_id,
     decode_event_rows,
@@ -55,7 +56,9 @@ from ._common import (
     process_holder,
     report_corrupt,
     select_seq,
+    snapshot_due,
     status_set,
+    timers_of,
     to_seconds,
     waiting_now,
 )
@@ -465,7 +468,7 @@ class SqlStore(BatchingStore[SqlWriter]):
         db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (run_id, seq, text))
         db.execute(
             "UPDATE runs SET base_seq=?, status=?, updated_at=?, current_node=?, saved_at=?, "
-            "stats=? WHERE run_id=?",
+            "stats=?, due_at=? WHERE run_id=?",
             (
                 seq,
                 snap.get("status"),
@@ -473,6 +476,7 @@ class SqlStore(BatchingStore[SqlWriter]):
                 _current_node(snap),
                 now,
                 _stats_text(snap),
+                snapshot_due(snap),
                 run_id,
             ),
         )
@@ -506,13 +510,14 @@ class SqlStore(BatchingStore[SqlWriter]):
         err = data["last_error"]
         db.execute(
             "INSERT INTO runs (run_id, workflow_name, workflow_hash, status, started_at, "
-            "updated_at, current_node, last_error, base_seq, saved_at, stats) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO "
+            "updated_at, current_node, last_error, base_seq, saved_at, stats, due_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO "
             "UPDATE SET workflow_name=excluded.workflow_name, "
             "workflow_hash=excluded.workflow_hash, status=excluded.status, "
             "started_at=excluded.started_at, updated_at=excluded.updated_at, "
             "current_node=excluded.current_node, last_error=excluded.last_error, "
-            "base_seq=excluded.base_seq, saved_at=excluded.saved_at, stats=excluded.stats",
+            "base_seq=excluded.base_seq, saved_at=excluded.saved_at, stats=excluded.stats, "
+            "due_at=excluded.due_at",
             (
                 run_id,
                 data["workflow_name"],
@@ -525,6 +530,7 @@ class SqlStore(BatchingStore[SqlWriter]):
                 seq,
                 now,
                 _stats_text(data),
+                snapshot_due(data),
             ),
         )
         return text
@@ -782,6 +788,36 @@ class SqlStore(BatchingStore[SqlWriter]):
                 self._report(run_id, f"its runs.stats does not decode: {exc}")
                 nodes = None
             out.append(RunSummary(run_id, name, st, started, updated, nodes))
+        return out
+
+    def due_runs(
+        self, now: float, limit: int | None = None, *, workflow_name: str | None = None
+    ) -> list[RunMetadata]:
+        """Waiting runs whose earliest timer is due by ``now`` (``DueStore``): one range
+        scan of the partial index ``runs_due``, earliest first."""
+        now = check_due_query(now, limit)
+        query = (
+            "SELECT r.run_id, r.workflow_name, r.workflow_hash, r.status, r.started_at, "
+            "r.updated_at, r.current_node, r.last_error, s.body FROM runs r "
+            "LEFT JOIN snapshots s ON s.run_id=r.run_id AND s.seq=r.base_seq "
+            "WHERE r.due_at IS NOT NULL AND r.due_at<=?"
+        )
+        args: list[Any] = [now]
+        if workflow_name is not None:
+            query += " AND r.workflow_name=?"
+            args.append(workflow_name)
+        query += " ORDER BY r.due_at, r.run_id"
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        with _Faults(self, None):
+            self.flush()
+            with self._query() as db:
+                rows = db.execute(query, args).fetchall()
+        out = []
+        for row in rows:
+            meta = self._metadata(row[:8])
+            if meta is not None and meta.status == "waiting":
+                out.append(_current(meta, None, None, row[8]))
         return out
 
     def _metadata(self, row: Sequence[Any]) -> RunMetadata | None:
@@ -1200,5 +1236,8 @@ def _current(meta: RunMetadata, node: Any, ts: Any, body: Any) -> RunMetadata:
         return meta
     current, waiting = waiting_now(data)
     return replace(
-        meta, current_node=current if type(current) is str else None, waiting_nodes=waiting
+        meta,
+        current_node=current if type(current) is str else None,
+        waiting_nodes=waiting,
+        **timers_of(data),
     )

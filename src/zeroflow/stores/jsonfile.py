@@ -59,6 +59,7 @@ from ._batch import BatchingStore, Writer
 from ._common import (
     Reporter,
     apply_delta_dict,
+    check_due_query,
     check_holds,
     check_keep_last,
     check_run_id,
@@ -74,7 +75,9 @@ from ._common import (
     report_corrupt,
     reset_after_fork,
     select_seq,
+    snapshot_due,
     status_set,
+    timers_of,
     to_seconds,
     waiting_now,
 )
@@ -99,6 +102,12 @@ __all__ = ["FORMAT_VERSION", "JsonFileWorkflowStore", "check_run_id"]
 
 FORMAT_VERSION = 1
 """The on-disk format this store writes (``snapshot.json`` → ``"store"."format"``)."""
+
+DUE_INDEX = "due.json"
+"""The store-wide due index: ``{"format": 1, "due": {run_id: due_at}}`` (see STORAGE.md)."""
+DUE_LOCK = "due.lock"
+"""The advisory lock file every writer of ``due.json`` holds."""
+_RESERVED = frozenset({DUE_INDEX, DUE_LOCK})
 
 
 def _seg_name(seq: int) -> str:
@@ -550,6 +559,12 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
 
     def _run_dir(self, run_id: str) -> Path:
         """``base_dir/<run_id>``; a run folder that is a symbolic link is refused."""
+        if run_id in _RESERVED:
+            raise StoreError(
+                f"run id {run_id!r} names a file of the JSON store itself (its due index); "
+                "choose another run id",
+                run_id=run_id,
+            )
         folder = self.base_dir / check_run_id(run_id)
         try:
             refuse_link(folder)
@@ -992,10 +1007,17 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                     self._write_meta(folder, live)
             if w.pending_full is not None:
                 full, w.pending_full = w.pending_full, None
+                # The due index learns of a timer before the snapshot holds it and forgets
+                # one after: a crash in between leaves an entry too many, never one too few.
+                due, indexed = snapshot_due(full), w.base_status in (None, "waiting")
+                if due is not None:
+                    self._due_index(run_id, due)
                 self._write_base(folder, w, full, events_end, seq=w.seq + 1)
                 undo_events = None  # committed: snapshot.json is replaced
                 # Every fold: metadata.json names the fold whose journal a listing reads.
                 self._write_meta(folder, full)
+                if due is None and indexed:
+                    self._due_index(run_id, None)
         except OSError:
             if fenced and undo_events is not None and w.events_fd is not None:
                 with contextlib.suppress(OSError):
@@ -1051,6 +1073,100 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             fsync=self.fsync,
             mode=self.file_mode,
         )
+
+    # ------------------------------------------------------------------ the due index
+
+    def _due_index(self, run_id: str, due: float | None) -> None:
+        """Set (or with None, drop) ``run_id``'s entry in ``due.json`` under its lock file.
+
+        A read-modify-write of one small file (an entry per waiting run with a
+        timer), replaced atomically: readers see the old index or the new one.
+        """
+        path = self.base_dir / DUE_INDEX
+        if due is None and not os.path.lexists(path):
+            return  # no index: no run ever had a timer (only this run's writer adds its entry)
+        with self._lock, locked(self.base_dir / DUE_LOCK, mode=self.file_mode):
+            entries = self._read_due(path)
+            if entries is None:
+                if due is None:
+                    return  # no index yet: nothing to forget
+                entries = self._rebuild_due()
+            if entries.get(run_id) == due or (due is None and run_id not in entries):
+                return
+            if due is None:
+                del entries[run_id]
+            else:
+                entries[run_id] = due
+            body = {"format": FORMAT_VERSION, "due": dict(sorted(entries.items()))}
+            write_atomic(path, json.dumps(body, indent=1), fsync=self.fsync, mode=self.file_mode)
+
+    def _read_due(self, path: Path) -> dict[str, float] | None:
+        """The entries of ``due.json``; None when it is missing; a damaged one is rebuilt."""
+        try:
+            raw = read_bytes(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._report(DUE_INDEX, path, f"the due index cannot be read ({exc}); rebuilt")
+            return self._rebuild_due()
+        try:
+            data = json.loads(raw)
+            entries = data["due"]
+            return {
+                str(k): float(v)
+                for k, v in entries.items()
+                if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            }
+        except (ValueError, RecursionError, KeyError, TypeError, AttributeError) as exc:
+            self._report(DUE_INDEX, path, f"the due index is damaged ({exc}); rebuilt")
+            return self._rebuild_due()
+
+    def _rebuild_due(self) -> dict[str, float]:
+        """The due index recomputed from every run's ``metadata.json`` (after damage only)."""
+        return {
+            item.run_id or folder.name: item.due_at
+            for folder, _, item in self._metadata()
+            if item.status == "waiting" and item.due_at is not None
+        }
+
+    @_guarded
+    def due_runs(
+        self, now: float, limit: int | None = None, *, workflow_name: str | None = None
+    ) -> list[RunMetadata]:
+        """Waiting runs whose earliest timer is due by ``now`` (``DueStore``), from ``due.json``.
+
+        Each candidate is confirmed by its ``metadata.json`` (an entry whose run
+        has moved on is skipped), so only due runs are read, never every run.
+        """
+        now = check_due_query(now, limit)
+        self.flush()
+        entries = self._read_due(self.base_dir / DUE_INDEX) or {}
+        out = []
+        for _, run_id in sorted((d, r) for r, d in entries.items() if d <= now):
+            try:
+                if run_id in _RESERVED or check_run_id(run_id) != run_id:
+                    continue
+            except StoreError:
+                continue  # a crafted entry: never a path outside the store
+            meta = self.base_dir / run_id / "metadata.json"
+            try:
+                data = json.loads(read_bytes(meta))
+            except (OSError, ValueError, RecursionError):
+                continue  # deleted, or being written: the next call sees it
+            if _metadata_problem(data) is not None:
+                continue
+            try:
+                item = RunMetadata.from_dict({**data, "run_id": data.get("run_id", run_id)})
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue
+            if item.status != "waiting" or item.due_at is None or item.due_at > now:
+                continue
+            if workflow_name is not None and item.workflow_name != workflow_name:
+                continue
+            out.append(replace(item, waiting_nodes=tuple(data.get("waiting_nodes") or ())))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
 
     # ------------------------------------------------------------------ reads
 
@@ -1616,6 +1732,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 remove_contents(folder)
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)
+        self._due_index(run_id, None)
         return existed
 
     # ------------------------------------------------------------------ history
@@ -1836,6 +1953,8 @@ _META_TYPES: tuple[tuple[str, tuple[type, ...], bool], ...] = (
     ("seq", (int,), True),
     ("step", (int,), True),
     ("waiting_nodes", (list,), True),
+    ("due_at", (int, float), True),
+    ("wait_reason", (str,), True),
 )
 
 
@@ -1933,6 +2052,7 @@ def _metadata_of(data: dict[str, Any], saved_at: float) -> dict[str, Any]:
     }
     if status == "waiting":
         out["waiting_nodes"] = list(waiting)
+        out.update({k: v for k, v in timers_of(data).items() if v is not None})
     trail = data.get("audit_trail")
     out["stats"] = encode_nodes(node_stats_of_dicts(trail if isinstance(trail, list) else ()))
     return out
@@ -1960,7 +2080,10 @@ def _current(folder: Path, meta: dict[str, Any], item: RunMetadata) -> RunMetada
             return item
         current, waiting = waiting_now(snap)
         return replace(
-            item, current_node=current if type(current) is str else None, waiting_nodes=waiting
+            item,
+            current_node=current if type(current) is str else None,
+            waiting_nodes=waiting,
+            **timers_of(snap),
         )
     seq = meta.get("seq")
     if item.status != "running" or type(seq) is not int:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .._constants import EVENT_CHECKPOINT
+from .._constants import EVENT_CHECKPOINT, STATUS_WAITING
 from .._errors import RunNotFoundError
 from .._frozen import FrozenDict, FrozenList
 from .._journal import StepDelta, apply_delta
@@ -36,7 +36,9 @@ from .._store import (
     LeaseInfo,
     PruneResult,
 )
+from .._timers import due_at
 from ._common import (
+    check_due_query,
     check_holds,
     check_keep_last,
     check_run_id,
@@ -387,6 +389,8 @@ class InMemoryWorkflowStore:
         # Per run, its event log: one ``_pack`` row per event, oldest first.
         self._events: dict[str, list[Row]] = {}
         self._leases: dict[str, _Lease] = {}
+        # The due index: run id -> when its earliest timer fires (waiting runs only).
+        self._due: dict[str, float] = {}
         self._lock = threading.Lock()
         reset_after_fork(self)
 
@@ -417,6 +421,11 @@ class InMemoryWorkflowStore:
         run.step, run.status = kept.step, kept.status
         log = self._events.get(run_id)
         run.history.append(_Entry(run.seq, kept, None, 0 if log is None else len(log)))
+        due = due_at(kept.status, kept.ready_now, kept.extra)
+        if due is None:
+            self._due.pop(run_id, None)
+        else:
+            self._due[run_id] = due
 
     def append_step(self, run_id: str, delta: StepDelta) -> bool:
         check_run_id(run_id)
@@ -426,6 +435,8 @@ class InMemoryWorkflowStore:
             if run is None:
                 raise RunNotFoundError(run_id)
             self._step(run, raw, self._clock(), self._events.get(run_id))
+            if run.status != STATUS_WAITING:
+                self._due.pop(run_id, None)
         return False  # the latest snapshot is rebuilt in place: nothing to fold
 
     @staticmethod
@@ -467,6 +478,8 @@ class InMemoryWorkflowStore:
                     raise RunNotFoundError(run_id)
                 assert raw is not None
                 self._step(run, raw, now, self._events.get(run_id))
+                if run.status != STATUS_WAITING:
+                    self._due.pop(run_id, None)
             if rows is not None:
                 log = self._events.get(run_id)
                 if log is None:
@@ -597,6 +610,25 @@ class InMemoryWorkflowStore:
                 )
         return out
 
+    def due_runs(
+        self, now: float, limit: int | None = None, *, workflow_name: str | None = None
+    ) -> list[RunMetadata]:
+        """Waiting runs whose earliest timer is due by ``now`` (``DueStore``), from a dict."""
+        now = check_due_query(now, limit)
+        with self._lock:
+            fired = sorted((due, run_id) for run_id, due in self._due.items() if due <= now)
+            out = []
+            for _, run_id in fired:
+                run = self._runs.get(run_id)
+                if run is None or (
+                    workflow_name is not None and run.latest.workflow_name != workflow_name
+                ):
+                    continue
+                out.append(metadata_of(run.current()))
+                if limit is not None and len(out) >= limit:
+                    break
+            return out
+
     # ------------------------------------------------------------------ leases
 
     def acquire_lease(self, run_id: str, owner: str) -> int:
@@ -665,6 +697,7 @@ class InMemoryWorkflowStore:
             if owner is None:
                 self._leases.pop(run_id, None)  # run and lease both gone: tokens may restart
             self._events.pop(run_id, None)
+            self._due.pop(run_id, None)
             return self._runs.pop(run_id, None) is not None
 
     # ------------------------------------------------------------------ history
@@ -701,6 +734,7 @@ class InMemoryWorkflowStore:
                     leased = lease is not None and lease.verdict(None, now) == "taken"
                     if run.status in wanted and run.saved_at < cutoff and not leased:
                         del self._runs[run_id]
+                        self._due.pop(run_id, None)
                         gone_rows.append((run_id, self._events.pop(run_id, [])))
                         gone_entries += run.history
                         deleted.append(run_id)

@@ -128,6 +128,12 @@ _MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE runs ADD COLUMN stats TEXT",
     ],
+    # version 5: a waiting run's earliest timer (a sleep's wake-up, a wait deadline), and
+    # the partial index ``due_runs`` reads; NULL for every other run.
+    [
+        "ALTER TABLE runs ADD COLUMN due_at REAL",
+        "CREATE INDEX runs_due ON runs (due_at, run_id) WHERE due_at IS NOT NULL",
+    ],
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)

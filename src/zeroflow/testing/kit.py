@@ -27,6 +27,7 @@ from .._journal import StepDelta, apply_delta
 from .._models import Event, RunSnapshot, StepRecord, WorkflowError, WorkflowState
 from .._store import (
     CheckpointWrite,
+    DueStore,
     EventBatchingStore,
     EventLogStore,
     HistoryStore,
@@ -41,6 +42,8 @@ __all__ = [
     "check_checkpoint_identities",
     "check_copies_not_aliases",
     "check_dead_holder_taken_over",
+    "check_due_index",
+    "check_resume_due_wakes_each_run_once",
     "check_effects_kept",
     "check_engine_round_trip",
     "check_events_keep_order",
@@ -663,6 +666,94 @@ def check_run_summaries(make_store: StoreFactory) -> None:
         raise AssertionError("run_summaries(since='not a time') did not raise ValueError")
 
 
+def _timed(run_id: str, due: float | None, *, status: str = "waiting", wf: str = "wf") -> Any:
+    """A waiting snapshot whose queue head sleeps until ``due`` (None: no timer)."""
+    snap = sample_snapshot(run_id, wf, status)
+    snap.ready_now = ["nap"]
+    snap.extra = {} if due is None else {"timers": {"nap": {"due": due, "kind": "sleep"}}}
+    return snap
+
+
+def check_due_index(make_store: StoreFactory) -> None:
+    """``due_runs`` lists the waiting runs whose timer is due, earliest first, and forgets a
+    run once it stops waiting or is deleted (``DueStore``; skipped without it)."""
+    store = make_store()
+    if not isinstance(store, DueStore):
+        return
+    assert store.due_runs(1000.0) == [], "a fresh store has nothing due"
+    store.save_snapshot(_timed("late", 300.0))
+    store.save_snapshot(_timed("early", 100.0))
+    store.save_snapshot(_timed("same-b", 200.0))
+    store.save_snapshot(_timed("same-a", 200.0))
+    store.save_snapshot(_timed("none", None))
+    store.save_snapshot(_timed("other", 50.0, wf="other-wf"))
+    ids = [m.run_id for m in store.due_runs(250.0)]
+    assert ids == ["other", "early", "same-a", "same-b"], ids
+    assert [m.run_id for m in store.due_runs(250.0, workflow_name="wf")] == [
+        "early",
+        "same-a",
+        "same-b",
+    ]
+    assert [m.run_id for m in store.due_runs(250.0, 2)] == ["other", "early"]
+    (first,) = store.due_runs(100.0, 1, workflow_name="wf")
+    assert first.due_at == 100.0 and first.status == "waiting", first
+    assert first.wait_reason == "timer", first
+    store.save_snapshot(_timed("early", 100.0, status="running"))
+    store.save_snapshot(_timed("same-a", 900.0))  # paused again, later
+    ids = [m.run_id for m in store.due_runs(400.0, workflow_name="wf")]
+    assert ids == ["same-b", "late"], f"a run that moved on is still listed as due: {ids}"
+    if isinstance(store, LeasingStore):
+        store.delete_run("late")
+        ids = [m.run_id for m in store.due_runs(400.0, workflow_name="wf")]
+        assert ids == ["same-b"], f"a deleted run is still listed as due: {ids}"
+    bad: Any
+    for bad in (float("nan"), "soon", None):
+        try:
+            store.due_runs(bad)
+        except (TypeError, ValueError):
+            pass
+        else:
+            raise AssertionError(f"due_runs({bad!r}) was accepted")
+
+
+def check_resume_due_wakes_each_run_once(make_store: StoreFactory) -> None:
+    """A real engine's ``resume_due`` wakes each due sleeping run once; a second call, none."""
+    from .._engine import WorkflowEngine
+    from .._models import HandlerResult
+
+    store = make_store()
+    if not isinstance(store, DueStore):
+        return
+    workflow = {
+        "workflow_name": "kit-timers",
+        "default_entry_node": "nap",
+        "nodes": {
+            "nap": {
+                "kind": "sleep",
+                "sleep": {"for_seconds": 60},
+                "outputs": {"ok": [{"target_node": "z"}]},
+            },
+            "z": {"handler": "z", "outputs": {"ok": []}},
+        },
+    }
+    calls: list[str] = []
+
+    def z(ctx: Any) -> HandlerResult:
+        calls.append(ctx.run_id)
+        return HandlerResult(["ok"])
+
+    now = [1_000_000.0]
+    engine = WorkflowEngine(workflow, {"z": z}, store=store, clock=lambda: now[0])
+    for i in range(3):
+        assert engine.run(run_id=f"kit-t{i}").status == "waiting"
+    assert engine.resume_due(now=now[0] + 59) == []
+    woken = engine.resume_due(now=now[0] + 60)
+    assert sorted(r.run_id for r in woken) == ["kit-t0", "kit-t1", "kit-t2"], woken
+    assert all(r.status == "succeeded" for r in woken), woken
+    assert engine.resume_due(now=now[0] + 600) == [], "a woken run was woken again"
+    assert sorted(calls) == ["kit-t0", "kit-t1", "kit-t2"], calls
+
+
 STORE_CHECKS: tuple[Callable[[StoreFactory], None], ...] = (
     check_round_trip,
     check_copies_not_aliases,
@@ -683,6 +774,8 @@ STORE_CHECKS: tuple[Callable[[StoreFactory], None], ...] = (
     check_engine_round_trip,
     check_effects_kept,
     check_run_summaries,
+    check_due_index,
+    check_resume_due_wakes_each_run_once,
 )
 """Every check that needs only a factory of fresh stores (``check_lease_expiry`` needs a clock)."""
 

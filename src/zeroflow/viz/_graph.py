@@ -187,6 +187,8 @@ def display_kind(node: CompiledNode) -> NodeKind:
     """The drawn kind of a compiled node: its engine kind, or ``map`` for a mapped task."""
     if node.kind == "task":
         return "map" if node.map is not None else "task"
+    if node.kind == "sleep":
+        return "wait"  # drawn as what it is to a reader: a pause
     if node.kind in ("wait", "subflow", "end"):
         kind: NodeKind = node.kind  # type: ignore[assignment]  # narrowed by the test above
         return kind
@@ -286,6 +288,8 @@ def _lenient_kind(name: str, spec: Mapping[str, Any]) -> NodeKind:
         kind = "task"
     if kind == "task" and "map" in spec:
         return "map"
+    if kind == "sleep":
+        return "wait"
     if kind in ("wait", "subflow", "end"):
         found: NodeKind = kind  # Any, checked against the kinds above
         return found
