@@ -59,6 +59,7 @@ from ._definition import validate_workflow_definition
 from ._engine import Handler, WorkflowEngine
 from ._errors import (
     CheckpointNotFoundError,
+    ConsoleSetupError,
     HashMismatchError,
     InvalidCheckpointError,
     InvalidTransitionError,
@@ -219,6 +220,7 @@ __all__ = [
     "EffectError",
     "RunNotFoundError",
     "StoreNotConfiguredError",
+    "ConsoleSetupError",
     "StoreError",
     "StoreCorruptError",
     "RunLockedError",

@@ -16,6 +16,9 @@ which of these abilities it has and uses them:
   with its events only while that token is current; ``run_status`` /
   ``delete_run`` so a new run never silently overwrites an existing one, and
   ``latest_checkpoint`` so a stale checkpoint is never resumed.
+- ``RunQueryStore``: ``query_runs(RunQuery)`` returns one page of run
+  summaries, filtered and newest first, from an index (the run console's
+  runs page), without loading every run.
 - ``HistoryStore``: every checkpoint is kept; ``load_snapshot(run_id, step=N)``
   (the last checkpoint at step N) or ``load_snapshot(run_id, seq=S)`` (exactly
   checkpoint S), ``history(run_id)`` and ``prune(...)``.
@@ -45,6 +48,9 @@ __all__ = [
     "HistoryStore",
     "CheckpointInfo",
     "PruneResult",
+    "RunQuery",
+    "RunPage",
+    "RunQueryStore",
     "DEFAULT_LEASE_TTL_SECONDS",
     "FINISHED_STATUSES",
 ]
@@ -277,4 +283,46 @@ class HistoryStore(WorkflowStore, Protocol):
         Trimming also drops the events logged before the first kept checkpoint
         unless ``keep_events``; stores give the freed space back.
         """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Which runs one page of a listing shows: filters, then ``limit`` runs after ``offset``.
+
+    Every filter given must hold: ``workflow_name`` exactly; ``statuses`` any
+    of them (empty: all); ``run_id_prefix`` the run id starts with it;
+    ``updated_before`` (ISO-8601 UTC) the run's summary was last updated
+    earlier. Runs come newest update first, then by run id, descending.
+    """
+
+    workflow_name: str | None = None
+    statuses: tuple[str, ...] = ()
+    run_id_prefix: str | None = None
+    updated_before: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= 1000:
+            raise ValueError(f"RunQuery.limit must be 1 to 1000, got {self.limit}")
+        if self.offset < 0:
+            raise ValueError(f"RunQuery.offset must be 0 or more, got {self.offset}")
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of a listing: its runs, and how many runs match the query in all."""
+
+    runs: tuple[RunMetadata, ...]
+    total: int
+
+
+@runtime_checkable
+class RunQueryStore(WorkflowStore, Protocol):
+    """A store that lists one page of run summaries from an index, not by loading every run."""
+
+    def query_runs(self, query: RunQuery) -> RunPage:
+        """The page ``query`` names; a run whose summary does not decode is skipped
+        and reported, as in ``list_metadata``."""
         ...

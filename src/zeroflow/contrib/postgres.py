@@ -112,6 +112,11 @@ _MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS event_seq BIGINT",
     ],
+    # version 4: the run console's listing (``query_runs``) pages newest first by index.
+    [
+        "CREATE INDEX IF NOT EXISTS runs_by_updated ON runs (updated_at, run_id)",
+        "CREATE INDEX IF NOT EXISTS runs_by_status_updated ON runs (status, updated_at, run_id)",
+    ],
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Protocol
 
 from .._errors import RunNotFoundError, StoreCorruptError, StoreError
 from .._models import Event, RunMetadata, RunSnapshot, WorkflowError
-from .._store import FINISHED_STATUSES, CheckpointInfo, PruneResult
+from .._store import FINISHED_STATUSES, CheckpointInfo, PruneResult, RunPage, RunQuery
 from ._batch import BatchingStore, Writer
 from ._common import (
     Reporter,
@@ -708,23 +708,48 @@ class SqlStore(BatchingStore[SqlWriter]):
         if status is not None:
             where.append("r.status=?")
             args.append(status)
-        # The summary row is written at full saves and folds; the latest checkpoint row
-        # (one primary-key lookup) says where a running run is now, and a waiting run's
-        # snapshot (its latest full save) which nodes it waits on.
-        query = (
-            "SELECT r.run_id, r.workflow_name, r.workflow_hash, r.status, r.started_at, "
-            "r.updated_at, r.current_node, r.last_error, c.node, c.ts, s.body FROM runs r "
-            "LEFT JOIN checkpoints c ON c.run_id=r.run_id AND c.seq="
-            "(SELECT max(seq) FROM checkpoints WHERE run_id=r.run_id) "
-            "LEFT JOIN snapshots s ON r.status='waiting' AND s.run_id=r.run_id "
-            "AND s.seq=r.base_seq"
-        )
+        # The summary row is written at full saves and folds (see ``_SUMMARY``).
+        query = _SUMMARY
         if where:
             query += " WHERE " + " AND ".join(where)
         with _Faults(self, None):
             self.flush()
             with self._query() as db:
                 rows = db.execute(query + " ORDER BY r.run_id", args).fetchall()
+        return self._summaries(rows)
+
+    def query_runs(self, query: RunQuery) -> RunPage:
+        """One page of summaries, newest update first (``RunQueryStore``): the filters and
+        the order run on the ``runs`` indexes; only the page's rows are joined."""
+        where: list[str] = []
+        args: list[Any] = []
+        if query.workflow_name is not None:
+            where.append("workflow_name=?")
+            args.append(query.workflow_name)
+        if query.statuses:
+            where.append(f"status IN ({', '.join('?' * len(query.statuses))})")
+            args.extend(query.statuses)
+        if query.run_id_prefix:
+            where.append("substr(run_id, 1, ?)=?")
+            args.extend((len(query.run_id_prefix), query.run_id_prefix))
+        if query.updated_before is not None:
+            where.append("updated_at<?")
+            args.append(query.updated_before)
+        cond = " WHERE " + " AND ".join(where) if where else ""
+        order = " ORDER BY {0}updated_at DESC, {0}run_id DESC"
+        page = f"SELECT run_id FROM runs{cond}{order.format('')} LIMIT ? OFFSET ?"
+        with _Faults(self, None):
+            self.flush()
+            with self._read() as db:
+                total = int(one(db.execute(f"SELECT count(*) FROM runs{cond}", args)))
+                rows = db.execute(
+                    f"{_SUMMARY} WHERE r.run_id IN ({page}){order.format('r.')}",
+                    [*args, query.limit, query.offset],
+                ).fetchall()
+        return RunPage(tuple(self._summaries(rows)), total)
+
+    def _summaries(self, rows: Sequence[Sequence[Any]]) -> list[RunMetadata]:
+        """Rows of ``_SUMMARY`` as summaries; a row that does not decode is skipped (reported)."""
         out = []
         for row in rows:
             meta = self._metadata(row[:8])
@@ -1107,6 +1132,18 @@ class SqlStore(BatchingStore[SqlWriter]):
         freed = self._delete_where(db, "checkpoints", "run_id=? AND seq<?", (run_id, keep))
         freed += self._delete_where(db, "snapshots", "run_id=? AND seq<?", (run_id, keep))
         return events, freed
+
+
+_SUMMARY = (
+    "SELECT r.run_id, r.workflow_name, r.workflow_hash, r.status, r.started_at, "
+    "r.updated_at, r.current_node, r.last_error, c.node, c.ts, s.body FROM runs r "
+    "LEFT JOIN checkpoints c ON c.run_id=r.run_id AND c.seq="
+    "(SELECT max(seq) FROM checkpoints WHERE run_id=r.run_id) "
+    "LEFT JOIN snapshots s ON r.status='waiting' AND s.run_id=r.run_id "
+    "AND s.seq=r.base_seq"
+)
+"""A run summary's columns: its ``runs`` row, brought up to date by its latest checkpoint
+(one primary-key lookup) and, for a waiting run, its latest full save (what it waits on)."""
 
 
 def _current_node(data: dict[str, Any]) -> Any:

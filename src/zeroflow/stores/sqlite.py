@@ -123,6 +123,11 @@ _MIGRATIONS: list[list[str]] = [
         "DROP TABLE leases",
         "ALTER TABLE leases_v3 RENAME TO leases",
     ],
+    # version 4: the run console's listing (``query_runs``) pages newest first by index.
+    [
+        "CREATE INDEX runs_by_updated ON runs (updated_at, run_id)",
+        "CREATE INDEX runs_by_status_updated ON runs (status, updated_at, run_id)",
+    ],
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
