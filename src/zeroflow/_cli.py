@@ -616,6 +616,10 @@ def cmd_runs_check_upgrade(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_PROBLEM if failed else EXIT_OK
 
 
+def _log_line(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
 def cmd_ui(args: argparse.Namespace, out: TextIO) -> int:
     from .console import make_server, new_secret
     from .console._security import is_loopback
@@ -635,7 +639,7 @@ def cmd_ui(args: argparse.Namespace, out: TextIO) -> int:
         host=args.host,
         port=args.port,
         token=token,
-        log=None if args.quiet else lambda line: sys.stderr.write(line + "\n"),
+        log=None if args.quiet else _log_line,
     )
     mode = "read-only (give --handlers to act on runs)" if handlers is None else "actions on"
     out.write(f"zeroflow console at {server.url} ({mode}); Ctrl-C stops it\n")

@@ -198,8 +198,9 @@ class ConsoleApp:
     def _run(self, req: Request, run_id: str) -> Response:
         try:
             snap = self.store.load_snapshot(run_id)
-        except (KeyError, ValueError):
-            return self._not_found(req, f"There is no run '{run_id}' in this store.")
+        except (KeyError, ValueError, ZeroflowError) as exc:  # no such run, or not a run id
+            why = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+            return self._not_found(req, f"No run '{run_id}' can be shown: {why}")
         csrf, set_cookie = self._csrf(req)
         exact = self.catalog.find(snap.workflow_name, snap.wf_hash)
         definition = exact or self.catalog.find(snap.workflow_name)
