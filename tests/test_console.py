@@ -141,6 +141,8 @@ def test_a_run_page_shows_picture_audit_state_events_waits_and_checkpoints(
     assert 'name="f.approved"' in body and 'name="f.by"' in body and 'name="f.amount"' in body
     assert "fork from here" in body
     assert 'http-equiv="refresh"' not in body
+    for tag in ("span", "a ", "div", "form", "input", "label", "table", "tr", "td"):
+        assert f"&lt;{tag}" not in body, f"the console's own <{tag}> was escaped"
 
 
 def test_a_running_run_page_refreshes_itself(tmp_path: Path, folder: Path) -> None:

@@ -101,6 +101,9 @@ from ._store import (
     JournalingStore,
     LeasingStore,
     PruneResult,
+    RunPage,
+    RunQuery,
+    RunQueryStore,
     WorkflowStore,
 )
 
@@ -235,6 +238,9 @@ __all__ = [
     "CheckpointWrite",
     "HistoryStore",
     "CheckpointInfo",
+    "RunQuery",
+    "RunPage",
+    "RunQueryStore",
     "PruneResult",
     "DEFAULT_LEASE_TTL_SECONDS",
     # beyond 0.1.0: limits

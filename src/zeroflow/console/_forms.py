@@ -82,7 +82,7 @@ def _field(name: str, prop: Mapping[str, Any], required: bool) -> Markup:
             req=Markup(" required" if required else ""),
         )
     return fill(
-        "<label>{title}{star}{control}{hint}</label>",
+        "<label><span>{title}{star}</span>{control}{hint}</label>",
         title=title,
         star=star,
         control=control,

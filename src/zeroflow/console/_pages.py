@@ -358,7 +358,7 @@ def _events(view: RunView) -> Markup:
         for i, e in enumerate(window)
     )
     base = _run_href(view.snapshot.run_id) + "?events="
-    links = Markup(" ").join(
+    links = join(
         [
             fill('<a href="{h}#events">← earlier</a>', h=base + str(number - 1))
             if number > 1
@@ -372,7 +372,8 @@ def _events(view: RunView) -> Markup:
             fill('<a href="{h}#events">later →</a>', h=base + str(number + 1))
             if number < pages
             else Markup(""),
-        ]
+        ],
+        " ",
     )
     return fill(
         '<div class="pager">{links}</div><table><thead><tr><th>#</th><th>At</th><th>Step</th>'

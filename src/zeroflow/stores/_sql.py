@@ -174,6 +174,8 @@ class SqlStore(BatchingStore[SqlWriter]):
     _INSERT_CHECKPOINT: ClassVar[dict[int, str]] = {
         n: f"INSERT INTO checkpoints VALUES ({', '.join('?' * n)})" for n in (9, 11)
     }
+    _BINARY_TEXT_ORDER: ClassVar[bool] = False
+    """True when text compares by code point (SQLite): a run-id prefix is then also a key range."""
     _MALFORMED_RUNS: ClassVar[str]
     """Rows ``(run_id, status, saved_at)`` of ``runs`` that ``prune(older_than=)`` cannot judge."""
 
@@ -730,8 +732,12 @@ class SqlStore(BatchingStore[SqlWriter]):
             where.append(f"status IN ({', '.join('?' * len(query.statuses))})")
             args.extend(query.statuses)
         if query.run_id_prefix:
+            prefix = query.run_id_prefix
             where.append("substr(run_id, 1, ?)=?")
-            args.extend((len(query.run_id_prefix), query.run_id_prefix))
+            args.extend((len(prefix), prefix))
+            if self._BINARY_TEXT_ORDER:  # the same runs, found by a range of the primary key
+                where.append("run_id>=? AND run_id<?")
+                args.extend((prefix, prefix + "\U0010ffff"))
         if query.updated_before is not None:
             where.append("updated_at<?")
             args.append(query.updated_before)

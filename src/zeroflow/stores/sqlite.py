@@ -225,6 +225,7 @@ class SqliteWorkflowStore(SqlStore):
     )
     _EVENTS_IN_CHECKPOINTS = True
     _GREATEST = "max"
+    _BINARY_TEXT_ORDER = True
     _MALFORMED_RUNS = (
         "SELECT run_id, status, saved_at FROM runs WHERE typeof(status)<>'text' "
         "OR typeof(saved_at) NOT IN ('integer', 'real') OR abs(saved_at)>9e307"
