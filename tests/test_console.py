@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import shutil
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,12 @@ from _console import (
     HOSTILE,
     HOSTILE_PROMPT,
     HOSTILE_STATE,
-    approval,
     console,
     populate,
     run_path,
     write_workflows,
 )
-from zeroflow import ConsoleSetupError, RunSnapshot, WorkflowEngine
+from zeroflow import ConsoleSetupError, RunSnapshot
 from zeroflow.console import make_server
 from zeroflow.stores import JsonFileWorkflowStore, SqliteWorkflowStore
 
@@ -203,30 +201,82 @@ def test_a_0_1_0_run_folder_is_listed_and_shown(tmp_path: Path) -> None:
     assert run.status == 200 and "<svg" in run.body and "waiting" in run.body
 
 
-def test_pages_stay_whole_while_another_writer_adds_runs(tmp_path: Path, folder: Path) -> None:
-    path = tmp_path / "s.sqlite"
-    populate(SqliteWorkflowStore(path))
-    stop = threading.Event()
+WRITER = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from _console import HANDLERS, approval
+from zeroflow import WorkflowEngine
+from zeroflow.stores import JsonFileWorkflowStore, SqliteWorkflowStore
+where = Path({where!r})
+store = SqliteWorkflowStore(where) if where.suffix == ".sqlite" else JsonFileWorkflowStore(where)
+engine = WorkflowEngine(approval(), HANDLERS, store=store)
+stop = Path({stop!r})
+i = 0
+while not stop.exists() and i < 400:
+    engine.run(run_id=f"live-{{i}}")
+    i += 1
+    if i == 1:
+        print("started", flush=True)
+print(i)
+"""
 
-    def write() -> None:
-        writer = SqliteWorkflowStore(path)
-        engine = WorkflowEngine(approval(), HANDLERS, store=writer)
-        i = 0
-        while not stop.is_set() and i < 200:
-            engine.run(run_id=f"live-{i}")
-            i += 1
 
-    thread = threading.Thread(target=write)
-    thread.start()
+@pytest.mark.parametrize("kind", ["sqlite", "json"])
+def test_pages_stay_whole_while_another_process_writes_the_store(
+    tmp_path: Path, folder: Path, kind: str
+) -> None:
+    import re
+    import subprocess
+    import sys
+
+    where = tmp_path / ("s.sqlite" if kind == "sqlite" else "runs")
+    store: Any = SqliteWorkflowStore(where) if kind == "sqlite" else JsonFileWorkflowStore(where)
+    populate(store)
+    stop = tmp_path / "stop"
+    code = WRITER.format(tests=str(Path(__file__).parent), where=str(where), stop=str(stop))
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    totals = []
     try:
-        with console(SqliteWorkflowStore(path), folder) as client:
-            for _ in range(15):
-                assert client.get("/").status == 200
+        assert writer.stdout is not None and writer.stdout.readline() == "started\n"
+        with console(store, folder) as client:
+            for _ in range(200):
+                page = client.get("/")
+                assert page.status == 200
+                totals.append(int(re.findall(r"of (\d+)</span>", page.body)[0]))
                 assert client.get("/?status=waiting&page=2").status == 200
                 assert client.get("/runs/wait-1").status == 200
+                if len(set(totals)) >= 3:
+                    break
     finally:
-        stop.set()
-        thread.join(30)
+        stop.touch()
+        out, _ = writer.communicate(timeout=120)
+    assert writer.returncode == 0 and int(out) > 0
+    assert len(set(totals)) >= 2, "the writer never wrote while the console read"
+    assert totals == sorted(totals)
+
+
+def test_the_console_serves_a_postgres_store(request: pytest.FixtureRequest, folder: Path) -> None:
+    import uuid
+
+    pytest.importorskip("psycopg", reason="psycopg is a dev dependency (uv sync)")
+    from zeroflow.contrib.postgres import PostgresWorkflowStore
+
+    store = PostgresWorkflowStore(
+        request.getfixturevalue("postgres_dsn"), schema=f"c_{uuid.uuid4().hex[:12]}"
+    )
+    try:
+        populate(store)
+        with console(store, folder, handlers=HANDLERS) as client:
+            assert 'href="/runs/fail-1"' not in client.get("/?status=waiting").body
+            page = client.get("/runs/wait-1")
+            assert page.status == 200 and "<svg" in page.body and "fork from here" in page.body
+            form = {"csrf": page.csrf(), "node": "review", "fields": "1", "f.approved": "true"}
+            client.post("/runs/wait-1/resume", {**form, "f.by": "pg"})
+            assert "run wait-1: succeeded" in client.get("/runs/wait-1").body
+        assert store.load_snapshot("wait-1").status == "succeeded"
+    finally:
+        store.drop_schema()
 
 
 # ---------------------------------------------------------------------- actions
@@ -406,6 +456,18 @@ def test_path_traversal_attempts_are_404(store: Any, folder: Path, path: str) ->
         reply = client.get(path)
     assert reply.status == 404
     assert "root:" not in reply.body and "workflow_name" not in reply.body
+
+
+def test_too_many_parameters_or_a_huge_body_is_refused(store: Any, folder: Path) -> None:
+    with console(store, folder, handlers=HANDLERS) as client:
+        many = "&".join(f"p{i}=1" for i in range(200))
+        assert client.get("/?" + many).status == 400
+        assert client.post("/runs/wait-1/redrive", {f"f{i}": "x" for i in range(500)}).status == 400
+        huge = client.request(
+            "POST", "/runs/wait-1/redrive", headers={"Content-Length": str(10**9)}
+        )
+        assert huge.status == 413
+        assert client.get("/").status == 200  # still serving
 
 
 def test_responses_forbid_scripts_framing_and_sniffing(store: Any, folder: Path) -> None:

@@ -314,6 +314,7 @@ class ConsoleApp:
 class _Handler(BaseHTTPRequestHandler):
     server: ConsoleServer
     protocol_version = "HTTP/1.1"
+    timeout = 60  # an idle or trickling connection is dropped, its thread freed
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.log is not None:
@@ -321,23 +322,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         split = urlsplit(self.path)
-        form: dict[str, str] = {}
+        raw = ""
         if method == "POST":
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
                 length = -1
             if not 0 <= length <= MAX_BODY_BYTES:
+                self.close_connection = True  # the unread body must not be taken for a request
                 self._send(
                     ConsoleApp._text(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request too large.")
                 )
                 return
             raw = self.rfile.read(length).decode("utf-8", "replace")
+        try:
             form = dict(parse_qsl(raw, keep_blank_values=True, max_num_fields=200))
+            query = dict(parse_qsl(split.query, keep_blank_values=True, max_num_fields=50))
+        except ValueError:  # too many fields
+            self._send(ConsoleApp._text(HTTPStatus.BAD_REQUEST, "Too many parameters."))
+            return
         req = Request(
             method=method,
             path=split.path or "/",
-            query=dict(parse_qsl(split.query, keep_blank_values=True, max_num_fields=50)),
+            query=query,
             headers={k: v for k, v in self.headers.items()},
             cookies=cookies_of(self.headers.get("Cookie")),
             form=form,
