@@ -60,7 +60,12 @@ def _field(name: str, prop: Mapping[str, Any], required: bool) -> Markup:
     enum = prop.get("enum")
     if enum is not None:
         options = join(
-            fill('<option value="{v}">{label}</option>', v=json.dumps(v), label=v) for v in enum
+            fill(
+                '<option value="{v}">{label}</option>',
+                v=json.dumps(v),
+                label=v if isinstance(v, str) else json.dumps(v),
+            )
+            for v in enum
         )
         control = fill('<select name="{key}">{options}</select>', key=key, options=options)
     elif prop.get("type") == "boolean":

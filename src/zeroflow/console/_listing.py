@@ -21,6 +21,7 @@ DUE_AFTER_SECONDS = 3600
 """A running or waiting run counts as due when it has not moved for this long."""
 
 STATUSES = ("running", "waiting", "succeeded", "failed", "cancelled")
+UNFINISHED = ("running", "waiting")
 _MAX_PAGE = 1_000_000
 
 
@@ -68,9 +69,8 @@ class RunFilter:
         statuses: tuple[str, ...] = (self.status,) if self.status else ()
         before = None
         if self.due:
-            statuses = tuple(
-                s for s in statuses or ("running", "waiting") if s in ("running", "waiting")
-            ) or ("-",)
+            # Only an unfinished run can be due; a finished status with "due" matches nothing.
+            statuses = tuple(s for s in statuses or UNFINISHED if s in UNFINISHED) or ("",)
             before = datetime.fromtimestamp(now - DUE_AFTER_SECONDS, UTC).isoformat(
                 timespec="seconds"
             )
