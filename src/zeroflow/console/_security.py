@@ -3,9 +3,10 @@
 - On a loopback address with no token, only requests whose ``Host`` header names
   that loopback address are served (a web page elsewhere cannot reach the
   console by rebinding a DNS name to 127.0.0.1).
-- With a token (required on any other address) every request must carry it:
-  an ``Authorization: Bearer <token>`` header, or the cookie that the login
-  form sets after the token was typed once.
+- With a token (required on any other address) every request but the
+  stylesheet and the login form must carry it: an ``Authorization: Bearer
+  <token>`` header, or the cookie that the login form sets after the token
+  was typed once.
 - Every form that changes something carries the session's CSRF token, which
   must equal the ``zf_csrf`` cookie (compared with ``secrets.compare_digest``).
 """
