@@ -28,6 +28,7 @@ th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid var(--line);v
 th{background:#f1f5f9;font-weight:600;font-size:12px;text-transform:uppercase;color:#334155}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.wrap,.wrap{word-break:break-all}
+td.ts{white-space:nowrap}
 a{color:var(--accent)}
 .badge{display:inline-block;padding:0 .5rem;border-radius:999px;font-size:12px;font-weight:600;
 border:1px solid transparent}

@@ -125,7 +125,8 @@ def runs_page(
             fill(
                 '<tr><td class="wrap"><a href="{href}">{run}</a></td><td>{badge}</td>'
                 '<td><a href="{wf_href}">{wf}</a></td><td class="wrap">{node}</td>'
-                '<td class="num">{step}</td><td>{updated}</td><td class="num">{took}</td></tr>',
+                '<td class="num">{step}</td><td class="ts">{updated}</td>'
+                '<td class="num">{took}</td></tr>',
                 href=_run_href(run_id),
                 run=run_id,
                 badge=_badge(meta.status),
@@ -274,7 +275,8 @@ def _audit(records: Sequence[StepRecord], events: Sequence[Event] | None) -> Mar
             fill(
                 '<tr><td class="num">{step}</td><td class="num">{wave}</td><td class="wrap">{node}'
                 '</td><td>{badge}</td><td class="num">{ms}</td><td class="num">{retries}</td>'
-                '<td class="wrap">{outputs}</td><td class="wrap">{error}</td><td>{ts}</td></tr>',
+                '<td class="wrap">{outputs}</td><td class="wrap">{error}</td>'
+                '<td class="ts">{ts}</td></tr>',
                 step=rec.step,
                 wave=rec.wave,
                 node=rec.node,
@@ -345,7 +347,7 @@ def _events(view: RunView) -> Markup:
     window = events[(number - 1) * EVENTS_PER_PAGE : number * EVENTS_PER_PAGE]
     rows = join(
         fill(
-            '<tr><td class="num">{i}</td><td>{ts}</td><td class="num">{step}</td>'
+            '<tr><td class="num">{i}</td><td class="ts">{ts}</td><td class="num">{step}</td>'
             '<td class="wrap">{node}</td><td>{kind}</td>'
             '<td class="wrap"><code>{data}</code></td></tr>',
             i=(number - 1) * EVENTS_PER_PAGE + i + 1,
@@ -407,7 +409,7 @@ def _history(view: RunView) -> Markup:
         rows.append(
             fill(
                 '<tr><td class="num">{seq}</td><td class="num">{step}</td><td class="num">{wave}'
-                '</td><td>{badge}</td><td class="wrap">{node}</td><td>{ts}</td>'
+                '</td><td>{badge}</td><td class="wrap">{node}</td><td class="ts">{ts}</td>'
                 "<td>{fork}</td></tr>",
                 seq="-" if info.seq is None else info.seq,
                 step=info.step,

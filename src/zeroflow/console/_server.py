@@ -18,7 +18,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .._errors import ZeroflowError
-from .._store import EventLogStore, HistoryStore, LeasingStore, WorkflowStore
+from .._models import Event
+from .._store import CheckpointInfo, EventLogStore, HistoryStore, LeasingStore, WorkflowStore
 from ._actions import Actions, Outcome
 from ._catalog import Catalog
 from ._html import Markup, path_part
@@ -204,8 +205,18 @@ class ConsoleApp:
         csrf, set_cookie = self._csrf(req)
         exact = self.catalog.find(snap.workflow_name, snap.wf_hash)
         definition = exact or self.catalog.find(snap.workflow_name)
-        events = self.store.events(run_id) if isinstance(self.store, EventLogStore) else None
-        history = self.store.history(run_id) if isinstance(self.store, HistoryStore) else None
+        events: list[Event] | None = None
+        if isinstance(self.store, EventLogStore):
+            try:
+                events = self.store.events(run_id)
+            except KeyError:  # a run with no event yet (a fork that waits)
+                events = []
+        history: list[CheckpointInfo] | None = None
+        if isinstance(self.store, HistoryStore):
+            try:
+                history = self.store.history(run_id)
+            except KeyError:
+                history = []
         try:
             events_page = int(req.query.get("events", "1"))
         except ValueError:
