@@ -85,7 +85,11 @@ def prepare(ctx: WorkflowContext) -> HandlerResult:
     return HandlerResult(outputs=["ok"], workflow_updates={"prepared": True})
 
 
+FINISHED: list[str] = []
+
+
 def finish(ctx: WorkflowContext) -> HandlerResult:
+    FINISHED.append(ctx.run_id)
     return HandlerResult(outputs=[], workflow_updates={"finished": True})
 
 

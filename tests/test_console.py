@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -357,6 +358,38 @@ def test_redrive_fork_and_break_lease_act_through_the_engine(store: Any, folder:
     assert store.load_snapshot("fail-1").status == "succeeded"
     assert store.load_snapshot(forked).extra["forked_from"]["run_id"] == "wait-1"
     store.acquire_lease("wait-2", "me")  # free again: the break took
+
+
+def test_two_people_resuming_one_wait_at_once_resume_it_once(store: Any, folder: Path) -> None:
+    import _console
+
+    with (
+        console(store, folder, handlers=HANDLERS) as first,
+        console(store, folder, handlers=HANDLERS) as second,
+    ):
+        clients = (first, second)
+        forms = []
+        for client in clients:
+            csrf = client.get("/runs/wait-1").csrf()
+            forms.append({"csrf": csrf, "node": "review", "fields": "1", "f.approved": "true"})
+        _console.FINISHED.clear()
+        gate = threading.Barrier(2)
+
+        def press(i: int) -> None:
+            gate.wait()
+            clients[i].post("/runs/wait-1/resume", {**forms[i], "f.by": f"person-{i}"})
+
+        threads = [threading.Thread(target=press, args=(i,)) for i in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        pages = [client.get("/runs/wait-1").body for client in clients]
+    assert _console.FINISHED == ["wait-1"]  # the node after the wait ran once
+    assert sum('class="notice ok"' in page for page in pages) == 1
+    assert sum('class="notice error"' in page for page in pages) == 1
+    answers = store.load_snapshot("wait-1").extra.get("answers") or []
+    assert len(answers) <= 1
 
 
 def test_an_action_on_a_run_without_its_definition_says_so(store: Any, tmp_path: Path) -> None:
