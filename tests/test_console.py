@@ -202,6 +202,23 @@ def test_a_0_1_0_run_folder_is_listed_and_shown(tmp_path: Path) -> None:
     assert run.status == 200 and "<svg" in run.body and "waiting" in run.body
 
 
+def test_a_damaged_run_is_named_on_the_runs_page_and_the_others_are_listed(
+    tmp_path: Path, folder: Path
+) -> None:
+    from zeroflow.console import DamageLog
+
+    populate(JsonFileWorkflowStore(tmp_path / "runs"))
+    (tmp_path / "runs" / "fail-1" / "metadata.json").write_text("{broken", encoding="utf-8")
+    damage = DamageLog()
+    store = JsonFileWorkflowStore(tmp_path / "runs", on_report=damage.record)
+    with console(store, folder, damage=damage) as client:
+        body = client.get("/").body
+        again = client.get("/").body
+    assert 'href="/runs/wait-1"' in body and 'href="/runs/fail-1"' not in body
+    assert 'class="notice error"' in body and "1 damaged run(s) not listed: fail-1:" in body
+    assert "1 damaged run(s)" in again  # each listing names what it skipped, once
+
+
 WRITER = """
 import sys
 from pathlib import Path

@@ -621,7 +621,7 @@ def _log_line(line: str) -> None:
 
 
 def cmd_ui(args: argparse.Namespace, out: TextIO) -> int:
-    from .console import make_server, new_secret
+    from .console import DamageLog, make_server, new_secret
     from .console._security import is_loopback
 
     token = args.token
@@ -632,14 +632,16 @@ def cmd_ui(args: argparse.Namespace, out: TextIO) -> int:
     if args.workflows is not None and not Path(args.workflows).is_dir():
         raise CliError(f"--workflows '{args.workflows}' is not a folder")
     handlers = None if args.handlers is None else _load_handlers(args.handlers)
+    damage = DamageLog()
     server = make_server(
-        _open_store(args.store),
+        _open_store(args.store, damage.record),
         handlers=handlers,
         workflows=args.workflows,
         host=args.host,
         port=args.port,
         token=token,
         log=None if args.quiet else _log_line,
+        damage=damage,
     )
     mode = "read-only (give --handlers to act on runs)" if handlers is None else "actions on"
     out.write(f"zeroflow console at {server.url} ({mode}); Ctrl-C stops it\n")

@@ -19,10 +19,11 @@ from .._errors import ConsoleSetupError
 from .._store import WorkflowStore
 from ._actions import Actions
 from ._catalog import Catalog, load_catalog
+from ._listing import DamageLog
 from ._security import Guard, is_loopback, loopback_hosts, new_secret
 from ._server import ConsoleApp, ConsoleServer
 
-__all__ = ["ConsoleServer", "ConsoleSetupError", "make_server", "new_secret"]
+__all__ = ["ConsoleServer", "ConsoleSetupError", "DamageLog", "make_server", "new_secret"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -38,6 +39,7 @@ def make_server(
     token: str | None = None,
     services: Mapping[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
+    damage: DamageLog | None = None,
 ) -> ConsoleServer:
     """A console over ``store``, bound to ``host:port`` (0: a free port; see ``.url``).
 
@@ -45,7 +47,9 @@ def make_server(
     definition files (``*.json``) whose pictures, lint and actions it offers.
     A ``host`` that is not a loopback address needs a ``token``
     (``ConsoleSetupError`` otherwise); with a token every request must carry
-    it. Call ``serve_forever()`` on the result, ``shutdown()`` to stop it.
+    it. ``damage`` (a ``DamageLog`` whose ``record`` is the store's
+    ``on_report``) names on the runs page the runs the store skipped as damaged.
+    Call ``serve_forever()`` on the result, ``shutdown()`` to stop it.
     """
     if not isinstance(store, WorkflowStore):
         raise TypeError(f"store must be a zeroflow store, got {type(store).__name__}")
@@ -61,7 +65,7 @@ def make_server(
         )
     catalog = workflows if isinstance(workflows, Catalog) else load_catalog(workflows)
     actions = None if handlers is None else Actions(store, handlers, catalog, services)
-    app = ConsoleApp(store, catalog, Guard(token, frozenset()), actions)
+    app = ConsoleApp(store, catalog, Guard(token, frozenset()), actions, damage=damage)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         server = _server_class(family)((host, port), app, log)

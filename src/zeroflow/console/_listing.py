@@ -7,14 +7,15 @@ with ``list_metadata`` and filtered and paged here.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .._models import RunMetadata
+from .._models import Event, RunMetadata
 from .._store import RunPage, RunQuery, RunQueryStore, WorkflowStore
 
-__all__ = ["PAGE_SIZE", "DUE_AFTER_SECONDS", "RunFilter", "fetch_page"]
+__all__ = ["PAGE_SIZE", "DUE_AFTER_SECONDS", "DamageLog", "RunFilter", "fetch_page"]
 
 PAGE_SIZE = 50
 DUE_AFTER_SECONDS = 3600
@@ -103,3 +104,31 @@ def _matches(meta: RunMetadata, query: RunQuery) -> bool:
     if query.run_id_prefix and not (meta.run_id or "").startswith(query.run_id_prefix):
         return False
     return query.updated_before is None or (meta.updated_at or "") < query.updated_before
+
+
+class DamageLog:
+    """The runs a store skipped as damaged while listing: pass ``record`` as its ``on_report``.
+
+    The runs page clears it, lists, and shows what was recorded meanwhile, so a
+    damaged run is named on the page instead of silently missing.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def record(self, event: Event) -> None:
+        """A store's ``store:corrupt`` report."""
+        where, reason = event.data.get("where"), event.data.get("reason")
+        with self._lock:
+            self._seen[event.run_id] = f"{reason} ({where})"
+
+    def clear(self) -> None:
+        """Forget what was recorded."""
+        with self._lock:
+            self._seen.clear()
+
+    def items(self) -> list[tuple[str, str]]:
+        """``(run id, why)`` of each run recorded, by run id."""
+        with self._lock:
+            return sorted(self._seen.items())

@@ -24,7 +24,7 @@ from ._actions import Actions, Outcome
 from ._catalog import Catalog
 from ._html import Markup, path_part
 from ._layout import CSS, page
-from ._listing import RunFilter, fetch_page
+from ._listing import DamageLog, RunFilter, fetch_page
 from ._pages import (
     REFRESH_SECONDS,
     RunView,
@@ -89,8 +89,11 @@ class ConsoleApp:
         actions: Actions | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        damage: DamageLog | None = None,
     ) -> None:
         self.store = store
+        self.damage = damage
+        self._listing = threading.Lock()
         self.catalog = catalog
         self.guard = guard
         self.actions = actions
@@ -184,7 +187,13 @@ class ConsoleApp:
 
     def _runs(self, req: Request) -> Response:
         flt = RunFilter.from_params(req.query)
-        result = fetch_page(self.store, flt.query(self.clock()))
+        damaged: list[tuple[str, str]] = []
+        with self._listing:  # one listing at a time: what it skips is recorded for it alone
+            if self.damage is not None:
+                self.damage.clear()
+            result = fetch_page(self.store, flt.query(self.clock()))
+            if self.damage is not None:
+                damaged = self.damage.items()
         steps: dict[str, int | None] = {}
         if isinstance(self.store, LeasingStore):
             for meta in result.runs:
@@ -194,7 +203,12 @@ class ConsoleApp:
                     except ZeroflowError:
                         steps[meta.run_id] = None
         body = runs_page(flt, result, steps, self.catalog)
-        return self._html(200, req, "Runs", body)
+        notice = None
+        if damaged:
+            listed = "; ".join(f"{run_id}: {why}" for run_id, why in damaged[:20])
+            more = f" and {len(damaged) - 20} more" if len(damaged) > 20 else ""
+            notice = ("error", f"{len(damaged)} damaged run(s) not listed: {listed}{more}")
+        return self._html(200, req, "Runs", body, notice=notice)
 
     def _run(self, req: Request, run_id: str) -> Response:
         try:
