@@ -87,12 +87,15 @@ class Browser:
         self._buffer = b""
         self._next_id = 0
         self._events: list[dict[str, Any]] = []
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)[
-            "sessionId"
-        ]
-        self.send("Page.enable")
-        self.send("Runtime.enable")
+        try:
+            target = self.call("Target.createTarget", url="about:blank")["targetId"]
+            attached = self.call("Target.attachToTarget", targetId=target, flatten=True)
+            self.session = attached["sessionId"]
+            self.send("Page.enable")
+            self.send("Runtime.enable")
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------------ protocol
 
