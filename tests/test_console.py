@@ -15,12 +15,13 @@ from _console import (
     HOSTILE,
     HOSTILE_PROMPT,
     HOSTILE_STATE,
+    approval,
     console,
     populate,
     run_path,
     write_workflows,
 )
-from zeroflow import ConsoleSetupError, RunSnapshot
+from zeroflow import ConsoleSetupError, RunSnapshot, WorkflowEngine
 from zeroflow.console import make_server
 from zeroflow.stores import JsonFileWorkflowStore, SqliteWorkflowStore
 
@@ -181,6 +182,23 @@ def test_hostile_node_names_state_and_prompts_render_as_text(store: Any, folder:
     assert run.count("</textarea>") == run.count("<textarea")  # the prompt closes no box
     assert '<textarea name="payload"' in run  # no schema: a JSON box
     assert HOSTILE_STATE not in run
+
+
+def test_a_run_id_full_of_url_and_html_characters_links_and_acts_on_that_run(
+    store: Any, folder: Path
+) -> None:
+    odd = "o'neil & co #1 %41+b;x=1"
+    WorkflowEngine(approval(), HANDLERS, store=store).run(run_id=odd)
+    with console(store, folder, handlers=HANDLERS) as client:
+        listing = client.get("/?status=waiting").body
+        href = html.unescape(listing.split('href="/runs/o')[1].split('"')[0])
+        page = client.get("/runs/o" + href)
+        assert page.status == 200 and html.escape(odd) in page.body
+        form = {"csrf": page.csrf(), "node": "review", "fields": "1", "f.approved": "true"}
+        reply = client.post("/runs/o" + href + "/resume", {**form, "f.by": "x"})
+        assert reply.headers["location"] == "/runs/o" + href
+        assert f"run {html.escape(odd)}: succeeded" in client.get(reply.headers["location"]).body
+    assert store.load_snapshot(odd).status == "succeeded"
 
 
 def test_the_workflow_page_shows_picture_and_lint(store: Any, folder: Path) -> None:
