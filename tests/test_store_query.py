@@ -94,6 +94,24 @@ def test_every_filter_must_hold(store: Any, query: RunQuery, expected: list[str]
     assert page.total == len(expected)
 
 
+def test_updated_before_reads_where_a_running_run_is_now_not_its_last_full_save(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from _support import run_loop
+
+    store = SqliteWorkflowStore(tmp_path / "runs.sqlite")
+    run_loop(store, 5, run_id="moving")
+    db = sqlite3.connect(tmp_path / "runs.sqlite")
+    with db:  # the summary row of a running run between folds: far behind its checkpoints
+        db.execute("UPDATE runs SET updated_at='2020-01-01T00:00:00+00:00', status='running'")
+    db.close()
+    cut = "2025-01-01T00:00:00+00:00"
+    assert store.query_runs(RunQuery(updated_before=cut)).total == 0
+    assert store.query_runs(RunQuery(updated_before="2099-01-01T00:00:00+00:00")).total == 1
+
+
 def test_pages_split_the_listing_without_gaps_or_repeats(store: Any) -> None:
     _fill(store)
     seen = []

@@ -292,8 +292,8 @@ class RunQuery:
 
     Every filter given must hold: ``workflow_name`` exactly; ``statuses`` any
     of them (empty: all); ``run_id_prefix`` the run id starts with it;
-    ``updated_before`` (ISO-8601 UTC) the run's summary was last updated
-    earlier. Runs come newest update first, then by run id, descending.
+    ``updated_before`` (ISO-8601 UTC) the run's latest checkpoint (its
+    ``updated_at``) is earlier. Runs come newest update first, then by run id, descending.
     """
 
     workflow_name: str | None = None

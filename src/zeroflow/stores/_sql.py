@@ -739,8 +739,16 @@ class SqlStore(BatchingStore[SqlWriter]):
                 where.append("run_id>=? AND run_id<?")
                 args.extend((prefix, prefix + "\U0010ffff"))
         if query.updated_before is not None:
+            # The summary row lags a running run's progress (it is written at full saves,
+            # and every pause and ending is one), and a checkpoint is never older than it:
+            # the row's index picks the candidates; a running one's latest checkpoint (a
+            # primary-key lookup) decides.
             where.append("updated_at<?")
-            args.append(query.updated_before)
+            where.append(
+                "(status<>'running' OR coalesce((SELECT c.ts FROM checkpoints c "
+                "WHERE c.run_id=runs.run_id ORDER BY c.seq DESC LIMIT 1), updated_at)<?)"
+            )
+            args.extend((query.updated_before, query.updated_before))
         cond = " WHERE " + " AND ".join(where) if where else ""
         order = " ORDER BY {0}updated_at DESC, {0}run_id DESC"
         page = f"SELECT run_id FROM runs{cond}{order.format('')} LIMIT ? OFFSET ?"
