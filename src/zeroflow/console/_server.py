@@ -26,17 +26,14 @@ from ._html import Markup, path_part
 from ._layout import CSS, page
 from ._listing import DamageLog, RunFilter, fetch_page
 from ._pages import (
-    REFRESH_SECONDS,
-    RunView,
     login_page,
     message_page,
-    run_notes,
-    run_page,
     runs_page,
     workflow_notes,
     workflow_page,
     workflows_page,
 )
+from ._run_page import REFRESH_SECONDS, RunView, run_notes, run_page
 from ._security import ACCESS_COOKIE, CSRF_COOKIE, Guard, cookies_of, new_secret
 
 __all__ = ["ConsoleApp", "ConsoleServer", "Response"]
