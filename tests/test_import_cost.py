@@ -43,6 +43,8 @@ NOT_AT_IMPORT = {
     "zeroflow._convert": "only convert()",
     "zeroflow._schema": "only schema()",
     "zeroflow._upgrade": "only migrate(), check_upgrade() and a loaded checkpoint",
+    "zeroflow.console": "only the run console (zeroflow ui)",
+    "http.server": "only the run console",
 }
 
 # Imported lazily by ``zeroflow/__init__.py``: name -> the module that defines it.
@@ -160,6 +162,7 @@ def test_zeroflow_help_loads_no_command_s_modules() -> None:
         "zeroflow._upgrade",
         "zeroflow.stores",
         "zeroflow.viz",
+        "zeroflow.console",
         "sqlite3",
         "pathlib",
         "json",

@@ -392,12 +392,14 @@ def test_a_schema_3_sqlite_database_keeps_opening_and_gains_the_due_index(
     start(SqliteWorkflowStore(path), FakeClock(T0), ["old"])
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("DROP INDEX runs_due")
+    db.execute("DROP INDEX runs_by_updated")
+    db.execute("DROP INDEX runs_by_status_updated")
     db.execute("ALTER TABLE runs DROP COLUMN due_at")  # what a schema-4 database holds
     db.execute("PRAGMA user_version=4")
     db.close()
     store = SqliteWorkflowStore(path)
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 5
-    assert module.SCHEMA_VERSION == 5
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 6
+    assert module.SCHEMA_VERSION == 6
     assert store.load_snapshot("old").status == "waiting"
     assert store.due_runs(T0 + 60) == []  # written before the index: found once saved again
     start(store, FakeClock(T0), ["new"])

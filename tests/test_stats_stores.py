@@ -194,6 +194,8 @@ def _strip_stats_column(path: Path) -> None:
     """Make ``path`` look like a schema 3 store: no ``runs.stats`` (nor the later due index)."""
     db = sqlite3.connect(path)
     db.execute("DROP INDEX runs_due")
+    db.execute("DROP INDEX runs_by_updated")
+    db.execute("DROP INDEX runs_by_status_updated")
     db.execute("ALTER TABLE runs DROP COLUMN due_at")
     db.execute("ALTER TABLE runs DROP COLUMN stats")
     db.execute("PRAGMA user_version=3")
@@ -218,7 +220,7 @@ def test_a_schema_3_sqlite_store_opens_and_its_old_runs_count_without_figures(
         assert store.load_snapshot("old").status == "succeeded"  # still reads
     finally:
         store.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 5
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 6
 
 
 def test_a_schema_1_sqlite_store_migrates_and_lists_its_runs_without_figures(

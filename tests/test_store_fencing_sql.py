@@ -515,7 +515,7 @@ def test_sqlite_a_schema_2_database_gets_the_token_column_and_keeps_its_leases(
     store = SqliteWorkflowStore(path, clock=clock, lease_ttl_seconds=TTL)
     assert "token" in _columns(path, "leases") and "holder" in _columns(path, "leases")
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == module.SCHEMA_VERSION == 5
+    assert version == module.SCHEMA_VERSION == 6
     with pytest.raises(RunLockedError):
         store.acquire_lease(RUN, "new")  # the migrated lease still holds until it expires
     clock.now += 6
@@ -574,7 +574,7 @@ def test_postgres_a_schema_1_database_gets_the_token_column(
             }
             version = conn.execute(f"SELECT version FROM {schema}.zeroflow_schema").fetchone()
         assert {"token", "holder"} <= cols
-        assert version is not None and version[0] == module.SCHEMA_VERSION == 5
+        assert version is not None and version[0] == module.SCHEMA_VERSION == 6
         with pytest.raises(RunLockedError):
             store.acquire_lease(RUN, "new")
         clock.now += 6

@@ -62,7 +62,7 @@ def test_a_schema_1_database_is_migrated_and_reads_back_the_same(tmp_path: Path)
         assert history == want["history"], run_id
         assert [e.to_dict() for e in store.events(run_id)] == want["events"], run_id
     store.close()
-    assert _user_version(path) == SCHEMA_VERSION == 5
+    assert _user_version(path) == SCHEMA_VERSION == 6
 
 
 def test_a_migrated_waiting_run_resumes_and_its_log_continues(tmp_path: Path) -> None:

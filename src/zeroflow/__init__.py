@@ -66,6 +66,7 @@ from ._definition import validate_workflow_definition
 from ._engine import Handler, WorkflowEngine
 from ._errors import (
     CheckpointNotFoundError,
+    ConsoleSetupError,
     HashMismatchError,
     InvalidCheckpointError,
     InvalidTransitionError,
@@ -114,6 +115,9 @@ from ._store import (
     LeaseInspectingStore,
     LeasingStore,
     PruneResult,
+    RunPage,
+    RunQuery,
+    RunQueryStore,
     StatsStore,
     WorkflowStore,
 )
@@ -257,6 +261,7 @@ __all__ = [
     "EffectError",
     "RunNotFoundError",
     "StoreNotConfiguredError",
+    "ConsoleSetupError",
     "StoreError",
     "StoreCorruptError",
     "RunLockedError",
@@ -274,6 +279,9 @@ __all__ = [
     "HistoryStore",
     "DueStore",
     "CheckpointInfo",
+    "RunQuery",
+    "RunPage",
+    "RunQueryStore",
     "PruneResult",
     "DEFAULT_LEASE_TTL_SECONDS",
     # beyond 0.1.0: limits

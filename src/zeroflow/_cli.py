@@ -239,6 +239,45 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _log_line(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+def cmd_ui(args: argparse.Namespace, out: TextIO) -> int:
+    from .console import DamageLog, make_server, new_secret
+    from .console._security import is_loopback
+
+    token = args.token
+    if token is None and not is_loopback(args.host):
+        token = new_secret()
+    from pathlib import Path
+
+    if args.workflows is not None and not Path(args.workflows).is_dir():
+        raise CliError(f"--workflows '{args.workflows}' is not a folder")
+    handlers = None if args.handlers is None else _load_handlers(args.handlers)
+    damage = DamageLog()
+    server = make_server(
+        _open_store(args.store, damage.record),
+        handlers=handlers,
+        workflows=args.workflows,
+        host=args.host,
+        port=args.port,
+        token=token,
+        log=None if args.quiet else _log_line,
+        damage=damage,
+    )
+    mode = "read-only (give --handlers to act on runs)" if handlers is None else "actions on"
+    out.write(f"zeroflow console at {server.url} ({mode}); Ctrl-C stops it\n")
+    if token is not None and args.token is None:
+        out.write(f"access token: {token}\n")
+    out.flush()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- parser
 
 
@@ -328,6 +367,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         )
         p.set_defaults(func=cmd_plan)
 
+    p = sub.add_parser("ui", help="serve the run console, a local web page over a store")
+    if wanted("ui"):
+        p.add_argument("--store", required=True, metavar="PATH", help="a JSON store or .sqlite")
+        p.add_argument("--handlers", metavar="MODULE:ATTR", help="enable actions on runs")
+        p.add_argument("--workflows", metavar="DIR", help="folder of definition files (*.json)")
+        p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        p.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
+        p.add_argument("--token", metavar="T", help="access token (generated off loopback)")
+        p.add_argument("--quiet", action="store_true", help="no request log on stderr")
+        p.set_defaults(func=cmd_ui)
+
     runs = sub.add_parser("runs", help="inspect and drive runs kept in a store")
     if not wanted("runs"):
         return parser
@@ -337,7 +387,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("validate", "lint", "schema", "convert", "viz", "explain", "plan", "runs")
+COMMANDS = ("validate", "lint", "schema", "convert", "viz", "explain", "plan", "ui", "runs")
 
 
 def _command_in(argv: Sequence[str]) -> str | None:

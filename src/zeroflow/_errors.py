@@ -24,6 +24,7 @@ __all__ = [
     "RunLockedError",
     "RunExistsError",
     "CheckpointNotFoundError",
+    "ConsoleSetupError",
 ]
 
 
@@ -142,3 +143,7 @@ class CheckpointNotFoundError(StoreError, KeyError):
     def __str__(self) -> str:
         # KeyError quotes its argument; keep the plain message instead.
         return str(self.args[0])
+
+
+class ConsoleSetupError(ZeroflowError, ValueError):
+    """The run console cannot start as asked (e.g. a non-loopback address without a token)."""

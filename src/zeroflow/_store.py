@@ -21,6 +21,9 @@ which of these abilities it has and uses them:
 - ``StatsStore``: ``run_summaries(workflow_name, since)`` lists each run's
   status, times and per-node figures from a summary the store keeps with the
   run (``zeroflow runs stats``), without loading any run.
+- ``RunQueryStore``: ``query_runs(RunQuery)`` returns one page of run
+  summaries, filtered and newest first, from an index (the run console's
+  runs page), without loading every run.
 - ``HistoryStore``: every checkpoint is kept; ``load_snapshot(run_id, step=N)``
   (the last checkpoint at step N) or ``load_snapshot(run_id, seq=S)`` (exactly
   checkpoint S), ``history(run_id)`` and ``prune(...)``.
@@ -56,6 +59,9 @@ __all__ = [
     "CheckpointInfo",
     "PruneResult",
     "StatsStore",
+    "RunQuery",
+    "RunPage",
+    "RunQueryStore",
     "DEFAULT_LEASE_TTL_SECONDS",
     "FINISHED_STATUSES",
 ]
@@ -366,4 +372,46 @@ class StatsStore(WorkflowStore, Protocol):
         figures are damaged (reported, as ``list_metadata`` reports a run it
         skips); a run whose summary itself does not decode is skipped and reported.
         """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Which runs one page of a listing shows: filters, then ``limit`` runs after ``offset``.
+
+    Every filter given must hold: ``workflow_name`` exactly; ``statuses`` any
+    of them (empty: all); ``run_id_prefix`` the run id starts with it;
+    ``updated_before`` (ISO-8601 UTC) the run's latest checkpoint (its
+    ``updated_at``) is earlier. Runs come newest update first, then by run id, descending.
+    """
+
+    workflow_name: str | None = None
+    statuses: tuple[str, ...] = ()
+    run_id_prefix: str | None = None
+    updated_before: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= 1000:
+            raise ValueError(f"RunQuery.limit must be 1 to 1000, got {self.limit}")
+        if self.offset < 0:
+            raise ValueError(f"RunQuery.offset must be 0 or more, got {self.offset}")
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of a listing: its runs, and how many runs match the query in all."""
+
+    runs: tuple[RunMetadata, ...]
+    total: int
+
+
+@runtime_checkable
+class RunQueryStore(WorkflowStore, Protocol):
+    """A store that lists one page of run summaries from an index, not by loading every run."""
+
+    def query_runs(self, query: RunQuery) -> RunPage:
+        """The page ``query`` names; a run whose summary does not decode is skipped
+        and reported, as in ``list_metadata``."""
         ...

@@ -129,6 +129,11 @@ _MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN IF NOT EXISTS due_at DOUBLE PRECISION",
         "CREATE INDEX IF NOT EXISTS runs_due ON runs (due_at, run_id) WHERE due_at IS NOT NULL",
     ],
+    # version 6: the run console's listing (``query_runs``) pages newest first by index.
+    [
+        "CREATE INDEX IF NOT EXISTS runs_by_updated ON runs (updated_at, run_id)",
+        "CREATE INDEX IF NOT EXISTS runs_by_status_updated ON runs (status, updated_at, run_id)",
+    ],
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Protocol
 from .._errors import RunNotFoundError, StoreCorruptError, StoreError
 from .._models import Event, RunMetadata, RunSnapshot, WorkflowError
 from .._stats import RunSummary, decode_nodes, encode_nodes, node_stats_of_dicts, since_key
-from .._store import FINISHED_STATUSES, CheckpointInfo, LeaseInfo, PruneResult
+from .._store import FINISHED_STATUSES, CheckpointInfo, LeaseInfo, PruneResult, RunPage, RunQuery
 from ._batch import BatchingStore, Writer
 from ._common import (
     Reporter,
@@ -179,6 +179,8 @@ class SqlStore(BatchingStore[SqlWriter]):
     _INSERT_CHECKPOINT: ClassVar[dict[int, str]] = {
         n: f"INSERT INTO checkpoints VALUES ({', '.join('?' * n)})" for n in (9, 11)
     }
+    _BINARY_TEXT_ORDER: ClassVar[bool] = False
+    """True when text compares by code point (SQLite): a run-id prefix is then also a key range."""
     _MALFORMED_RUNS: ClassVar[str]
     """Rows ``(run_id, status, saved_at)`` of ``runs`` that ``prune(older_than=)`` cannot judge."""
 
@@ -727,23 +729,60 @@ class SqlStore(BatchingStore[SqlWriter]):
         if status is not None:
             where.append("r.status=?")
             args.append(status)
-        # The summary row is written at full saves and folds; the latest checkpoint row
-        # (one primary-key lookup) says where a running run is now, and a waiting run's
-        # snapshot (its latest full save) which nodes it waits on.
-        query = (
-            "SELECT r.run_id, r.workflow_name, r.workflow_hash, r.status, r.started_at, "
-            "r.updated_at, r.current_node, r.last_error, c.node, c.ts, s.body FROM runs r "
-            "LEFT JOIN checkpoints c ON c.run_id=r.run_id AND c.seq="
-            "(SELECT max(seq) FROM checkpoints WHERE run_id=r.run_id) "
-            "LEFT JOIN snapshots s ON r.status='waiting' AND s.run_id=r.run_id "
-            "AND s.seq=r.base_seq"
-        )
+        # The summary row is written at full saves and folds (see ``_SUMMARY``).
+        query = _SUMMARY
         if where:
             query += " WHERE " + " AND ".join(where)
         with _Faults(self, None):
             self.flush()
             with self._query() as db:
                 rows = db.execute(query + " ORDER BY r.run_id", args).fetchall()
+        return self._summaries(rows)
+
+    def query_runs(self, query: RunQuery) -> RunPage:
+        """One page of summaries, newest update first (``RunQueryStore``): the filters and
+        the order run on the ``runs`` indexes; only the page's rows are joined."""
+        where: list[str] = []
+        args: list[Any] = []
+        if query.workflow_name is not None:
+            where.append("workflow_name=?")
+            args.append(query.workflow_name)
+        if query.statuses:
+            where.append(f"status IN ({', '.join('?' * len(query.statuses))})")
+            args.extend(query.statuses)
+        if query.run_id_prefix:
+            prefix = query.run_id_prefix
+            where.append("substr(run_id, 1, ?)=?")
+            args.extend((len(prefix), prefix))
+            if self._BINARY_TEXT_ORDER:  # the same runs, found by a range of the primary key
+                where.append("run_id>=? AND run_id<?")
+                args.extend((prefix, prefix + "\U0010ffff"))
+        if query.updated_before is not None:
+            # The summary row lags a running run's progress (it is written at full saves,
+            # and every pause and ending is one), and a checkpoint is never older than it:
+            # the row's index picks the candidates; a running one's latest checkpoint (a
+            # primary-key lookup) decides.
+            where.append("updated_at<?")
+            where.append(
+                "(status<>'running' OR coalesce((SELECT c.ts FROM checkpoints c "
+                "WHERE c.run_id=runs.run_id ORDER BY c.seq DESC LIMIT 1), updated_at)<?)"
+            )
+            args.extend((query.updated_before, query.updated_before))
+        cond = " WHERE " + " AND ".join(where) if where else ""
+        order = " ORDER BY {0}updated_at DESC, {0}run_id DESC"
+        page = f"SELECT run_id FROM runs{cond}{order.format('')} LIMIT ? OFFSET ?"
+        with _Faults(self, None):
+            self.flush()
+            with self._read() as db:
+                total = int(one(db.execute(f"SELECT count(*) FROM runs{cond}", args)))
+                rows = db.execute(
+                    f"{_SUMMARY} WHERE r.run_id IN ({page}){order.format('r.')}",
+                    [*args, query.limit, query.offset],
+                ).fetchall()
+        return RunPage(tuple(self._summaries(rows)), total)
+
+    def _summaries(self, rows: Sequence[Sequence[Any]]) -> list[RunMetadata]:
+        """Rows of ``_SUMMARY`` as summaries; a row that does not decode is skipped (reported)."""
         out = []
         for row in rows:
             meta = self._metadata(row[:8])
@@ -1212,6 +1251,18 @@ def _stats_text(data: dict[str, Any]) -> str:
     return encode_compact(
         encode_nodes(node_stats_of_dicts(trail if isinstance(trail, list) else ()))
     )
+
+
+_SUMMARY = (
+    "SELECT r.run_id, r.workflow_name, r.workflow_hash, r.status, r.started_at, "
+    "r.updated_at, r.current_node, r.last_error, c.node, c.ts, s.body FROM runs r "
+    "LEFT JOIN checkpoints c ON c.run_id=r.run_id AND c.seq="
+    "(SELECT max(seq) FROM checkpoints WHERE run_id=r.run_id) "
+    "LEFT JOIN snapshots s ON r.status='waiting' AND s.run_id=r.run_id "
+    "AND s.seq=r.base_seq"
+)
+"""A run summary's columns: its ``runs`` row, brought up to date by its latest checkpoint
+(one primary-key lookup) and, for a waiting run, its latest full save (what it waits on)."""
 
 
 def _current_node(data: dict[str, Any]) -> Any:

@@ -134,6 +134,11 @@ _MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN due_at REAL",
         "CREATE INDEX runs_due ON runs (due_at, run_id) WHERE due_at IS NOT NULL",
     ],
+    # version 6: the run console's listing (``query_runs``) pages newest first by index.
+    [
+        "CREATE INDEX runs_by_updated ON runs (updated_at, run_id)",
+        "CREATE INDEX runs_by_status_updated ON runs (status, updated_at, run_id)",
+    ],
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -231,6 +236,7 @@ class SqliteWorkflowStore(SqlStore):
     )
     _EVENTS_IN_CHECKPOINTS = True
     _GREATEST = "max"
+    _BINARY_TEXT_ORDER = True
     _MALFORMED_RUNS = (
         "SELECT run_id, status, saved_at FROM runs WHERE typeof(status)<>'text' "
         "OR typeof(saved_at) NOT IN ('integer', 'real') OR abs(saved_at)>9e307"
