@@ -549,3 +549,20 @@ def test_responses_forbid_scripts_framing_and_sniffing(store: Any, folder: Path)
         "HttpOnly" in reply.headers["set-cookie"]
         and "SameSite=Strict" in reply.headers["set-cookie"]
     )
+
+
+def test_a_run_page_says_why_the_run_is_not_moving(store: Any, folder: Path) -> None:
+    with console(store, folder) as client:
+        body = client.get("/runs/wait-1").body
+    # why_run's reasons, with their hints: the wait and what would answer it
+    assert "waits for an answer" in body and "Approve the order?" in body
+    assert "runs resume wait-1" in html.unescape(body)
+
+
+def test_the_workflow_page_explains_the_workflow_and_shows_its_stats(
+    store: Any, folder: Path
+) -> None:
+    with console(store, folder) as client:
+        body = html.unescape(client.get("/workflows/approval").body)
+    assert "Workflow `approval`" in body and "It starts at" in body
+    assert '"runs_by_status"' in body or '"by_status"' in body

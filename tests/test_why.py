@@ -311,7 +311,7 @@ def test_a_retry_wait_says_which_attempt_and_until_when() -> None:
 def test_a_wait_deadline_and_a_sleep_timer_are_read_when_the_run_keeps_them() -> None:
     snap = waiting_snapshot()
     snap.extra["timers"] = {"review": {"due": 1767261600.0, "kind": "wait"}}
-    snap.extra["resume_tokens"] = {"review": "tok-123"}
+    snap.extra["tokens"] = {"review": "tok-123"}
     found = why_run(snap, now=1767261600.0 - 60)
     waiting = found.reasons[0]
     assert waiting.details["due"] == 1767261600.0 and waiting.details["resume_token"] == "tok-123"
@@ -328,7 +328,7 @@ def test_a_wait_deadline_and_a_sleep_timer_are_read_when_the_run_keeps_them() ->
         {"timers": {"review": {"due": float("nan")}}},
         {"timers": {"review": {"due": 1e300}}},
         {"timers": {"review": {"due": True}}},
-        {"resume_tokens": [1, 2]},
+        {"tokens": [1, 2]},
         {"waiting": {"<script>": None}},
         {"redrive": 5},
     ],

@@ -301,8 +301,8 @@ def _timer(extra: Mapping[str, Any], node: str) -> tuple[float, str] | None:
 
 
 def _resume_token(extra: Mapping[str, Any], node: str) -> Any:
-    """A waiting node's resume token, ``extra["resume_tokens"][node]``, if the run keeps one."""
-    tokens = extra.get("resume_tokens")
+    """A waiting node's open resume token (its digest, ``extra["tokens"][node]``), if any."""
+    tokens = extra.get("tokens")
     return tokens.get(node) if isinstance(tokens, Mapping) else None
 
 

@@ -211,10 +211,19 @@ def workflow_page(definition: Definition, findings: Sequence[Any], notes: Sequen
     )
 
 
-def workflow_notes(definition: Definition) -> list[str]:
-    """Texts about a workflow from elsewhere (``zeroflow.explain``, stats): wired at merge."""
-    del definition
-    return []
+def workflow_notes(definition: Definition, store: Any = None) -> list[str]:
+    """What the workflow does (``zeroflow.explain``) and, from a ``StatsStore``, its stats."""
+    import json
+
+    from .._explain import explain
+    from .._stats import stats_report
+    from .._store import StatsStore
+
+    notes = [explain(definition.source)]
+    if isinstance(store, StatsStore):
+        report = stats_report(store.run_summaries(definition.name), top=5)
+        notes.append("stats\n" + json.dumps(report, indent=2, sort_keys=True))
+    return notes
 
 
 # ---------------------------------------------------------------------- small pages

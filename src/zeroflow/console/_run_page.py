@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .._models import Event, RunSnapshot, StepRecord
 from .._run.waits import waiting_paths
-from .._store import CheckpointInfo
+from .._store import CheckpointInfo, LeaseInfo
 from ._catalog import Definition
 from ._forms import resume_fields
 from ._html import Markup, fill, join
@@ -44,26 +45,48 @@ class RunView:
     """Lines of other explanations (``run_notes``) as (title, text)."""
 
 
-def run_notes(snapshot: RunSnapshot) -> list[tuple[str, str]]:
-    """Explanations of a run from elsewhere in zeroflow, as (title, text), shown on its page.
+def run_notes(
+    snapshot: RunSnapshot,
+    *,
+    lease: LeaseInfo | None = None,
+    events: Sequence[Event] = (),
+    definition: Mapping[str, Any] | None = None,
+    now: float | None = None,
+) -> list[tuple[str, str]]:
+    """Why the run is where it is (``zeroflow runs why``), as (kind, text) lines on its page.
 
-    THE place to wire, at merge: ``zeroflow runs why`` (why the run is not
-    moving) and ``zeroflow.explain``. Wait deadlines and resume-token links are
-    read defensively from ``snapshot.extra`` here, only when present.
+    Its waits with their deadlines and open tokens, a retry, the lease and its
+    holder, another definition, a stranded join, a failure and whether a
+    redrive continues it: each reason of ``why_run`` with its hint.
     """
+    from .._errors import WorkflowDefinitionError
+    from .._why import why_run
+
+    try:
+        why = why_run(snapshot, lease=lease, events=events, definition=definition, now=now)
+    except WorkflowDefinitionError:
+        why = why_run(snapshot, lease=lease, events=events, now=now)
     notes: list[tuple[str, str]] = []
-    deadlines = snapshot.extra.get("deadlines")
-    if isinstance(deadlines, Mapping):
-        for node, when in deadlines.items():
-            notes.append(("deadline", f"{node}: {when}"))
+    for reason in why.reasons:
+        text = reason.text if reason.hint is None else f"{reason.text} ({reason.hint})"
+        notes.append((reason.kind, text))
     return notes
 
 
 def _wait_deadline(snapshot: RunSnapshot, path: str) -> str | None:
-    deadlines = snapshot.extra.get("deadlines")
-    if isinstance(deadlines, Mapping) and path in deadlines:
-        return str(deadlines[path])
-    return None
+    """When the wait at ``path`` times out (its timer in ``extra["timers"]``), as UTC text."""
+    import math
+    from datetime import UTC, datetime
+
+    timers = snapshot.extra.get("timers")
+    timer = timers.get(path) if isinstance(timers, Mapping) else None
+    due = timer.get("due") if isinstance(timer, Mapping) else None
+    if isinstance(due, bool) or not isinstance(due, int | float) or not math.isfinite(due):
+        return None
+    try:
+        return datetime.fromtimestamp(due, UTC).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _picture(view: RunView) -> Markup:

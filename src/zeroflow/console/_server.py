@@ -19,7 +19,14 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .._errors import ZeroflowError
 from .._models import Event
-from .._store import CheckpointInfo, EventLogStore, HistoryStore, LeasingStore, WorkflowStore
+from .._store import (
+    CheckpointInfo,
+    EventLogStore,
+    HistoryStore,
+    LeaseInspectingStore,
+    LeasingStore,
+    WorkflowStore,
+)
 from ._actions import Actions, Outcome
 from ._catalog import Catalog
 from ._html import Markup, path_part
@@ -242,7 +249,15 @@ class ConsoleApp:
             can_act=self.actions is not None,
             can_break_lease=isinstance(self.store, LeasingStore),
             csrf=csrf,
-            notes=run_notes(snap),
+            notes=run_notes(
+                snap,
+                lease=self.store.lease_info(run_id)
+                if isinstance(self.store, LeaseInspectingStore)
+                else None,
+                events=(events or [])[-50:],
+                definition=None if exact is None else exact.source,
+                now=time.time(),
+            ),
         )
         with self._lock:
             notice = self._flash.pop(f"{csrf}:{run_id}", None)
@@ -267,7 +282,7 @@ class ConsoleApp:
             200,
             req,
             f"Workflow {name}",
-            workflow_page(found, lint(found.source), workflow_notes(found)),
+            workflow_page(found, lint(found.source), workflow_notes(found, self.store)),
         )
 
     # ------------------------------------------------------------------ actions
