@@ -529,3 +529,21 @@ def test_events_an_operator_logged_meanwhile_are_kept_and_the_run_goes_on(
     assert kinds.count("note") == 1
     assert kinds.count("node:end") == 6  # every tick's end, none lost to the collision
     assert kinds.count("wf:waiting") + kinds.count("node:waiting") >= 1
+
+
+def test_the_cli_opens_a_postgres_store_from_its_url(
+    store: PostgresWorkflowStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zeroflow._cli import main
+
+    engine(store, times=2).run({}, run_id="via-url")
+    info = dict(part.split("=", 1) for part in store.conninfo.split())
+    url = (
+        f"postgresql://{info['user']}@{info['host']}:{info['port']}/{info['dbname']}"
+        f"?schema={store.schema}"
+    )
+    assert main(["runs", "list", "--store", url]) == 0
+    listed = capsys.readouterr().out
+    assert "via-url" in listed and "waiting" in listed
+    assert main(["runs", "why", "via-url", "--store", url]) == 0
+    assert "waits for an answer" in capsys.readouterr().out

@@ -23,6 +23,7 @@ from ._cli_io import (
     _load_json,
     _load_workflow,
     _open_store,
+    close_opened,
 )
 
 # Commands kept in other modules (``_cli_runs``) and tests reach these through ``_cli`` too.
@@ -455,3 +456,5 @@ def main(argv: list[str] | None = None) -> int:
             "(run again with --traceback for details)\n"
         )
         return EXIT_PROBLEM
+    finally:
+        close_opened()

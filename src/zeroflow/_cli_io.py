@@ -102,11 +102,17 @@ def _load_services(spec: str) -> Mapping[str, Any]:
 
 
 def _open_store(path: str, on_report: Callable[[Event], None] | None = None) -> Any:
-    """The store at ``path``; ``on_report`` hears of runs it skips as corrupt."""
+    """The store at ``path``; ``on_report`` hears of runs it skips as corrupt.
+
+    ``postgresql://...`` (or ``postgres://...``) opens a ``PostgresWorkflowStore``
+    (the ``postgres`` extra); ``?schema=NAME`` picks its schema.
+    """
     from pathlib import Path
 
     from .stores import JsonFileWorkflowStore
 
+    if path.startswith(("postgresql://", "postgres://")):
+        return _open_postgres(path, on_report)
     where = Path(path)
     if where.suffix.lower() in SQLITE_SUFFIXES:
         if not where.is_file():
@@ -127,6 +133,40 @@ def _open_store(path: str, on_report: Callable[[Event], None] | None = None) -> 
             f"{'/'.join(SQLITE_SUFFIXES)} file (SQLite store)"
         )
     return JsonFileWorkflowStore(where, on_report=on_report)
+
+
+def _open_postgres(dsn: str, on_report: Callable[[Event], None] | None) -> Any:
+    """A ``PostgresWorkflowStore`` on ``dsn``; its ``schema`` query parameter, if any, split off."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        from .contrib.postgres import PostgresWorkflowStore
+    except ImportError as exc:
+        raise CliError(
+            f"--store {dsn.split('@')[-1]!r} is a PostgreSQL URL, but psycopg is not installed: "
+            "pip install 'zeroflow[postgres]'"
+        ) from exc
+    parts = urlsplit(dsn)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    conninfo = urlunsplit(parts._replace(query=rest))
+    options: dict[str, Any] = {"on_report": on_report}
+    if schema is not None:
+        options["schema"] = schema
+    store = PostgresWorkflowStore(conninfo, **options)
+    OPENED.append(store)
+    return store
+
+
+OPENED: list[Any] = []
+"""Stores holding a server connection that ``main`` closes when the command ends."""
+
+
+def close_opened() -> None:
+    """Close the connections the command opened (``main`` calls it last)."""
+    while OPENED:
+        OPENED.pop().close()
 
 
 def _is_sqlite_store(path: Path) -> bool:
