@@ -22,7 +22,7 @@ from .._definition import CompiledNode, CompiledWorkflow
 from .._frozen import FrozenDict, FrozenList, NotJSONError, freeze, thaw
 from .._live import LiveRun
 from .._models import HandlerResult, WorkflowContext, WorkflowError, WorkflowState
-from .._private import PrivateContext, private
+from .._private import PrivateContext, PrivateState, private
 from .effects import EffectError, EffectHost
 from .recorder import Recorder
 from .requests import (
@@ -38,6 +38,8 @@ from .requests import (
 )
 
 __all__ = ["TaskCaller"]
+
+_private_view = PrivateState.over
 
 _TIMEOUT_NAMES = frozenset(cls.__name__ for cls in NodeTimeoutError.__mro__)
 _FROZEN = frozenset({FrozenDict, FrozenList})
@@ -467,7 +469,7 @@ class TaskCaller:
                 node.config,  # the context copies it when the handler first reads it
                 step,
                 run.frontier.wave,
-                run.private_view(),
+                _private_view(run.sources),  # LiveRun.private_view, without the extra call
                 self.services,
                 deadline,
                 self._custom_emitter(run, node.name),
