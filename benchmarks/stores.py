@@ -9,7 +9,7 @@ its node state every iteration, while the engine checkpoints every node to:
 * ``sqlite``       ``SqliteWorkflowStore(tmp / "runs.db")`` (a file, WAL);
 
 and the memory, JSON and SQLite stores again with ``durability="batch"``
-(checkpoints grouped, at most 64 nodes or 5 ms apart) and ``"exit"``.
+(checkpoints grouped, at most 256 nodes or 10 ms apart) and ``"exit"``.
 
 Each cell is the median of several runs, each in a fresh temporary folder,
 timed around ``engine.run()`` (start, every node, the final save). The last

@@ -32,9 +32,9 @@ class Durability:
     """How often a stored run commits: ``mode`` and, for ``batch``, the window's bounds."""
 
     mode: Mode = "sync"
-    max_nodes: int = 64
+    max_nodes: int = 256
     """``batch``: commit once this many nodes' checkpoints are held."""
-    max_ms: float = 5.0
+    max_ms: float = 10.0
     """``batch``: commit once the oldest held checkpoint is this many milliseconds old."""
 
     def __post_init__(self) -> None:
