@@ -295,3 +295,11 @@ def test_an_unknown_durability_is_refused_with_the_choices(bad: Any) -> None:
 def test_a_bad_durability_record_says_what_is_wrong(kwargs: dict[str, Any], words: str) -> None:
     with pytest.raises(ValueError, match=words):
         Durability(**kwargs)
+
+
+def test_a_durability_is_an_immutable_value() -> None:
+    a, b = Durability("batch", max_nodes=8), Durability("batch", max_nodes=8)
+    assert a == b and hash(a) == hash(b) and a != Durability("batch")
+    assert repr(a) == "Durability(mode='batch', max_nodes=8, max_ms=10.0)"
+    with pytest.raises(AttributeError, match="immutable"):
+        a.mode = "sync"  # type: ignore[misc]

@@ -101,7 +101,6 @@ from ._models import (
 from ._run.durability import Durability
 from ._run.effects import EffectError
 from ._run.requests import NodeTimeoutError
-from ._stats import NodeStats, RunSummary, stats_report
 from ._store import (
     DEFAULT_LEASE_TTL_SECONDS,
     CheckpointInfo,
@@ -111,12 +110,9 @@ from ._store import (
     EventLogStore,
     HistoryStore,
     JournalingStore,
-    LeaseInfo,
     LeaseInspectingStore,
     LeasingStore,
     PruneResult,
-    RunPage,
-    RunQuery,
     RunQueryStore,
     StatsStore,
     WorkflowStore,
@@ -129,6 +125,8 @@ if TYPE_CHECKING:
     from ._plan import ErrorRoute, LoopEdge, Plan, PlanLayer, PlanWave
     from ._planner import plan
     from ._schema import schema
+    from ._stats import NodeStats, RunSummary, stats_report
+    from ._store_views import LeaseInfo, RunPage, RunQuery
     from ._upgrade import UpgradeReport, UpgradeVerdict
     from ._why import Reason, Why, why_run
     from .stores.jsonfile import JsonFileWorkflowStore
@@ -155,6 +153,12 @@ _LAZY = {
     "schema": "._schema",
     "UpgradeReport": "._upgrade",
     "UpgradeVerdict": "._upgrade",
+    "LeaseInfo": "._store_views",
+    "RunPage": "._store_views",
+    "RunQuery": "._store_views",
+    "NodeStats": "._stats",
+    "RunSummary": "._stats",
+    "stats_report": "._stats",
     "Why": "._why",
     "Reason": "._why",
     "why_run": "._why",

@@ -21,7 +21,7 @@ from ._definition import CompiledWorkflow, compile_workflow
 from ._models import Event, RunSnapshot, WorkflowError
 from ._run.waits import waiting_paths
 from ._scheduler import Frontier
-from ._store import LeaseInfo
+from ._store_views import LeaseInfo
 from ._transitions import ALLOWED
 
 __all__ = ["Why", "Reason", "REASON_KINDS", "why_run"]

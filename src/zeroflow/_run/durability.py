@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:
@@ -27,34 +26,55 @@ Mode = Literal["sync", "batch", "exit"]
 DURABILITY_MODES: Final = ("sync", "batch", "exit")
 
 
-@dataclass(frozen=True, slots=True)
 class Durability:
-    """How often a stored run commits: ``mode`` and, for ``batch``, the window's bounds."""
+    """How often a stored run commits: ``mode`` and, for ``batch``, the window's bounds.
 
-    mode: Mode = "sync"
-    max_nodes: int = 256
+    Immutable. A plain class rather than a dataclass: ``import zeroflow``
+    builds it, and a generated dataclass costs a millisecond there.
+    """
+
+    __slots__ = ("max_ms", "max_nodes", "mode")
+
+    mode: Mode
+    max_nodes: int
     """``batch``: commit once this many nodes' checkpoints are held."""
-    max_ms: float = 10.0
+    max_ms: float
     """``batch``: commit once the oldest held checkpoint is this many milliseconds old."""
 
-    def __post_init__(self) -> None:
-        if self.mode not in DURABILITY_MODES:
+    def __init__(self, mode: Mode = "sync", max_nodes: int = 256, max_ms: float = 10.0) -> None:
+        if mode not in DURABILITY_MODES:
             raise ValueError(
-                f"durability mode must be one of {', '.join(DURABILITY_MODES)}, got {self.mode!r}"
+                f"durability mode must be one of {', '.join(DURABILITY_MODES)}, got {mode!r}"
             )
-        if type(self.max_nodes) is not int or self.max_nodes < 1:
+        if type(max_nodes) is not int or max_nodes < 1:
+            raise ValueError(f"durability max_nodes must be an integer >= 1, got {max_nodes!r}")
+        if type(max_ms) not in (int, float) or not math.isfinite(max_ms) or max_ms < 0:
             raise ValueError(
-                f"durability max_nodes must be an integer >= 1, got {self.max_nodes!r}"
+                f"durability max_ms must be a finite number of milliseconds >= 0, got {max_ms!r}"
             )
-        if (
-            type(self.max_ms) not in (int, float)
-            or not math.isfinite(self.max_ms)
-            or self.max_ms < 0
-        ):
-            raise ValueError(
-                f"durability max_ms must be a finite number of milliseconds >= 0, "
-                f"got {self.max_ms!r}"
-            )
+        object.__setattr__(self, "mode", mode)
+        object.__setattr__(self, "max_nodes", max_nodes)
+        object.__setattr__(self, "max_ms", max_ms)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Durability is immutable: cannot set {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Durability):
+            return NotImplemented
+        return (self.mode, self.max_nodes, self.max_ms) == (
+            other.mode,
+            other.max_nodes,
+            other.max_ms,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.mode, self.max_nodes, self.max_ms))
+
+    def __repr__(self) -> str:
+        return (
+            f"Durability(mode={self.mode!r}, max_nodes={self.max_nodes!r}, max_ms={self.max_ms!r})"
+        )
 
 
 def parse_durability(value: object) -> Durability:

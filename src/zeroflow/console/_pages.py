@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from .._store import RunPage
+from .._store_views import RunPage
 from ._catalog import Catalog, Definition
 from ._html import Markup, fill, join, path_part
 from ._listing import PAGE_SIZE, STATUSES, RunFilter

@@ -15,7 +15,8 @@ from typing import Any
 
 from .._models import Event, RunSnapshot, StepRecord
 from .._run.waits import waiting_paths
-from .._store import CheckpointInfo, LeaseInfo
+from .._store import CheckpointInfo
+from .._store_views import LeaseInfo
 from ._catalog import Definition
 from ._forms import resume_fields
 from ._html import Markup, fill, join

@@ -22,7 +22,8 @@ from .._errors import CheckpointNotFoundError, RunLockedError, StoreError
 from .._journal import apply_state_op
 from .._models import Event, RunMetadata, RunSnapshot, now_iso
 from .._run.waits import waiting_paths
-from .._store import CheckpointInfo, LeaseInfo
+from .._store import CheckpointInfo
+from .._store_views import LeaseInfo
 from .._timers import due_at, wait_reason
 
 __all__ = [

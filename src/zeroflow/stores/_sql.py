@@ -37,7 +37,8 @@ from typing import Any, ClassVar, Protocol
 from .._errors import RunNotFoundError, StoreCorruptError, StoreError
 from .._models import Event, RunMetadata, RunSnapshot, WorkflowError
 from .._stats import RunSummary, decode_nodes, encode_nodes, node_stats_of_dicts, since_key
-from .._store import FINISHED_STATUSES, CheckpointInfo, LeaseInfo, PruneResult, RunPage, RunQuery
+from .._store import FINISHED_STATUSES, CheckpointInfo, PruneResult
+from .._store_views import LeaseInfo, RunPage, RunQuery
 from ._batch import BatchingStore, Writer
 from ._common import (
     Reporter,

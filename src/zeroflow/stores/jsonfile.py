@@ -51,9 +51,9 @@ from .._store import (
     FINISHED_STATUSES,
     CheckpointInfo,
     CheckpointWrite,
-    LeaseInfo,
     PruneResult,
 )
+from .._store_views import LeaseInfo
 from . import _files
 from ._batch import BatchingStore, Writer
 from ._common import (

@@ -33,9 +33,9 @@ from .._store import (
     FINISHED_STATUSES,
     CheckpointInfo,
     CheckpointWrite,
-    LeaseInfo,
     PruneResult,
 )
+from .._store_views import LeaseInfo
 from .._timers import due_at
 from ._common import (
     check_due_query,
