@@ -217,20 +217,8 @@ class EventsOnly:
         return None
 
     def emit(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
-        cb = self.callback
-        if cb is not None:
-            snap = run.snap
-            cb(
-                Event(
-                    snap.run_id,
-                    snap.step,
-                    run.frontier.wave,
-                    node,
-                    kind,
-                    now_iso(self.clock()),
-                    data,
-                )
-            )
+        if self.callback is not None:
+            _tell(self.callback, self.clock, run, kind, node, data)
 
     emit_live = emit  # nothing is stored here anyway
 
@@ -279,6 +267,19 @@ class EventsOnly:
         if cb is not None:
             for event in events:
                 cb(event)
+
+
+def _tell(
+    callback: EventCallback,
+    clock: Callable[[], float],
+    run: LiveRun,
+    kind: str,
+    node: str | None,
+    data: dict[str, Any],
+) -> None:
+    """Build one event of ``run`` and hand it to ``callback`` only."""
+    snap = run.snap
+    callback(Event(snap.run_id, snap.step, run.frontier.wave, node, kind, now_iso(clock()), data))
 
 
 class StoreRecorder:
@@ -428,20 +429,8 @@ class StoreRecorder:
 
     def emit_live(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
         """An event for the callback only (a handler's ``ctx.emit(..., persist=False)``)."""
-        cb = self.callback
-        if cb is not None:
-            snap = run.snap
-            cb(
-                Event(
-                    snap.run_id,
-                    snap.step,
-                    run.frontier.wave,
-                    node,
-                    kind,
-                    now_iso(self.clock()),
-                    data,
-                )
-            )
+        if self.callback is not None:
+            _tell(self.callback, self.clock, run, kind, node, data)
 
     def finish(self, run: LiveRun) -> None:
         """Hand the events held for a batching store over in one call.
