@@ -240,3 +240,46 @@ def test_an_injected_token_factory_makes_runs_deterministic_and_is_checked() -> 
         engine(single(), store, resume_token_factory="t")
     with pytest.raises(TypeError, match="must return a non-empty str"):
         engine(single(), store, resume_token_factory=lambda: 5).run(run_id="r2")
+
+
+def test_a_callback_and_a_stream_hear_each_new_token_and_no_store_keeps_it(
+    tmp_path: Path,
+) -> None:
+    from zeroflow import subscribe
+    from zeroflow.stores import SqliteWorkflowStore
+    from zeroflow.testing import EventRecorder
+
+    heard = EventRecorder()
+    plain = EventRecorder()  # written for 0.1.0: hears every kind but the new wf:token
+
+    def both(event: Any) -> None:
+        plain(event)
+
+    store = SqliteWorkflowStore(tmp_path / "s.db")
+    engine = WorkflowEngine(
+        flow(required=True, hitl="branch"),
+        {"note": note},
+        event_callback=subscribe(heard, "wf:waiting", "wf:token"),
+        store=store,
+    )
+    WorkflowEngine(
+        flow(hitl="branch"), {"note": note}, event_callback=both, store=InMemoryWorkflowStore()
+    ).run(run_id="plain")
+    assert "wf:token" not in plain.kinds() and "wf:waiting" in plain.kinds()
+    paused = engine.run(run_id="r")
+    told = {e.data["node"]: e.data["token"] for e in heard.of("wf:token")}
+    assert told == paused.resume_tokens and set(told) == {"legal", "finance"}
+    # the pause was committed before the tokens were told; the log keeps no token
+    assert heard.kinds().index("wf:token") > heard.kinds().index("wf:waiting")
+    assert "wf:token" not in [e.kind for e in store.events("r")]
+    logged = json.dumps([e.to_dict() for e in store.events("r")])
+    assert told["legal"] not in logged and told["finance"] not in logged
+    # the link an approver opens works once, with the token the callback heard
+    engine.resume("r", "legal", {"ok": True}, token=told["legal"])
+    with pytest.raises(ResumeTokenError):  # legal's token does not open finance's wait
+        engine.resume("r", "finance", {"ok": True}, token=told["legal"])
+
+    streamed = WorkflowEngine(single(required=True), {}, store=store)
+    with streamed.stream(run_id="s", kinds=["wf:token"]) as stream:
+        (event,) = list(stream)
+    assert event.data == {"node": "ask", "token": stream.result.resume_tokens["ask"]}

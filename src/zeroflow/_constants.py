@@ -57,6 +57,9 @@ EVENT_EFFECT_DONE: Final = "effect:done"
 """``ctx.effect``'s function returned; its receipt is recorded."""
 EVENT_EFFECT_FAILED: Final = "effect:failed"
 """``ctx.effect``'s function raised: the intent is withdrawn, a retry may call it again."""
+EVENT_WF_TOKEN: Final = "wf:token"
+"""A pause's new single-use resume token (``{"node": path, "token": ...}``), sent to
+callbacks and streams once the pause is committed; live only: no store keeps it."""
 EVENT_TOKEN: Final = "token"
 """A handler's streamed partial output (``ctx.emit("token", {"text": ...})``).
 

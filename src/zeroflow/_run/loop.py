@@ -569,6 +569,7 @@ class RunLoop:
         tokens = self._issue_tokens(run)
         self.emit(run, C.EVENT_WF_WAITING, name, data)
         self.checkpoint(run, full=True)
+        self._announce_tokens(run, tokens)
         return self.result(run, tokens)
 
     def _pause(self, run: LiveRun) -> WorkflowResult:
@@ -587,6 +588,7 @@ class RunLoop:
             {"node": first, "prompt": snap.waiting_prompt, "nodes": dict(waiting)},
         )
         self.checkpoint(run, full=True)
+        self._announce_tokens(run, tokens)
         return self.result(run, tokens)
 
     def _issue_tokens(self, run: LiveRun) -> dict[str, str]:
@@ -598,6 +600,18 @@ class RunLoop:
         for path, token in fresh.items():
             run.set_extra_path((TOKENS, path), digest(token))
         return fresh
+
+    def _announce_tokens(self, run: LiveRun, tokens: dict[str, str]) -> None:
+        """Tell the callbacks (and streams) each new token, once its pause is committed.
+
+        ``wf:token`` is live only: no store keeps it (the store has the digest),
+        so the code that sends approval links can listen for it.
+        """
+        if tokens and self.listening:
+            for path, token in tokens.items():
+                self.recorder.emit_live(
+                    run, C.EVENT_WF_TOKEN, path.split("/")[0], {"node": path, "token": token}
+                )
 
     def _end(self, run: LiveRun) -> WorkflowResult:
         if run.snap.extra.get("waiting"):

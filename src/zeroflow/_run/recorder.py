@@ -59,7 +59,11 @@ class Recorder(Protocol):
         """Build one event and hand it to the callback and the store's log."""
 
     def emit_live(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
-        """Build one event for the callback only: no store keeps it (``persist=False``)."""
+        """Build one event for the callback only: no store keeps it (``persist=False``).
+
+        ``wf:token`` reaches only a callback that named it among its kinds, so a
+        callback written for 0.1.0 hears the events it always heard.
+        """
 
     def checkpoint(
         self, run: LiveRun, *, full: bool = False, write: bool = True, now: bool = False
@@ -188,6 +192,7 @@ class EventsOnly:
         self.signer = signer
         self.listening = callback is not None
         self.checkpoints = checkpoints and callback is not None
+        self.tells_tokens = _asks_for_tokens(callback)
         self.want_checkpoint = self.checkpoints and wants_checkpoints(wanted_kinds(callback))
         # A child's live runs (by identity) and their parents, while each invocation runs.
         self.links: dict[int, ParentLink] = {}
@@ -220,7 +225,9 @@ class EventsOnly:
         if self.callback is not None:
             _tell(self.callback, self.clock, run, kind, node, data)
 
-    emit_live = emit  # nothing is stored here anyway
+    def emit_live(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
+        if self.callback is not None and (kind != C.EVENT_WF_TOKEN or self.tells_tokens):
+            _tell(self.callback, self.clock, run, kind, node, data)
 
     def checkpoint(
         self, run: LiveRun, *, full: bool = False, write: bool = True, now: bool = False
@@ -267,6 +274,12 @@ class EventsOnly:
         if cb is not None:
             for event in events:
                 cb(event)
+
+
+def _asks_for_tokens(callback: EventCallback | None) -> bool:
+    """Whether ``callback`` named ``wf:token`` among its kinds (a plain one hears none)."""
+    kinds = None if callback is None else wanted_kinds(callback)
+    return kinds is not None and C.EVENT_WF_TOKEN in kinds
 
 
 def _tell(
@@ -317,6 +330,7 @@ class StoreRecorder:
         self.batch_events = self.leasing is not None or isinstance(store, EventBatchingStore)
         self.durable_journal = self.journals and (self.leasing is None or self.leasing.durable)
         self.want_checkpoint = callback is not None and wants_checkpoints(wanted_kinds(callback))
+        self.tells_tokens = _asks_for_tokens(callback)
         self.group: GroupCommit | None = None
         if persist and durability is not None and durability.mode != "sync":
             ttl = self.leasing.lease_ttl_seconds if self.leasing is not None else 0.0
@@ -429,7 +443,7 @@ class StoreRecorder:
 
     def emit_live(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
         """An event for the callback only (a handler's ``ctx.emit(..., persist=False)``)."""
-        if self.callback is not None:
+        if self.callback is not None and (kind != C.EVENT_WF_TOKEN or self.tells_tokens):
             _tell(self.callback, self.clock, run, kind, node, data)
 
     def finish(self, run: LiveRun) -> None:
