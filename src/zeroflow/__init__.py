@@ -106,16 +106,12 @@ from ._store import (
     DEFAULT_LEASE_TTL_SECONDS,
     CheckpointInfo,
     CheckpointWrite,
-    DueStore,
     EventBatchingStore,
     EventLogStore,
     HistoryStore,
     JournalingStore,
-    LeaseInspectingStore,
     LeasingStore,
     PruneResult,
-    RunQueryStore,
-    StatsStore,
     WorkflowStore,
 )
 
@@ -127,7 +123,15 @@ if TYPE_CHECKING:
     from ._planner import plan
     from ._schema import schema
     from ._stats import NodeStats, RunSummary, stats_report
-    from ._store_views import LeaseInfo, RunPage, RunQuery
+    from ._store_views import (
+        DueStore,
+        LeaseInfo,
+        LeaseInspectingStore,
+        RunPage,
+        RunQuery,
+        RunQueryStore,
+        StatsStore,
+    )
     from ._upgrade import UpgradeReport, UpgradeVerdict
     from ._why import Reason, Why, why_run
     from .stores.jsonfile import JsonFileWorkflowStore
@@ -155,6 +159,10 @@ _LAZY = {
     "UpgradeReport": "._upgrade",
     "UpgradeVerdict": "._upgrade",
     "LeaseInfo": "._store_views",
+    "DueStore": "._store_views",
+    "LeaseInspectingStore": "._store_views",
+    "StatsStore": "._store_views",
+    "RunQueryStore": "._store_views",
     "RunPage": "._store_views",
     "RunQuery": "._store_views",
     "NodeStats": "._stats",

@@ -28,7 +28,8 @@ from ._cli_io import (
 )
 from ._models import Event, RunSnapshot, WorkflowResult
 from ._run.waits import waiting_paths
-from ._store import EventLogStore, LeaseInspectingStore
+from ._store import EventLogStore
+from ._store_views import LeaseInspectingStore
 from ._timers import timer_lines
 from ._tokens import token_lines
 

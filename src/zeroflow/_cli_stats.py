@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from ._models import Event
 from ._stats import stats_report
-from ._store import StatsStore
+from ._store_views import StatsStore
 
 __all__ = ["cmd_runs_stats"]
 

@@ -50,7 +50,7 @@ from ._run.requests import Steps
 from ._run.resume import prepare_resume
 from ._run.waits import RESUMING, waiting_paths
 from ._signing import CheckpointSigner
-from ._store import DueStore, WorkflowStore
+from ._store import WorkflowStore
 from ._subflows import check_child_hashes, child_hashes
 from ._timers import due_timers
 from ._tokens import TOKENS, check_token
@@ -539,6 +539,8 @@ class WorkflowEngine:
     def _wakeups(self, now: float | None, limit: int | None) -> Iterator[Steps]:
         """The steps of each due run's wake-up, built one at a time (each loads its run)."""
         store = self._require_store()
+        from ._store_views import DueStore
+
         if not isinstance(store, DueStore):
             raise StoreError(
                 f"store {type(store).__name__} cannot tell which runs are due (it has no "

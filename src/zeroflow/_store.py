@@ -41,10 +41,7 @@ from ._journal import StepDelta
 from ._models import Event, RunMetadata, RunSnapshot
 
 if TYPE_CHECKING:
-    from datetime import datetime, timedelta
-
-    from ._stats import RunSummary
-    from ._store_views import LeaseInfo, RunPage, RunQuery
+    from datetime import timedelta
 
 __all__ = [
     "WorkflowStore",
@@ -52,14 +49,10 @@ __all__ = [
     "EventBatchingStore",
     "EventLogStore",
     "LeasingStore",
-    "LeaseInspectingStore",
     "CheckpointWrite",
     "HistoryStore",
-    "DueStore",
     "CheckpointInfo",
     "PruneResult",
-    "StatsStore",
-    "RunQueryStore",
     "DEFAULT_LEASE_TTL_SECONDS",
     "FINISHED_STATUSES",
 ]
@@ -207,34 +200,6 @@ class LeasingStore(WorkflowStore, Protocol):
         ...
 
 
-@runtime_checkable
-class DueStore(WorkflowStore, Protocol):
-    """A store that answers "which waiting runs have a timer due" from an index.
-
-    The index is kept from the timers of the full snapshots the store writes
-    (``RunMetadata.due_at``: a ``sleep`` node's wake-up or a wait deadline).
-    """
-
-    def due_runs(
-        self, now: float, limit: int | None = None, *, workflow_name: str | None = None
-    ) -> list[RunMetadata]:
-        """Waiting runs whose earliest timer is due by ``now``, earliest first (then by id).
-
-        At most ``limit`` of them (None: all), of ``workflow_name`` only when given.
-        A hint, not a lease: a caller that wakes a run still takes its lease.
-        """
-        ...
-
-
-@runtime_checkable
-class LeaseInspectingStore(LeasingStore, Protocol):
-    """A leasing store that can say who holds a run's lease (``runs why``, the console)."""
-
-    def lease_info(self, run_id: str) -> LeaseInfo | None:
-        """The run's lease, held or not; None when the run never had one."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class CheckpointInfo:
     """One entry of a run's history: where it was and when it was written.
@@ -320,33 +285,4 @@ class HistoryStore(WorkflowStore, Protocol):
         Trimming also drops the events logged before the first kept checkpoint
         unless ``keep_events``; stores give the freed space back.
         """
-        ...
-
-
-@runtime_checkable
-class StatsStore(WorkflowStore, Protocol):
-    """A store that keeps a compact summary per run, so statistics read no run itself."""
-
-    def run_summaries(
-        self, workflow_name: str | None = None, since: str | datetime | None = None
-    ) -> list[RunSummary]:
-        """Each stored run's ``RunSummary``, by run id; of one workflow, or started at or
-        after ``since`` (ISO-8601 or a ``datetime``; ``ValueError`` for anything else).
-
-        The per-node figures are those of the run's latest full save (its start,
-        pause, end, or a journal fold), so a running run's may lag; a run written
-        before the store kept figures has ``nodes`` None, and so has one whose
-        figures are damaged (reported, as ``list_metadata`` reports a run it
-        skips); a run whose summary itself does not decode is skipped and reported.
-        """
-        ...
-
-
-@runtime_checkable
-class RunQueryStore(WorkflowStore, Protocol):
-    """A store that lists one page of run summaries from an index, not by loading every run."""
-
-    def query_runs(self, query: RunQuery) -> RunPage:
-        """The page ``query`` names; a run whose summary does not decode is skipped
-        and reported, as in ``list_metadata``."""
         ...

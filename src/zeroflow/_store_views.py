@@ -1,19 +1,33 @@
-"""What stores tell about runs without loading them: a lease as recorded, a page of runs.
+"""What stores tell about runs without loading them: the abilities and their records.
 
-Kept apart from ``_store`` (the protocols ``import zeroflow`` needs) so that
-building these records' classes costs nothing until a store or the console
-uses them.
+``DueStore`` (what is due), ``LeaseInspectingStore`` (who holds a lease),
+``StatsStore`` (per-run summaries) and ``RunQueryStore`` (a page of runs), with
+``LeaseInfo``, ``RunQuery`` and ``RunPage``. Kept apart from ``_store`` (the
+protocols every run needs) so that ``import zeroflow`` builds none of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ._store import LeasingStore, WorkflowStore
 
 if TYPE_CHECKING:
-    from ._models import RunMetadata
+    from datetime import datetime
 
-__all__ = ["LeaseInfo", "RunPage", "RunQuery"]
+    from ._models import RunMetadata
+    from ._stats import RunSummary
+
+__all__ = [
+    "DueStore",
+    "LeaseInfo",
+    "LeaseInspectingStore",
+    "RunPage",
+    "RunQuery",
+    "RunQueryStore",
+    "StatsStore",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +91,60 @@ class RunPage:
 
     runs: tuple[RunMetadata, ...]
     total: int
+
+
+@runtime_checkable
+class DueStore(WorkflowStore, Protocol):
+    """A store that answers "which waiting runs have a timer due" from an index.
+
+    The index is kept from the timers of the full snapshots the store writes
+    (``RunMetadata.due_at``: a ``sleep`` node's wake-up or a wait deadline).
+    """
+
+    def due_runs(
+        self, now: float, limit: int | None = None, *, workflow_name: str | None = None
+    ) -> list[RunMetadata]:
+        """Waiting runs whose earliest timer is due by ``now``, earliest first (then by id).
+
+        At most ``limit`` of them (None: all), of ``workflow_name`` only when given.
+        A hint, not a lease: a caller that wakes a run still takes its lease.
+        """
+        ...
+
+
+@runtime_checkable
+class LeaseInspectingStore(LeasingStore, Protocol):
+    """A leasing store that can say who holds a run's lease (``runs why``, the console)."""
+
+    def lease_info(self, run_id: str) -> LeaseInfo | None:
+        """The run's lease, held or not; None when the run never had one."""
+        ...
+
+
+@runtime_checkable
+class StatsStore(WorkflowStore, Protocol):
+    """A store that keeps a compact summary per run, so statistics read no run itself."""
+
+    def run_summaries(
+        self, workflow_name: str | None = None, since: str | datetime | None = None
+    ) -> list[RunSummary]:
+        """Each stored run's ``RunSummary``, by run id; of one workflow, or started at or
+        after ``since`` (ISO-8601 or a ``datetime``; ``ValueError`` for anything else).
+
+        The per-node figures are those of the run's latest full save (its start,
+        pause, end, or a journal fold), so a running run's may lag; a run written
+        before the store kept figures has ``nodes`` None, and so has one whose
+        figures are damaged (reported, as ``list_metadata`` reports a run it
+        skips); a run whose summary itself does not decode is skipped and reported.
+        """
+        ...
+
+
+@runtime_checkable
+class RunQueryStore(WorkflowStore, Protocol):
+    """A store that lists one page of run summaries from an index, not by loading every run."""
+
+    def query_runs(self, query: RunQuery) -> RunPage:
+        """The page ``query`` names; a run whose summary does not decode is skipped
+        and reported, as in ``list_metadata``."""
+        ...

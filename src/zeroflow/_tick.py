@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ._errors import StoreError
-from ._store import DueStore
+from ._store_views import DueStore
 from ._timers import iso_of
 
 if TYPE_CHECKING:

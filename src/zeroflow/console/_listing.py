@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .._models import Event, RunMetadata
-from .._store import RunQueryStore, WorkflowStore
-from .._store_views import RunPage, RunQuery
+from .._store import WorkflowStore
+from .._store_views import RunPage, RunQuery, RunQueryStore
 
 __all__ = ["PAGE_SIZE", "DUE_AFTER_SECONDS", "DamageLog", "RunFilter", "fetch_page"]
 

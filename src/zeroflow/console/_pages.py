@@ -217,7 +217,7 @@ def workflow_notes(definition: Definition, store: Any = None) -> list[str]:
 
     from .._explain import explain
     from .._stats import stats_report
-    from .._store import StatsStore
+    from .._store_views import StatsStore
 
     notes = [explain(definition.source)]
     if isinstance(store, StatsStore):

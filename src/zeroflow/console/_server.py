@@ -23,10 +23,10 @@ from .._store import (
     CheckpointInfo,
     EventLogStore,
     HistoryStore,
-    LeaseInspectingStore,
     LeasingStore,
     WorkflowStore,
 )
+from .._store_views import LeaseInspectingStore
 from ._actions import Actions, Outcome
 from ._catalog import Catalog
 from ._html import Markup, path_part

@@ -27,14 +27,13 @@ from .._journal import StepDelta, apply_delta
 from .._models import Event, RunSnapshot, StepRecord, WorkflowError, WorkflowState
 from .._store import (
     CheckpointWrite,
-    DueStore,
     EventBatchingStore,
     EventLogStore,
     HistoryStore,
     JournalingStore,
     LeasingStore,
-    StatsStore,
 )
+from .._store_views import DueStore, StatsStore
 
 __all__ = [
     "STORE_CHECKS",
