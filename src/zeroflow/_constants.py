@@ -75,6 +75,9 @@ EVENT_NODE_COMPENSATION_FAILED: Final = "node:compensation_failed"
 EVENT_NODE_OVERRIDE: Final = "node:override"
 """``redrive(override=...)`` marked the failed node done with a given result, uncalled."""
 
+ERROR_CONTRACT_VIOLATION: Final = "CONTRACT_VIOLATION"
+"""A handler wrote ``state.workflow`` keys outside its ``writes_to`` under ``contracts:
+"enforce"``; nothing of the step was merged."""
 ERROR_HANDLER_EXCEPTION: Final = "HANDLER_EXCEPTION"
 ERROR_HANDLER_NOT_REGISTERED: Final = "HANDLER_NOT_REGISTERED"
 ERROR_HANDLER_TYPE_NOT_DECLARED: Final = "HANDLER_TYPE_NOT_DECLARED"
@@ -132,3 +135,4 @@ class ErrorCode:
     EFFECT_UNCERTAIN: Final = ERROR_EFFECT_UNCERTAIN
     WAIT_TIMEOUT: Final = ERROR_WAIT_TIMEOUT
     SLEEP_UNTIL_INVALID: Final = ERROR_SLEEP_UNTIL
+    CONTRACT_VIOLATION: Final = ERROR_CONTRACT_VIOLATION

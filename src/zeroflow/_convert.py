@@ -53,6 +53,7 @@ _LEGACY_POLICY = (
     "max_subflow_depth",
     "hitl",
     "require_resume_token",
+    "contracts",
 )
 _LEGACY_NODE = (
     "kind",

@@ -89,6 +89,8 @@ class CompiledNode:
     """The handler that undoes a completed visit when the run fails for good (a saga)."""
     detached: bool = False
     """A side branch: its failure is recorded as a warning and never stops or re-routes the run."""
+    writes: frozenset[str] | None = None
+    """The ``state.workflow`` keys its ``state_contract.writes_to`` names; None: undeclared."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +232,7 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
         raise fail(f"node '{name}' config must be a dict", pointer("nodes", name, "config"))
     compensate, detached = parse_saga(name, kind, raw)
     return CompiledNode(
+        writes=_declared_writes(contract),
         compensate=compensate,
         detached=detached,
         name=name,
@@ -246,6 +249,16 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
         map=map_spec,
         sleep=parse_sleep(name, raw) if kind == "sleep" else None,
     )
+
+
+def _declared_writes(contract: Any) -> frozenset[str] | None:
+    """The workflow keys a ``state_contract`` lets its node write (None: no ``writes_to``)."""
+    if not isinstance(contract, Mapping) or "writes_to" not in contract:
+        return None
+    from ._dataflow import workflow_key
+
+    keys = (workflow_key(entry) for entry in contract.get("writes_to") or [])
+    return frozenset(k for k in keys if k is not None)
 
 
 def _terminal_nodes(zf1: Mapping[str, Any]) -> frozenset[str]:

@@ -57,6 +57,7 @@ POLICY_DEFAULT_KEYS = (
     "max_subflow_depth",
     "hitl",
     "require_resume_token",
+    "contracts",
 )
 NODE_DEFAULT_KEYS = ("retry", "timeout_ms")
 SAGA_KEYS = ("compensate", "detached")
@@ -287,7 +288,10 @@ class _Checker:
             ("state_isolation", ("readonly", "private", "copy")),
             ("stranded_joins", ("warn", "fail")),
             ("hitl", ("run", "branch")),
+            ("contracts", ("off", "warn", "enforce")),
         ):
+            if key == "contracts" and value.get(key) is None:
+                continue  # null: the default (warn where writes_to is declared)
             if key in value and value[key] not in allowed:
                 self.add(
                     f"defaults.{key} must be one of {', '.join(allowed)}, got {value[key]!r}",

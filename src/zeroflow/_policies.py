@@ -41,6 +41,7 @@ NODE_KINDS = ("task", "wait", "end", "subflow", "sleep")
 ON_TIMEOUT_MODES = ("route", "default", "fail")
 HITL_MODES = ("run", "branch")
 CATCHER_SCOPES = ("run", "branch")
+CONTRACT_MODES = ("off", "warn", "enforce")
 STATE_SECTIONS = ("input", "workflow", "node")
 
 
@@ -58,6 +59,9 @@ class EnginePolicy:
     hitl: str = "run"
     max_subflow_depth: int = 8
     require_resume_token: bool = False
+    contracts: str | None = None
+    """``off``, ``warn`` or ``enforce``: what a write outside a node's ``writes_to`` does;
+    None: ``warn`` where a node declares ``writes_to``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +75,7 @@ class EnginePolicy:
             "hitl": self.hitl,
             "max_subflow_depth": self.max_subflow_depth,
             "require_resume_token": self.require_resume_token,
+            "contracts": self.contracts,
         }
 
     @classmethod
@@ -256,7 +261,14 @@ def parse_policy(data: Mapping[str, Any] | None) -> EnginePolicy:
             f"engine_policy.require_resume_token must be true or false, got {require_token!r}",
             "/engine_policy/require_resume_token",
         )
+    contracts = data.get("contracts")
+    if contracts is not None and contracts not in CONTRACT_MODES:
+        raise fail(
+            f"engine_policy.contracts must be 'off', 'warn' or 'enforce', got {contracts!r}",
+            "/engine_policy/contracts",
+        )
     return EnginePolicy(
+        contracts=contracts,
         require_resume_token=require_token,
         max_concurrency=concurrency,
         hitl=str(hitl),

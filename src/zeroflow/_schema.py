@@ -90,6 +90,7 @@ def _zf1_schema() -> JSONSchema:
         "max_subflow_depth": _nullable(_int(1)),
         "hitl": {"enum": ["run", "branch"]},
         "require_resume_token": {"type": "boolean"},
+        "contracts": _nullable({"enum": ["off", "warn", "enforce"]}),
     }
     assert tuple(policy) == POLICY_DEFAULT_KEYS
     backoff = {
@@ -400,6 +401,7 @@ def _legacy_schema() -> JSONSchema:
             "max_subflow_depth": _nullable(_int(1)),
             "hitl": {"enum": ["run", "branch"]},
             "require_resume_token": {"type": "boolean"},
+            "contracts": _nullable({"enum": ["off", "warn", "enforce"]}),
         },
         closed=False,
     )

@@ -81,6 +81,7 @@ class RunLoop:
         self.max_steps = policy.max_steps
         self.concurrency = policy.max_concurrency
         self.branch_hitl = policy.hitl == "branch"
+        self.contracts = policy.contracts or "warn"  # only nodes with writes_to are checked
         self.issue_tokens = False
         """Give each wait a resume token (the top-level run's loop; a child's waits are the
         parent's, reached by path)."""
@@ -362,6 +363,27 @@ class RunLoop:
         self.checkpoint(run, now=True)
         return None
 
+    def _contract_broken(
+        self, run: LiveRun, node: CompiledNode, stray: list[str]
+    ) -> WorkflowError | None:
+        """Writes outside ``writes_to``: a ``node:warning`` (warn), or the node's failure."""
+        allowed = sorted(node.writes or ())
+        message = (
+            f"node '{node.name}' wrote {', '.join(repr(k) for k in stray)} to state.workflow, "
+            f"outside its state_contract.writes_to ({', '.join(allowed) or 'nothing'})"
+        )
+        details = {"keys": stray, "writes_to": allowed}
+        if self.contracts == "enforce":
+            return WorkflowError(C.ERROR_CONTRACT_VIOLATION, message, node.name, details=details)
+        if self.listening:
+            self.emit(
+                run,
+                C.EVENT_NODE_WARNING,
+                node.name,
+                {"node": node.name, "reason": "contract", "message": message, **details},
+            )
+        return None
+
     def _absorb(
         self,
         run: LiveRun,
@@ -399,6 +421,12 @@ class RunLoop:
                 details={"reason": str(exc)},
                 cause_type="TypeError",
             )
+        if wf_up and node.writes is not None and self.contracts != "off":
+            stray = sorted(k for k in wf_up if k not in node.writes)
+            if stray:
+                broken = self._contract_broken(run, node, stray)
+                if broken is not None:
+                    return broken
         if wf_up:
             run.merge_workflow(wf_up)
         if node_up is not None:
