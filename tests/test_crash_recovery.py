@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +95,11 @@ CHILD = textwrap.dedent(
                 return getattr(self.db, name)
         store._db = Dying(store._db)
 
-    engine = WorkflowEngine(WF, {"work": work}, store=store)
+    def saved(event):
+        if event.kind == "store:saved":
+            print("saved", flush=True)  # a checkpoint is written: a moment to die at too
+
+    engine = WorkflowEngine(WF, {"work": work}, store=store, event_callback=saved)
     print("ready", flush=True)
     try:
         snap = store.load_snapshot("crash")
@@ -210,10 +213,10 @@ def test_a_run_killed_at_random_moments_ends_as_if_never_interrupted(
         proc = child(script, kind, base, write_kill)
         if kills < KILLS_PER_STORE + 5:
             if not write_kill:
-                # A random moment, counted in nodes started so that a loaded machine's slow
-                # start cannot push every kill before the first checkpoint.
-                _skip_lines(proc, rng.randint(0, 4))
-                time.sleep(rng.uniform(0.0, 0.003))
+                # A random moment, counted in what the child printed (a node started, a
+                # checkpoint written) so that a loaded machine's slow start cannot push
+                # every kill before the first checkpoint; no clock decides it.
+                _skip_lines(proc, rng.randint(0, 8))
                 proc.send_signal(signal.SIGKILL)
             code = wait(proc)
         else:
