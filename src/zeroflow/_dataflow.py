@@ -22,23 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._policies import workflow_key
+
 if TYPE_CHECKING:
     from ._definition import CompiledWorkflow
 
 __all__ = ["MissingRead", "UnreadWrite", "missing_reads", "proven_keys", "unread_writes"]
-
-
-def workflow_key(entry: Any) -> str | None:
-    """The top-level ``state.workflow`` key a contract entry names (None: input or node)."""
-    if not isinstance(entry, str) or not entry:
-        return None
-    text = entry.removeprefix("state.")
-    head, _, rest = text.partition(".")
-    if head in ("input", "node"):
-        return None
-    if head == "workflow":
-        return rest.partition(".")[0] or None
-    return head
 
 
 @dataclass(frozen=True, slots=True)

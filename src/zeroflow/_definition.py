@@ -33,6 +33,7 @@ from ._policies import (
     parse_saga,
     parse_sleep,
     resolve_wait,
+    workflow_key,
 )
 
 __all__ = [
@@ -255,8 +256,6 @@ def _declared_writes(contract: Any) -> frozenset[str] | None:
     """The workflow keys a ``state_contract`` lets its node write (None: no ``writes_to``)."""
     if not isinstance(contract, Mapping) or "writes_to" not in contract:
         return None
-    from ._dataflow import workflow_key
-
     keys = (workflow_key(entry) for entry in contract.get("writes_to") or [])
     return frozenset(k for k in keys if k is not None)
 

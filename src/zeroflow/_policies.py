@@ -20,6 +20,7 @@ from ._grammar import pointer
 
 __all__ = [
     "EnginePolicy",
+    "workflow_key",
     "RetryPolicy",
     "Catcher",
     "WaitSpec",
@@ -697,3 +698,16 @@ def parse_saga(node: str, kind: str, raw: Mapping[str, Any]) -> tuple[str | None
             f"{path}/on_error",
         )
     return compensate, detached
+
+
+def workflow_key(entry: Any) -> str | None:
+    """The top-level ``state.workflow`` key a contract entry names (None: input or node)."""
+    if not isinstance(entry, str) or not entry:
+        return None
+    text = entry.removeprefix("state.")
+    head, _, rest = text.partition(".")
+    if head in ("input", "node"):
+        return None
+    if head == "workflow":
+        return rest.partition(".")[0] or None
+    return head
