@@ -103,3 +103,46 @@ def test_an_unknown_mode_is_refused_at_construction(bad: Any) -> None:
     zf1["defaults"]["contracts"] = bad
     with pytest.raises(WorkflowDefinitionError, match="contracts must be"):
         WorkflowEngine(zf1, HANDLERS)
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "integer", "minimum": 0}},
+    "required": ["answer"],
+}
+
+
+def schema_flow(mode: str | None, schema: Any) -> dict[str, Any]:
+    defn = flow(mode, None)
+    defn["nodes"]["draft"]["state_contract"]["writes_schema"] = schema
+    return defn
+
+
+def test_a_writes_schema_refusal_fails_the_node_where_the_bad_output_was_made() -> None:
+    def bad(ctx: WorkflowContext) -> HandlerResult:
+        return HandlerResult(outputs=["ok"], workflow_updates={"answer": "forty-two"})
+
+    result = WorkflowEngine(schema_flow("enforce", SCHEMA), {**HANDLERS, "draft": bad}).run()
+    assert result.trace == ["draft", "fix"]
+    error = result.state.workflow["__error__"]
+    assert error["code"] == "CONTRACT_VIOLATION" and "answer" not in result.state.workflow
+    assert error["details"]["problems"][0]["at"] == "/answer"
+    # the same output, matching, passes; under warn a refusal is a warning and is kept
+    assert WorkflowEngine(schema_flow("enforce", SCHEMA), HANDLERS).run().trace == [
+        "draft",
+        "after",
+    ]
+    heard = EventRecorder()
+    kept = WorkflowEngine(
+        schema_flow(None, SCHEMA), {**HANDLERS, "draft": bad}, event_callback=heard
+    ).run()
+    assert kept.trace == ["draft", "after"] and kept.state.workflow["answer"] == "forty-two"
+    assert [e.data["problems"] for e in heard.of("node:warning") if e.data.get("reason")]
+
+
+def test_a_writes_schema_the_checker_cannot_honour_is_refused_at_construction() -> None:
+    with pytest.raises(WorkflowDefinitionError, match="writes_schema uses 'maxLength'"):
+        WorkflowEngine(schema_flow("warn", {"type": "object", "maxLength": 3}), HANDLERS)
+    with pytest.raises(WorkflowDefinitionError, match="writes_schema must be a JSON Schema"):
+        WorkflowEngine(schema_flow("warn", "strict"), HANDLERS)
+    assert WorkflowEngine(schema_flow("enforce", False), HANDLERS).run().trace == ["draft", "fix"]

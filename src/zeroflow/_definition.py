@@ -32,6 +32,7 @@ from ._policies import (
     parse_retry,
     parse_saga,
     parse_sleep,
+    parse_writes_schema,
     resolve_wait,
     workflow_key,
 )
@@ -92,6 +93,8 @@ class CompiledNode:
     """A side branch: its failure is recorded as a warning and never stops or re-routes the run."""
     writes: frozenset[str] | None = None
     """The ``state.workflow`` keys its ``state_contract.writes_to`` names; None: undeclared."""
+    writes_schema: Mapping[str, Any] | None = None
+    """The JSON Schema (the checker's subset) its ``workflow_updates`` must match."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +237,7 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
     compensate, detached = parse_saga(name, kind, raw)
     return CompiledNode(
         writes=_declared_writes(contract),
+        writes_schema=parse_writes_schema(name, contract),
         compensate=compensate,
         detached=detached,
         name=name,

@@ -20,6 +20,7 @@ from ._grammar import pointer
 
 __all__ = [
     "EnginePolicy",
+    "parse_writes_schema",
     "workflow_key",
     "RetryPolicy",
     "Catcher",
@@ -426,27 +427,43 @@ _SUBSCHEMAS = ("items", "if", "then", "else", "additionalProperties")
 _SCHEMA_MAPS = ("properties", "$defs", "definitions")
 
 
-def _check_resume_schema(node: str, schema_: Any, where: str) -> None:
-    """Refuse a ``resume_schema`` the engine's checker would not honour in full."""
+def _check_resume_schema(
+    node: str, schema_: Any, where: str, what: str = "wait.resume_schema"
+) -> None:
+    """Refuse a schema (``what``) the engine's checker would not honour in full."""
     if isinstance(schema_, bool):
         return
     if not isinstance(schema_, Mapping):
-        raise fail(f"node '{node}' wait.resume_schema must be a JSON Schema object", where)
+        raise fail(f"node '{node}' {what} must be a JSON Schema object", where)
     for key, value in schema_.items():
         if key not in _SCHEMA_KEYWORDS:
             raise fail(
-                f"node '{node}' wait.resume_schema uses '{key}', which zeroflow's schema "
+                f"node '{node}' {what} uses '{key}', which zeroflow's schema "
                 f"checker does not support (supported: {', '.join(sorted(_SCHEMA_KEYWORDS))})",
                 f"{where}/{key}",
             )
         if key in _SUBSCHEMA_LISTS and isinstance(value, list):
             for i, sub in enumerate(value):
-                _check_resume_schema(node, sub, f"{where}/{key}/{i}")
+                _check_resume_schema(node, sub, f"{where}/{key}/{i}", what)
         elif key in _SUBSCHEMAS:
-            _check_resume_schema(node, value, f"{where}/{key}")
+            _check_resume_schema(node, value, f"{where}/{key}", what)
         elif key in _SCHEMA_MAPS and isinstance(value, Mapping):
             for name, sub in value.items():
-                _check_resume_schema(node, sub, f"{where}/{key}/{name}")
+                _check_resume_schema(node, sub, f"{where}/{key}/{name}", what)
+
+
+def parse_writes_schema(node: str, contract: Any) -> Mapping[str, Any] | None:
+    """``state_contract.writes_schema``: the JSON Schema a node's ``workflow_updates`` match."""
+    if not isinstance(contract, Mapping) or contract.get("writes_schema") is None:
+        return None
+    schema_ = contract["writes_schema"]
+    where = f"/nodes/{node}/state_contract/writes_schema"
+    _check_resume_schema(node, schema_, where, "state_contract.writes_schema")
+    if isinstance(schema_, bool):
+        # true accepts every update; false none (as JSON Schema reads a boolean schema)
+        return None if schema_ else {"type": "null"}
+    frozen: Mapping[str, Any] = freeze(dict(schema_))
+    return frozen
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,11 @@ _STATE_PATH: JSONSchema = {
 }
 _STATE_CONTRACT: JSONSchema = {
     "type": "object",
-    "properties": {"reads_from": {"type": "array"}, "writes_to": {"type": "array"}},
+    "properties": {
+        "reads_from": {"type": "array"},
+        "writes_to": {"type": "array"},
+        "writes_schema": {"type": ["object", "boolean"]},
+    },
 }
 
 

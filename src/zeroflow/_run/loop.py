@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import _constants as C
 from .._definition import CompiledNode, CompiledWorkflow
-from .._frozen import FrozenDict, NotJSONError, freeze
+from .._frozen import FrozenDict, NotJSONError, freeze, thaw
 from .._live import LiveRun
 from .._models import HandlerResult, StepRecord, WorkflowError, WorkflowResult, now_iso
 from .._policies import Catcher
@@ -384,6 +384,33 @@ class RunLoop:
             )
         return None
 
+    def _schema_broken(
+        self, run: LiveRun, node: CompiledNode, updates: FrozenDict | None
+    ) -> WorkflowError | None:
+        """``workflow_updates`` against the node's ``writes_schema``: a warning or a failure."""
+        from .._schema import check_instance
+
+        assert node.writes_schema is not None
+        problems = check_instance(thaw(updates) if updates else {}, node.writes_schema)
+        if not problems:
+            return None
+        listed = "; ".join(f"{at or '/'}: {what}" for at, what in problems[:5])
+        message = (
+            f"node '{node.name}' wrote workflow_updates its state_contract.writes_schema "
+            f"refuses ({listed})"
+        )
+        details = {"problems": [{"at": at, "problem": what} for at, what in problems]}
+        if self.contracts == "enforce":
+            return WorkflowError(C.ERROR_CONTRACT_VIOLATION, message, node.name, details=details)
+        if self.listening:
+            self.emit(
+                run,
+                C.EVENT_NODE_WARNING,
+                node.name,
+                {"node": node.name, "reason": "contract", "message": message, **details},
+            )
+        return None
+
     def _absorb(
         self,
         run: LiveRun,
@@ -421,10 +448,15 @@ class RunLoop:
                 details={"reason": str(exc)},
                 cause_type="TypeError",
             )
-        if wf_up and node.writes is not None and self.contracts != "off":
-            stray = sorted(k for k in wf_up if k not in node.writes)
-            if stray:
-                broken = self._contract_broken(run, node, stray)
+        if self.contracts != "off":
+            if wf_up and node.writes is not None:
+                stray = sorted(k for k in wf_up if k not in node.writes)
+                if stray:
+                    broken = self._contract_broken(run, node, stray)
+                    if broken is not None:
+                        return broken
+            if node.writes_schema is not None:
+                broken = self._schema_broken(run, node, wf_up)
                 if broken is not None:
                     return broken
         if wf_up:
