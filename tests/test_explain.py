@@ -439,3 +439,28 @@ def test_explain_names_wait_deadlines_and_sleep_timers() -> None:
     assert "deadline: 86400 s after it pauses; then it takes its `timeout` output" in text
     assert "deadline: 3600 s after it pauses; then the run fails with WAIT_TIMEOUT" in text
     assert "sleeps for 60 s: the run pauses with a durable timer" in text
+
+
+def test_explain_names_a_nodes_state_contract_and_what_the_engine_does_with_it() -> None:
+    import zeroflow
+
+    defn = {
+        "workflow_name": "c",
+        "default_entry_node": "draft",
+        "engine_policy": {"contracts": "enforce"},
+        "nodes": {
+            "draft": {
+                "handler": "draft",
+                "state_contract": {
+                    "reads_from": ["input.question", "workflow.topic"],
+                    "writes_to": ["answer"],
+                    "writes_schema": {"type": "object", "required": ["answer"]},
+                },
+                "outputs": {"ok": []},
+            }
+        },
+    }
+    text = zeroflow.explain(defn)
+    assert "state contract: reads `topic`; writes `answer` of state.workflow" in text
+    assert "its workflow_updates must match its writes_schema" in text
+    assert "a write outside it fails the node (CONTRACT_VIOLATION)" in text

@@ -93,6 +93,8 @@ class CompiledNode:
     """A side branch: its failure is recorded as a warning and never stops or re-routes the run."""
     writes: frozenset[str] | None = None
     """The ``state.workflow`` keys its ``state_contract.writes_to`` names; None: undeclared."""
+    reads: frozenset[str] | None = None
+    """The ``state.workflow`` keys its ``state_contract.reads_from`` names; None: undeclared."""
     writes_schema: Mapping[str, Any] | None = None
     """The JSON Schema (the checker's subset) its ``workflow_updates`` must match."""
 
@@ -237,6 +239,7 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
     compensate, detached = parse_saga(name, kind, raw)
     return CompiledNode(
         writes=_declared_writes(contract),
+        reads=_declared_keys(contract, "reads_from"),
         writes_schema=parse_writes_schema(name, contract),
         compensate=compensate,
         detached=detached,
@@ -258,9 +261,14 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
 
 def _declared_writes(contract: Any) -> frozenset[str] | None:
     """The workflow keys a ``state_contract`` lets its node write (None: no ``writes_to``)."""
-    if not isinstance(contract, Mapping) or "writes_to" not in contract:
+    return _declared_keys(contract, "writes_to")
+
+
+def _declared_keys(contract: Any, field: str) -> frozenset[str] | None:
+    """The ``state.workflow`` keys a ``state_contract`` list names (None: no such list)."""
+    if not isinstance(contract, Mapping) or field not in contract:
         return None
-    keys = (workflow_key(entry) for entry in contract.get("writes_to") or [])
+    keys = (workflow_key(entry) for entry in contract.get(field) or [])
     return frozenset(k for k in keys if k is not None)
 
 

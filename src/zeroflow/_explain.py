@@ -255,6 +255,27 @@ def _saga(node: CompiledNode) -> list[str]:
     return lines
 
 
+def _contract(graph: CompiledWorkflow, node: CompiledNode) -> list[str]:
+    """A node's declared state contract, and what the engine does with it."""
+    parts = []
+    if node.reads is not None:
+        parts.append(f"reads {names(sorted(node.reads)) if node.reads else 'nothing'}")
+    if node.writes is not None:
+        parts.append(f"writes {names(sorted(node.writes)) if node.writes else 'nothing'}")
+    lines = [f"state contract: {'; '.join(parts)} of state.workflow"] if parts else []
+    if node.writes_schema is not None:
+        brief = _schema_brief(node.writes_schema)
+        lines.append(f"its workflow_updates must match its writes_schema ({brief})")
+    mode = graph.policy.contracts or "warn"
+    if (node.writes is not None or node.writes_schema is not None) and mode != "off":
+        lines.append(
+            "a write outside it fails the node (CONTRACT_VIOLATION)"
+            if mode == "enforce"
+            else "a write outside it is a warning (contracts: warn)"
+        )
+    return lines
+
+
 def _catchers(graph: CompiledWorkflow, node: CompiledNode) -> list[str]:
     if not node.on_error:
         return []
@@ -285,6 +306,7 @@ def _node_entry(graph: CompiledWorkflow, node: CompiledNode, words: Words, note:
     lines += _outputs(graph, node)
     lines += _catchers(graph, node)
     lines += _saga(node)
+    lines += _contract(graph, node)
     if node.config:
         lines.append(f"config keys: {names(sorted(node.config))}")
     if note:
