@@ -225,6 +225,7 @@ def test_redrive_and_fork_stream_the_same_way(tmp_path: Path) -> None:
         ({"buffer": 0}, ValueError, "buffer must be an integer >= 1"),
         ({"buffer": 2.5}, ValueError, "buffer must be an integer >= 1"),
         ({"kinds": "token"}, TypeError, r"kinds must be a collection of event kinds, e\.g\."),
+        ({"kinds": []}, ValueError, "kinds must name at least one event kind"),
     ],
 )
 def test_bad_stream_options_are_refused_before_anything_runs(

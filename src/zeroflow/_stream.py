@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._events import subscribe
 from ._models import Event, WorkflowResult
 
 if TYPE_CHECKING:
@@ -51,22 +52,15 @@ def _check(kinds: Iterable[str] | None, buffer: int) -> frozenset[str] | None:
         return None
     if isinstance(kinds, str):
         raise TypeError(f"kinds must be a collection of event kinds, e.g. [{kinds!r}], not a str")
-    return frozenset(str(k) for k in kinds)
+    chosen = frozenset(str(k) for k in kinds)
+    if not chosen:
+        raise ValueError("kinds must name at least one event kind (None: every kind)")
+    return chosen
 
 
-class _Tap:
-    """The stream's event callback: keeps the kinds asked for (``event_kinds``), in order."""
-
-    __slots__ = ("event_kinds", "put")
-
-    def __init__(self, kinds: frozenset[str] | None, put: Callable[[Event], None]) -> None:
-        self.event_kinds = kinds
-        self.put = put
-
-    def __call__(self, event: Event) -> None:
-        kinds = self.event_kinds
-        if kinds is None or event.kind in kinds:
-            self.put(event)
+def _tap(kinds: frozenset[str] | None, put: Callable[[Event], None]) -> Callable[[Event], None]:
+    """The stream's event callback: ``put``, told only the kinds asked for (``subscribe``)."""
+    return put if kinds is None else subscribe(put, *kinds)
 
 
 class RunStream:
@@ -93,7 +87,7 @@ class RunStream:
         self._done = False
         self._result: WorkflowResult | None = None
         self._error: BaseException | None = None
-        self._engine = engine._for_stream(_Tap(self._kinds, self._put), pace=self._pace)
+        self._engine = engine._for_stream(_tap(self._kinds, self._put), pace=self._pace)
         self._thread = threading.Thread(
             target=self._drive, args=(call,), name="zeroflow-stream", daemon=True
         )
@@ -191,7 +185,7 @@ class AsyncRunStream:
         self._events: deque[Event] = deque()
         self._lock = threading.Lock()  # a batch's plain handlers emit from worker threads
         self._closed = False
-        self._engine = engine._for_stream(_Tap(self._kinds, self._put), apace=self._pace)
+        self._engine = engine._for_stream(_tap(self._kinds, self._put), apace=self._pace)
         self._task: asyncio.Task[WorkflowResult] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready: asyncio.Event | None = None

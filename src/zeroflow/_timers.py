@@ -22,6 +22,7 @@ __all__ = [
     "due_at",
     "due_timers",
     "iso_of",
+    "node_timer",
     "parse_instant",
     "pending_timers",
     "wait_reason",
@@ -119,6 +120,19 @@ def _sleeping(name: str, status: Any, ready_now: Any, extra: Mapping[str, Any]) 
     return wait_reason(child.get("status"), child.get("ready_now"), child.get("zeroflow")) == (
         "timer"
     )
+
+
+def node_timer(extra: Mapping[str, Any], node: str) -> tuple[float, str] | None:
+    """A paused node's timer, ``extra["timers"][node]``: its due time and ``sleep`` or
+    ``wait``; None when it has none, or when what is kept is damaged."""
+    timers = extra.get(TIMERS)
+    timer = timers.get(node) if isinstance(timers, Mapping) else None
+    if not isinstance(timer, Mapping):
+        return None
+    due = timer.get("due")
+    if isinstance(due, bool) or not isinstance(due, int | float) or not math.isfinite(due):
+        return None
+    return float(due), "sleep" if timer.get("kind") == TIMER_SLEEP else "wait"
 
 
 def iso_of(ts: float) -> str:

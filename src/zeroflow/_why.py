@@ -11,7 +11,6 @@ reads a clock, a file or a store: ``now`` comes in.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -22,6 +21,7 @@ from ._models import Event, RunSnapshot, WorkflowError
 from ._run.waits import waiting_paths
 from ._scheduler import Frontier
 from ._store_views import LeaseInfo
+from ._timers import node_timer
 from ._transitions import ALLOWED
 
 __all__ = ["Why", "Reason", "REASON_KINDS", "why_run"]
@@ -255,7 +255,7 @@ def _waits(
     out = []
     for path, prompt in sorted(waits.items()):
         node = path.partition("/")[0]
-        timer = _timer(snap.extra, node)
+        timer = node_timer(snap.extra, node)
         details: dict[str, Any] = {"node": path, "prompt": prompt, "since": since}
         text = f"node {path!r} waits for an answer"
         text += "" if prompt is None else f" to {prompt!r}"
@@ -286,18 +286,6 @@ def _waiting_since(snap: RunSnapshot, events: Sequence[Event]) -> str | None:
         if event.kind == C.EVENT_WF_WAITING:
             return event.ts
     return snap.updated_at
-
-
-def _timer(extra: Mapping[str, Any], node: str) -> tuple[float, str] | None:
-    """A paused node's timer, ``extra["timers"][node] = {"due", "kind"}``, if it has one."""
-    timers = extra.get("timers")
-    timer = timers.get(node) if isinstance(timers, Mapping) else None
-    if not isinstance(timer, Mapping):
-        return None
-    due = timer.get("due")
-    if isinstance(due, bool) or not isinstance(due, int | float) or not math.isfinite(due):
-        return None
-    return float(due), "sleep" if timer.get("kind") == "sleep" else "wait"
 
 
 def _resume_token(extra: Mapping[str, Any], node: str) -> Any:

@@ -81,7 +81,11 @@ class RunLoop:
         self.max_steps = policy.max_steps
         self.concurrency = policy.max_concurrency
         self.branch_hitl = policy.hitl == "branch"
-        self.contracts = policy.contracts or "warn"  # only nodes with writes_to are checked
+        self.contracts = policy.contracts or "warn"
+        # Checked only where a node declares writes_to or writes_schema: one test per node.
+        self.checks_contracts = self.contracts != "off" and any(
+            n.writes is not None or n.writes_schema is not None for n in graph.nodes.values()
+        )
         self.issue_tokens = False
         """Give each wait a resume token (the top-level run's loop; a child's waits are the
         parent's, reached by path)."""
@@ -372,17 +376,7 @@ class RunLoop:
             f"node '{node.name}' wrote {', '.join(repr(k) for k in stray)} to state.workflow, "
             f"outside its state_contract.writes_to ({', '.join(allowed) or 'nothing'})"
         )
-        details = {"keys": stray, "writes_to": allowed}
-        if self.contracts == "enforce":
-            return WorkflowError(C.ERROR_CONTRACT_VIOLATION, message, node.name, details=details)
-        if self.listening:
-            self.emit(
-                run,
-                C.EVENT_NODE_WARNING,
-                node.name,
-                {"node": node.name, "reason": "contract", "message": message, **details},
-            )
-        return None
+        return self._contract_outcome(run, node, message, {"keys": stray, "writes_to": allowed})
 
     def _schema_broken(
         self, run: LiveRun, node: CompiledNode, updates: FrozenDict | None
@@ -400,6 +394,12 @@ class RunLoop:
             f"refuses ({listed})"
         )
         details = {"problems": [{"at": at, "problem": what} for at, what in problems]}
+        return self._contract_outcome(run, node, message, details)
+
+    def _contract_outcome(
+        self, run: LiveRun, node: CompiledNode, message: str, details: dict[str, Any]
+    ) -> WorkflowError | None:
+        """A broken contract: ``CONTRACT_VIOLATION`` under ``enforce``, else a ``node:warning``."""
         if self.contracts == "enforce":
             return WorkflowError(C.ERROR_CONTRACT_VIOLATION, message, node.name, details=details)
         if self.listening:
@@ -448,7 +448,7 @@ class RunLoop:
                 details={"reason": str(exc)},
                 cause_type="TypeError",
             )
-        if self.contracts != "off":
+        if self.checks_contracts:
             if wf_up and node.writes is not None:
                 stray = sorted(k for k in wf_up if k not in node.writes)
                 if stray:

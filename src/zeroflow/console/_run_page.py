@@ -76,16 +76,13 @@ def run_notes(
 
 def _wait_deadline(snapshot: RunSnapshot, path: str) -> str | None:
     """When the wait at ``path`` times out (its timer in ``extra["timers"]``), as UTC text."""
-    import math
-    from datetime import UTC, datetime
+    from .._timers import iso_of, node_timer
 
-    timers = snapshot.extra.get("timers")
-    timer = timers.get(path) if isinstance(timers, Mapping) else None
-    due = timer.get("due") if isinstance(timer, Mapping) else None
-    if isinstance(due, bool) or not isinstance(due, int | float) or not math.isfinite(due):
+    timer = node_timer(snapshot.extra, path)
+    if timer is None:
         return None
     try:
-        return datetime.fromtimestamp(due, UTC).isoformat(timespec="seconds")
+        return iso_of(timer[0])
     except (OverflowError, OSError, ValueError):
         return None
 
