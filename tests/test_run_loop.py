@@ -23,7 +23,7 @@ from zeroflow._live import LiveRun
 from zeroflow._models import Event
 from zeroflow._run.loop import RunLoop
 from zeroflow._run.nodes import NodeRunner
-from zeroflow._run.requests import Batch, Call, Request, Sleep, Steps
+from zeroflow._run.requests import Batch, Call, Direct, DirectCaller, Request, Sleep, Steps
 from zeroflow._run.tasks import TaskCaller
 
 # ---------------------------------------------------------------- the fakes
@@ -113,6 +113,7 @@ class Driver:
         self.cancel_sleeps = cancel_sleeps
         self.on_call = on_call
         self.requests: list[Request] = []
+        self.direct: DirectCaller | None = None  # the answer to Direct: every call a request
 
     def answer(self, call: Call) -> tuple[HandlerResult | None, BaseException | None]:
         if self.on_call is not None:
@@ -128,6 +129,9 @@ class Driver:
             except StopIteration as stop:
                 result: WorkflowResult = stop.value
                 return result
+            if isinstance(request, Direct):
+                reply = self.direct
+                continue
             self.requests.append(request)
             if isinstance(request, Call):
                 reply = self.answer(request)
@@ -433,6 +437,7 @@ def test_a_waiting_node_pauses_the_run_with_a_full_checkpoint_and_stays_queued()
 def test_an_exception_leaving_the_loop_still_closes_the_session() -> None:
     w = Wired(CHAIN)
     _, steps = w.start()
+    steps.send(None)  # Direct: no
     steps.send(None)  # the call of a
     with pytest.raises(RuntimeError, match="driver died"):
         steps.throw(RuntimeError("driver died"))

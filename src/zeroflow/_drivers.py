@@ -2,8 +2,9 @@
 
 The run loop (``_run.loop.RunLoop.steps``) yields ``Call``, ``Batch`` and ``Sleep``;
 ``drive_sync`` answers them by calling handlers here (a thread pool for a
-batch), ``drive_async`` by awaiting them. Only this module runs user code,
-touches threads and sleeps.
+batch), ``drive_async`` by awaiting them. Asked (``Direct``), an unpaced
+``drive_sync`` lends the loop its own caller, so a plain node's call needs no
+request. Only this module's functions run user code, touch threads and sleep.
 
 ``asyncio`` and the thread pool are imported when first needed: a program
 that only runs plain handlers (a CLI, a Lambda function) does not pay for
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 from . import _constants as C
 from ._models import HandlerResult, WorkflowResult
-from ._run.requests import Batch, Call, HandlerCancelled, NodeTimeoutError, Sleep, Steps
+from ._run.requests import Batch, Call, Direct, HandlerCancelled, NodeTimeoutError, Sleep, Steps
 
 __all__ = ["drive_async", "drive_sync", "loop_running"]
 
@@ -60,9 +61,14 @@ def drive_sync(
     """
     answer: Any = None
     pool: ThreadPoolExecutor | None = None  # made at the first batch, reused by the next ones
+    # Unpaced, the loop may call handlers itself: the same call, minus a request per node.
+    direct = partial(_call_sync, cancel=cancel) if pace is None else None
     try:
         request = next(steps)
         while True:
+            if type(request) is Direct:
+                request = steps.send(direct)
+                continue
             if pace is not None and type(request) is not Sleep:
                 pace()
             if type(request) is Call:
@@ -111,6 +117,9 @@ async def drive_async(
     try:
         request = next(steps)
         while True:
+            if type(request) is Direct:
+                request = steps.send(None)  # every handler call is awaited here
+                continue
             if pace is not None and type(request) is not Sleep:
                 await pace()
             if type(request) is Call:

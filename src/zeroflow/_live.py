@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._fastinit import maker
 from ._frozen import READ_ONLY_MESSAGE, STORED_DEPTH, FrozenDict, deep_merge, freeze, thaw
 from ._journal import StateOp, StepDelta
 from ._models import Event, RunSnapshot, WorkflowError, WorkflowState
@@ -16,6 +17,8 @@ from ._private import PrivateState
 from ._scheduler import Frontier
 
 __all__ = ["LiveRun", "ReadOnlyState"]
+
+_step_delta = maker(StepDelta)  # one per checkpoint: without the class call (every field)
 
 _set_item = dict.__setitem__
 _private_view = PrivateState.over
@@ -182,8 +185,15 @@ class LiveRun:
             parent = child
         if value is None:
             parent.pop(path[-1], None)
-            if self.ops is not None:
-                self.ops.append(("del", ("extra", *path), None))
+            ops = self.ops
+            if ops is not None:
+                where = ("extra", *path)
+                if ops:  # what was journaled below ``path`` since the last mark is moot now
+                    n = len(where)
+                    kept = [op for op in ops if op[1][:n] != where]
+                    if len(kept) != len(ops):
+                        ops[:] = kept
+                ops.append(("del", where, None))
             return
         parent[path[-1]] = value
         if self.ops is not None:
@@ -200,24 +210,24 @@ class LiveRun:
     def delta(self) -> StepDelta:
         """The change since the last delta or full save; resets the marks."""
         snap = self.sync()
-        delta = StepDelta(
-            run_id=snap.run_id,
-            step=snap.step,
-            wave=snap.wave,
-            status=snap.status,
-            updated_at=snap.updated_at,
-            ready_now=snap.ready_now,
-            ready_next_wave=snap.ready_next_wave,
-            arrivals=snap.arrivals,
-            executed_this_wave=snap.executed_this_wave,
-            last_node=snap.last_node,
-            waiting_prompt=snap.waiting_prompt,
-            last_error=snap.last_error,
-            trace=snap.trace[self.trace_mark :],
-            tags=snap.tags[self.tags_mark :],
-            records=snap.audit_trail[self.audit_mark :],
-            ops=self.ops or (),
-            extra=thaw(snap.extra) if self.extra_dirty else None,
+        delta = _step_delta(
+            snap.run_id,
+            snap.step,
+            snap.wave,
+            snap.status,
+            snap.updated_at,
+            snap.ready_now,
+            snap.ready_next_wave,
+            snap.arrivals,
+            snap.executed_this_wave,
+            snap.last_node,
+            snap.waiting_prompt,
+            snap.last_error,
+            snap.trace[self.trace_mark :],
+            snap.tags[self.tags_mark :],
+            snap.audit_trail[self.audit_mark :],
+            self.ops or (),
+            thaw(snap.extra) if self.extra_dirty else None,
         )
         self.mark()
         return delta

@@ -355,18 +355,12 @@ class PrivateContext(WorkflowContext):
     never read their config, so most nodes never copy it.
     """
 
-    __slots__ = ("_config",)
-
-    _config: dict[str, Any] | None
+    __slots__ = ()  # the twin of WorkflowContext's layout: ``_fastinit.maker`` builds it
 
     @property
     def node_config(self) -> dict[str, Any]:
-        found: dict[str, Any] | None
-        try:
-            found = self._config
-        except AttributeError:  # built by dataclasses.replace(): no view yet
-            found = None
-        if found is None:
-            found = PrivateDict(_config_slot.__get__(self))
-            object.__setattr__(self, "_config", found)
-        return found
+        found: Any = _config_slot.__get__(self)
+        if type(found) is FrozenDict:  # the first read: the field becomes the private view
+            found = PrivateDict(found)
+            _config_slot.__set__(self, found)
+        return found  # type: ignore[no-any-return]  # a view, or what replace() passed

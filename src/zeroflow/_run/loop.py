@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import _constants as C
 from .._definition import CompiledNode, CompiledWorkflow
+from .._fastinit import maker
 from .._frozen import FrozenDict, NotJSONError, freeze, thaw
 from .._live import LiveRun
 from .._models import HandlerResult, StepRecord, WorkflowError, WorkflowResult, now_iso
@@ -30,12 +31,23 @@ from .lockstep import lockstep
 from .nodes import NodeRunner
 from .override import OVERRIDE, override_result
 from .recorder import Recorder
-from .requests import Cancelled, Outcome, Request, Steps, TimedOut
+from .requests import (
+    DIRECT,
+    Call,
+    Cancelled,
+    DirectCaller,
+    Outcome,
+    Request,
+    Steps,
+    TimedOut,
+)
 from .waits import RESUMING, waiting_paths
 
 __all__ = ["RunLoop"]
 
 _perf = time.perf_counter
+# Durations are milliseconds to the microsecond: ``round(seconds * 1e6) / 1000.0``.
+_step_record = maker(StepRecord)  # (every field, in order): one per node, built fast
 
 
 def _redrive_record(
@@ -58,6 +70,17 @@ class _Batch:
         self.blocked = False  # a failure reset the queues: later nodes are not settled
         self.end_error: WorkflowError | None = None  # an unrouted failure ends the run
         self.paused: list[tuple[str, str | None]] = []  # run-level waits, in queue order
+
+
+class _Begun:
+    """A node taken and counted, its time running; ``first``: its first attempt, if made."""
+
+    __slots__ = ("first", "node", "started")
+
+    def __init__(self, node: CompiledNode, started: float) -> None:
+        self.node = node
+        self.started = started
+        self.first: tuple[Call, Any, BaseException | None] | None = None
 
 
 class RunLoop:
@@ -95,6 +118,9 @@ class RunLoop:
         self.checkpoint = recorder.checkpoint
         self.listening = recorder.listening
         self.call_task = nodes.tasks.call
+        self.first_call = nodes.tasks.first_call
+        self.check_outputs = nodes.tasks.check_outputs
+        self.plain = frozenset(n.name for n in graph.nodes.values() if nodes.tasks.plain(n))
         self.saga = Saga(graph, recorder, nodes.tasks, clock)
         self.branches: dict[str, frozenset[str]] = {}  # a failed node's branch, found once
 
@@ -115,12 +141,13 @@ class RunLoop:
         ``resuming``: the run continues a stored checkpoint, which must still
         be the latest.
         """
+        direct: DirectCaller | None = yield DIRECT
         recorder = self.recorder
         recorder.open(run, fresh=kind == C.EVENT_WF_START, replace=replace, resuming=resuming)
         try:
             self.emit(run, kind, None, data)
             self.checkpoint(run, full=True)
-            result = yield from self.steps(run)
+            result = yield from self.steps(run, direct)
             recorder.finish(run)
             return result
         finally:
@@ -131,9 +158,14 @@ class RunLoop:
 
     # ------------------------------------------------------------------ the loop
 
-    def steps(self, run: LiveRun) -> Steps:
-        """Drive ``run`` until it ends or pauses (SPEC A3); yields requests to a driver."""
+    def steps(self, run: LiveRun, direct: DirectCaller | None = None) -> Steps:
+        """Drive ``run`` until it ends or pauses (SPEC A3); yields requests to a driver.
+
+        ``direct``: the driver's caller (its answer to ``Direct``); a plain task
+        node's first attempt is made through it, without a request.
+        """
         snap = run.snap
+        plain = self.plain
         frontier = run.frontier
         clock = self.clock
         concurrency = self.concurrency
@@ -152,6 +184,12 @@ class RunLoop:
                 self.checkpoint(run, write=False)
             if concurrency > 1 and len(frontier.ready_now) > 1:
                 outcome = yield from self._step_batch(run, concurrency)
+            elif direct is not None and frontier.ready_now[0] in plain:
+                got = self._step_direct(run, direct)
+                if isinstance(got, _Begun):  # its first attempt needs a closer look
+                    outcome = yield from self._step_rest(run, got)
+                else:
+                    outcome = got
             else:
                 outcome = yield from self._step_one(run)
             if outcome is not None:
@@ -190,7 +228,8 @@ class RunLoop:
             drop_effects(run, node.name)
         self.checkpoint(run, now=True)
 
-    def _step_one(self, run: LiveRun) -> Generator[Request, Any, WorkflowResult | None]:
+    def _begin(self, run: LiveRun) -> _Begun | WorkflowResult:
+        """Take the next node and count its step; the run's end if that is one step too many."""
         snap = run.snap
         name = run.frontier.take()
         snap.trace.append(name)
@@ -208,23 +247,65 @@ class RunLoop:
         node = self.graph.nodes[name]
         if self.listening:
             self.emit(run, C.EVENT_NODE_START, name, {"node": name})
-        started = _perf()
+        return _Begun(node, _perf())
+
+    def _step_one(self, run: LiveRun) -> Generator[Request, Any, WorkflowResult | None]:
+        begun = self._begin(run)
+        if not isinstance(begun, _Begun):
+            return begun
+        return (yield from self._step_rest(run, begun))
+
+    def _step_direct(self, run: LiveRun, direct: DirectCaller) -> _Begun | WorkflowResult | None:
+        """A plain task node, its first attempt called here: settled, unless that attempt
+        failed or returned something to look at closer (then ``_step_rest`` carries on)."""
+        snap = run.snap
+        if self.max_steps is not None or self.listening:
+            begun = self._begin(run)
+            if not isinstance(begun, _Begun):
+                return begun
+            node = begun.node
+            started = begun.started
+        else:
+            name = run.frontier.take()
+            snap.trace.append(name)
+            snap.step += 1
+            snap.last_node = name
+            node = self.graph.nodes[name]
+            started = _perf()
+        call = self.first_call(run, node, snap.step)
+        result, exc = direct(call)
+        if exc is not None or type(result) is not HandlerResult or result.error is not None:
+            begun = _Begun(node, started)
+            begun.first = (call, result, exc)
+            return begun
+        outcome = self.check_outputs(run, node, result)
+        if run.resumed is not None and run.resumed == node.name:
+            run.resumed = None
+            run.set_extra_path((RESUMING,), None)
+        return self._settle(run, node, outcome, round((_perf() - started) * 1e6) / 1000.0)
+
+    def _step_rest(
+        self, run: LiveRun, begun: _Begun
+    ) -> Generator[Request, Any, WorkflowResult | None]:
+        """Run a begun node through its runner (retries, waits, maps, subflows); settle it."""
+        node, started = begun.node, begun.started
+        step = run.snap.step
         try:
             if node.kind == "task" and node.map is None:
-                outcome = yield from self.call_task(run, node, snap.step)
+                outcome = yield from self.call_task(run, node, step, first=begun.first)
             else:
-                outcome = yield from self.nodes.execute(run, node, snap.step)
+                outcome = yield from self.nodes.execute(run, node, step)
         except Cancelled:
-            run.frontier.push_front(name)
+            run.frontier.push_front(node.name)
             return self._end_cancelled(run)
         except TimedOut as timed_out:
             error = timed_out.args[0]
-            self._record_failure(run, node, error, round((_perf() - started) * 1000.0, 3), [])
+            self._record_failure(run, node, error, round((_perf() - started) * 1e6) / 1000.0, [])
             return self._end_failed(run, error)
-        if run.resumed == name:
+        if run.resumed == node.name:
             run.resumed = None
             run.set_extra_path((RESUMING,), None)
-        return self._settle(run, node, outcome, round((_perf() - started) * 1000.0, 3))
+        return self._settle(run, node, outcome, round((_perf() - started) * 1e6) / 1000.0)
 
     def _step_batch(
         self, run: LiveRun, size: int
@@ -278,7 +359,7 @@ class RunLoop:
             got = outcomes[i]
             node = self.graph.nodes[name]
             # Each node's own time, as in a serial run (the batch's, if the driver kept none).
-            duration_ms = round(durations.get(i, wall) * 1000.0, 3)
+            duration_ms = round(durations.get(i, wall) * 1e6) / 1000.0
             if isinstance(got, Cancelled):
                 # Like a failure, a cancel stops settling: this node and the ones queued
                 # after it stay queued and run again when the run is resumed.
@@ -468,7 +549,7 @@ class RunLoop:
         outputs = list(result.outputs)
         waiting = result.waiting
         snap.audit_trail.append(
-            StepRecord(
+            _step_record(
                 snap.step,
                 run.frontier.wave,
                 name,
@@ -479,8 +560,8 @@ class RunLoop:
                 waiting,
                 duration_ms,
                 run.retries.pop(name, 0) if run.retries else 0,
-                kind=kind,
-                details=details,
+                kind,
+                details,
             )
         )
         if waiting:

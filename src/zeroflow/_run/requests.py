@@ -14,9 +14,12 @@ from typing import Any
 from .._models import HandlerResult, WorkflowContext, WorkflowError, WorkflowResult
 
 __all__ = [
+    "DIRECT",
     "Batch",
     "Call",
     "Cancelled",
+    "Direct",
+    "DirectCaller",
     "HandlerCancelled",
     "NodeSteps",
     "NodeTimeoutError",
@@ -66,7 +69,21 @@ class Sleep:
         self.seconds = seconds
 
 
-Request = Call | Batch | Sleep
+class Direct:
+    """Request, once at the start of a call: may the loop call handlers itself?
+
+    The answer is a ``DirectCaller`` (a function that answers a ``Call`` exactly
+    as the driver would, in this thread) or None: every call goes through the
+    driver. A driver that must see each call (async, paced by a stream) answers None.
+    """
+
+    __slots__ = ()
+
+
+DIRECT = Direct()
+DirectCaller = Callable[[Call], tuple[Any, BaseException | None]]
+
+Request = Call | Batch | Sleep | Direct
 Outcome = tuple[HandlerResult | None, WorkflowError | None, frozenset[str] | None]
 """What running one node came to: its result, its error, the exception's class names."""
 Steps = Generator[Request, Any, WorkflowResult]

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 from .. import _constants as C
 from .._definition import CompiledNode, CompiledWorkflow
+from .._fastinit import maker
 from .._frozen import FrozenDict, FrozenList, NotJSONError, freeze, thaw
 from .._live import LiveRun
 from .._models import HandlerResult, WorkflowContext, WorkflowError, WorkflowState
@@ -40,6 +41,9 @@ from .requests import (
 __all__ = ["TaskCaller"]
 
 _private_view = PrivateState.over
+# One context per handler call: built without the class call (every field, in order).
+_private_context = maker(PrivateContext)
+_context = maker(WorkflowContext)
 
 _TIMEOUT_NAMES = frozenset(cls.__name__ for cls in NodeTimeoutError.__mro__)
 _FROZEN = frozenset({FrozenDict, FrozenList})
@@ -193,6 +197,8 @@ class TaskCaller:
         self.clock = clock
         self.rng = rng  # None: made at the first jittered retry (``random`` loads then)
         self.host: EffectHost | None = None  # the effects of the run called last
+        # ctx.emit of each node of the run called last; one tuple, replaced whole (threads).
+        self.emitters: tuple[LiveRun | None, dict[str, Callable[..., None]]] = (None, {})
 
     def call(
         self,
@@ -201,8 +207,13 @@ class TaskCaller:
         step: int,
         item: Any = None,
         index: int | None = None,
+        first: tuple[Call, Any, BaseException | None] | None = None,
     ) -> NodeSteps:
-        """Call the handler with retries; classify steps 1-3 of SPEC A5."""
+        """Call the handler with retries; classify steps 1-3 of SPEC A5.
+
+        ``first``: the first attempt was already made (by the loop, through the
+        driver's ``Direct`` caller) with this call and answer.
+        """
         name = node.name
         if node.handler is None:
             return (
@@ -231,15 +242,19 @@ class TaskCaller:
         attempt = 0
         while True:
             attempt += 1
-            deadline = run.snap.deadline_ts
             node_deadline = None
-            if retry.timeout_seconds is not None:
-                node_deadline = self.clock() + retry.timeout_seconds
-                if deadline is None or node_deadline < deadline:
-                    deadline = node_deadline
-            ctx = self.context(run, node, step, attempt, deadline, item, index)
-            call = Call(fn, ctx, retry.timeout_seconds)
-            result, exc = yield call
+            if first is not None:  # made without a node timeout (``first_call``)
+                call, result, exc = first
+                first = None
+            else:
+                deadline = run.snap.deadline_ts
+                if retry.timeout_seconds is not None:
+                    node_deadline = self.clock() + retry.timeout_seconds
+                    if deadline is None or node_deadline < deadline:
+                        deadline = node_deadline
+                ctx = self.context(run, node, step, attempt, deadline, item, index)
+                call = Call(fn, ctx, retry.timeout_seconds)
+                result, exc = yield call
             exc_names = None
             if type(exc) is HandlerCancelled:
                 raise Cancelled()
@@ -301,10 +316,26 @@ class TaskCaller:
                 retry_text = f"{error.code}: {error.message}"
                 result = None
             else:
-                return self._check_outputs(run, node, result)
+                return self.check_outputs(run, node, result)
             if not retryable or attempt > retry.max_retries:
                 return result, error, exc_names
             yield from self._wait_before_retry(run, node, attempt, retry_text)
+
+    def first_call(self, run: LiveRun, node: CompiledNode, step: int) -> Call:
+        """The first attempt's call of a plain task node (a registered handler, no timeout)."""
+        fn = self.handlers[node.handler]  # type: ignore[index]  # plain: it has one
+        return Call(fn, self.context(run, node, step, 1, run.snap.deadline_ts), None)
+
+    def plain(self, node: CompiledNode) -> bool:
+        """Whether ``first_call`` can call ``node``: a task with a registered handler, no map
+        and no timeout of its own."""
+        return (
+            node.kind == "task"
+            and node.map is None
+            and node.handler is not None
+            and node.handler in self.handlers
+            and node.retry.timeout_seconds is None
+        )
 
     def _exception_error(self, node: CompiledNode, exc: BaseException) -> WorkflowError:
         if getattr(exc, "zeroflow_node_timeout", False):
@@ -371,7 +402,7 @@ class TaskCaller:
             details={"handler": node.handler},
         )
 
-    def _check_outputs(self, run: LiveRun, node: CompiledNode, result: HandlerResult) -> Outcome:
+    def check_outputs(self, run: LiveRun, node: CompiledNode, result: HandlerResult) -> Outcome:
         """Step 3 of SPEC A5 (every output declared, or warned about), and the result's shape.
 
         Outputs must be a list of strings, tags a list of strings (numbers are
@@ -461,7 +492,7 @@ class TaskCaller:
         if isolation == "private":
             if type(item) in _FROZEN:
                 item = private(item)
-            ctx: WorkflowContext = PrivateContext(
+            ctx: WorkflowContext = _private_context(
                 snap.workflow_name,
                 snap.wf_hash,
                 snap.run_id,
@@ -472,7 +503,7 @@ class TaskCaller:
                 _private_view(run.sources),  # LiveRun.private_view, without the extra call
                 self.services,
                 deadline,
-                self._custom_emitter(run, node.name),
+                self.emitter(run, node.name),
                 item,
                 index,
                 attempt,
@@ -487,7 +518,7 @@ class TaskCaller:
             state = run.private_state()
             config = thaw(node.config)
             item = thaw(item)
-        return WorkflowContext(
+        return _context(
             snap.workflow_name,
             snap.wf_hash,
             snap.run_id,
@@ -498,13 +529,23 @@ class TaskCaller:
             state,
             self.services,
             deadline,
-            self._custom_emitter(run, node.name),
+            self.emitter(run, node.name),
             item,
             index,
             attempt,
             self.clock,
             host,
         )
+
+    def emitter(self, run: LiveRun, node: str) -> Callable[..., None]:
+        """``ctx.emit`` for ``node`` of ``run``: made once per node and run."""
+        cached = self.emitters
+        if cached[0] is not run:
+            cached = self.emitters = (run, {})
+        emit = cached[1].get(node)
+        if emit is None:
+            emit = cached[1][node] = self._custom_emitter(run, node)
+        return emit
 
     def _custom_emitter(self, run: LiveRun, node: str) -> Callable[..., None]:
         """``ctx.emit``: a handler's own events, in queue order inside a batch."""
