@@ -26,6 +26,7 @@ from ._policies import (
     SubflowSpec,
     WaitSpec,
     fail,
+    parse_input_schema,
     parse_kind,
     parse_on_error,
     parse_policy,
@@ -109,6 +110,8 @@ class CompiledWorkflow:
     policy: EnginePolicy
     nodes: Mapping[str, CompiledNode]
     hash: str
+    input_schema: Mapping[str, Any] | bool | None = None
+    """The workflow's ``state_contract.input_schema`` (``initial_input`` must match); None: none."""
 
 
 def workflow_hash(workflow_def: Mapping[str, Any]) -> str:
@@ -364,6 +367,7 @@ def compile_workflow(
             "'is_loopback': true if the loop is intentional."
         )
     policy = parse_policy(workflow_def.get("engine_policy"))
+    input_schema = parse_input_schema(workflow_def)
     return CompiledWorkflow(
         name=str(workflow_def["workflow_name"]),
         entry=str(entry),
@@ -371,6 +375,7 @@ def compile_workflow(
         policy=policy,
         nodes=nodes,
         hash=digest,
+        input_schema=input_schema,
     )
 
 

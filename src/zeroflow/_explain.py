@@ -473,7 +473,21 @@ def _overview(graph: CompiledWorkflow, zf1: bool) -> list[str]:
         )
     else:
         lines.append("A failure no catcher takes fails the run (there is no error node).")
+    lines += _input_contract(graph)
     return lines
+
+
+def _input_contract(graph: CompiledWorkflow) -> list[str]:
+    """The workflow's ``state_contract.input_schema``, and what a run's start does with it."""
+    if graph.input_schema is None:
+        return []
+    mode = graph.policy.contracts
+    then = {
+        "off": "it is not checked (contracts: off)",
+        "warn": "an input it refuses is a warning and the run starts (contracts: warn)",
+    }.get(mode or "", "a run whose input it refuses is not started (InitialInputError)")
+    brief = _schema_brief(graph.input_schema)
+    return [f"Its initial_input must match its input_schema ({brief}): {then}."]
 
 
 # ---------------------------------------------------------------- rendering
