@@ -20,6 +20,7 @@ from zeroflow.viz._graph import (
     GNode,
     Graph,
     NodeKind,
+    marks_of,
 )
 from zeroflow.viz._palette import MERMAID_CLASSES, mermaid_class_def
 
@@ -185,6 +186,8 @@ def graph_to_mermaid(
     ids = mermaid_ids(n.id for n in graph.nodes)
     done = set(done_nodes or ())
     lines = [f"flowchart {'TD' if graph.direction == 'TB' else graph.direction}"]
+    if graph.input_schema is not None:
+        lines.append(f"    %% {escape_label(graph.input_schema)}")
     for n in graph.nodes:
         if active_node is not None and n.id == active_node:
             cls = "error" if failed else "active"
@@ -192,11 +195,17 @@ def graph_to_mermaid(
             cls = "done"
         else:
             cls = "pending"
-        label = f"{_SHAPE_OPEN[n.shape]}{escape_label(n.label)}{_SHAPE_CLOSE[n.shape]}"
+        text = escape_label(n.label) + "".join(
+            "<br/>" + escape_label(mark) for mark in marks_of(graph, n)
+        )
+        label = f"{_SHAPE_OPEN[n.shape]}{text}{_SHAPE_CLOSE[n.shape]}"
         if n.is_marker:
             lines.append(f"    {ids[n.id]}{label}")  # painted by a `style` line below
             continue
         lines.append(f"    {ids[n.id]}{label}:::{cls}")
+        if n.contract is not None:
+            said = "; ".join(n.contract.lines())
+            lines.append(f"    %% state contract of {escape_label(n.id)}: {escape_label(said)}")
     for e in graph.edges:
         arrow = "-.->" if e.loopback or e.is_error else "-->"
         lines.append(f"    {ids[e.source]} {arrow}{_edge_label(e.label)} {ids[e.target]}")
