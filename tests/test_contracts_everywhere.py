@@ -91,8 +91,8 @@ def test_explain_mentions_every_field(fmt: str) -> None:
     defn = FULL if fmt == "legacy" else convert(FULL).definition
     text = explain(defn)
     assert (
-        'Its initial_input must match its input_schema (type `"object"`; required `question`; properties `question`)'
-        in text
+        "Its initial_input must match its input_schema "
+        '(type `"object"`; required `question`; properties `question`)' in text
     )
     assert "reads nothing; writes `topic` of state.workflow" in text  # input.question: the input
     assert "state contract: reads `topic`; writes `answer` of state.workflow" in text

@@ -268,3 +268,37 @@ def test_lint_holds_input_reads_to_what_the_input_schema_requires() -> None:
     ]
     del defn["state_contract"]
     assert [f for f in lint(defn) if f.code == "ZF203"] == []  # no schema: input not analysed
+
+
+def subflow_parent() -> dict[str, Any]:
+    return {
+        "workflow_name": "parent",
+        "default_entry_node": "sub",
+        "nodes": {
+            "sub": {
+                "subflow": {"workflow": "orders", "input": {"order": "input.order"}},
+                "outputs": {"ok": []},
+                "on_error": [{"target_node": "fix", "codes": ["CONTRACT_VIOLATION"]}],
+            },
+            "fix": {"handler": "take", "outputs": {"ok": []}},
+        },
+    }
+
+
+def test_a_subflow_child_is_held_to_its_own_input_schema() -> None:
+    calls.clear()
+    parent = WorkflowEngine(subflow_parent(), {"take": take}, subflows={"orders": flow()})
+    result = parent.run({"order": {"id": "x"}})
+    assert result.trace == ["sub", "fix"]
+    error = result.state.workflow["__error__"]
+    assert error["code"] == "CONTRACT_VIOLATION" and error["node"] == "sub"
+    assert {p["at"] for p in error["details"]["problems"]} == {"", "/order/id"}
+    assert "subflow 'orders'" in error["message"]
+    assert len(calls) == 1  # only the catcher ran: the child never started
+    heard = EventRecorder()
+    warned = WorkflowEngine(
+        subflow_parent(), {"take": take}, subflows={"orders": flow("warn")}, event_callback=heard
+    ).run({"order": {"id": 1}})
+    assert warned.trace == ["sub"] and warned.status == "succeeded"
+    (warning,) = [e for e in heard.of("node:warning") if e.data.get("contract")]
+    assert warning.node == "sub" and warning.data["problem_count"] == 1
