@@ -95,6 +95,7 @@ def test_explain_mentions_every_field(fmt: str) -> None:
         '(type `"object"`; required `question`; properties `question`)' in text
     )
     assert "reads nothing; writes `topic` of state.workflow" in text  # input.question: the input
+    assert "reads `question` of the run's input (required by the input_schema)" in text
     assert "state contract: reads `topic`; writes `answer` of state.workflow" in text
     assert "its workflow_updates must match its writes_schema" in text
 
@@ -181,3 +182,32 @@ def test_the_engine_runs_the_full_workflow_under_every_contract() -> None:
         assert result.status == "failed"
         assert result.state.workflow["__error__"]["code"] == "CONTRACT_VIOLATION"
         assert result.state.workflow["__error__"]["node"] == "draft"
+
+
+def test_a_run_overlay_keeps_the_contract_marks(tmp_path: Path) -> None:
+    from zeroflow import HandlerResult, WorkflowContext
+
+    def ok(ctx: WorkflowContext) -> HandlerResult:
+        updates = {"topic": "t"} if ctx.node_name == "classify" else {"answer": "a"}
+        return HandlerResult(outputs=["ok"], workflow_updates=updates)
+
+    engine = zeroflow.WorkflowEngine(FULL, {"classify": ok, "draft": ok, "send": ok})
+    result = engine.run({"question": "why?"})
+    assert result.status == "succeeded"
+    svg = viz.workflow_to_svg(FULL, run=result)
+    root = ET.fromstring(svg)
+    draft = next(
+        g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("data-id") == "draft"
+    )
+    assert draft.get("data-contract") == "true" and draft.get("data-runs") == "1"
+    texts = [t.text for t in draft.iter("{http://www.w3.org/2000/svg}text")]
+    assert texts[:2] == ["draft", "contract: reads 1 · writes 1 · schema ✓"]
+    assert texts[2] is not None and texts[2].startswith("1 run")
+
+
+def test_convert_reports_what_the_zf1_workflow_contract_cannot_hold() -> None:
+    legacy = copy.deepcopy(FULL)
+    legacy["state_contract"]["notes"] = "kept by legacy, ignored by the engine"
+    result = convert(legacy)
+    assert result.definition["state_contract"] == {"input_schema": QUESTION}
+    assert [loss.path for loss in result.losses] == ["/state_contract/notes"]

@@ -263,6 +263,16 @@ def _contract(graph: CompiledWorkflow, node: CompiledNode) -> list[str]:
     if node.writes is not None:
         parts.append(f"writes {names(sorted(node.writes)) if node.writes else 'nothing'}")
     lines = [f"state contract: {'; '.join(parts)} of state.workflow"] if parts else []
+    if node.input_reads:
+        required = (
+            graph.input_schema.get("required") if isinstance(graph.input_schema, Mapping) else None
+        )
+        held = set(required) if isinstance(required, list | tuple) else set()
+        listed = names(sorted(node.input_reads))
+        lines.append(
+            f"reads {listed} of the run's input"
+            + (" (required by the input_schema)" if node.input_reads <= held else "")
+        )
     if node.writes_schema is not None:
         brief = _schema_brief(node.writes_schema)
         lines.append(f"its workflow_updates must match its writes_schema ({brief})")
