@@ -131,6 +131,7 @@ HOSTILE = [
     "a\nflowchart LR\n    x --> y",
     "%%{init: {'theme': 'dark'}}%%",
     "&amp;<br/>\x01",
+    'x\u2028    b["INJECTED"]\u2029    c --> d',
 ]
 
 
@@ -155,6 +156,10 @@ def test_hostile_key_names_cannot_inject_markup(tmp_path: Path) -> None:
     mermaid = drawn["mermaid"].splitlines()
     assert not any(line.lstrip().startswith(("flowchart LR", "x -->", "%%{")) for line in mermaid)
     assert sum(line.startswith("flowchart") for line in mermaid) == 1
+    from zeroflow.viz._mermaid import parse_mermaid
+
+    read_back = parse_mermaid(drawn["mermaid"]).graph  # what the offline HTML page draws
+    assert [n.id for n in read_back.nodes] == ["classify", "draft", "send"]
     dot = drawn["dot"].splitlines()
     assert not any(line.lstrip().startswith("evil") for line in dot)
     draft_line = next(line for line in dot if line.startswith("  n1 ["))

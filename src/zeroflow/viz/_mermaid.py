@@ -62,11 +62,16 @@ ERROR_STROKE = "#dc2626"
 MARKER_STYLE = "fill:#fef2f2,stroke:#dc2626,color:#b91c1c,stroke-dasharray:3 2"
 
 
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
 def escape_label(text: str) -> str:
     """Make text safe inside a quoted Mermaid label, using Mermaid entity codes."""
     out = text.replace("#", "#35;").replace('"', "#quot;")
     out = out.replace("<", "#lt;").replace(">", "#gt;")
-    return out.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    out = out.replace("\r\n", " ")
+    # Every character ``str.splitlines`` breaks at, not only \n: a label stays on its line.
+    return _LINE_BREAKS.sub(" ", out)
 
 
 _ENTITY = re.compile(r"#(\d+|[A-Za-z]+);")
