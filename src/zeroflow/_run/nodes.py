@@ -313,13 +313,11 @@ class NodeRunner:
             f"node '{name}': the input of subflow '{workflow}' does not match its "
             f"state_contract.input_schema ({listing(problems)})"
         )
+        data = warning_data(name, message, problems)  # at most 100 problems, and their count
         if mode != "warn":
-            details = {
-                "workflow": workflow,
-                "problems": [{"at": at, "problem": what} for at, what in problems],
-            }
+            details = {"workflow": workflow, **{k: data[k] for k in ("problems", "problem_count")}}
             return WorkflowError(C.ERROR_CONTRACT_VIOLATION, message, name, details=details)
-        self.recorder.emit(run, C.EVENT_NODE_WARNING, name, warning_data(name, message, problems))
+        self.recorder.emit(run, C.EVENT_NODE_WARNING, name, data)
         return None
 
     def _subflow(self, run: LiveRun, node: CompiledNode) -> NodeSteps:
