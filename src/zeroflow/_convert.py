@@ -38,6 +38,7 @@ _LEGACY_TOP = (
     "default_entry_node",
     "default_error_node",
     "engine_policy",
+    "state_contract",
     "nodes",
     "description",
     "meta",
@@ -198,6 +199,20 @@ def _to_zf1(legacy: Mapping[str, Any]) -> Conversion:
     for key in ("description", "meta"):
         if key in legacy:
             out[key] = legacy[key]
+    contract = legacy.get("state_contract")
+    if isinstance(contract, Mapping):
+        carried = {k: v for k, v in contract.items() if k == "input_schema" and v is not None}
+        for key in contract:
+            if key not in carried and contract[key] is not None:
+                losses.append(
+                    ConversionLoss(
+                        pointer("state_contract", key),
+                        f"the workflow's state_contract key '{key}' has no zf/1 "
+                        "equivalent; dropped",
+                    )
+                )
+        if carried:
+            out["state_contract"] = carried
     policy = legacy.get("engine_policy") or {}
     defaults: dict[str, Any] = {}
     for key, value in policy.items():

@@ -22,12 +22,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._policies import workflow_key
+from ._policies import input_key, workflow_key
 
 if TYPE_CHECKING:
     from ._definition import CompiledWorkflow
 
-__all__ = ["MissingRead", "UnreadWrite", "missing_reads", "proven_keys", "unread_writes"]
+__all__ = [
+    "MissingRead",
+    "UnreadWrite",
+    "missing_reads",
+    "proven_keys",
+    "unread_writes",
+    "unrequired_input_reads",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +210,30 @@ def unread_writes(wf: CompiledWorkflow, raw_nodes: Mapping[str, Any]) -> list[Un
             key = workflow_key(entry)
             if key is not None and key not in read:
                 out.append(UnreadWrite(name, key))
+    return out
+
+
+def unrequired_input_reads(wf: CompiledWorkflow, raw_nodes: Mapping[str, Any]) -> list[MissingRead]:
+    """Declared reads of ``input.x`` that the workflow's ``input_schema`` does not require.
+
+    Only with an object ``input_schema``: its ``required`` keys are present from
+    the start of every run (the engine refuses, or warns about, an input without
+    them); without an input schema the input is not analysed. ``path`` is empty.
+    """
+    schema_ = wf.input_schema
+    if not isinstance(schema_, Mapping):
+        return []
+    required = frozenset(str(k) for k in schema_.get("required") or ())
+    out: list[MissingRead] = []
+    for name in wf.nodes:
+        raw = raw_nodes.get(name)
+        contract = raw.get("state_contract") if isinstance(raw, Mapping) else None
+        if not isinstance(contract, Mapping):
+            continue
+        for index, entry in enumerate(contract.get("reads_from") or []):
+            key = input_key(entry)
+            if key is not None and key not in required:
+                out.append(MissingRead(name, key, index, ()))
     return out
 
 

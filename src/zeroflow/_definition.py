@@ -26,6 +26,8 @@ from ._policies import (
     SubflowSpec,
     WaitSpec,
     fail,
+    input_key,
+    parse_input_schema,
     parse_kind,
     parse_on_error,
     parse_policy,
@@ -97,6 +99,8 @@ class CompiledNode:
     """The ``state.workflow`` keys its ``state_contract.reads_from`` names; None: undeclared."""
     writes_schema: Mapping[str, Any] | None = None
     """The JSON Schema (the checker's subset) its ``workflow_updates`` must match."""
+    input_reads: frozenset[str] = frozenset()
+    """The ``state.input`` keys its ``state_contract.reads_from`` names (``"input.x"``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,8 @@ class CompiledWorkflow:
     policy: EnginePolicy
     nodes: Mapping[str, CompiledNode]
     hash: str
+    input_schema: Mapping[str, Any] | bool | None = None
+    """The workflow's ``state_contract.input_schema`` (``initial_input`` must match); None: none."""
 
 
 def workflow_hash(workflow_def: Mapping[str, Any]) -> str:
@@ -240,6 +246,7 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
     return CompiledNode(
         writes=_declared_writes(contract),
         reads=_declared_keys(contract, "reads_from"),
+        input_reads=_input_reads(contract),
         writes_schema=parse_writes_schema(name, contract),
         compensate=compensate,
         detached=detached,
@@ -262,6 +269,14 @@ def _compile_node(name: str, raw: Any, nodes: Mapping[str, Any]) -> CompiledNode
 def _declared_writes(contract: Any) -> frozenset[str] | None:
     """The workflow keys a ``state_contract`` lets its node write (None: no ``writes_to``)."""
     return _declared_keys(contract, "writes_to")
+
+
+def _input_reads(contract: Any) -> frozenset[str]:
+    """The ``state.input`` keys a ``state_contract``'s ``reads_from`` names."""
+    if not isinstance(contract, Mapping):
+        return frozenset()
+    keys = (input_key(entry) for entry in contract.get("reads_from") or [])
+    return frozenset(k for k in keys if k is not None)
 
 
 def _declared_keys(contract: Any, field: str) -> frozenset[str] | None:
@@ -364,6 +379,7 @@ def compile_workflow(
             "'is_loopback': true if the loop is intentional."
         )
     policy = parse_policy(workflow_def.get("engine_policy"))
+    input_schema = parse_input_schema(workflow_def)
     return CompiledWorkflow(
         name=str(workflow_def["workflow_name"]),
         entry=str(entry),
@@ -371,6 +387,7 @@ def compile_workflow(
         policy=policy,
         nodes=nodes,
         hash=digest,
+        input_schema=input_schema,
     )
 
 

@@ -31,7 +31,8 @@ from ._errors import (
     WorkflowDefinitionError,
 )
 from ._events import EventCallback, wanted_kinds
-from ._frozen import NotJSONError, deep_merge, freeze, thaw
+from ._frozen import FrozenDict, NotJSONError, deep_merge, freeze, thaw
+from ._input_contract import admit_input
 from ._live import LiveRun
 from ._models import (
     Event,
@@ -385,6 +386,7 @@ class WorkflowEngine:
         from ._stream import RunStream
 
         self._refuse_inside_loop()
+        self._admit(initial_input)  # a bad input is refused here, not at the first event
         return RunStream(
             self, lambda e: e.run(initial_input, run_id, replace=replace), kinds, buffer
         )
@@ -450,6 +452,7 @@ class WorkflowEngine:
         """``arun()``, streamed: ``async with engine.astream(...) as s: async for event in s``."""
         from ._stream import AsyncRunStream
 
+        self._admit(initial_input)  # a bad input is refused here, not at the first event
         return AsyncRunStream(
             self, lambda e: e.arun(initial_input, run_id, replace=replace), kinds, buffer
         )
@@ -718,12 +721,7 @@ class WorkflowEngine:
         self, initial_input: Mapping[str, Any] | None, run_id: str | None, replace: bool = False
     ) -> Steps:
         self._cancel.clear()
-        if initial_input is not None and not isinstance(initial_input, Mapping):
-            raise TypeError(f"initial_input must be a dict, got {type(initial_input).__name__}")
-        try:
-            frozen_input = freeze(dict(initial_input or {}))
-        except NotJSONError as exc:
-            raise TypeError(f"initial_input must be JSON-serializable: {exc}") from exc
+        frozen_input, warning = self._admit(initial_input)
         now = self._clock()
         graph = self._graph
         timeout = graph.policy.workflow_timeout_seconds
@@ -742,7 +740,26 @@ class WorkflowEngine:
             snap.extra["subflow_hashes"] = child_hashes(self._subflow_graphs)
         snap.state.input = frozen_input
         run = LiveRun(snap, self._recorder.journals)
-        return self._loop.call(run, C.EVENT_WF_START, {"workflow": graph.name}, replace=replace)
+        return self._loop.call(
+            run, C.EVENT_WF_START, {"workflow": graph.name}, replace=replace, warning=warning
+        )
+
+    def _admit(self, initial_input: Any) -> tuple[FrozenDict, dict[str, Any] | None]:
+        """A new run's input, frozen and checked against ``state_contract.input_schema``.
+
+        Raises ``TypeError`` (not a JSON dict) or ``InitialInputError`` before
+        anything of the run exists; returns the warning to announce under
+        ``contracts: "warn"``.
+        """
+        if initial_input is not None and not isinstance(initial_input, Mapping):
+            raise TypeError(f"initial_input must be a dict, got {type(initial_input).__name__}")
+        try:
+            frozen_input = freeze(dict(initial_input or {}))
+        except NotJSONError as exc:
+            raise TypeError(f"initial_input must be JSON-serializable: {exc}") from exc
+        if self._graph.input_schema is None:
+            return frozen_input, None
+        return frozen_input, admit_input(self._graph, thaw(frozen_input))
 
     def _adopt(self, checkpoint: Checkpoint) -> RunSnapshot:
         """A private copy of ``checkpoint`` after checking the hash locks."""

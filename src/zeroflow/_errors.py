@@ -15,6 +15,7 @@ __all__ = [
     "InvalidTransitionError",
     "InvalidCheckpointError",
     "ResumeInputError",
+    "InitialInputError",
     "OverrideError",
     "ResumeTokenError",
     "RunNotFoundError",
@@ -70,6 +71,22 @@ class ResumeInputError(ZeroflowError, ValueError):
 
     ``problems`` lists ``(json_pointer, message)`` for every mismatch.
     """
+
+    def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class InitialInputError(ZeroflowError, ValueError):
+    """A run's ``initial_input`` does not match the workflow's ``state_contract.input_schema``.
+
+    Raised by ``run()``, ``arun()``, ``stream()`` and ``astream()`` before a run
+    exists: nothing was stored, no handler ran. ``problems`` lists
+    ``(json_pointer, message)`` for every mismatch; ``code`` is
+    ``"CONTRACT_VIOLATION"``, the code a node's broken contract fails with.
+    """
+
+    code = "CONTRACT_VIOLATION"
 
     def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
         super().__init__(message)

@@ -263,6 +263,16 @@ def _contract(graph: CompiledWorkflow, node: CompiledNode) -> list[str]:
     if node.writes is not None:
         parts.append(f"writes {names(sorted(node.writes)) if node.writes else 'nothing'}")
     lines = [f"state contract: {'; '.join(parts)} of state.workflow"] if parts else []
+    if node.input_reads:
+        required = (
+            graph.input_schema.get("required") if isinstance(graph.input_schema, Mapping) else None
+        )
+        held = set(required) if isinstance(required, list | tuple) else set()
+        listed = names(sorted(node.input_reads))
+        lines.append(
+            f"reads {listed} of the run's input"
+            + (" (required by the input_schema)" if node.input_reads <= held else "")
+        )
     if node.writes_schema is not None:
         brief = _schema_brief(node.writes_schema)
         lines.append(f"its workflow_updates must match its writes_schema ({brief})")
@@ -473,7 +483,21 @@ def _overview(graph: CompiledWorkflow, zf1: bool) -> list[str]:
         )
     else:
         lines.append("A failure no catcher takes fails the run (there is no error node).")
+    lines += _input_contract(graph)
     return lines
+
+
+def _input_contract(graph: CompiledWorkflow) -> list[str]:
+    """The workflow's ``state_contract.input_schema``, and what a run's start does with it."""
+    if graph.input_schema is None:
+        return []
+    mode = graph.policy.contracts
+    then = {
+        "off": "it is not checked (contracts: off)",
+        "warn": "an input it refuses is a warning and the run starts (contracts: warn)",
+    }.get(mode or "", "a run whose input it refuses is not started (InitialInputError)")
+    brief = _schema_brief(graph.input_schema)
+    return [f"Its initial_input must match its input_schema ({brief}): {then}."]
 
 
 # ---------------------------------------------------------------- rendering

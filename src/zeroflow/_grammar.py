@@ -41,10 +41,13 @@ TOP_KEYS = (
     "entry",
     "error",
     "defaults",
+    "state_contract",
     "nodes",
     "description",
     "meta",
 )
+WORKFLOW_CONTRACT_KEYS = ("input_schema",)
+"""The workflow's own ``state_contract`` (a node's has ``reads_from``, ``writes_to``...)."""
 # defaults: engine-wide policy (legacy engine_policy) plus node defaults.
 POLICY_DEFAULT_KEYS = (
     "strict_outputs",
@@ -260,10 +263,30 @@ class _Checker:
             self.node_id("'error'", d["error"], "error")
         if "defaults" in d:
             self.defaults(d["defaults"])
+        if "state_contract" in d:
+            self.workflow_contract(d["state_contract"])
         if isinstance(nodes, Mapping):
             for nid, node in nodes.items():
                 self.node(str(nid), node)
         return self.problems
+
+    def workflow_contract(self, value: Any) -> None:
+        if not isinstance(value, Mapping):
+            self.add(
+                "the workflow's state_contract must be an object such as "
+                '{"input_schema": {"type": "object", "required": ["order"]}}',
+                "state_contract",
+            )
+            return
+        self.keys("the workflow's state_contract", value, WORKFLOW_CONTRACT_KEYS, "state_contract")
+        schema_ = value.get("input_schema")
+        if "input_schema" in value and not isinstance(schema_, Mapping | bool):
+            self.add(
+                "state_contract.input_schema must be a JSON Schema (an object, or true / "
+                f"false), got {_type_name(schema_)}",
+                "state_contract",
+                "input_schema",
+            )
 
     def defaults(self, value: Any) -> None:
         if not isinstance(value, Mapping):
@@ -769,5 +792,7 @@ def normalise(zf1: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("description", "meta"):
         if key in zf1:
             out[key] = zf1[key]
+    if "state_contract" in zf1:
+        out["state_contract"] = dict(zf1["state_contract"])
     out["nodes"] = {str(nid): _normalise_node(node, defaults) for nid, node in zf1["nodes"].items()}
     return out

@@ -45,6 +45,7 @@ LINT_CODES: dict[str, str] = {
     "ZF110": "an output a wait or sleep node never takes (a timeout without a deadline)",
     "ZF201": "a declared read that some path to the node leaves unwritten (state_contract)",
     "ZF202": "a declared write that no node declares it reads (state_contract)",
+    "ZF203": "a declared read of input.x that the workflow's input_schema does not require",
 }
 
 
@@ -709,7 +710,7 @@ def _run_scoped_catchers(g: _Graph, wf: CompiledWorkflow) -> list[LintFinding]:
 
 def _contracts(wf: CompiledWorkflow, g: _Graph) -> list[LintFinding]:
     """ZF201 and ZF202: what the declared state contracts prove (see ``_dataflow``)."""
-    from ._dataflow import missing_reads, unread_writes
+    from ._dataflow import missing_reads, unread_writes, unrequired_input_reads
 
     out: list[LintFinding] = []
     for miss in missing_reads(wf, g.raw_nodes):
@@ -723,6 +724,18 @@ def _contracts(wf: CompiledWorkflow, g: _Graph) -> list[LintFinding]:
                 f"that reaches it, e.g. {route}",
                 f"write '{miss.key}' (and list it in writes_to) on that path, or give the "
                 "node a default when it is absent",
+            )
+        )
+    for miss in unrequired_input_reads(wf, g.raw_nodes):
+        out.append(
+            LintFinding(
+                "warning",
+                "ZF203",
+                pointer("nodes", miss.node, "state_contract", "reads_from", miss.index),
+                f"node '{miss.node}' reads input key '{miss.key}', which the workflow's "
+                "input_schema does not require, so a run may start without it",
+                f"add '{miss.key}' to state_contract.input_schema's required list, or give "
+                "the node a default when it is absent",
             )
         )
     for unread in unread_writes(wf, g.raw_nodes):

@@ -17,9 +17,12 @@ from ._constants import MAX_TIMEOUT_SECONDS, MAX_WAIT_SECONDS
 from ._errors import WorkflowDefinitionError
 from ._frozen import freeze, thaw
 from ._grammar import pointer
+from ._schema_rules import schema_problem
 
 __all__ = [
     "EnginePolicy",
+    "input_key",
+    "parse_input_schema",
     "parse_writes_schema",
     "workflow_key",
     "RetryPolicy",
@@ -414,42 +417,52 @@ def parse_on_error(node: str, raw: Any, nodes: Mapping[str, Any]) -> tuple[Catch
     return tuple(catchers)
 
 
-_SCHEMA_KEYWORDS = frozenset(
-    {
-        "type", "const", "enum", "properties", "required", "additionalProperties",
-        "minProperties", "items", "minItems", "minLength", "pattern", "minimum",
-        "exclusiveMinimum", "$ref", "$defs", "definitions", "allOf", "anyOf", "oneOf",
-        "if", "then", "else", "title", "description", "default", "examples", "$schema",
-    }
-)  # fmt: skip
-_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
-_SUBSCHEMAS = ("items", "if", "then", "else", "additionalProperties")
-_SCHEMA_MAPS = ("properties", "$defs", "definitions")
-
-
 def _check_resume_schema(
     node: str, schema_: Any, where: str, what: str = "wait.resume_schema"
 ) -> None:
     """Refuse a schema (``what``) the engine's checker would not honour in full."""
-    if isinstance(schema_, bool):
-        return
-    if not isinstance(schema_, Mapping):
+    if not isinstance(schema_, Mapping | bool):
         raise fail(f"node '{node}' {what} must be a JSON Schema object", where)
-    for key, value in schema_.items():
-        if key not in _SCHEMA_KEYWORDS:
-            raise fail(
-                f"node '{node}' {what} uses '{key}', which zeroflow's schema "
-                f"checker does not support (supported: {', '.join(sorted(_SCHEMA_KEYWORDS))})",
-                f"{where}/{key}",
-            )
-        if key in _SUBSCHEMA_LISTS and isinstance(value, list):
-            for i, sub in enumerate(value):
-                _check_resume_schema(node, sub, f"{where}/{key}/{i}", what)
-        elif key in _SUBSCHEMAS:
-            _check_resume_schema(node, value, f"{where}/{key}", what)
-        elif key in _SCHEMA_MAPS and isinstance(value, Mapping):
-            for name, sub in value.items():
-                _check_resume_schema(node, sub, f"{where}/{key}/{name}", what)
+    problem = schema_problem(schema_)
+    if problem is not None:
+        at, message = problem
+        raise fail(f"node '{node}' {what} {message}", where + at)
+
+
+def parse_input_schema(workflow_def: Mapping[str, Any]) -> Mapping[str, Any] | bool | None:
+    """The workflow's ``state_contract.input_schema``: the JSON Schema ``initial_input`` matches.
+
+    None: no input schema (``true`` checks nothing either); a schema the checker
+    cannot honour is a definition error with its pointer.
+    """
+    contract = workflow_def.get("state_contract")
+    if contract is None:
+        return None
+    if not isinstance(contract, Mapping):
+        raise fail(
+            "the workflow's state_contract must be an object such as "
+            '{"input_schema": {"type": "object", "required": ["order"]}}',
+            "/state_contract",
+        )
+    schema_ = contract.get("input_schema")
+    if schema_ is None or schema_ is True:
+        return None
+    where = "/state_contract/input_schema"
+    if not isinstance(schema_, Mapping | bool):
+        raise fail(
+            "the workflow's state_contract.input_schema must be a JSON Schema object "
+            '(such as {"type": "object", "required": ["order"]}), got '
+            f"{type(schema_).__name__}",
+            where,
+        )
+    problem = schema_problem(schema_)
+    if problem is not None:
+        at, message = problem
+        raise fail(f"the workflow's state_contract.input_schema {message}", where + at)
+    if isinstance(schema_, bool):
+        return False
+    frozen: Mapping[str, Any] = freeze(dict(schema_))
+    return frozen
 
 
 def parse_writes_schema(node: str, contract: Any) -> Mapping[str, Any] | None:
@@ -728,3 +741,11 @@ def workflow_key(entry: Any) -> str | None:
     if head == "workflow":
         return rest.partition(".")[0] or None
     return head
+
+
+def input_key(entry: Any) -> str | None:
+    """The top-level ``state.input`` key a contract entry names (``"input.order.id"``: order)."""
+    if not isinstance(entry, str):
+        return None
+    head, _, rest = entry.removeprefix("state.").partition(".")
+    return (rest.partition(".")[0] or None) if head == "input" else None

@@ -46,6 +46,10 @@ _STATE_CONTRACT: JSONSchema = {
         "writes_schema": {"type": ["object", "boolean"]},
     },
 }
+_INPUT_SCHEMA: JSONSchema = {
+    "type": ["object", "boolean"],
+    "description": "a JSON Schema (zeroflow's checker subset) initial_input must match",
+}
 
 
 def _ref(name: str) -> JSONSchema:
@@ -222,6 +226,10 @@ def _zf1_schema() -> JSONSchema:
             "defaults": _obj(
                 {**policy, "retry": _ref("retry"), "timeout_ms": _num(0, strict=True)},
                 description="engine policy and node defaults",
+            ),
+            "state_contract": _obj(
+                {"input_schema": _INPUT_SCHEMA},
+                description="the workflow's contract with its callers",
             ),
             "nodes": {"type": "object", "minProperties": 1, "additionalProperties": _ref("node")},
         },
@@ -421,6 +429,9 @@ def _legacy_schema() -> JSONSchema:
             "default_entry_node": _ID,
             "default_error_node": _nullable(_ID),
             "engine_policy": _nullable(policy),
+            "state_contract": _nullable(
+                _obj({"input_schema": _nullable(_INPUT_SCHEMA)}, closed=False)
+            ),
             "nodes": {"type": "object", "minProperties": 1, "additionalProperties": node},
         },
     }
@@ -483,37 +494,41 @@ _TYPES = {
 }
 
 
-def check_instance(instance: Any, schema_: Mapping[str, Any]) -> list[tuple[str, str]]:
+def check_instance(instance: Any, schema_: Mapping[str, Any] | bool) -> list[tuple[str, str]]:
     """Check ``instance`` against ``schema_``; return ``(json_pointer, message)`` per problem.
 
     Supports the keywords our schemas use: ``type``, ``const``, ``enum``,
     ``properties``, ``required``, ``additionalProperties``,
     ``minProperties``, ``items``, ``minItems``, ``minLength``, ``pattern``,
     ``minimum``, ``exclusiveMinimum``, local ``$ref``, ``allOf``, ``anyOf``,
-    ``oneOf`` and ``if``/``then``/``else``.
+    ``oneOf`` and ``if``/``then``/``else``; ``true`` and ``false`` as schemas.
     """
     out: list[tuple[str, str]] = []
     _check(instance, schema_, schema_, (), out)
     return out
 
 
-def _resolve(root: Mapping[str, Any], ref: str) -> Mapping[str, Any]:
-    if not ref.startswith("#/"):
+def _resolve(root: Any, ref: str) -> Mapping[str, Any] | bool:
+    if ref != "#" and not ref.startswith("#/"):
         raise ValueError(f"only local $ref are supported, got {ref!r}")
     node: Any = root
-    for part in ref[2:].split("/"):
+    for part in ref[2:].split("/") if ref != "#" else ():
         node = node[part.replace("~1", "/").replace("~0", "~")]
     return node  # type: ignore[no-any-return]  # a sub-schema of a JSON document
 
 
 def _check(
     value: Any,
-    s: Mapping[str, Any],
-    root: Mapping[str, Any],
+    s: Mapping[str, Any] | bool,
+    root: Any,
     at: tuple[str | int, ...],
     out: list[tuple[str, str]],
 ) -> None:
     where = pointer(*at)
+    if isinstance(s, bool):  # true: anything; false: nothing
+        if not s:
+            out.append((where, "no value is allowed here (the schema is false)"))
+        return
     if "$ref" in s:
         _check(value, _resolve(root, s["$ref"]), root, at, out)
     if "type" in s:
@@ -566,7 +581,7 @@ def _check(
 def _check_object(
     value: Mapping[str, Any],
     s: Mapping[str, Any],
-    root: Mapping[str, Any],
+    root: Any,
     at: tuple[str | int, ...],
     out: list[tuple[str, str]],
 ) -> None:
@@ -587,7 +602,7 @@ def _check_object(
             _check(item, extra, root, (*at, key), out)
 
 
-def check_sub(value: Any, s: Mapping[str, Any], root: Mapping[str, Any]) -> list[tuple[str, str]]:
+def check_sub(value: Any, s: Mapping[str, Any] | bool, root: Any) -> list[tuple[str, str]]:
     """Problems of ``value`` against a sub-schema of ``root`` (for combinators)."""
     out: list[tuple[str, str]] = []
     _check(value, s, root, (), out)

@@ -134,18 +134,22 @@ class RunLoop:
         *,
         replace: bool = False,
         resuming: bool = False,
+        warning: dict[str, Any] | None = None,
     ) -> Steps:
         """One call on one run: open the session, announce, drive, always close.
 
         ``kind`` is the opening event (``wf:start`` or ``wf:resumed``);
         ``resuming``: the run continues a stored checkpoint, which must still
-        be the latest.
+        be the latest; ``warning``: a ``node:warning`` announced right after it
+        (an ``initial_input`` its ``input_schema`` refuses, under ``contracts: warn``).
         """
         direct: DirectCaller | None = yield DIRECT
         recorder = self.recorder
         recorder.open(run, fresh=kind == C.EVENT_WF_START, replace=replace, resuming=resuming)
         try:
             self.emit(run, kind, None, data)
+            if warning is not None:
+                self.emit(run, C.EVENT_NODE_WARNING, None, warning)
             self.checkpoint(run, full=True)
             result = yield from self.steps(run, direct)
             recorder.finish(run)

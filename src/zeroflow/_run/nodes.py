@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from .. import _constants as C
 from .._definition import CompiledNode
 from .._frozen import NotJSONError, freeze, thaw
+from .._input_contract import listing, warning_data
 from .._live import LiveRun
 from .._models import HandlerResult, RunSnapshot, WorkflowError
 from .._timers import TIMER_SLEEP, TIMER_WAIT, TIMERS, iso_of, parse_instant
@@ -41,6 +42,9 @@ class ChildRuns(Protocol):
 
         ``link``: the parent run and node, where the child's effects are written.
         """
+
+    def input_problems(self, child_input: Mapping[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+        """The child's ``contracts`` mode, and how ``child_input`` misses its input schema."""
 
     def resume(
         self,
@@ -293,6 +297,29 @@ class NodeRunner:
             None,
         )
 
+    def _child_input(
+        self,
+        run: LiveRun,
+        name: str,
+        workflow: str,
+        child: ChildRuns,
+        child_input: Mapping[str, Any],
+    ) -> WorkflowError | None:
+        """The child's ``input_schema`` against the input this node built: failure or warning."""
+        mode, problems = child.input_problems(child_input)
+        if not problems:
+            return None
+        message = (
+            f"node '{name}': the input of subflow '{workflow}' does not match its "
+            f"state_contract.input_schema ({listing(problems)})"
+        )
+        data = warning_data(name, message, problems)  # at most 100 problems, and their count
+        if mode != "warn":
+            details = {"workflow": workflow, **{k: data[k] for k in ("problems", "problem_count")}}
+            return WorkflowError(C.ERROR_CONTRACT_VIOLATION, message, name, details=details)
+        self.recorder.emit(run, C.EVENT_NODE_WARNING, name, data)
+        return None
+
     def _subflow(self, run: LiveRun, node: CompiledNode) -> NodeSteps:
         """Run the child workflow; its pause, failure or cancel becomes this node's."""
         spec = node.subflow
@@ -335,6 +362,9 @@ class NodeRunner:
                         None,
                     )
                 child_input[key] = thaw(value)
+            refused = self._child_input(run, name, spec.workflow, child, child_input)
+            if refused is not None:
+                return None, refused, None
             steps = child.start(
                 f"{run.snap.run_id}.{name}", child_input, run.snap.deadline_ts, link
             )

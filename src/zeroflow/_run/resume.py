@@ -8,9 +8,11 @@ runs of one subflow node's child workflow with that workflow's own loop.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .. import _constants as C
+from .._input_contract import input_problems
 from .._live import LiveRun
 from .._models import RunSnapshot, now_iso
 from .._timers import TIMER_WAIT, TIMERS, pending_timers
@@ -150,6 +152,11 @@ class ChildLoop:
             return (yield from self.loop.steps(run))
         finally:
             recorder.unlink(run)
+
+    def input_problems(self, child_input: Mapping[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+        """The child's ``contracts`` mode, and how ``child_input`` misses its input schema."""
+        graph = self.loop.graph
+        return graph.policy.contracts or "enforce", input_problems(graph, child_input)
 
     def start(
         self, run_id: str, child_input: dict[str, Any], deadline: float | None, link: ParentLink

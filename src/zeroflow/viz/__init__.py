@@ -23,7 +23,7 @@ from typing import Any
 
 from zeroflow.viz._dot import graph_to_dot
 from zeroflow.viz._graph import graph_from_definition
-from zeroflow.viz._html import check_output_path, page, write_page
+from zeroflow.viz._html import check_output_path, contracts_section, page, write_page
 from zeroflow.viz._mermaid import MermaidNotDrawnWarning, graph_to_mermaid, parse_mermaid
 from zeroflow.viz._overlay import Overlay, Status, legacy_marks, overlay_for
 from zeroflow.viz._palette import MERMAID_CLASSES, STATUS_STYLES, NodeStyle, apply_css
@@ -188,4 +188,4 @@ def workflow_to_html(
     source = graph_to_mermaid(graph, done_nodes=done, active_node=active, failed=failed)
     page_title = title if title is not None else graph.name
     svg = render_svg(graph, overlay=overlay, title=page_title)
-    return write_page(path, page(page_title, svg, source))
+    return write_page(path, page(page_title, svg, source, contracts=contracts_section(graph)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from zeroflow.viz._graph import Graph
+from zeroflow.viz._graph import Graph, marks_of, tooltip_lines
 from zeroflow.viz._overlay import Overlay, Status, format_duration
 from zeroflow.viz._palette import STATUS_STYLES
 
@@ -64,6 +64,9 @@ def graph_to_dot(
             status = statuses[n.id]
         st = STATUS_STYLES[status]
         label = n.label
+        marks = marks_of(graph, n)
+        if marks:
+            label += "\n" + "\n".join(marks)
         nr = overlay.nodes.get(n.id) if overlay is not None else None
         if nr is not None and nr.runs:
             runs = f"{nr.runs} run" + ("" if nr.runs == 1 else "s")
@@ -71,6 +74,9 @@ def graph_to_dot(
         attrs = _SHAPES[n.shape]
         if st.dash and "dashed" not in attrs:
             attrs = attrs.replace('filled"', 'filled,dashed"')
+        tip = tooltip_lines(graph, n)
+        if tip:
+            attrs += f", tooltip={dot_string(chr(10).join([n.label, *tip]))}"
         lines.append(
             f'  {ids[n.id]} [label={dot_string(label)}, {attrs}, fillcolor="{st.fill}", '
             f'color="{st.stroke}", fontcolor="{st.text}", penwidth={st.stroke_width:g}];'

@@ -42,6 +42,40 @@ FAILING_KINDS = ("task", "subflow", "map")
 
 
 @dataclass(frozen=True, slots=True)
+class GContract:
+    """A node's declared ``state_contract``: its entries as written, and whether a schema checks."""
+
+    reads: tuple[str, ...] | None = None
+    """The ``reads_from`` entries (None: not declared)."""
+    writes: tuple[str, ...] | None = None
+    """The ``writes_to`` entries (None: not declared)."""
+    schema: bool = False
+    """True when a ``writes_schema`` checks the node's ``workflow_updates``."""
+
+    def lines(self) -> list[str]:
+        """The contract as tooltip lines: ``reads: ...``, ``writes: ...``, ``writes_schema``."""
+        out = []
+        if self.reads is not None:
+            out.append("reads: " + (", ".join(self.reads) or "nothing"))
+        if self.writes is not None:
+            out.append("writes: " + (", ".join(self.writes) or "nothing"))
+        if self.schema:
+            out.append("writes_schema: its workflow_updates are checked")
+        return out
+
+    def badge(self) -> str:
+        """The short mark drawn in the node: how many keys it reads and writes, and the schema."""
+        parts = []
+        if self.reads is not None:
+            parts.append(f"reads {len(self.reads)}")
+        if self.writes is not None:
+            parts.append(f"writes {len(self.writes)}")
+        if self.schema:
+            parts.append("schema ✓")
+        return "contract: " + " · ".join(parts) if parts else "contract"
+
+
+@dataclass(frozen=True, slots=True)
 class GNode:
     """One node: a unique id (the node name for definitions), its label and role."""
 
@@ -54,6 +88,8 @@ class GNode:
     """A shape asked for explicitly (a hand-written Mermaid ``{...}`` diamond); wins over roles."""
     note: str = ""
     """Extra tooltip text (for a marker: the nodes whose failures it stands for)."""
+    contract: GContract | None = None
+    """The node's declared ``state_contract`` (None: none), shown in tooltips and a badge."""
 
     @property
     def shape(self) -> Shape:
@@ -122,6 +158,9 @@ class Graph:
     clusters: tuple[GCluster, ...] = ()
     error_node: str | None = None
     """The workflow's error node (``default_error_node``), when it has one."""
+    input_schema: str | None = None
+    """What the workflow's ``state_contract.input_schema`` asks of ``initial_input``, in a
+    line (None: no input schema); shown with the entry node."""
 
     def node(self, node_id: str) -> GNode:
         """Return the node with this id; raises `KeyError` if there is none."""
@@ -133,6 +172,26 @@ class Graph:
     def node_ids(self) -> list[str]:
         """Ids of the workflow's nodes, in order, without the "any failure" marker."""
         return [n.id for n in self.nodes if not n.is_marker]
+
+
+def marks_of(graph: Graph, nd: GNode) -> tuple[str, ...]:
+    """The contract marks drawn in a node (none for a node without a contract)."""
+    marks = []
+    if nd.is_entry and graph.input_schema is not None:
+        marks.append("input_schema ✓")
+    if nd.contract is not None:
+        marks.append(nd.contract.badge())
+    return tuple(marks)
+
+
+def tooltip_lines(graph: Graph, nd: GNode) -> list[str]:
+    """The contract lines of a node's tooltip (none for a node without a contract)."""
+    out = []
+    if nd.is_entry and graph.input_schema is not None:
+        out.append(graph.input_schema)
+    if nd.contract is not None:
+        out += ["state contract:", *("  " + line for line in nd.contract.lines())]
+    return out
 
 
 def graph_from_definition(workflow_def: Mapping[str, Any]) -> Graph:
@@ -163,12 +222,12 @@ def graph_from_definition(workflow_def: Mapping[str, Any]) -> Graph:
             compiled = compile_workflow(workflow_def)
         except (ValueError, TypeError):
             return _from_legacy(legacy)
-        return _from_compiled(compiled)
+        return _from_compiled(compiled, legacy)
     try:
         compiled = compile_workflow(workflow_def)
     except (ValueError, TypeError):
         return _from_legacy(workflow_def)
-    return _from_compiled(compiled)
+    return _from_compiled(compiled, workflow_def)
 
 
 def _legacy_from_zf1(workflow_def: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -220,8 +279,42 @@ def _marker_id(taken: set[str]) -> str:
     return candidate
 
 
-def _from_compiled(wf: CompiledWorkflow) -> Graph:
-    """Read a compiled workflow: the one place that decides what each node is."""
+def contract_of(spec: Any) -> GContract | None:
+    """A node's ``state_contract`` as drawn: the entries as written (None: no contract)."""
+    contract = spec.get("state_contract") if isinstance(spec, Mapping) else None
+    if not isinstance(contract, Mapping):
+        return None
+
+    def entries(key: str) -> tuple[str, ...] | None:
+        value = contract.get(key)
+        return tuple(str(v) for v in value) if isinstance(value, list) else None
+
+    reads, writes = entries("reads_from"), entries("writes_to")
+    schema = contract.get("writes_schema") not in (None, True)
+    if reads is None and writes is None and not schema:
+        return None
+    return GContract(reads, writes, schema)
+
+
+def input_schema_line(workflow_def: Mapping[str, Any]) -> str | None:
+    """What the workflow's ``state_contract.input_schema`` asks, in a line (None: none)."""
+    contract = workflow_def.get("state_contract")
+    schema = contract.get("input_schema") if isinstance(contract, Mapping) else None
+    if schema is None or schema is True:
+        return None
+    required = schema.get("required") if isinstance(schema, Mapping) else None
+    if isinstance(required, list) and required:
+        return "input_schema: requires " + ", ".join(str(r) for r in required)
+    return "input_schema: initial_input is checked"
+
+
+def _from_compiled(wf: CompiledWorkflow, raw: Mapping[str, Any]) -> Graph:
+    """Read a compiled workflow: the one place that decides what each node is.
+
+    ``raw`` is the legacy dict it was compiled from: contracts are drawn as written.
+    """
+    raw_nodes = raw.get("nodes")
+    specs: Mapping[str, Any] = raw_nodes if isinstance(raw_nodes, Mapping) else {}
     nodes: list[GNode] = []
     edges: list[GEdge] = []
     for name, node in wf.nodes.items():
@@ -232,6 +325,7 @@ def _from_compiled(wf: CompiledWorkflow) -> Graph:
                 kind=display_kind(node),
                 is_entry=name == wf.entry,
                 is_error=name == wf.error_node and name != wf.entry,
+                contract=contract_of(specs.get(name)),
             )
         )
         for label, targets in node.outputs.items():
@@ -268,7 +362,13 @@ def _from_compiled(wf: CompiledWorkflow) -> Graph:
                 )
             )
             edges.append(GEdge(marker, error, "", route="failure"))
-    return Graph(name=wf.name, nodes=tuple(nodes), edges=tuple(edges), error_node=error)
+    return Graph(
+        name=wf.name,
+        nodes=tuple(nodes),
+        edges=tuple(edges),
+        error_node=error,
+        input_schema=input_schema_line(raw),
+    )
 
 
 def _lenient_kind(name: str, spec: Mapping[str, Any]) -> NodeKind:
@@ -314,6 +414,7 @@ def _from_legacy(workflow_def: Mapping[str, Any]) -> Graph:
             kind=_lenient_kind(name, spec_map),
             is_entry=name == entry,
             is_error=name == error and name != entry,
+            contract=contract_of(spec_map),
         )
         outputs = spec_map.get("outputs")
         if isinstance(outputs, Mapping):
@@ -352,6 +453,7 @@ def _from_legacy(workflow_def: Mapping[str, Any]) -> Graph:
         nodes=tuple(nodes.values()),
         edges=tuple(edges),
         error_node=str(error) if isinstance(error, str) and error in nodes else None,
+        input_schema=input_schema_line(workflow_def),
     )
 
 

@@ -20,6 +20,7 @@ from zeroflow.viz._graph import (
     GNode,
     Graph,
     NodeKind,
+    marks_of,
 )
 from zeroflow.viz._palette import MERMAID_CLASSES, mermaid_class_def
 
@@ -61,11 +62,16 @@ ERROR_STROKE = "#dc2626"
 MARKER_STYLE = "fill:#fef2f2,stroke:#dc2626,color:#b91c1c,stroke-dasharray:3 2"
 
 
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
 def escape_label(text: str) -> str:
     """Make text safe inside a quoted Mermaid label, using Mermaid entity codes."""
     out = text.replace("#", "#35;").replace('"', "#quot;")
     out = out.replace("<", "#lt;").replace(">", "#gt;")
-    return out.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    out = out.replace("\r\n", " ")
+    # Every character ``str.splitlines`` breaks at, not only \n: a label stays on its line.
+    return _LINE_BREAKS.sub(" ", out)
 
 
 _ENTITY = re.compile(r"#(\d+|[A-Za-z]+);")
@@ -185,6 +191,8 @@ def graph_to_mermaid(
     ids = mermaid_ids(n.id for n in graph.nodes)
     done = set(done_nodes or ())
     lines = [f"flowchart {'TD' if graph.direction == 'TB' else graph.direction}"]
+    if graph.input_schema is not None:
+        lines.append(f"    %% {escape_label(graph.input_schema)}")
     for n in graph.nodes:
         if active_node is not None and n.id == active_node:
             cls = "error" if failed else "active"
@@ -192,11 +200,17 @@ def graph_to_mermaid(
             cls = "done"
         else:
             cls = "pending"
-        label = f"{_SHAPE_OPEN[n.shape]}{escape_label(n.label)}{_SHAPE_CLOSE[n.shape]}"
+        text = escape_label(n.label) + "".join(
+            "<br/>" + escape_label(mark) for mark in marks_of(graph, n)
+        )
+        label = f"{_SHAPE_OPEN[n.shape]}{text}{_SHAPE_CLOSE[n.shape]}"
         if n.is_marker:
             lines.append(f"    {ids[n.id]}{label}")  # painted by a `style` line below
             continue
         lines.append(f"    {ids[n.id]}{label}:::{cls}")
+        if n.contract is not None:
+            said = "; ".join(n.contract.lines())
+            lines.append(f"    %% state contract of {escape_label(n.id)}: {escape_label(said)}")
     for e in graph.edges:
         arrow = "-.->" if e.loopback or e.is_error else "-->"
         lines.append(f"    {ids[e.source]} {arrow}{_edge_label(e.label)} {ids[e.target]}")

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from zeroflow.viz._graph import GNode, Graph
+from zeroflow.viz._graph import GNode, Graph, marks_of, tooltip_lines
 from zeroflow.viz._layout import (
     CLUSTER_TITLE,
     HEX_INSET,
@@ -107,10 +107,12 @@ def _n(v: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Drawn:
-    """Per-node drawing inputs: wrapped label lines and an optional overlay line."""
+    """Per-node drawing inputs: wrapped label lines, an optional overlay line, contract marks."""
 
     lines: list[str]
     extra: str | None
+    marks: tuple[str, ...] = ()
+    """Small lines under the label: the node's state contract, the workflow's input schema."""
 
 
 def _extra_line(overlay: Overlay | None, node_id: str) -> str | None:
@@ -152,10 +154,14 @@ def plan(graph: Graph, overlay: Overlay | None) -> tuple[Layout, dict[str, _Draw
             lnodes.append(LayoutNode(nd.id, round(w, 2), round(h, 2), "marker"))
             continue
         extra = _extra_line(overlay, nd.id)
+        marks = marks_of(graph, nd)
         tw = max(text_width(line) for line in lines)
         if extra:
             tw = max(tw, text_width(extra, SMALL_SIZE))
+        for mark in marks:
+            tw = max(tw, text_width(mark, SMALL_SIZE))
         h = len(lines) * LINE_H + 2 * PAD_Y + (LINE_H - 2 if extra else 0)
+        h += len(marks) * (LINE_H - 2)
         shape = nd.shape
         w = max(MIN_W, tw + 2 * PAD_X + _SHAPE_EXTRA_W.get(shape, 0.0))
         # Room for every edge end to get its own port on the straight part of a side.
@@ -171,7 +177,7 @@ def plan(graph: Graph, overlay: Overlay | None) -> tuple[Layout, dict[str, _Draw
             th = h - 2 * PAD_Y
             h = 2 * th + 16
             w = max(w, tw / (1 - th / h) + 16, h)
-        drawn[nd.id] = _Drawn(lines, extra)
+        drawn[nd.id] = _Drawn(lines, extra, marks)
         lnodes.append(LayoutNode(nd.id, round(w, 2), round(h, 2), shape))
     ledges = []
     layered = _layering_edges(graph)
@@ -302,7 +308,7 @@ def _text(nd: GNode, b: Box, d: _Drawn, st: NodeStyle) -> str:
         cx, cy = cx - MAP_OFFSET / 2, cy + MAP_OFFSET / 2
     if nd.shape == "wait":
         cx += 5
-    n_lines = len(d.lines) + (1 if d.extra else 0)
+    n_lines = len(d.lines) + (1 if d.extra else 0) + len(d.marks)
     top = cy - (n_lines * LINE_H) / 2 + LINE_H * 0.72
     small = ' class="meta"' if nd.is_marker else ""
     parts = [
@@ -310,8 +316,14 @@ def _text(nd: GNode, b: Box, d: _Drawn, st: NodeStyle) -> str:
         f"{_x(line)}</text>"
         for i, line in enumerate(d.lines)
     ]
+    for i, mark in enumerate(d.marks):
+        y = top + (len(d.lines) + i) * LINE_H
+        parts.append(
+            f'<text class="meta contract" x="{_n(cx)}" y="{_n(y)}" fill="{_x(st.text)}">'
+            f"{_x(mark)}</text>"
+        )
     if d.extra:
-        y = top + len(d.lines) * LINE_H
+        y = top + (len(d.lines) + len(d.marks)) * LINE_H
         parts.append(
             f'<text class="meta" x="{_n(cx)}" y="{_n(y)}" fill="{_x(st.text)}">{_x(d.extra)}</text>'
         )
@@ -445,13 +457,14 @@ def render_svg(
         tip = [nd.label, f"kind: {nd.kind}" + (" (entry)" if nd.is_entry else "")]
         if nd.is_error:
             tip[-1] += " (error handler)"
-        attrs = ""
+        tip += tooltip_lines(graph, nd)
+        attrs = ' data-contract="true"' if drawn[nd.id].marks else ""
         nr = overlay.nodes.get(nd.id) if overlay is not None else None
         if nr is not None:
             tip.append(f"status: {STATUS_LABELS[status]}")
             if nr.runs:
                 tip.append(f"runs: {nr.runs}, total {format_duration(nr.duration_ms)}")
-            attrs = f' data-runs="{nr.runs}" data-duration-ms="{nr.duration_ms!r}"'
+            attrs += f' data-runs="{nr.runs}" data-duration-ms="{nr.duration_ms!r}"'
         out.append(
             f'<g class="node" data-id="{_x(nd.id)}" data-kind="{nd.kind}" data-shape="{nd.shape}" '
             f'data-status="{status}"{attrs} data-x="{_n(b.x)}" data-y="{_n(b.y)}" '
