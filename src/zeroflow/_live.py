@@ -7,6 +7,7 @@ bookkeeping that turns the steps since the last checkpoint into a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._fastinit import maker
@@ -56,6 +57,7 @@ class LiveRun:
         "audit_mark",
         "buffers",
         "committed_at",
+        "direct",
         "extra_dirty",
         "failed",
         "fold_due",
@@ -92,6 +94,8 @@ class LiveRun:
         self.view = ReadOnlyState.over(self.input, self.workflow, self.node_state)
         self.sources = (self.input, self.workflow, self.node_state)
         self.failed: WorkflowError | None = None
+        # The driver's caller for this call (its answer to ``Direct``), set by the loop.
+        self.direct: Callable[[Any], tuple[Any, BaseException | None]] | None = None
         self.ops: list[StateOp] | None = [] if journaling else None
         self.extra_dirty = False
         self.lease_owner: str | None = None

@@ -7,7 +7,9 @@ whose changes never reach the engine (only returned updates do), as with
 one frozen container, whose child containers are still the engine's frozen
 ones; the first read that hands a child out (``[]``, ``get``, iteration,
 ``values()``, ``pop``...) replaces it, in the view's own storage, by a view of
-its own. So a handler pays for the levels it reads, not for the state, and the
+its own (a container with no container inside is simply copied into a plain
+``dict`` or ``list``: nothing below it is left to copy, and its reads run at C
+speed). So a handler pays for the levels it reads, not for the state, and the
 storage always holds the right data for the C code that reads it directly
 (``==``, ``json.dumps``, ``repr``, ``pickle``). ``PrivateState`` creates the
 three top-level views on first access, and ``ctx.node_state`` without copying
@@ -40,11 +42,20 @@ _FROZEN = frozenset({FrozenDict, FrozenList})
 
 
 def private(value: Any) -> Any:
-    """``value`` itself, or a private view of it if it is a frozen container."""
+    """``value`` itself, or a private copy of it if it is a frozen container.
+
+    A container holding no container is copied whole into a plain ``dict`` or
+    ``list`` (nothing below it to copy later, and reads run at C speed); one
+    that nests others becomes a view (``PrivateDict`` / ``PrivateList``).
+    """
     tp = type(value)
     if tp is FrozenDict:
+        if _FROZEN.isdisjoint(map(type, _dict_values(value))):
+            return dict(value)
         return PrivateDict(value)
     if tp is FrozenList:
+        if _FROZEN.isdisjoint(map(type, value)):
+            return list(value)
         return PrivateList(value)
     return value
 
@@ -56,12 +67,8 @@ class PrivateDict(dict[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         value = _dict_getitem(self, key)
-        tp = type(value)
-        if tp is FrozenDict:
-            value = PrivateDict(value)
-            _dict_setitem(self, key, value)
-        elif tp is FrozenList:
-            value = PrivateList(value)
+        if type(value) in _FROZEN:
+            value = private(value)
             _dict_setitem(self, key, value)
         return value
 
@@ -69,12 +76,8 @@ class PrivateDict(dict[str, Any]):
         value = _dict_get(self, key, _MISSING)
         if value is _MISSING:
             return default
-        tp = type(value)
-        if tp is FrozenDict:
-            value = PrivateDict(value)
-            _dict_setitem(self, key, value)
-        elif tp is FrozenList:
-            value = PrivateList(value)
+        if type(value) in _FROZEN:
+            value = private(value)
             _dict_setitem(self, key, value)
         return value
 
@@ -159,12 +162,8 @@ class PrivateList(list[Any]):
 
     def _own(self, index: SupportsIndex) -> Any:
         value = _list_getitem(self, index)
-        tp = type(value)
-        if tp is FrozenDict:
-            value = PrivateDict(value)
-            _list_setitem(self, index, value)
-        elif tp is FrozenList:
-            value = PrivateList(value)
+        if type(value) in _FROZEN:
+            value = private(value)
             _list_setitem(self, index, value)
         return value
 
@@ -271,7 +270,7 @@ class PrivateState(WorkflowState):
     def input(self) -> dict[str, Any]:
         found = self._input
         if found is None:
-            found = self._input = PrivateDict(self._sources[0])
+            found = self._input = private(self._sources[0])
         return found
 
     @input.setter
@@ -282,7 +281,7 @@ class PrivateState(WorkflowState):
     def workflow(self) -> dict[str, Any]:
         found = self._workflow
         if found is None:
-            found = self._workflow = PrivateDict(self._sources[1])
+            found = self._workflow = private(self._sources[1])
         return found
 
     @workflow.setter
@@ -325,21 +324,22 @@ class PrivateState(WorkflowState):
         return entry
 
     def _node_state(self, node: str) -> dict[str, Any]:
-        """``ctx.node_state``: a fresh shallow copy of the entry, as 0.1.0's ``dict(...)``."""
+        """``ctx.node_state``: a fresh shallow copy of the entry, a plain ``dict`` as 0.1.0's
+        ``dict(...)`` (its nested values the private views ``state.node[node]`` holds)."""
         if self._node is None and (self._entries is None or node not in self._entries):
             source = _dict_get(self._sources[2], node)
             if source is None:
-                return PrivateDict()
+                return {}
             if type(source) is FrozenDict and _FROZEN.isdisjoint(map(type, _dict_values(source))):
                 # Nothing nested that ctx.state.node[node] could share with it: one copy.
-                return PrivateDict(source)
+                return dict(source)
         entry = self.node_entry(node)
         if entry is None:
-            return PrivateDict()
+            return {}
         if type(entry) is PrivateDict:
             entry._own_all()  # the copy shares the entry's children, as dict() did in 0.1.0
-            return PrivateDict(_dict_items(entry))
-        return PrivateDict(dict(entry))
+            return dict(_dict_items(entry))
+        return dict(entry)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (WorkflowState, (thaw(self.input), thaw(self.workflow), thaw(self.node)))
@@ -361,6 +361,6 @@ class PrivateContext(WorkflowContext):
     def node_config(self) -> dict[str, Any]:
         found: Any = _config_slot.__get__(self)
         if type(found) is FrozenDict:  # the first read: the field becomes the private view
-            found = PrivateDict(found)
+            found = private(found)
             _config_slot.__set__(self, found)
         return found  # type: ignore[no-any-return]  # a view, or what replace() passed

@@ -120,7 +120,9 @@ class RunLoop:
         self.call_task = nodes.tasks.call
         self.first_call = nodes.tasks.first_call
         self.check_outputs = nodes.tasks.check_outputs
-        self.plain = frozenset(n.name for n in graph.nodes.values() if nodes.tasks.plain(n))
+        self.plain = frozenset(
+            n.name for n in graph.nodes.values() if n.map is None and nodes.tasks.plain(n)
+        )
         self.saga = Saga(graph, recorder, nodes.tasks, clock)
         self.branches: dict[str, frozenset[str]] = {}  # a failed node's branch, found once
 
@@ -169,6 +171,7 @@ class RunLoop:
         node's first attempt is made through it, without a request.
         """
         snap = run.snap
+        run.direct = direct
         plain = self.plain
         frontier = run.frontier
         clock = self.clock

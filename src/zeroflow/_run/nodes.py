@@ -226,7 +226,8 @@ class NodeRunner:
         errors: dict[str, Any] = dict(progress.get("errors", {}))
         todo = [i for i in range(len(items)) if str(i) not in results and str(i) not in errors]
         size = spec.max_concurrency
-        call = self.tasks.call
+        call = self.tasks.call  # items called together: each call a request of the batch
+        alone = self.tasks.call_direct  # one at a time: the driver may lend its caller
         for start in range(0, len(todo), size):
             if self.is_cancelled():
                 raise Cancelled()
@@ -234,7 +235,7 @@ class NodeRunner:
             if len(chunk) == 1:
                 i = chunk[0]
                 outcomes: dict[int, Outcome | BaseException] = {
-                    i: (yield from call(run, node, step, items[i], i))
+                    i: (yield from alone(run, node, step, items[i], i))
                 }
             else:
                 gens = {i: call(run, node, step, items[i], i) for i in chunk}

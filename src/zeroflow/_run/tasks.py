@@ -321,21 +321,47 @@ class TaskCaller:
                 return result, error, exc_names
             yield from self._wait_before_retry(run, node, attempt, retry_text)
 
-    def first_call(self, run: LiveRun, node: CompiledNode, step: int) -> Call:
-        """The first attempt's call of a plain task node (a registered handler, no timeout)."""
+    def first_call(
+        self,
+        run: LiveRun,
+        node: CompiledNode,
+        step: int,
+        item: Any = None,
+        index: int | None = None,
+    ) -> Call:
+        """The first attempt's call of a plain task node (``plain``), or of a map item."""
         fn = self.handlers[node.handler]  # type: ignore[index]  # plain: it has one
-        return Call(fn, self.context(run, node, step, 1, run.snap.deadline_ts), None)
+        ctx = self.context(run, node, step, 1, run.snap.deadline_ts, item, index)
+        return Call(fn, ctx, None)
 
     def plain(self, node: CompiledNode) -> bool:
-        """Whether ``first_call`` can call ``node``: a task with a registered handler, no map
-        and no timeout of its own."""
+        """Whether ``first_call`` can call ``node`` (its items, for a map): a task with a
+        registered handler and no timeout of its own."""
         return (
             node.kind == "task"
-            and node.map is None
             and node.handler is not None
             and node.handler in self.handlers
             and node.retry.timeout_seconds is None
         )
+
+    def call_direct(
+        self,
+        run: LiveRun,
+        node: CompiledNode,
+        step: int,
+        item: Any = None,
+        index: int | None = None,
+    ) -> NodeSteps:
+        """``call``, its first attempt made through the driver's ``run.direct`` when there is
+        one and ``node`` is ``plain``: a plain success needs no request at all."""
+        direct = run.direct
+        if direct is None or not self.plain(node):
+            return (yield from self.call(run, node, step, item, index))
+        call = self.first_call(run, node, step, item, index)
+        result, exc = direct(call)
+        if exc is None and type(result) is HandlerResult and result.error is None:
+            return self.check_outputs(run, node, result)
+        return (yield from self.call(run, node, step, item, index, (call, result, exc)))
 
     def _exception_error(self, node: CompiledNode, exc: BaseException) -> WorkflowError:
         if getattr(exc, "zeroflow_node_timeout", False):
