@@ -14,6 +14,7 @@ from ._journal import StateOp, StepDelta
 from ._models import Event, RunSnapshot, WorkflowError, WorkflowState
 from ._private import PrivateState
 from ._scheduler import Frontier
+from ._tagged import CODEC_MARK, tag_safe_ops
 
 __all__ = ["LiveRun", "ReadOnlyState"]
 
@@ -72,6 +73,7 @@ class LiveRun:
         "seq",
         "snap",
         "sources",
+        "tagged",
         "tags_mark",
         "trace_mark",
         "view",
@@ -90,6 +92,8 @@ class LiveRun:
         self.sources = (self.input, self.workflow, self.node_state)
         self.failed: WorkflowError | None = None
         self.ops: list[StateOp] | None = [] if journaling else None
+        # A codec's checkpoint: its tags merge whole, so its journal writes merges as sets.
+        self.tagged = CODEC_MARK in snap.extra
         self.extra_dirty = False
         self.lease_owner: str | None = None
         # The fencing token of this call's lease; every commit carries it.
@@ -216,7 +220,7 @@ class LiveRun:
             trace=snap.trace[self.trace_mark :],
             tags=snap.tags[self.tags_mark :],
             records=snap.audit_trail[self.audit_mark :],
-            ops=self.ops or (),
+            ops=(self.ops or ()) if not self.tagged else tag_safe_ops(self.ops or (), self.sources),
             extra=thaw(snap.extra) if self.extra_dirty else None,
         )
         self.mark()

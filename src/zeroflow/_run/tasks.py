@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import asyncio
     import random
 
+    from .._codec_boundary import CodecBoundary
+
 from .. import _constants as C
 from .._definition import CompiledNode, CompiledWorkflow
 from .._frozen import FrozenDict, FrozenList, NotJSONError, freeze, thaw
@@ -177,11 +179,14 @@ class TaskCaller:
         recorder: Recorder,
         clock: Callable[[], float],
         rng: random.Random | None,
+        tags: CodecBoundary | None = None,
     ) -> None:
         import inspect  # once per engine, never per node
 
         self.strict_outputs = graph.policy.strict_outputs
-        self.isolation = graph.policy.state_isolation
+        # With a codec each handler reads its own decoded copy of the state ("copy").
+        self.isolation = graph.policy.state_isolation if tags is None else "copy"
+        self.tags = tags
         # Coroutine functions run inside a guard that gives up on them at a cancel
         # (see ``graced``); plain handlers are called as they are, at no cost.
         self.handlers = {
@@ -300,8 +305,10 @@ class TaskCaller:
                 retryable = retry.retry_on is None or not exc_names.isdisjoint(retry.retry_on)
                 retry_text = f"{error.code}: {error.message}"
                 result = None
-            else:
+            elif self.tags is None:
                 return self._check_outputs(run, node, result)
+            else:
+                return self.tags.outcome(self._check_outputs(run, node, result), name)
             if not retryable or attempt > retry.max_retries:
                 return result, error, exc_names
             yield from self._wait_before_retry(run, node, attempt, retry_text)
@@ -483,10 +490,14 @@ class TaskCaller:
         if isolation == "readonly":
             state: WorkflowState = run.view
             config: Any = node.config
-        else:
+        elif self.tags is None:
             state = run.private_state()
             config = thaw(node.config)
             item = thaw(item)
+        else:
+            state = self.tags.handler_state(run)
+            config = thaw(node.config)
+            item = self.tags.decode(item)
         return WorkflowContext(
             snap.workflow_name,
             snap.wf_hash,
