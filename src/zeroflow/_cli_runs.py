@@ -130,6 +130,7 @@ def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
     lines.extend(_answer_lines(snap.extra.get("answers")))
     lines.extend(timer_lines(snap.status, snap.ready_now, snap.extra))
     lines.extend(token_lines(snap.extra))
+    lines.extend(_codec_lines(snap))
     for key, value in lines:
         out.write(f"{key + ':' if key else '':<12}{value}\n")
     if snap.audit_trail:
@@ -142,6 +143,20 @@ def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
             rows.append((f"  {rec.step}", str(rec.wave), rec.node, rec.status, ms, outputs, error))
         _table(rows, out)
     return EXIT_OK
+
+
+def _codec_lines(snap: RunSnapshot) -> list[tuple[str, str]]:
+    """``codec:`` and ``state:`` lines of a run written with a codec, its tags read out."""
+    from ._tagged import CODEC_MARK, readable
+
+    mark = snap.extra.get(CODEC_MARK)
+    if not isinstance(mark, dict):
+        return []
+    types = ", ".join(map(str, mark.get("types") or ())) or "none registered"
+    lines = [("codec", f"{mark.get('format')} (types: {types})")]
+    for i, (key, value) in enumerate(snap.state.workflow.items()):
+        lines.append(("state" if i == 0 else "", _cut(f"{key}: {readable(value)}", 200)))
+    return lines
 
 
 ERROR_CELL_CHARS = 100

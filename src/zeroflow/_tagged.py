@@ -25,6 +25,7 @@ __all__ = [
     "VALUE",
     "is_reserved",
     "make_tag",
+    "readable",
     "reserved_key",
     "retag",
     "tag_safe_ops",
@@ -122,3 +123,27 @@ def tag_safe_ops(ops: Iterable[StateOp], sources: tuple[FrozenDict, ...]) -> lis
             if k in target:
                 out.append(("set", (*path, k), thaw(target[k])))
     return out
+
+
+def readable(value: Any) -> str:
+    """Tagged JSON as one line for people: ``datetime(2026-12-03T10:00:00+00:00)``, ``set[1, 2]``.
+
+    Plain data reads as JSON; a tagged value as its type's name and its payload.
+    """
+    import json
+
+    if isinstance(value, dict):
+        if TAG in value and len(value) == 2 and VALUE in value:
+            payload = value[VALUE]
+            if isinstance(payload, str):
+                return f"{value[TAG]}({payload})"
+            if isinstance(payload, list):
+                return f"{value[TAG]}[{', '.join(readable(v) for v in payload)}]"
+            return f"{value[TAG]}({readable(payload)})"
+        items = ", ".join(
+            f"{json.dumps(k[1:] if is_reserved(k) else k)}: {readable(v)}" for k, v in value.items()
+        )
+        return "{" + items + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(readable(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
