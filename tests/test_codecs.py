@@ -137,8 +137,9 @@ def test_the_store_holds_readable_tagged_json_and_the_hash_lock_is_unchanged(
 ) -> None:
     store = JsonFileWorkflowStore(tmp_path / "runs")
     flow = chain("put")
-    engine = WorkflowEngine(flow, {"put": writes({"when": WHEN, "s": {2, 1}})}, store=store,
-                            codec=codecs.standard())  # fmt: skip
+    engine = WorkflowEngine(
+        flow, {"put": writes({"when": WHEN, "s": {2, 1}})}, store=store, codec=codecs.standard()
+    )
     engine.run({}, "r1")
     assert engine.workflow_hash == WorkflowEngine(flow, {"put": ok}).workflow_hash
     text = "".join(p.read_text("utf-8") for p in (tmp_path / "runs").rglob("*.json*"))
@@ -353,11 +354,13 @@ def test_a_signed_codec_checkpoint_verifies_and_resumes() -> None:
     store = InMemoryWorkflowStore()
     key = b"k" * 32
     handlers = {"put": writes({"s": {WHEN}}), "check": finish}
-    engine = WorkflowEngine(paused_flow(), handlers, store=store, codec=codecs.standard(),
-                            checkpoint_key=key)  # fmt: skip
+    engine = WorkflowEngine(
+        paused_flow(), handlers, store=store, codec=codecs.standard(), checkpoint_key=key
+    )
     paused = engine.run({}, "r1")
-    again = WorkflowEngine(paused_flow(), handlers, store=store, codec=codecs.standard(),
-                           checkpoint_key=key)  # fmt: skip
+    again = WorkflowEngine(
+        paused_flow(), handlers, store=store, codec=codecs.standard(), checkpoint_key=key
+    )
     assert paused.checkpoint is not None
     done = again.run_from_checkpoint(paused.checkpoint, {"ok": True})
     assert done.state.workflow["s"] == {WHEN}
@@ -421,8 +424,9 @@ def test_mutations_of_values_after_return_or_of_read_state_are_never_recorded() 
         return HandlerResult(outputs=[])
 
     codec = full_codec()
-    engine = WorkflowEngine(chain("put", "meddle", "look"),
-                            {"put": put, "meddle": meddle, "look": look}, codec=codec)  # fmt: skip
+    engine = WorkflowEngine(
+        chain("put", "meddle", "look"), {"put": put, "meddle": meddle, "look": look}, codec=codec
+    )
     result = engine.run({})
     assert seen == [({1}, 1)]
     assert result.state.workflow["s"] == {1} and result.state.workflow["p"].x == 1
@@ -459,8 +463,9 @@ def test_redrive_with_a_rich_override() -> None:
         raise RuntimeError("no")
 
     flow = chain("put", "boom")
-    engine = WorkflowEngine(flow, {"put": writes({"s": {1}}), "boom": boom}, store=store,
-                            codec=codecs.standard())  # fmt: skip
+    engine = WorkflowEngine(
+        flow, {"put": writes({"s": {1}}), "boom": boom}, store=store, codec=codecs.standard()
+    )
     assert engine.run({}, "r1").status == "failed"
     done = engine.redrive("r1", override={"boom": {"outputs": [], "workflow_updates": {"t": (1,)}}})
     assert done.status == "succeeded" and done.state.workflow["t"] == (1,)
@@ -500,8 +505,11 @@ def test_map_items_subflows_and_async_handlers_see_and_return_rich_values() -> N
         assert type(day) is dt.date
         return HandlerResult(outputs=[], workflow_updates={"back": {day}})
 
-    handlers = {"put": writes({"items": [dt.date(2026, 1, 1)], "day": dt.date(2026, 2, 2)}),
-                "item": item, "inner": inner}  # fmt: skip
+    handlers = {
+        "put": writes({"items": [dt.date(2026, 1, 1)], "day": dt.date(2026, 2, 2)}),
+        "item": item,
+        "inner": inner,
+    }
     engine = WorkflowEngine(flow, handlers, subflows={"child": child}, codec=codecs.standard())
     result = asyncio.run(engine.arun({}))
     assert result.status == "succeeded", result.error
@@ -510,8 +518,9 @@ def test_map_items_subflows_and_async_handlers_see_and_return_rich_values() -> N
 
 
 def test_a_stream_s_result_is_decoded() -> None:
-    engine = WorkflowEngine(chain("put"), {"put": writes({"u": uuid.UUID(int=9)})},
-                            codec=codecs.standard())  # fmt: skip
+    engine = WorkflowEngine(
+        chain("put"), {"put": writes({"u": uuid.UUID(int=9)})}, codec=codecs.standard()
+    )
     stream = engine.stream(initial_input={"d": Decimal("2.5")})
     kinds = [event.kind for event in stream]
     assert "wf:end" in kinds
@@ -528,3 +537,66 @@ def test_runs_show_names_the_codec_and_prints_tagged_values_readably(
     text = capsys.readouterr().out
     assert "zeroflow.codec/1" in text and "Money" in text
     assert "datetime(2026-12-03T10:00:00+00:00)" in text
+
+
+def test_a_paused_subflow_s_rich_state_resumes_in_a_new_engine_and_merges_whole() -> None:
+    child = {
+        "workflow_name": "child",
+        "default_entry_node": "mark",
+        "nodes": {
+            "mark": {"handler": "mark", "outputs": {"ok": [{"target_node": "hold"}]}},
+            "hold": {
+                "kind": "wait",
+                "wait": {"prompt": "?"},
+                "outputs": {"ok": [{"target_node": "over"}]},
+            },
+            "over": {"handler": "over", "outputs": {"ok": []}},
+        },
+    }
+    flow = {
+        "workflow_name": "parent",
+        "default_entry_node": "sub",
+        "nodes": {
+            "sub": {"kind": "subflow", "subflow": {"workflow": "child"}, "outputs": {"ok": []}}
+        },
+    }
+    seen: list[Any] = []
+
+    def over(ctx: WorkflowContext) -> HandlerResult:
+        seen.append(ctx.state.workflow["p"])
+        return HandlerResult(
+            outputs=["ok"], workflow_updates={"p": {"plain": 1}, "q": Point(2, WHEN)}
+        )
+
+    handlers = {"mark": writes({"p": Point(1, WHEN), "q": {"k": 1}}), "over": over}
+    store = SqliteWorkflowStore(":memory:")
+    first = WorkflowEngine(
+        flow, handlers, store=store, subflows={"child": child}, codec=full_codec()
+    )
+    assert first.run({}, "r1").status == "waiting"
+    again = WorkflowEngine(
+        flow, handlers, store=store, subflows={"child": child}, codec=full_codec()
+    )
+    done = again.resume("r1", resume_input={"go": {1}})
+    assert done.status == "succeeded", done.error
+    assert same(seen, [Point(1, WHEN)])
+    output = done.state.node["sub"]["output"]
+    assert same(output["p"], {"plain": 1}) and same(output["q"], Point(2, WHEN))
+
+
+def test_migrate_keeps_a_codec_checkpoint_and_refuses_it_without_the_codec() -> None:
+    store = InMemoryWorkflowStore()
+    handlers = {"put": writes({"s": {1}}), "check": finish}
+    old = paused_flow()
+    WorkflowEngine(old, handlers, store=store, codec=codecs.standard()).run({}, "r1")
+    new = paused_flow()
+    new["nodes"]["check"]["config"] = {"v": 2}
+    snap = store.load_snapshot("r1")
+    with pytest.raises(CodecError):
+        WorkflowEngine(new, handlers, store=store).migrate(snap, old)
+    moved = WorkflowEngine(new, handlers, store=store, codec=codecs.standard()).migrate(snap, old)
+    assert moved.extra["codec"]["format"] == "zeroflow.codec/1"
+    done = WorkflowEngine(new, handlers, store=store, codec=codecs.standard()).resume(
+        "r1", resume_input={}
+    )
+    assert done.status == "succeeded" and done.state.workflow["s"] == {1}

@@ -156,10 +156,30 @@ def test_random_rich_values_survive_pause_resume_and_fork_in_every_store(
 def test_the_strategies_reach_every_supported_type() -> None:
     """The property covers what it claims: a sample holds each supported type."""
     wanted = {
-        type(None), bool, int, str, float, dict, list, tuple, set, frozenset, bytes,
-        bytearray, dt.date, dt.datetime, dt.time, dt.timedelta, Decimal, Color, Level,
-        Money, Model, Point, Pair,
-    }  # fmt: skip
+        type(None),
+        bool,
+        int,
+        str,
+        float,
+        dict,
+        list,
+        tuple,
+        set,
+        frozenset,
+        bytes,
+        bytearray,
+        dt.date,
+        dt.datetime,
+        dt.time,
+        dt.timedelta,
+        Decimal,
+        Color,
+        Level,
+        Money,
+        Model,
+        Point,
+        Pair,
+    }
     found: set[type] = set()
 
     def walk(value: Any) -> None:
