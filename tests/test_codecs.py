@@ -600,3 +600,18 @@ def test_migrate_keeps_a_codec_checkpoint_and_refuses_it_without_the_codec() -> 
         "r1", resume_input={}
     )
     assert done.status == "succeeded" and done.state.workflow["s"] == {1}
+
+
+def test_the_user_guide_codec_snippet_runs_and_prints_what_it_says(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    guide = (Path(__file__).parent.parent / "docs" / "USER_GUIDE.md").read_text(encoding="utf-8")
+    section = guide[guide.index("## Rich types: codecs") :]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start : section.index("```", start)]
+    # dont_inherit: the snippet runs as written, without this module's __future__ import.
+    snippet = compile(code, "USER_GUIDE.md#rich-types-codecs", "exec", dont_inherit=True)
+    exec(snippet, {"__name__": "snippet"})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["{'$zf': 'Tier', 'v': 'gold'}", "2026-12-05 True"]
+    assert all(f"# {line}" in code for line in printed)
