@@ -615,3 +615,31 @@ def test_the_user_guide_codec_snippet_runs_and_prints_what_it_says(
     printed = capsys.readouterr().out.splitlines()
     assert printed == ["{'$zf': 'Tier', 'v': 'gold'}", "2026-12-05 True"]
     assert all(f"# {line}" in code for line in printed)
+
+
+def test_the_depth_limit_counts_containers_as_stored_as_freeze_does() -> None:
+    from zeroflow._frozen import freeze
+
+    codec = codecs.standard()
+
+    def nest(value: Any, levels: int) -> Any:
+        for _ in range(levels):
+            value = [value]
+        return value
+
+    limit = zeroflow.MAX_DEPTH
+    for value in (1, Level.LOW, "x"):
+        freeze(nest(value, limit))
+        codec.encode(nest(value, limit))  # a scalar at the bottom takes no level
+        for refused in (lambda v: freeze(v), codec.encode):
+            with pytest.raises(TypeError, match="deeper than"):
+                refused(nest(value, limit + 1))
+    codec.encode(nest({1}, limit - 2))  # a set is two levels: its tag and its list
+    with pytest.raises(TypeError, match="deeper than"):
+        codec.encode(nest({1}, limit - 1))
+    codec.encode(nest(WHEN, limit - 1))  # a datetime is one: its tag, its text inside
+    with pytest.raises(TypeError, match="deeper than"):
+        codec.encode(nest(WHEN, limit))
+    codec.encode(nest(dt.timedelta(1), limit - 2))  # [days, seconds, microseconds]: two
+    with pytest.raises(TypeError, match="deeper than"):
+        codec.encode(nest(dt.timedelta(1), limit - 1))

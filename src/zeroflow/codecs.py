@@ -106,6 +106,7 @@ _SCALARS: dict[type, tuple[str, Encode, Decode]] = {
     bytes: ("bytes", _b64, _unb64),
     bytearray: ("bytearray", _b64, lambda t: bytearray(_unb64(t))),
 }
+_DECODERS: dict[str, Decode] = {name: decode for name, _, decode in _SCALARS.values()}
 _COLLECTIONS: dict[type, str] = {set: "set", frozenset: "frozenset", tuple: "tuple"}
 BUILTIN_TAGS = frozenset({*(name for name, _, _ in _SCALARS.values()), *_COLLECTIONS.values()})
 """The tag names of the builtin types; a registered type may not use one."""
@@ -226,8 +227,6 @@ class Codec:
             return value
         if tp is int:
             return _checked_int(value, path)
-        if depth >= MAX_DEPTH:
-            raise too_deep(path, value)
         if tp is dict or tp is FrozenDict:
             return self._dict(value, path, depth)
         if tp is list or tp is FrozenList:
@@ -236,15 +235,19 @@ class Codec:
             return value
         scalar = _SCALARS.get(tp)
         if scalar is not None:
-            return make_tag(scalar[0], scalar[1](value))
+            payload = scalar[1](value)
+            _room(path, value, depth + (type(payload) is FrozenList))
+            return make_tag(scalar[0], payload)
         collection = _COLLECTIONS.get(tp)
         if collection is not None:
+            _room(path, value, depth + 1)
             items = self._list(value, path, depth + 1)
             if collection != "tuple":
                 items = FrozenList(sorted(items, key=_canonical))
             return make_tag(collection, items)
         rule = self._by_type.get(tp)
         if rule is not None:
+            _room(path, value, depth)  # its payload's containers count themselves
             try:
                 data = rule.encode(value)
             except Exception as exc:
@@ -261,6 +264,8 @@ class Codec:
         raise NotJSONError(path, value, _unknown(tp))
 
     def _dict(self, value: Any, path: str, depth: int) -> FrozenDict:
+        if depth >= MAX_DEPTH:
+            raise too_deep(path, value)
         out = FrozenDict()
         inner = depth + 1
         for k, v in value.items():
@@ -273,6 +278,8 @@ class Codec:
         return out
 
     def _list(self, value: Any, path: str, depth: int) -> FrozenList:
+        if depth >= MAX_DEPTH:
+            raise too_deep(path, value)
         out = FrozenList()
         inner = depth + 1
         for i, v in enumerate(value):
@@ -291,7 +298,9 @@ class Codec:
             if TAG in data:
                 return self._tag(data, path)
             return {
-                (k[1:] if is_reserved(k) else k): self.decode(v, f"{path}.{k}")
+                (k[1:] if isinstance(k, str) and is_reserved(k) else k): self.decode(
+                    v, f"{path}.{k}"
+                )
                 for k, v in data.items()
             }
         if isinstance(data, list):
@@ -307,9 +316,9 @@ class Codec:
             )
         payload = data[VALUE]
         try:
-            for tag, _, decode in _SCALARS.values():
-                if tag == name:
-                    return decode(payload)
+            scalar = _DECODERS.get(name)
+            if scalar is not None:
+                return scalar(payload)
             if name in ("set", "frozenset", "tuple"):
                 if not isinstance(payload, list):
                     raise ValueError("a list expected")
@@ -345,6 +354,12 @@ def standard() -> Codec:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _room(path: str, value: Any, depth: int) -> None:
+    """Refuse a tagged value whose innermost stored container would sit at ``depth`` too deep."""
+    if depth >= MAX_DEPTH:
+        raise too_deep(path, value)
 
 
 def _plain_enum(value: Any) -> bool:
