@@ -643,3 +643,20 @@ def test_the_depth_limit_counts_containers_as_stored_as_freeze_does() -> None:
     codec.encode(nest(dt.timedelta(1), limit - 2))  # [days, seconds, microseconds]: two
     with pytest.raises(TypeError, match="deeper than"):
         codec.encode(nest(dt.timedelta(1), limit - 1))
+
+
+def test_definition_data_that_looks_like_a_tag_stays_literal_under_a_codec() -> None:
+    flow = {
+        "workflow_name": "literal",
+        "default_entry_node": "end",
+        "nodes": {
+            "end": {
+                "kind": "end",
+                "end": {"result": {"$zf": "datetime", "v": "not one"}},
+                "outputs": {},
+            }
+        },
+    }
+    result = WorkflowEngine(flow, {}, codec=codecs.standard()).run({})
+    assert result.status == "succeeded"
+    assert result.state.workflow["result"] == {"$zf": "datetime", "v": "not one"}
