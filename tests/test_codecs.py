@@ -660,3 +660,30 @@ def test_definition_data_that_looks_like_a_tag_stays_literal_under_a_codec() -> 
     result = WorkflowEngine(flow, {}, codec=codecs.standard()).run({})
     assert result.status == "succeeded"
     assert result.state.workflow["result"] == {"$zf": "datetime", "v": "not one"}
+
+
+def test_effect_receipts_keep_their_types_and_a_rerun_gets_the_stored_receipt() -> None:
+    calls: list[int] = []
+    got: list[Any] = []
+
+    def charge() -> dict[str, Any]:
+        calls.append(1)
+        return {"id": uuid.UUID(int=7), "at": WHEN}
+
+    def pay(ctx: WorkflowContext) -> HandlerResult:
+        receipt = ctx.effect("charge", charge)
+        got.append(receipt)
+        if len(got) == 1:
+            raise RuntimeError("after the charge")
+        return HandlerResult(outputs=["ok"], workflow_updates={"receipt": receipt})
+
+    store = InMemoryWorkflowStore()
+    engine = WorkflowEngine(chain("pay"), {"pay": pay}, store=store, codec=codecs.standard())
+    assert engine.run({}, "r1").status == "failed"
+    done = WorkflowEngine(chain("pay"), {"pay": pay}, store=store, codec=codecs.standard()).redrive(
+        "r1"
+    )
+    assert done.status == "succeeded", done.error
+    assert calls == [1]
+    assert got == [{"id": uuid.UUID(int=7), "at": WHEN}] * 2
+    assert done.state.workflow["receipt"]["id"] == uuid.UUID(int=7)

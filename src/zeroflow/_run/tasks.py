@@ -463,7 +463,7 @@ class TaskCaller:
         snap = run.snap
         host = self.host
         if host is None or host.run is not run:
-            host = self.host = EffectHost(run, self.recorder)
+            host = self.host = EffectHost(run, self.recorder, self.tags)
         isolation = self.isolation
         if isolation == "private":
             if type(item) in _FROZEN:
