@@ -687,3 +687,12 @@ def test_effect_receipts_keep_their_types_and_a_rerun_gets_the_stored_receipt() 
     assert calls == [1]
     assert got == [{"id": uuid.UUID(int=7), "at": WHEN}] * 2
     assert done.state.workflow["receipt"]["id"] == uuid.UUID(int=7)
+
+
+def test_a_type_missing_deep_inside_another_tag_is_found_when_loading() -> None:
+    store = InMemoryWorkflowStore()
+    handlers = {"put": writes({"s": {(Money(Decimal(1), "EUR"),)}}), "check": finish}
+    WorkflowEngine(paused_flow(), handlers, store=store, codec=full_codec()).run({}, "r1")
+    lacking = WorkflowEngine(paused_flow(), handlers, store=store, codec=codecs.standard())
+    with pytest.raises(CodecError, match=r"'Money' at 'workflow.s.set\[0\]\.tuple\[0\]'"):
+        lacking.resume("r1", resume_input={})

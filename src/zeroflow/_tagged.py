@@ -71,8 +71,6 @@ def retag(value: Any, known: Callable[[str, str], None], path: str = "$") -> Any
                     f"'{TAG}' (the type's name) and '{VALUE}'; got keys {sorted(value)}"
                 )
             known(name, path)
-            if type(value) is FrozenTag:
-                return value
             payload = freeze(retag(value[VALUE], known, f"{path}.{name}"), path, STORED_DEPTH)
             return make_tag(name, payload)
         return {k: retag(v, known, f"{path}.{k}") for k, v in value.items()}

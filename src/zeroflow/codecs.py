@@ -136,6 +136,9 @@ class Codec:
         self._by_type: dict[type, _Rule] = {}
         self._by_name: dict[str, _Rule] = {}
 
+    def __repr__(self) -> str:
+        return f"Codec(types={list(self._by_name)!r})"
+
     # ------------------------------------------------------------------ registry
 
     @property
@@ -153,7 +156,6 @@ class Codec:
         cls: type,
         encode: Encode | None = None,
         decode: Decode | None = None,
-        *,
         name: str | None = None,
     ) -> None:
         """Store instances of ``cls`` as ``{"$zf": name, "v": encode(value)}``.
