@@ -696,3 +696,54 @@ def test_a_type_missing_deep_inside_another_tag_is_found_when_loading() -> None:
     lacking = WorkflowEngine(paused_flow(), handlers, store=store, codec=codecs.standard())
     with pytest.raises(CodecError, match=r"'Money' at 'workflow.s.set\[0\]\.tuple\[0\]'"):
         lacking.resume("r1", resume_input={})
+
+
+CLI_MODULE = """
+import datetime as dt
+
+from zeroflow import HandlerResult, codecs
+
+CODEC = codecs.standard()
+NOT_A_CODEC = {}
+
+
+def put(ctx):
+    return HandlerResult(outputs=["ok"], workflow_updates={"when": dt.date(2026, 12, 3)})
+
+
+def check(ctx):
+    assert ctx.state.workflow["when"] == dt.date(2026, 12, 3)
+    return HandlerResult(outputs=[], workflow_updates={"checked": {1, 2}})
+
+
+HANDLERS = {"put": put, "check": check}
+"""
+
+
+def test_the_cli_resumes_a_codec_run_with_codec_and_refuses_it_without(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    (tmp_path / "flow.json").write_text(json.dumps(paused_flow()), encoding="utf-8")
+    (tmp_path / "codec_cli_handlers.py").write_text(CLI_MODULE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("codec_cli_handlers", None)
+    import codec_cli_handlers  # type: ignore[import-not-found]
+
+    store = JsonFileWorkflowStore(tmp_path / "runs")
+    engine = WorkflowEngine(
+        paused_flow(), codec_cli_handlers.HANDLERS, store=store, codec=codec_cli_handlers.CODEC
+    )
+    assert engine.run({}, "r1").waiting
+    base = ["runs", "resume", "r1", "--store", "runs", "--workflow", "flow.json"]
+    base += ["--handlers", "codec_cli_handlers:HANDLERS", "--input", '{"ok": true}']
+    assert main(base) == 1
+    assert "written with a codec" in capsys.readouterr().err
+    assert main([*base, "--codec", "codec_cli_handlers:NOT_A_CODEC"]) == 1
+    assert "must be a zeroflow.codecs.Codec" in capsys.readouterr().err
+    assert main([*base, "--codec", "codec_cli_handlers:CODEC"]) == 0
+    assert store.load_snapshot("r1").status == "succeeded"
+    assert main(["runs", "show", "r1", "--store", "runs"]) == 0
+    assert "checked: set[1, 2]" in capsys.readouterr().out

@@ -20,6 +20,7 @@ from ._cli_io import (
     EXIT_RUN_FAILED,
     CliError,
     _dump,
+    _load_codec,
     _load_handlers,
     _load_json,
     _load_services,
@@ -345,12 +346,14 @@ def _engine(args: argparse.Namespace, progress: _Progress) -> Any:
     defn = _load_workflow(args.workflow)
     handlers = _load_handlers(args.handlers)
     services = None if args.services is None else _load_services(args.services)
+    codec = None if args.codec is None else _load_codec(args.codec)
     return WorkflowEngine(
         defn,
         handlers,
         store=_open_store(args.store),
         event_callback=progress,
         services=services,
+        codec=codec,
     )
 
 
@@ -540,6 +543,11 @@ def add_runs_commands(runs: argparse.ArgumentParser) -> None:
         "--services",
         metavar="MODULE:ATTR",
         help="a mapping name -> object the handlers get as ctx.services",
+    )
+    driven.add_argument(
+        "--codec",
+        metavar="MODULE:ATTR",
+        help="the zeroflow.codecs.Codec of runs that hold rich types (with its types registered)",
     )
     rsub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
 
