@@ -68,6 +68,7 @@ from ._definition import validate_workflow_definition
 from ._engine import Handler, WorkflowEngine
 from ._errors import (
     CheckpointNotFoundError,
+    CodecError,
     ConsoleSetupError,
     HashMismatchError,
     InitialInputError,
@@ -136,6 +137,7 @@ if TYPE_CHECKING:
     )
     from ._upgrade import UpgradeReport, UpgradeVerdict
     from ._why import Reason, Why, why_run
+    from .codecs import Codec
     from .stores.jsonfile import JsonFileWorkflowStore
     from .stores.memory import InMemoryWorkflowStore
     from .stores.sqlite import SqliteWorkflowStore
@@ -176,15 +178,21 @@ _LAZY = {
     "InMemoryWorkflowStore": ".stores.memory",
     "JsonFileWorkflowStore": ".stores.jsonfile",
     "SqliteWorkflowStore": ".stores.sqlite",
+    "Codec": ".codecs",
 }
+# Submodules reached as attributes (``zeroflow.codecs.standard()``), imported on first use.
+_LAZY_MODULES = frozenset({"codecs"})
 
 
 def __getattr__(name: str) -> Any:
     """Import a lazily exported name (see ``_LAZY``) at its first use and keep it."""
     where = _LAZY.get(name)
-    if where is None:
+    if where is None and name not in _LAZY_MODULES:
         raise AttributeError(f"module 'zeroflow' has no attribute {name!r}")
     from importlib import import_module
+
+    if where is None:
+        return import_module(f".{name}", __name__)  # the import binds it as an attribute
 
     value = getattr(import_module(where, __name__), name)
     globals()[name] = value
@@ -192,7 +200,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, *_LAZY_MODULES})
 
 
 __version__ = "0.2.0.dev0"
@@ -285,6 +293,7 @@ __all__ = [
     "RunLockedError",
     "RunExistsError",
     "CheckpointNotFoundError",
+    "CodecError",
     # beyond 0.1.0: stores
     "SqliteWorkflowStore",
     "JournalingStore",
@@ -335,6 +344,9 @@ __all__ = [
     "validate_workflow_definition",
     "json_clone",
     "now_iso",
+    # beyond 0.1.0: rich types in state
+    "Codec",
+    "codecs",
     # beyond 0.1.0: stats
     "NodeStats",
     "RunSummary",

@@ -101,6 +101,19 @@ def _load_services(spec: str) -> Mapping[str, Any]:
     return services
 
 
+def _load_codec(spec: str) -> Any:
+    """The ``zeroflow.codecs.Codec`` ``--codec MODULE:ATTR`` names (its types registered)."""
+    from .codecs import Codec
+
+    codec = _import_attr(spec, "--codec", "CODEC")
+    if not isinstance(codec, Codec):
+        raise CliError(
+            f"{spec} must be a zeroflow.codecs.Codec (codecs.standard() with your types "
+            f"registered), got {type(codec).__name__}"
+        )
+    return codec
+
+
 def _open_store(path: str, on_report: Callable[[Event], None] | None = None) -> Any:
     """The store at ``path``; ``on_report`` hears of runs it skips as corrupt.
 

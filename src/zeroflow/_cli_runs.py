@@ -20,6 +20,7 @@ from ._cli_io import (
     EXIT_RUN_FAILED,
     CliError,
     _dump,
+    _load_codec,
     _load_handlers,
     _load_json,
     _load_services,
@@ -130,6 +131,7 @@ def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
     lines.extend(_answer_lines(snap.extra.get("answers")))
     lines.extend(timer_lines(snap.status, snap.ready_now, snap.extra))
     lines.extend(token_lines(snap.extra))
+    lines.extend(_codec_lines(snap))
     for key, value in lines:
         out.write(f"{key + ':' if key else '':<12}{value}\n")
     if snap.audit_trail:
@@ -142,6 +144,20 @@ def cmd_runs_show(args: argparse.Namespace, out: TextIO) -> int:
             rows.append((f"  {rec.step}", str(rec.wave), rec.node, rec.status, ms, outputs, error))
         _table(rows, out)
     return EXIT_OK
+
+
+def _codec_lines(snap: RunSnapshot) -> list[tuple[str, str]]:
+    """``codec:`` and ``state:`` lines of a run written with a codec, its tags read out."""
+    from ._tagged import CODEC_MARK, readable
+
+    mark = snap.extra.get(CODEC_MARK)
+    if not isinstance(mark, dict):
+        return []
+    types = ", ".join(map(str, mark.get("types") or ())) or "none registered"
+    lines = [("codec", f"{mark.get('format')} (types: {types})")]
+    for i, (key, value) in enumerate(snap.state.workflow.items()):
+        lines.append(("state" if i == 0 else "", _cut(f"{key}: {readable(value)}", 200)))
+    return lines
 
 
 ERROR_CELL_CHARS = 100
@@ -330,12 +346,14 @@ def _engine(args: argparse.Namespace, progress: _Progress) -> Any:
     defn = _load_workflow(args.workflow)
     handlers = _load_handlers(args.handlers)
     services = None if args.services is None else _load_services(args.services)
+    codec = None if args.codec is None else _load_codec(args.codec)
     return WorkflowEngine(
         defn,
         handlers,
         store=_open_store(args.store),
         event_callback=progress,
         services=services,
+        codec=codec,
     )
 
 
@@ -525,6 +543,11 @@ def add_runs_commands(runs: argparse.ArgumentParser) -> None:
         "--services",
         metavar="MODULE:ATTR",
         help="a mapping name -> object the handlers get as ctx.services",
+    )
+    driven.add_argument(
+        "--codec",
+        metavar="MODULE:ATTR",
+        help="the zeroflow.codecs.Codec of runs that hold rich types (with its types registered)",
     )
     rsub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
 

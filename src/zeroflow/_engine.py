@@ -19,6 +19,7 @@ from . import _constants as C
 from ._definition import CompiledWorkflow, compile_workflow
 from ._drivers import drive_async, drive_sync, loop_running
 from ._errors import (
+    CodecError,
     HashMismatchError,
     InvalidCheckpointError,
     InvalidTransitionError,
@@ -53,6 +54,7 @@ from ._run.waits import RESUMING, waiting_paths
 from ._signing import CheckpointSigner
 from ._store import WorkflowStore
 from ._subflows import check_child_hashes, child_hashes
+from ._tagged import CODEC_MARK
 from ._timers import due_timers
 from ._tokens import TOKENS, check_token
 from ._transitions import check_transition
@@ -61,9 +63,11 @@ if TYPE_CHECKING:
     import random
     from pathlib import Path
 
+    from ._codec_boundary import CodecBoundary
     from ._run.loop import RunLoop
     from ._stream import AsyncRunStream, RunStream
     from ._upgrade import UpgradeReport
+    from .codecs import Codec
 
 # Imported where first used, not at ``import zeroflow``: ``inspect`` (engine
 # construction), ``pathlib`` (``from_files``), ``_upgrade`` (migrate, check_upgrade,
@@ -104,8 +108,20 @@ class WorkflowEngine:
         checkpoint_key: bytes | None = None,
         durability: str | Durability = "sync",
         resume_token_factory: Callable[[], str] | None = None,
+        codec: Codec | None = None,
     ) -> None:
         graph: CompiledWorkflow = compile_workflow(workflow_def)
+        self._tags: CodecBoundary | None = None
+        if codec is not None:
+            from ._codec_boundary import CodecBoundary
+            from .codecs import Codec
+
+            if not isinstance(codec, Codec):
+                raise TypeError(
+                    "codec must be a zeroflow.codecs.Codec (zeroflow.codecs.standard()), "
+                    f"got {type(codec).__name__}"
+                )
+            self._tags = CodecBoundary(codec)
         self.durability = parse_durability(durability)
         self._signer = None if checkpoint_key is None else CheckpointSigner(checkpoint_key)
         if not isinstance(handlers, Mapping):
@@ -155,6 +171,7 @@ class WorkflowEngine:
                 new_owner=new_owner,
                 signer=self._signer,
                 durability=self.durability,
+                tags=self._tags,
             )
             if resume_token_factory is not None:
                 loop.new_token = resume_token_factory
@@ -386,7 +403,7 @@ class WorkflowEngine:
         from ._stream import RunStream
 
         self._refuse_inside_loop()
-        self._admit(initial_input)  # a bad input is refused here, not at the first event
+        self._admit_input(initial_input)  # a bad input is refused here, not at the first event
         return RunStream(
             self, lambda e: e.run(initial_input, run_id, replace=replace), kinds, buffer
         )
@@ -452,7 +469,7 @@ class WorkflowEngine:
         """``arun()``, streamed: ``async with engine.astream(...) as s: async for event in s``."""
         from ._stream import AsyncRunStream
 
-        self._admit(initial_input)  # a bad input is refused here, not at the first event
+        self._admit_input(initial_input)  # a bad input is refused here, not at the first event
         return AsyncRunStream(
             self, lambda e: e.arun(initial_input, run_id, replace=replace), kinds, buffer
         )
@@ -601,13 +618,17 @@ class WorkflowEngine:
         snap = self.load_snapshot(run_id, step=step, seq=seq)
         if snap.wf_hash != self._graph.hash:
             self._adopt(snap)
+        self._admit(snap)
         new_id = new_run_id if new_run_id is not None else self._new_id()
         snap.run_id = new_id
         if snap.status != C.STATUS_WAITING:
             snap.status = C.STATUS_RUNNING
         if workflow_updates:
             try:
-                frozen = freeze(dict(workflow_updates))
+                updates = dict(workflow_updates)
+                if self._tags is not None:
+                    updates = self._tags.encode(updates, "workflow_updates")
+                frozen = freeze(updates)
             except NotJSONError as exc:
                 raise TypeError(f"workflow_updates must be JSON-serializable: {exc}") from exc
             target = freeze(snap.state.workflow)
@@ -646,6 +667,7 @@ class WorkflowEngine:
             snap = _snapshot_from_dict(checkpoint)
         if self._signer is not None:
             self._signer.verify(snap)
+        self._admit(snap)
         old = compile_workflow(old_workflow_def)
         if snap.wf_hash != old.hash:
             raise HashMismatchError(
@@ -721,7 +743,7 @@ class WorkflowEngine:
         self, initial_input: Mapping[str, Any] | None, run_id: str | None, replace: bool = False
     ) -> Steps:
         self._cancel.clear()
-        frozen_input, warning = self._admit(initial_input)
+        frozen_input, warning = self._admit_input(initial_input)
         now = self._clock()
         graph = self._graph
         timeout = graph.policy.workflow_timeout_seconds
@@ -738,14 +760,17 @@ class WorkflowEngine:
         )
         if self._subflow_graphs:
             snap.extra["subflow_hashes"] = child_hashes(self._subflow_graphs)
+        if self._tags is not None:
+            snap.extra[CODEC_MARK] = self._tags.mark()
         snap.state.input = frozen_input
         run = LiveRun(snap, self._recorder.journals)
         return self._loop.call(
             run, C.EVENT_WF_START, {"workflow": graph.name}, replace=replace, warning=warning
         )
 
-    def _admit(self, initial_input: Any) -> tuple[FrozenDict, dict[str, Any] | None]:
-        """A new run's input, frozen and checked against ``state_contract.input_schema``.
+    def _admit_input(self, initial_input: Any) -> tuple[FrozenDict, dict[str, Any] | None]:
+        """A new run's input, encoded (with a codec), frozen and checked against
+        ``state_contract.input_schema`` (in its stored form, tags and all).
 
         Raises ``TypeError`` (not a JSON dict) or ``InitialInputError`` before
         anything of the run exists; returns the warning to announce under
@@ -754,7 +779,10 @@ class WorkflowEngine:
         if initial_input is not None and not isinstance(initial_input, Mapping):
             raise TypeError(f"initial_input must be a dict, got {type(initial_input).__name__}")
         try:
-            frozen_input = freeze(dict(initial_input or {}))
+            given = dict(initial_input or {})
+            if self._tags is not None:
+                given = self._tags.encode(given)
+            frozen_input = freeze(given)
         except NotJSONError as exc:
             raise TypeError(f"initial_input must be JSON-serializable: {exc}") from exc
         if self._graph.input_schema is None:
@@ -786,7 +814,23 @@ class WorkflowEngine:
             )
         check_child_hashes(snap, self._subflow_graphs)
         _check_known_nodes(snap, self._graph)
+        self._admit(snap)
         return snap
+
+    def _admit(self, snap: RunSnapshot) -> None:
+        """Refuse a codec's checkpoint without the codec; with one, check and re-tag it."""
+        if self._tags is not None:
+            self._tags.admit(snap)
+        elif CODEC_MARK in snap.extra:
+            mark = snap.extra[CODEC_MARK]
+            types = mark.get("types") if isinstance(mark, Mapping) else None
+            raise CodecError(
+                f"run '{snap.run_id}' was written with a codec (zeroflow.codecs, registered "
+                f"types: {types or 'none'}) and its state holds tagged values; continue it "
+                "with an engine made with codec=zeroflow.codecs.standard() and the same "
+                "types registered. Nothing was loaded or changed",
+                run_id=snap.run_id,
+            )
 
     def _resume(
         self,
@@ -815,9 +859,12 @@ class WorkflowEngine:
         paths = waiting_paths(snap.status, snap.ready_now, snap.extra, snap.waiting_prompt)
         open_tokens = dict(snap.extra.get(TOKENS) or {})
         try:
+            payload = resume_input
+            if self._tags is not None and payload is not None:
+                payload = self._tags.encode(payload, "resume_input")
             run = prepare_resume(
                 snap,
-                resume_input,
+                payload,
                 node,
                 journals=self._recorder.journals,
                 now=self._clock() if now is None else now,
@@ -866,6 +913,8 @@ class WorkflowEngine:
         resumed_from = snap.step
         undoing = redrive_compensation(snap, override is not None)
         if override is not None:
+            if self._tags is not None and isinstance(override, Mapping):
+                override = {k: self._tags.override(v) for k, v in override.items()}
             snap.extra[OVERRIDE] = check_override(self._graph, snap, override, actor, reason)
         if snap.status == C.STATUS_FAILED and not undoing:
             record = snap.extra.pop("redrive", None)
@@ -898,7 +947,8 @@ class WorkflowEngine:
         )
 
     def _drive_sync(self, steps: Steps) -> WorkflowResult:
-        return drive_sync(steps, self._cancel, self._sleep, self._pace)
+        result = drive_sync(steps, self._cancel, self._sleep, self._pace)
+        return result if self._tags is None else self._tags.result(result)
 
     def _for_stream(
         self,
@@ -932,7 +982,8 @@ class WorkflowEngine:
         )
 
     async def _drive_async(self, steps: Steps) -> WorkflowResult:
-        return await drive_async(steps, self._cancel, self._sleep, self._apace)
+        result = await drive_async(steps, self._cancel, self._sleep, self._apace)
+        return result if self._tags is None else self._tags.result(result)
 
 
 class _Both:

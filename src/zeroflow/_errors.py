@@ -26,6 +26,7 @@ __all__ = [
     "RunExistsError",
     "CheckpointNotFoundError",
     "ConsoleSetupError",
+    "CodecError",
 ]
 
 
@@ -164,3 +165,17 @@ class CheckpointNotFoundError(StoreError, KeyError):
 
 class ConsoleSetupError(ZeroflowError, ValueError):
     """The run console cannot start as asked (e.g. a non-loopback address without a token)."""
+
+
+class CodecError(ZeroflowError, ValueError):
+    """Tagged state and a codec do not fit (``zeroflow.codecs``); nothing was decoded.
+
+    Raised for a checkpoint written with a codec and loaded by an engine
+    without one (or by a codec that lacks one of its registered types), for
+    a malformed tagged value, and for a bad ``Codec.register`` call.
+    ``run_id`` names the run when one is known.
+    """
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id

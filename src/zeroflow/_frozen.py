@@ -28,6 +28,7 @@ __all__ = [
     "STORED_DEPTH",
     "FrozenDict",
     "FrozenList",
+    "FrozenTag",
     "NotJSONError",
     "deeper_than",
     "freeze",
@@ -136,6 +137,18 @@ class FrozenList(list[Any]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_restore_list, (list(self),))
+
+
+class FrozenTag(FrozenDict):
+    """A codec's tagged value (``{"$zf": tag, "v": ...}``): frozen, and one value to the engine.
+
+    ``freeze`` and ``thaw`` keep it as it is (it is frozen to the bottom) and
+    ``deep_merge`` replaces it whole, as it replaces any value that is not a
+    plain dict: a datetime merged over a dict, or a dict over a datetime,
+    is the new value, never a blend of the two.
+    """
+
+    __slots__ = ()
 
 
 _VIEW_DICTS: set[type] = set()
@@ -323,6 +336,8 @@ def freeze(value: Any, path: str = "$", depth: int = 0) -> Any:
             else:
                 _append(lst, freeze(v, f"{path}[{i}]", inner))
         return lst
+    if tp is FrozenTag:
+        return value  # frozen to the bottom by the codec that made it
     if isinstance(value, dict):
         return freeze(dict(value), path, depth)
     if isinstance(value, list | tuple):

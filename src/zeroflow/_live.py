@@ -16,6 +16,7 @@ from ._journal import StateOp, StepDelta
 from ._models import Event, RunSnapshot, WorkflowError, WorkflowState
 from ._private import PrivateState
 from ._scheduler import Frontier
+from ._tagged import CODEC_MARK, tag_safe_ops
 
 __all__ = ["LiveRun", "ReadOnlyState"]
 
@@ -77,6 +78,7 @@ class LiveRun:
         "seq",
         "snap",
         "sources",
+        "tagged",
         "tags_mark",
         "trace_mark",
         "view",
@@ -97,6 +99,8 @@ class LiveRun:
         # The driver's caller for this call (its answer to ``Direct``), set by the loop.
         self.direct: Callable[[Any], tuple[Any, BaseException | None]] | None = None
         self.ops: list[StateOp] | None = [] if journaling else None
+        # A codec's checkpoint: its tags merge whole, so its journal writes merges as sets.
+        self.tagged = CODEC_MARK in snap.extra
         self.extra_dirty = False
         self.lease_owner: str | None = None
         # The fencing token of this call's lease; every commit carries it.
@@ -230,7 +234,7 @@ class LiveRun:
             snap.trace[self.trace_mark :],
             snap.tags[self.tags_mark :],
             snap.audit_trail[self.audit_mark :],
-            self.ops or (),
+            (self.ops or ()) if not self.tagged else tag_safe_ops(self.ops or (), self.sources),
             thaw(snap.extra) if self.extra_dirty else None,
         )
         self.mark()

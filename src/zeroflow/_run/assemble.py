@@ -26,6 +26,8 @@ from .tasks import TaskCaller
 if TYPE_CHECKING:
     import random
 
+    from .._codec_boundary import CodecBoundary
+
 __all__ = ["assemble"]
 
 
@@ -43,16 +45,18 @@ def assemble(
     new_owner: Callable[[], str],
     signer: CheckpointSigner | None = None,
     durability: Durability | None = None,
+    tags: CodecBoundary | None = None,
 ) -> tuple[RunLoop, dict[str, CompiledWorkflow]]:
     """The loop of ``graph``'s runs, and every compiled child workflow by name.
 
-    ``signer`` signs the top-level run's snapshots (a child's travel inside them).
+    ``signer`` signs the top-level run's snapshots (a child's travel inside them);
+    ``tags``: the engine's codec, which every handler call of every workflow goes through.
     """
 
     def loop_for(
         workflow: CompiledWorkflow, recorder: Recorder, children: Mapping[str, ChildRuns]
     ) -> RunLoop:
-        tasks = TaskCaller(workflow, handlers, services, recorder, clock, rng)
+        tasks = TaskCaller(workflow, handlers, services, recorder, clock, rng, tags)
         nodes = NodeRunner(tasks, recorder, is_cancelled, children)
         return RunLoop(workflow, recorder, nodes, clock, is_cancelled)
 

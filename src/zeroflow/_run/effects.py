@@ -32,6 +32,7 @@ from .._live import LiveRun
 from .._models import WorkflowError
 
 if TYPE_CHECKING:
+    from .._codec_boundary import CodecBoundary
     from .._models import WorkflowContext
     from .recorder import Recorder
 
@@ -75,12 +76,17 @@ never while ``fn`` runs."""
 class EffectHost:
     """The effects of one live run, for every handler call of that run in this call."""
 
-    __slots__ = ("lock", "recorder", "run")
+    __slots__ = ("lock", "recorder", "run", "tags")
 
-    def __init__(self, run: LiveRun, recorder: Recorder) -> None:
+    def __init__(self, run: LiveRun, recorder: Recorder, tags: CodecBoundary | None = None) -> None:
         self.run = run
         self.recorder = recorder
         self.lock = _LOCK
+        self.tags = tags  # the engine's codec: receipts are stored encoded, handed back decoded
+
+    def _receipt(self, stored: Any) -> Any:
+        """A stored receipt as the handler gets it: a plain copy, or decoded with a codec."""
+        return thaw(stored) if self.tags is None else self.tags.decode(stored)
 
     # ------------------------------------------------------------------ the visit
 
@@ -173,6 +179,8 @@ class EffectHost:
 
     def _done(self, ctx: WorkflowContext, key: str, path: tuple[str, ...], value: Any) -> Any:
         try:
+            if self.tags is not None:
+                value = self.tags.encode(value, "receipt")
             receipt = thaw(freeze(value, "receipt", _RECEIPT_DEPTH))
         except NotJSONError as exc:
             # The effect happened but its receipt cannot be kept: the intent stays.
@@ -189,7 +197,7 @@ class EffectHost:
         with self.lock:
             self.run.set_extra_path(path, {"state": "done", "receipt": receipt})
             self._record(ctx, C.EVENT_EFFECT_DONE, self._data(ctx, key, receipt=thaw(receipt)))
-        return thaw(receipt)
+        return self._receipt(receipt)
 
     def effect(
         self,
@@ -202,7 +210,7 @@ class EffectHost:
         key = _key_text(key)
         path, found = self._begin(ctx, key)
         if found is not None:
-            return thaw(found.get("receipt"))
+            return self._receipt(found.get("receipt"))
         try:
             value = fn(*args, **kwargs)
         except Exception as exc:
@@ -221,7 +229,7 @@ class EffectHost:
         key = _key_text(key)
         path, found = self._begin(ctx, key)
         if found is not None:
-            return thaw(found.get("receipt"))
+            return self._receipt(found.get("receipt"))
         try:
             value = await fn(*args, **kwargs)
         except Exception as exc:

@@ -119,7 +119,7 @@ class RunLoop:
         self.listening = recorder.listening
         self.call_task = nodes.tasks.call
         self.first_call = nodes.tasks.first_call
-        self.check_outputs = nodes.tasks.check_outputs
+        self.accept = nodes.tasks.accept
         self.plain = frozenset(
             n.name for n in graph.nodes.values() if n.map is None and nodes.tasks.plain(n)
         )
@@ -285,7 +285,7 @@ class RunLoop:
             begun = _Begun(node, started)
             begun.first = (call, result, exc)
             return begun
-        outcome = self.check_outputs(run, node, result)
+        outcome = self.accept(run, node, result)
         if run.resumed is not None and run.resumed == node.name:
             run.resumed = None
             run.set_extra_path((RESUMING,), None)

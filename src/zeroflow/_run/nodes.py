@@ -104,7 +104,9 @@ class NodeRunner:
             return self._sleep_node(run, node)
         if kind == "end":
             return (
-                HandlerResult(outputs=[], workflow_updates={"result": thaw(node.end_result)}),
+                HandlerResult(
+                    outputs=[], workflow_updates={"result": self._literal(node.end_result)}
+                ),
                 None,
                 None,
             )
@@ -113,6 +115,11 @@ class NodeRunner:
         if node.map is not None:
             return (yield from self._map(run, node, step))
         return (yield from self.tasks.call(run, node, step))
+
+    def _literal(self, value: Any) -> Any:
+        """Definition data as state holds it: a plain copy (with a codec, its keys escaped)."""
+        tags = self.tasks.tags
+        return thaw(value) if tags is None else tags.encode(value)
 
     def _wait_node(self, run: LiveRun, node: CompiledNode) -> Outcome:
         """A wait node pauses; resumed, it keeps the payload and routes on its outcome.
@@ -145,7 +152,7 @@ class NodeRunner:
                 )
             if spec.on_timeout == "route":
                 return HandlerResult(outputs=["timeout"]), None, None
-            payload = thaw(spec.timeout_payload)
+            payload = self._literal(spec.timeout_payload)
             updates = {"__resume__": payload}
         else:
             payload = run.workflow.get("__resume__")

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import asyncio
     import random
 
+    from .._codec_boundary import CodecBoundary
+
 from .. import _constants as C
 from .._definition import CompiledNode, CompiledWorkflow
 from .._fastinit import maker
@@ -181,11 +183,14 @@ class TaskCaller:
         recorder: Recorder,
         clock: Callable[[], float],
         rng: random.Random | None,
+        tags: CodecBoundary | None = None,
     ) -> None:
         import inspect  # once per engine, never per node
 
         self.strict_outputs = graph.policy.strict_outputs
-        self.isolation = graph.policy.state_isolation
+        # With a codec each handler reads its own decoded copy of the state ("copy").
+        self.isolation = graph.policy.state_isolation if tags is None else "copy"
+        self.tags = tags
         # Coroutine functions run inside a guard that gives up on them at a cancel
         # (see ``graced``); plain handlers are called as they are, at no cost.
         self.handlers = {
@@ -316,7 +321,7 @@ class TaskCaller:
                 retry_text = f"{error.code}: {error.message}"
                 result = None
             else:
-                return self.check_outputs(run, node, result)
+                return self.accept(run, node, result)
             if not retryable or attempt > retry.max_retries:
                 return result, error, exc_names
             yield from self._wait_before_retry(run, node, attempt, retry_text)
@@ -360,7 +365,7 @@ class TaskCaller:
         call = self.first_call(run, node, step, item, index)
         result, exc = direct(call)
         if exc is None and type(result) is HandlerResult and result.error is None:
-            return self.check_outputs(run, node, result)
+            return self.accept(run, node, result)
         return (yield from self.call(run, node, step, item, index, (call, result, exc)))
 
     def _exception_error(self, node: CompiledNode, exc: BaseException) -> WorkflowError:
@@ -427,6 +432,13 @@ class TaskCaller:
             node.name,
             details={"handler": node.handler},
         )
+
+    def accept(self, run: LiveRun, node: CompiledNode, result: HandlerResult) -> Outcome:
+        """The outcome of a result that raised nothing and carries no error (the checks of
+        ``check_outputs``; with a codec, its updates encoded)."""
+        if self.tags is None:
+            return self.check_outputs(run, node, result)
+        return self.tags.outcome(self.check_outputs(run, node, result), node.name)
 
     def check_outputs(self, run: LiveRun, node: CompiledNode, result: HandlerResult) -> Outcome:
         """Step 3 of SPEC A5 (every output declared, or warned about), and the result's shape.
@@ -513,7 +525,7 @@ class TaskCaller:
         snap = run.snap
         host = self.host
         if host is None or host.run is not run:
-            host = self.host = EffectHost(run, self.recorder)
+            host = self.host = EffectHost(run, self.recorder, self.tags)
         isolation = self.isolation
         if isolation == "private":
             if type(item) in _FROZEN:
@@ -540,10 +552,14 @@ class TaskCaller:
         if isolation == "readonly":
             state: WorkflowState = run.view
             config: Any = node.config
-        else:
+        elif self.tags is None:
             state = run.private_state()
             config = thaw(node.config)
             item = thaw(item)
+        else:
+            state = self.tags.handler_state(run)
+            config = thaw(node.config)
+            item = self.tags.decode(item)
         return _context(
             snap.workflow_name,
             snap.wf_hash,
