@@ -94,3 +94,17 @@ def test_the_paired_runner_compares_trees() -> None:
     )
     rows = [line for line in done.stdout.splitlines() if line.startswith(f"| {root}")]
     assert len(rows) == 2 and all("| memory |" in row for row in rows)
+
+
+INSTRUCTIONS_PY = RUN_PY.parent / "instructions.py"
+
+
+@pytest.mark.parametrize("kind", ["floor", "none", "readonly", "memory", "json", "sqlite", "map"])
+def test_every_instruction_count_workload_runs_without_valgrind(kind: str) -> None:
+    name = "zeroflow_benchmarks_instructions"
+    spec = importlib.util.spec_from_file_location(name, INSTRUCTIONS_PY)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert kind in module.WORKLOADS
+    module._worker(kind, 5)  # asserts the run succeeded
