@@ -447,9 +447,18 @@ class ListingIndex:
                 return self._rebuild(None, locked_already)  # a 0.1.0 folder, a deleted index
             except IndexDamaged as exc:
                 return self._rebuild(f"the listing index is damaged ({exc})", locked_already)
+            torn = st.st_size > state.offset
         finally:
             os.close(fd)
         self._state = state
+        if torn:
+            # A line cut short: being appended right now (its writer holds the lock), or cut
+            # by damage (a truncation, a full disk). Read again once no writer is busy.
+            if locked_already:
+                why = "the listing index is damaged (its last line is cut short)"
+                return self._rebuild(why, True)
+            with locked(self.lock_path, mode=self.file_mode):
+                return self._fresh(locked_already=True)
         if state.lines > 2 * len(state.entries) + 1000 and not locked_already:
             self._compact()
         return self._state
@@ -458,6 +467,7 @@ class ListingIndex:
     def _load(raw: bytes, file: tuple[int, int]) -> _State:
         end = raw.rfind(b"\n") + 1
         if not raw.startswith(_HEADER):
+            _parse(raw[:end].split(b"\n"))  # IndexDamaged unless writers' lines only
             raise _Unbuilt("it does not start with its header")
         lines = raw[len(_HEADER) : end].split(b"\n")
         changes = _parse(lines)
@@ -500,7 +510,7 @@ class ListingIndex:
         )
         with context:
             logged = _readable_lines(self.path)
-            if logged is not None and logged[0]:
+            if why is None and logged is not None and logged[0]:
                 # Rebuilt by another reader meanwhile: trust it.
                 with contextlib.suppress(IndexDamaged, OSError):
                     st = os.lstat(self.path)
@@ -554,7 +564,7 @@ def _readable_lines(path: Path) -> tuple[bool, list[tuple[str, Entry | None]]] |
     if raw is None:
         return None
     end = raw.rfind(b"\n") + 1
-    good = raw.startswith(_HEADER)
+    good = raw.startswith(_HEADER) and end == len(raw)
     out = []
     for line in raw[:end].split(b"\n"):
         if not line or line == _HEADER[:-1]:

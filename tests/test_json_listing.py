@@ -1,0 +1,313 @@
+"""The JSON store's listing index (``listing.jsonl``): pages, damage, crashes, two writers."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zeroflow import Event, RunMetadata, RunQuery, RunQueryStore, RunSnapshot, StoreError
+from zeroflow.stores import JsonFileWorkflowStore
+from zeroflow.stores._json_index import LISTING_INDEX
+
+STATUSES = ("running", "waiting", "succeeded", "failed", "cancelled")
+
+
+def _save(store: JsonFileWorkflowStore, run_id: str, wf: str, status: str, n: int) -> None:
+    snap = RunSnapshot(run_id=run_id, workflow_name=wf, wf_hash="h" * 64, status=status)
+    snap.updated_at = f"2026-01-01T00:{n // 60 % 60:02d}:{n % 60:02d}+00:00"
+    if status == "waiting":
+        snap.ready_now = ["review"]
+    store.save_snapshot(snap)
+
+
+def _fill(store: JsonFileWorkflowStore, count: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    for i in range(count):
+        _save(
+            store,
+            f"r-{i:04d}",
+            rng.choice(("a", "b", "c")),
+            rng.choice(STATUSES),
+            rng.randrange(90),
+        )
+
+
+def _reference(store: JsonFileWorkflowStore, query: RunQuery) -> tuple[list[str | None], int]:
+    """What the console showed before the index: every run's summary, filtered here."""
+    metas = [m for m in store.list_metadata() if _matches(m, query)]
+    metas.sort(key=lambda m: (m.updated_at or "", m.run_id or ""), reverse=True)
+    window = metas[query.offset : query.offset + query.limit]
+    return [m.run_id for m in window], len(metas)
+
+
+def _matches(meta: RunMetadata, query: RunQuery) -> bool:
+    if query.workflow_name is not None and meta.workflow_name != query.workflow_name:
+        return False
+    if query.statuses and meta.status not in query.statuses:
+        return False
+    if query.run_id_prefix and not (meta.run_id or "").startswith(query.run_id_prefix):
+        return False
+    return query.updated_before is None or (
+        meta.updated_at is not None and meta.updated_at < query.updated_before
+    )
+
+
+def _page(store: JsonFileWorkflowStore, query: RunQuery) -> tuple[list[str | None], int]:
+    page = store.query_runs(query)
+    return [m.run_id for m in page.runs], page.total
+
+
+QUERIES = [
+    RunQuery(),
+    RunQuery(limit=7, offset=21),
+    RunQuery(offset=290),
+    RunQuery(statuses=("waiting",)),
+    RunQuery(statuses=("failed", "cancelled"), limit=5, offset=10),
+    RunQuery(workflow_name="b"),
+    RunQuery(workflow_name="b", statuses=("running",)),
+    RunQuery(workflow_name="a", statuses=("running", "waiting", "failed")),
+    RunQuery(run_id_prefix="r-01"),
+    RunQuery(run_id_prefix="r-01", statuses=("succeeded",), workflow_name="c"),
+    RunQuery(updated_before="2026-01-01T00:00:30+00:00"),
+    RunQuery(statuses=("waiting",), updated_before="2026-01-01T00:01:00+00:00", offset=3),
+    RunQuery(workflow_name="none"),
+]
+
+
+def test_the_json_store_answers_run_queries_as_a_full_listing_would(tmp_path: Path) -> None:
+    store = JsonFileWorkflowStore(tmp_path)
+    assert isinstance(store, RunQueryStore)
+    _fill(store, 300)
+    rng = random.Random(3)
+    for i in range(60):  # runs move on, some are deleted: the index follows
+        run_id = f"r-{rng.randrange(300):04d}"
+        if i % 10 == 0:
+            store.delete_run(run_id)
+        else:
+            _save(store, run_id, "a", rng.choice(STATUSES), 90 + i)
+    fresh = JsonFileWorkflowStore(tmp_path)  # from the file, not this instance's memory
+    for query in QUERIES:
+        expected = _reference(store, query)
+        assert _page(store, query) == expected, query
+        assert _page(fresh, query) == expected, query
+
+
+def test_paging_while_another_process_adds_runs_loses_none(tmp_path: Path) -> None:
+    _fill(JsonFileWorkflowStore(tmp_path), 120)
+    reader = JsonFileWorkflowStore(tmp_path)
+    before = set(_reference(reader, RunQuery(limit=1000))[0])
+    seen: list[str | None] = []
+    offset = 0
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(6):
+        seen += _page(reader, RunQuery(limit=25, offset=offset))[0]
+        offset += 25
+        child = ctx.Process(target=_add_runs, args=(str(tmp_path), round_))
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0
+    assert before <= set(seen), before - set(seen)
+    newest = _page(reader, RunQuery(limit=30))[0]
+    assert {f"new-{r}-{i}" for r in range(6) for i in range(5)} == set(newest)
+
+
+def _add_runs(folder: str, round_: int) -> None:
+    store = JsonFileWorkflowStore(folder)
+    for i in range(5):
+        _save(store, f"new-{round_}-{i}", "a", "running", 3000 + round_ * 5 + i)
+    os._exit(0)
+
+
+def test_two_processes_writing_at_once_lose_no_entry(tmp_path: Path) -> None:
+    JsonFileWorkflowStore(tmp_path)
+    ctx = multiprocessing.get_context("fork")
+    children = [ctx.Process(target=_write_many, args=(str(tmp_path), k)) for k in range(2)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(60)
+        assert child.exitcode == 0
+    store = JsonFileWorkflowStore(tmp_path)
+    ids, total = _page(store, RunQuery(limit=1000))
+    assert total == 160 and len(set(ids)) == 160
+    assert _page(store, RunQuery(statuses=("succeeded",), limit=1000))[1] == 160
+    lines = (tmp_path / LISTING_INDEX).read_bytes().splitlines()
+    assert all(json.loads(line) for line in lines)  # no two appends interleaved
+
+
+def _write_many(folder: str, k: int) -> None:
+    store = JsonFileWorkflowStore(folder)
+    for i in range(80):
+        _save(store, f"w{k}-{i}", "a", "running", i)
+        _save(store, f"w{k}-{i}", "a", "succeeded", i + 1)
+    os._exit(0)
+
+
+def _damage_variants() -> list[str]:
+    return [
+        "delete",
+        "truncate-mid-line",
+        "truncate-empty",
+        "garbage",
+        "garbage-line",
+        "symlink",
+        "folder",
+    ]
+
+
+@pytest.mark.parametrize("damage", _damage_variants())
+def test_a_damaged_index_is_rebuilt_from_the_runs_and_nothing_is_lost(
+    tmp_path: Path, damage: str
+) -> None:
+    base = tmp_path / "runs"
+    _fill(JsonFileWorkflowStore(base), 40)
+    reports: list[Event] = []
+    store = JsonFileWorkflowStore(base, on_report=reports.append)
+    expected = _reference(store, RunQuery(limit=1000))
+    index = base / LISTING_INDEX
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me", encoding="utf-8")
+    raw = index.read_bytes()
+    if damage == "delete":
+        index.unlink()
+    elif damage == "truncate-mid-line":
+        cut = raw.index(b"\n", len(raw) // 2) + 5  # inside a line: it is cut short
+        index.write_bytes(raw[:cut])
+    elif damage == "truncate-empty":
+        index.write_bytes(b"")
+    elif damage == "garbage":
+        index.write_bytes(b"\x00not json at all\n{{{\n" * 20)
+    elif damage == "garbage-line":
+        index.write_bytes(raw + b'{"not": "an entry"}\n' + b"[1, 2]\n")
+    elif damage == "symlink":
+        index.unlink()
+        index.symlink_to(outside)
+    else:
+        index.unlink()
+        index.mkdir()
+    if damage == "folder":  # a folder in the index's place is refused with a typed error
+        with pytest.raises(StoreError, match=LISTING_INDEX):
+            _page(store, RunQuery(limit=1000))
+        return
+    assert _page(store, RunQuery(limit=1000)) == expected
+    assert _page(JsonFileWorkflowStore(base), RunQuery(limit=1000)) == expected
+    assert outside.read_text(encoding="utf-8") == "keep me"
+    assert not index.is_symlink()
+    if damage not in ("delete", "truncate-empty"):
+        assert any(e.run_id == LISTING_INDEX for e in reports), reports
+    _save(store, "after", "a", "failed", 99)  # the rebuilt index takes new entries
+    assert (
+        _page(JsonFileWorkflowStore(base), RunQuery(statuses=("failed",), limit=1000))[0][0]
+        == "after"
+    )
+
+
+def test_a_crafted_entry_never_reads_outside_the_store(tmp_path: Path) -> None:
+    base = tmp_path / "runs"
+    store = JsonFileWorkflowStore(base)
+    _save(store, "real", "a", "running", 1)
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "metadata.json").write_text(
+        json.dumps({"workflow_name": "x", "status": "running"}), encoding="utf-8"
+    )
+    with (base / LISTING_INDEX).open("ab") as f:
+        f.write(b'["../secret","x","running","2030-01-01T00:00:00+00:00",1]\n')
+        f.write(b'["listing.jsonl","x","running","2030-01-01T00:00:00+00:00",1]\n')
+    ids, _ = _page(JsonFileWorkflowStore(base), RunQuery())
+    assert ids == ["real"]
+
+
+def test_runs_of_zeroflow_0_1_0_without_an_index_are_listed(tmp_path: Path) -> None:
+    import shutil
+
+    fixtures = Path(__file__).resolve().parent / "fixtures" / "v010"  # written by 0.1.0
+    copy = tmp_path / "old"
+    copy.mkdir()
+    for folder in fixtures.iterdir():
+        if folder.is_dir() and (folder / "metadata.json").exists():
+            shutil.copytree(folder, copy / folder.name)
+    assert not (copy / LISTING_INDEX).exists()
+    store = JsonFileWorkflowStore(copy)
+    assert not (copy / LISTING_INDEX).exists()  # runs already there: no empty index
+    expected = _reference(store, RunQuery(limit=1000))
+    assert expected[1] >= 4
+    assert _page(store, RunQuery(limit=1000)) == expected
+    assert _page(store, RunQuery(statuses=("waiting",))) == _reference(
+        store, RunQuery(statuses=("waiting",))
+    )
+    assert (copy / LISTING_INDEX).exists()
+
+
+class _Killed(BaseException):
+    """Stands in for a kill: nothing after it runs."""
+
+
+def test_a_crash_between_the_index_and_the_snapshot_shows_the_run_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = JsonFileWorkflowStore(tmp_path)
+    _save(store, "moving", "a", "running", 1)
+    _save(store, "other", "a", "running", 2)
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise _Killed
+
+    monkeypatch.setattr(JsonFileWorkflowStore, "_write_base", killed)
+    with pytest.raises(_Killed):
+        _save(JsonFileWorkflowStore(tmp_path), "moving", "a", "succeeded", 50)
+    with pytest.raises(_Killed):
+        _save(JsonFileWorkflowStore(tmp_path), "never-written", "a", "running", 60)
+    monkeypatch.undo()
+    reader = JsonFileWorkflowStore(tmp_path)
+    page = reader.query_runs(RunQuery())
+    assert [(m.run_id, m.status) for m in page.runs] == [
+        ("other", "running"),
+        ("moving", "running"),
+    ]
+    # The shown page corrected the entry: the run is found under its real status.
+    assert _page(reader, RunQuery(statuses=("running",)))[0] == ["other", "moving"]
+    assert _page(reader, RunQuery(statuses=("succeeded",))) == ([], 0)
+    assert _page(JsonFileWorkflowStore(tmp_path), RunQuery(statuses=("running",)))[0] == [
+        "other",
+        "moving",
+    ]
+
+
+def test_a_killed_writer_leaves_every_run_listed(tmp_path: Path) -> None:
+    JsonFileWorkflowStore(tmp_path)
+    ctx = multiprocessing.get_context("fork")
+    for point in range(1, 5):
+        child = ctx.Process(target=_killed_child, args=(str(tmp_path), point))
+        child.start()
+        child.join(30)
+        assert child.exitcode == 9
+    store = JsonFileWorkflowStore(tmp_path)
+    expected = _reference(store, RunQuery(limit=1000))
+    assert _page(store, RunQuery(limit=1000)) == expected
+    assert {"k-1", "k-2", "k-3", "k-4"} <= set(expected[0])
+
+
+def _killed_child(folder: str, point: int) -> None:
+    """Save runs, then be killed (SIGKILL's exit, ``os._exit``) right after an index append."""
+    from zeroflow.stores import _json_index
+
+    store = JsonFileWorkflowStore(folder)
+    for i in range(1, point + 1):
+        _save(store, f"k-{i}", "a", "running", i)
+    real = _json_index.ListingIndex.note
+    calls = [0]
+
+    def note(self: Any, run_id: str, entry: Any) -> None:
+        real(self, run_id, entry)
+        calls[0] += 1
+        os._exit(9)
+
+    _json_index.ListingIndex.note = note  # type: ignore[method-assign]
+    _save(store, f"k-{point}", "a", "succeeded", 80 + point)
+    os._exit(0)
