@@ -64,6 +64,11 @@ Entry = tuple[str, str, str | None, int | None]
 """One run in the index: workflow name, status, the latest full save's ``updated_at``, its seq."""
 Key = tuple[str, str]
 """Where a run sorts: (``updated_at`` or ``""``, run id), ascending."""
+Intent = tuple[str | None] | None
+"""A line's intent mark: ``(previous status,)`` for a line written before its save, None
+for a settled one."""
+Change = tuple[str, Entry | None, Intent]
+"""One decoded line: run id, its entry (None: deleted), its intent mark."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,28 +107,32 @@ def entry_of(data: dict[str, Any], seq: int | None) -> Entry | None:
     return (name, status, updated if type(updated) is str else None, seq)
 
 
-def _line(run_id: str, entry: Entry | None) -> bytes:
+def _line(run_id: str, entry: Entry | None, intent: Intent = None) -> bytes:
     item: list[Any] = [run_id] if entry is None else [run_id, *entry]
+    if entry is not None and intent is not None:
+        item.append(intent[0])
     return (json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-def _decode(item: Any) -> tuple[str, Entry | None]:
+def _decode(item: Any) -> Change:
     """One decoded line; ``IndexDamaged`` when it is not an entry or a deletion."""
     if type(item) is list and item and type(item[0]) is str:
         if len(item) == 1:
-            return item[0], None
+            return item[0], None, None
         if (
-            len(item) == 5
+            len(item) in (5, 6)
             and type(item[1]) is str
             and type(item[2]) is str
             and (item[3] is None or type(item[3]) is str)
             and (item[4] is None or type(item[4]) is int)
+            and (len(item) == 5 or item[5] is None or type(item[5]) is str)
         ):
-            return item[0], (item[1], item[2], item[3], item[4])
+            intent = (item[5],) if len(item) == 6 else None
+            return item[0], (item[1], item[2], item[3], item[4]), intent
     raise IndexDamaged(f"a line is not a run entry: {json.dumps(item)[:80]}")
 
 
-def _parse(lines: list[bytes]) -> list[tuple[str, Entry | None]]:
+def _parse(lines: list[bytes]) -> list[Change]:
     """Entry lines (empty ones skipped), decoded in one go; ``IndexDamaged`` on any bad one."""
     body = [line for line in lines if line]
     if not body:
@@ -147,61 +156,87 @@ def _remove(keys: list[Key], key: Key) -> None:
 
 @dataclass
 class _State:
-    """The folded log: each run's entry and the sorted lists a page is chosen from."""
+    """The folded log: each run's entry and the sorted lists a page is chosen from.
+
+    ``pending`` holds the runs whose latest line is an intent not yet settled
+    (a save under way, or one a kill cut short), with the status they had
+    before it: such a run is also a candidate for that status (``by_prev``).
+    """
 
     entries: dict[str, Entry]
+    pending: dict[str, str | None] = field(default_factory=dict)
     file: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the log read
     offset: int = 0  # where its complete lines end
     lines: int = 0  # entry lines in the file (a compaction is due when far more than runs)
     everything: list[Key] = field(default_factory=list)
     by_status: dict[str, list[Key]] = field(default_factory=dict)
     by_workflow: dict[str, list[Key]] = field(default_factory=dict)
+    by_prev: dict[str, list[Key]] = field(default_factory=dict)
     ids: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.sort()
 
     def sort(self) -> None:
-        """Build the sorted lists from ``entries``."""
+        """Build the sorted lists from ``entries`` and ``pending``."""
         self.everything = sorted(_key(r, e) for r, e in self.entries.items())
-        self.by_status, self.by_workflow = {}, {}
+        self.by_status, self.by_workflow, self.by_prev = {}, {}, {}
         for key in self.everything:
             entry = self.entries[key[1]]
             self.by_status.setdefault(entry[1], []).append(key)
             self.by_workflow.setdefault(entry[0], []).append(key)
+            prev = self.pending.get(key[1])
+            if prev is not None and prev != entry[1]:
+                self.by_prev.setdefault(prev, []).append(key)
         self.ids = sorted(self.entries)
 
-    def apply(self, changes: list[tuple[str, Entry | None]]) -> None:
+    def apply(self, changes: list[Change]) -> None:
         """Fold ``changes`` (in log order) in; many at once re-sort instead."""
         if len(changes) > _BULK_TAIL:
-            for run_id, entry in changes:
+            for run_id, entry, intent in changes:
                 if entry is None:
                     self.entries.pop(run_id, None)
                 else:
                     self.entries[run_id] = entry
+                if entry is not None and intent is not None:
+                    self.pending[run_id] = intent[0]
+                else:
+                    self.pending.pop(run_id, None)
             self.sort()
             return
-        for run_id, entry in changes:
+        for run_id, entry, intent in changes:
             old = self.entries.get(run_id)
-            if old == entry:
-                continue
+            old_prev = self.pending.pop(run_id, None)
             if old is not None:
                 key = _key(run_id, old)
                 _remove(self.everything, key)
                 _remove(self.by_status[old[1]], key)
                 _remove(self.by_workflow[old[0]], key)
+                if old_prev is not None and old_prev != old[1]:
+                    _remove(self.by_prev[old_prev], key)
             if entry is None:
-                del self.entries[run_id]
-                i = bisect.bisect_left(self.ids, run_id)
-                del self.ids[i]
+                if old is not None:
+                    del self.entries[run_id]
+                    del self.ids[bisect.bisect_left(self.ids, run_id)]
                 continue
             key = _key(run_id, entry)
             bisect.insort(self.everything, key)
             bisect.insort(self.by_status.setdefault(entry[1], []), key)
             bisect.insort(self.by_workflow.setdefault(entry[0], []), key)
+            if intent is not None:
+                self.pending[run_id] = intent[0]
+                if intent[0] is not None and intent[0] != entry[1]:
+                    bisect.insort(self.by_prev.setdefault(intent[0], []), key)
             if old is None:
                 bisect.insort(self.ids, run_id)
             self.entries[run_id] = entry
+
+    def status_of(self, run_id: str, statuses: set[str]) -> bool:
+        """Whether the run has one of ``statuses``, or had it before a pending save."""
+        if self.entries[run_id][1] in statuses:
+            return True
+        prev = self.pending.get(run_id)
+        return prev is not None and prev in statuses
 
     def select(self, query: RunQuery, moved: Callable[[str], bool]) -> tuple[list[str], int]:
         """The run ids of ``query``'s page, newest first, and how many runs match in all.
@@ -219,6 +254,7 @@ class _State:
             lists = [sorted(_key(r, self.entries[r]) for r in ids)]
         elif wanted is not None:
             lists = [self.by_status.get(s, []) for s in sorted(wanted)]
+            lists += [self.by_prev[s] for s in sorted(wanted) if self.by_prev.get(s)]
             of_name = self.by_workflow.get(name, []) if name is not None else None
             if of_name is not None and len(of_name) < sum(map(len, lists)):
                 lists, name = [of_name], None  # fewer runs of this workflow: check the status
@@ -247,11 +283,12 @@ class _State:
             entry = self.entries[key[1]]
             if name is not None and entry[0] != name:
                 return False
-            if statuses is not None and entry[1] not in statuses:
+            if statuses is not None and not self.status_of(key[1], statuses):
                 return False
             return not (check_moved and entry[1] == "running" and moved(key[1]))
 
-        simple = name is None and statuses is None and not check_moved
+        twice = wanted is not None and any(self.by_prev.get(s) for s in wanted)
+        simple = name is None and statuses is None and not check_moved and not twice
         start, stop = query.offset, query.offset + query.limit
         if simple and len(ranges) == 1:
             keys, lo, hi = ranges[0]
@@ -266,7 +303,11 @@ class _State:
             total = sum(max(0, hi - lo) for _, lo, hi in ranges)
             return [k[1] for k in itertools.islice(merged, start, stop)], total
         page, total = [], 0
+        last: Key | None = None
         for key in merged:
+            if key == last:
+                continue  # a pending run, in the lists of its new and its previous status
+            last = key
             if keep(key):
                 if start <= total < stop:
                     page.append(key[1])
@@ -310,9 +351,10 @@ class ListingIndex:
 
     # ------------------------------------------------------------------ writers
 
-    def note(self, run_id: str, entry: Entry | None) -> None:
-        """Append ``run_id``'s entry (None: it was deleted), under the lock, in one write."""
-        self._append(_line(run_id, entry))
+    def note(self, run_id: str, entry: Entry | None, intent: Intent = None) -> None:
+        """Append ``run_id``'s entry (None: it was deleted), under the lock, in one write;
+        ``intent`` ``(previous status,)`` marks a line written before its save."""
+        self._append(_line(run_id, entry, intent))
 
     def _append(self, data: bytes) -> None:
         with locked(self.lock_path, mode=self.file_mode):
@@ -472,29 +514,39 @@ class ListingIndex:
         lines = raw[len(_HEADER) : end].split(b"\n")
         changes = _parse(lines)
         entries: dict[str, Entry] = {}
-        for run_id, entry in changes:
+        pending: dict[str, str | None] = {}
+        for run_id, entry, intent in changes:
             if entry is None:
                 entries.pop(run_id, None)
             else:
                 entries[run_id] = entry
-        return _State(entries, file, end, len(changes))
+            if entry is not None and intent is not None:
+                pending[run_id] = intent[0]
+            else:
+                pending.pop(run_id, None)
+        return _State(entries, pending, file, end, len(changes))
 
     def _compact(self) -> None:
         """Fold the log to one line per run (call with ``_mutex``), under the lock."""
         with locked(self.lock_path, mode=self.file_mode):
             state = self._fresh(locked_already=True)
-            self._write(state.entries)
+            self._write(state.entries, state.pending)
 
-    def _write(self, entries: dict[str, Entry]) -> _State:
-        """Replace the log with ``entries`` (newest update last), under the lock."""
+    def _write(self, entries: dict[str, Entry], pending: dict[str, str | None]) -> _State:
+        """Replace the log with ``entries`` (newest update last), under the lock; pending
+        intents stay intents."""
         ordered = sorted(entries.items(), key=lambda item: _key(*item))
-        data = _HEADER + b"".join(_line(r, e) for r, e in ordered)
+        data = _HEADER + b"".join(
+            _line(r, e, (pending[r],) if r in pending else None) for r, e in ordered
+        )
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISLNK(os.lstat(self.path).st_mode):
                 os.unlink(self.path)  # the link itself, never what it points to
         write_atomic(self.path, data, fsync=self.fsync, mode=self.file_mode)
         st = os.lstat(self.path)
-        self._state = _State(dict(entries), (st.st_dev, st.st_ino), len(data), len(entries))
+        self._state = _State(
+            dict(entries), dict(pending), (st.st_dev, st.st_ino), len(data), len(entries)
+        )
         return self._state
 
     def _rebuild(self, why: str | None, locked_already: bool) -> _State:
@@ -518,14 +570,22 @@ class ListingIndex:
                     if raw is not None:
                         self._state = self._load(raw, (st.st_dev, st.st_ino))
                         return self._state
-            for run_id, entry in logged[1] if logged is not None else []:
+            pending: dict[str, str | None] = {}
+            for run_id, entry, intent in logged[1] if logged is not None else []:
                 have = scanned.get(run_id)
                 if entry is None:
                     if have is not None and not self._exists(run_id):
                         del scanned[run_id]
+                        pending.pop(run_id, None)
                 elif have is None or (entry[3] or 0) > (have[3] or 0):
                     scanned[run_id] = entry
-            return self._write(scanned)
+                    if intent is not None:
+                        pending[run_id] = intent[0]
+                    else:
+                        pending.pop(run_id, None)
+                elif intent is None and entry == have:
+                    pending.pop(run_id, None)  # the save it announced is on disk
+            return self._write(scanned, pending)
 
     def _exists(self, run_id: str) -> bool:
         return os.path.lexists(self.path.parent / run_id)
@@ -557,7 +617,7 @@ def _read_plain(path: Path) -> bytes | None:
         os.close(fd)
 
 
-def _readable_lines(path: Path) -> tuple[bool, list[tuple[str, Entry | None]]] | None:
+def _readable_lines(path: Path) -> tuple[bool, list[Change]] | None:
     """(whether the log is whole and trusted, its lines that decode) — each line on its own,
     for a rebuild that keeps whatever writers appended; None when there is no plain log."""
     raw = _read_plain(path)

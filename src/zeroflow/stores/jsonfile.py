@@ -805,8 +805,10 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             or meta.get("seq") != w.base_seq
         ):
             summary = json.dumps(_metadata_of(data, self._clock()), indent=2)
-            self._index(run_id, data, w.base_seq)
             write_atomic(meta_path, summary, fsync=self.fsync, mode=self.file_mode)
+            entry = entry_of(data, w.base_seq)
+            if entry is not None:  # the snapshot is the truth: a settled line
+                self._listing.note(run_id, entry)
         dropped = 0
         if torn:
             truncate(seg, good, fsync=self.fsync)
@@ -1025,9 +1027,11 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 w.last_events_end = events_end
                 if w.pending_full is None and self._fold_due(w, w.records, w.journal_bytes):
                     live = self._rebuild(run_id, folder, w.base_seq, w.seq)
-                    self._index(run_id, live, w.seq)
+                    settle = self._index(run_id, live, w.seq, w.base_status)
                     self._write_base(folder, w, live, w.last_events_end)
                     self._write_meta(folder, live)
+                    if settle is not None:
+                        self._listing.note(run_id, settle)
             if w.pending_full is not None:
                 full, w.pending_full = w.pending_full, None
                 # The due index learns of a timer before the snapshot holds it and forgets
@@ -1035,11 +1039,13 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 due, indexed = snapshot_due(full), w.base_status in (None, "waiting")
                 if due is not None:
                     self._due_index(run_id, due)
-                self._index(run_id, full, w.seq + 1)
+                settle = self._index(run_id, full, w.seq + 1, w.base_status)
                 self._write_base(folder, w, full, events_end, seq=w.seq + 1)
                 undo_events = None  # committed: snapshot.json is replaced
                 # Every fold: metadata.json names the fold whose journal a listing reads.
                 self._write_meta(folder, full)
+                if settle is not None:
+                    self._listing.note(run_id, settle)
                 if due is None and indexed:
                     self._due_index(run_id, None)
         except OSError:
@@ -1100,12 +1106,25 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
 
     # ------------------------------------------------------------------ the listing index
 
-    def _index(self, run_id: str, data: dict[str, Any], seq: int) -> None:
+    def _index(
+        self, run_id: str, data: dict[str, Any], seq: int, before: str | None
+    ) -> Entry | None:
         """Tell ``listing.jsonl`` of the full save ``data`` (checkpoint ``seq``) before it is
-        written: a crash in between leaves an entry ahead of the run, never a run unlisted."""
+        written; returns the line to settle it with once ``metadata.json`` is written.
+
+        A save that keeps the status (a fold) is one settled line: a crash after it
+        leaves only the time ahead. One that changes it (or starts the run) is an
+        intent naming the status ``before``, settled after the save: a crash in between
+        leaves the run listed under both statuses until a page shows it, never neither.
+        """
         entry = entry_of(data, seq)
-        if entry is not None:
+        if entry is None:
+            return None
+        if before is not None and before == entry[1]:
             self._listing.note(run_id, entry)
+            return None
+        self._listing.note(run_id, entry, (before,))
+        return entry
 
     @_guarded
     def query_runs(self, query: RunQuery) -> RunPage:
@@ -1146,6 +1165,8 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             orphan = self._without_metadata(folder, run_id)
             if orphan is not None:
                 self._report(run_id, meta, orphan)
+            elif not os.path.lexists(folder / "snapshot.json"):
+                return GONE  # no checkpoint at all: a first save that never happened
             return None
         except LinkRefusedError as exc:
             self._report(run_id, Path(exc.filename), "a symbolic link, not followed")
