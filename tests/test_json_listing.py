@@ -313,3 +313,29 @@ def _killed_child(folder: str, point: int) -> None:
     _json_index.ListingIndex.note = note  # type: ignore[method-assign]
     _save(store, f"k-{point}", "a", "succeeded", 80 + point)
     os._exit(0)
+
+
+def test_a_long_log_is_compacted_to_one_line_per_run_and_lists_the_same(tmp_path: Path) -> None:
+    store = JsonFileWorkflowStore(tmp_path)
+    for round_ in range(14):
+        for i in range(50):
+            status = ("running", "waiting")[round_ % 2]
+            _save(store, f"c-{i:02d}", "a", status, round_ * 50 + i)
+    index = tmp_path / LISTING_INDEX
+    assert len(index.read_bytes().splitlines()) > 2 * 50 + 1000
+    expected = _reference(store, RunQuery(limit=1000))
+    assert _page(JsonFileWorkflowStore(tmp_path), RunQuery(limit=1000)) == expected
+    lines = index.read_bytes().splitlines()
+    assert len(lines) == 1 + 50  # the header and one settled line per run
+    assert _page(JsonFileWorkflowStore(tmp_path), RunQuery(limit=1000)) == expected
+
+
+def test_a_writer_folds_the_log_when_it_doubles_past_a_mark() -> None:
+    from zeroflow.stores._json_index import _crosses
+
+    mark = 8 << 20
+    assert not _crosses(0, mark - 1)
+    assert _crosses(mark - 10, mark + 10)
+    assert not _crosses(mark + 10, mark + 20)
+    assert _crosses(2 * mark - 1, 2 * mark)
+    assert not _crosses(3 * mark, 3 * mark + 5)

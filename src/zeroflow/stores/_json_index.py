@@ -377,6 +377,11 @@ class ListingIndex:
                     raise
             finally:
                 os.close(fd)
+        if _crosses(size, size + len(data)):
+            # The log doubled since it last crossed a mark: fold it here too, so it stays
+            # within about twice the runs' lines even when no reader ever compacts it.
+            with self._mutex:
+                self._fresh()
 
     # ------------------------------------------------------------------ readers
 
@@ -589,6 +594,19 @@ class ListingIndex:
 
     def _exists(self, run_id: str) -> bool:
         return os.path.lexists(self.path.parent / run_id)
+
+
+_FIRST_MARK = 8 << 20
+
+
+def _crosses(before: int, after: int) -> bool:
+    """Whether the log's size passed a mark (8 MiB, 16 MiB, 32 MiB, ...) between the two."""
+    if after < _FIRST_MARK:
+        return False
+    mark = _FIRST_MARK
+    while mark * 2 <= after:
+        mark *= 2
+    return before < mark <= after
 
 
 def _pread_all(fd: int, start: int, stop: int) -> bytes:
