@@ -171,6 +171,7 @@ class _State:
     everything: list[Key] = field(default_factory=list)
     by_status: dict[str, list[Key]] = field(default_factory=dict)
     by_workflow: dict[str, list[Key]] = field(default_factory=dict)
+    by_pair: dict[tuple[str, str], list[Key]] = field(default_factory=dict)
     by_prev: dict[str, list[Key]] = field(default_factory=dict)
     ids: list[str] = field(default_factory=list)
 
@@ -180,11 +181,12 @@ class _State:
     def sort(self) -> None:
         """Build the sorted lists from ``entries`` and ``pending``."""
         self.everything = sorted(_key(r, e) for r, e in self.entries.items())
-        self.by_status, self.by_workflow, self.by_prev = {}, {}, {}
+        self.by_status, self.by_workflow, self.by_prev, self.by_pair = {}, {}, {}, {}
         for key in self.everything:
             entry = self.entries[key[1]]
             self.by_status.setdefault(entry[1], []).append(key)
             self.by_workflow.setdefault(entry[0], []).append(key)
+            self.by_pair.setdefault((entry[0], entry[1]), []).append(key)
             prev = self.pending.get(key[1])
             if prev is not None and prev != entry[1]:
                 self.by_prev.setdefault(prev, []).append(key)
@@ -212,6 +214,7 @@ class _State:
                 _remove(self.everything, key)
                 _remove(self.by_status[old[1]], key)
                 _remove(self.by_workflow[old[0]], key)
+                _remove(self.by_pair[old[0], old[1]], key)
                 if old_prev is not None and old_prev != old[1]:
                     _remove(self.by_prev[old_prev], key)
             if entry is None:
@@ -223,6 +226,7 @@ class _State:
             bisect.insort(self.everything, key)
             bisect.insort(self.by_status.setdefault(entry[1], []), key)
             bisect.insort(self.by_workflow.setdefault(entry[0], []), key)
+            bisect.insort(self.by_pair.setdefault((entry[0], entry[1]), []), key)
             if intent is not None:
                 self.pending[run_id] = intent[0]
                 if intent[0] is not None and intent[0] != entry[1]:
@@ -253,13 +257,15 @@ class _State:
             ids = itertools.takewhile(lambda r: r.startswith(prefix), self.ids[start:])
             lists = [sorted(_key(r, self.entries[r]) for r in ids)]
         elif wanted is not None:
-            lists = [self.by_status.get(s, []) for s in sorted(wanted)]
-            lists += [self.by_prev[s] for s in sorted(wanted) if self.by_prev.get(s)]
-            of_name = self.by_workflow.get(name, []) if name is not None else None
-            if of_name is not None and len(of_name) < sum(map(len, lists)):
-                lists, name = [of_name], None  # fewer runs of this workflow: check the status
+            if name is None:
+                lists = [self.by_status.get(s, []) for s in sorted(wanted)]
             else:
-                statuses = None  # every run of these lists has a wanted status
+                lists = [self.by_pair.get((name, s), []) for s in sorted(wanted)]
+            previous = [self.by_prev[s] for s in sorted(wanted) if self.by_prev.get(s)]
+            lists += previous
+            statuses = None  # every run of these lists has a wanted status (or had it)
+            if not previous:
+                name = None  # nor is there a run of another workflow among them
         elif name is not None:
             lists, name = [self.by_workflow.get(name, [])], None
         else:
