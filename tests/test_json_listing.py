@@ -339,3 +339,33 @@ def test_a_writer_folds_the_log_when_it_doubles_past_a_mark() -> None:
     assert not _crosses(mark + 10, mark + 20)
     assert _crosses(2 * mark - 1, 2 * mark)
     assert not _crosses(3 * mark, 3 * mark + 5)
+
+
+def test_a_folder_this_process_may_only_read_is_listed_from_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from zeroflow.stores import _json_index
+
+    _fill(JsonFileWorkflowStore(tmp_path), 30)
+    (tmp_path / LISTING_INDEX).unlink()
+    (tmp_path / "listing.lock").unlink()
+    scans = [0]
+    real_scan = JsonFileWorkflowStore._scan_listing
+
+    def counted(self: JsonFileWorkflowStore) -> Any:
+        scans[0] += 1
+        return real_scan(self)
+
+    def read_only(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(JsonFileWorkflowStore, "_scan_listing", counted)
+    for name in ("write_atomic", "locked", "create_with", "append_fd"):
+        monkeypatch.setattr(_json_index, name, read_only)
+    store = JsonFileWorkflowStore(tmp_path)  # opening it writes nothing
+    for query in QUERIES:
+        assert _page(store, query) == _reference(store, query), query
+    assert scans[0] == 1  # rebuilt once, then kept in memory
+    assert not (tmp_path / LISTING_INDEX).exists()

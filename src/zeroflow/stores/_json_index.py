@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import heapq
 import itertools
 import json
@@ -254,7 +255,8 @@ class _State:
         if query.run_id_prefix:
             prefix = query.run_id_prefix
             start = bisect.bisect_left(self.ids, prefix)
-            ids = itertools.takewhile(lambda r: r.startswith(prefix), self.ids[start:])
+            tail = itertools.islice(self.ids, start, None)
+            ids = itertools.takewhile(lambda r: r.startswith(prefix), tail)
             lists = [sorted(_key(r, self.entries[r]) for r in ids)]
         elif wanted is not None:
             if name is None:
@@ -347,13 +349,18 @@ class ListingIndex:
         self._state: _State | None = None
 
     def start_empty(self) -> None:
-        """In a folder that holds no run yet, write a whole, empty log (nothing to rebuild)."""
+        """In a folder that holds no run yet, write a whole, empty log (nothing to rebuild);
+        nothing in a folder this process may only read."""
         if os.path.lexists(self.path):
             return
         with os.scandir(self.path.parent) as entries:
             if any(e.is_dir(follow_symlinks=False) for e in entries):
                 return  # runs, perhaps 0.1.0's: the first reader rebuilds from them
-        create_with(self.path, _HEADER, fsync=self.fsync, mode=self.file_mode)
+        try:
+            create_with(self.path, _HEADER, fsync=self.fsync, mode=self.file_mode)
+        except OSError as exc:
+            if exc.errno not in _READ_ONLY:
+                raise
 
     # ------------------------------------------------------------------ writers
 
@@ -442,7 +449,7 @@ class ListingIndex:
     ) -> None:
         """Make ``run_id``'s entry what its ``metadata.json`` says, with no commit in flight."""
         # Lock order everywhere: a run's lease lock, ``_mutex``, then ``listing.lock``.
-        with quiet(run_id), self._mutex, locked(self.lock_path, mode=self.file_mode):
+        with quiet(run_id), self._mutex, self._reader_lock():
             found = read(run_id)
             current = self._fresh(locked_already=True).entries.get(run_id)
             if isinstance(found, Listed):
@@ -453,7 +460,12 @@ class ListingIndex:
                 change = None
             else:
                 return
-            self._append_locked(_line(run_id, change))
+            try:
+                self._append_locked(_line(run_id, change))
+            except OSError as exc:
+                if exc.errno not in _READ_ONLY:
+                    raise
+                return  # read only: the page still shows what metadata.json says
             self._fresh(locked_already=True)
 
     def _append_locked(self, data: bytes) -> None:
@@ -475,6 +487,8 @@ class ListingIndex:
         try:
             fd = open_nofollow(self.path, os.O_RDONLY)
         except FileNotFoundError:
+            if state is not None and state.file == (0, 0):
+                return state  # kept in memory in a read-only folder, and still no file
             return self._rebuild(None, locked_already)
         except LinkRefusedError:
             return self._rebuild("the listing index is a symbolic link", locked_already)
@@ -510,7 +524,7 @@ class ListingIndex:
             if locked_already:
                 why = "the listing index is damaged (its last line is cut short)"
                 return self._rebuild(why, True)
-            with locked(self.lock_path, mode=self.file_mode):
+            with self._reader_lock():
                 return self._fresh(locked_already=True)
         if state.lines > 2 * len(state.entries) + 1000 and not locked_already:
             self._compact()
@@ -539,7 +553,7 @@ class ListingIndex:
 
     def _compact(self) -> None:
         """Fold the log to one line per run (call with ``_mutex``), under the lock."""
-        with locked(self.lock_path, mode=self.file_mode):
+        with self._reader_lock():
             state = self._fresh(locked_already=True)
             self._write(state.entries, state.pending)
 
@@ -550,15 +564,31 @@ class ListingIndex:
         data = _HEADER + b"".join(
             _line(r, e, (pending[r],) if r in pending else None) for r, e in ordered
         )
-        with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISLNK(os.lstat(self.path).st_mode):
-                os.unlink(self.path)  # the link itself, never what it points to
-        write_atomic(self.path, data, fsync=self.fsync, mode=self.file_mode)
-        st = os.lstat(self.path)
-        self._state = _State(
-            dict(entries), dict(pending), (st.st_dev, st.st_ino), len(data), len(entries)
-        )
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISLNK(os.lstat(self.path).st_mode):
+                    os.unlink(self.path)  # the link itself, never what it points to
+            write_atomic(self.path, data, fsync=self.fsync, mode=self.file_mode)
+            st = os.lstat(self.path)
+            file, offset = (st.st_dev, st.st_ino), len(data)
+        except OSError as exc:
+            if exc.errno not in _READ_ONLY:
+                raise
+            # A folder this process may only read: the index is kept in memory, and what
+            # writers with more rights append to the file there is read as it comes.
+            file, offset = _follow(self.path)
+        self._state = _State(dict(entries), dict(pending), file, offset, len(entries))
         return self._state
+
+    def _reader_lock(self) -> contextlib.AbstractContextManager[object]:
+        """``listing.lock`` for a reader; none in a folder this process may only read."""
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(locked(self.lock_path, mode=self.file_mode))
+        except OSError as exc:
+            if exc.errno not in _READ_ONLY:
+                raise
+        return stack
 
     def _rebuild(self, why: str | None, locked_already: bool) -> _State:
         """Every run's entry from its ``metadata.json``, merged with the log's readable lines
@@ -566,11 +596,7 @@ class ListingIndex:
         if why is not None:
             self._report(self.path, f"{why}; rebuilt from the runs' metadata.json")
         scanned = self._scan()
-        context = (
-            contextlib.nullcontext()
-            if locked_already
-            else locked(self.lock_path, mode=self.file_mode)
-        )
+        context = contextlib.nullcontext() if locked_already else self._reader_lock()
         with context:
             logged = _readable_lines(self.path)
             if why is None and logged is not None and logged[0]:
@@ -600,6 +626,21 @@ class ListingIndex:
 
     def _exists(self, run_id: str) -> bool:
         return os.path.lexists(self.path.parent / run_id)
+
+
+_READ_ONLY = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+"""Why a reader may be unable to write the index: it then keeps it in memory."""
+
+
+def _follow(path: Path) -> tuple[tuple[int, int], int]:
+    """(file identity, size) of the log as it is now; ((0, 0), 0) when there is none."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return (0, 0), 0
+    if not stat.S_ISREG(st.st_mode):
+        return (0, 0), 0
+    return (st.st_dev, st.st_ino), st.st_size
 
 
 _FIRST_MARK = 8 << 20
