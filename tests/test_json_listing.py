@@ -192,7 +192,7 @@ def test_a_damaged_index_is_rebuilt_from_the_runs_and_nothing_is_lost(
         index.unlink()
         index.mkdir()
     if damage == "folder":  # a folder in the index's place is refused with a typed error
-        with pytest.raises(StoreError, match=LISTING_INDEX):
+        with pytest.raises(StoreError, match=r"listing\.jsonl"):
             _page(store, RunQuery(limit=1000))
         return
     assert _page(store, RunQuery(limit=1000)) == expected
@@ -369,3 +369,17 @@ def test_a_folder_this_process_may_only_read_is_listed_from_memory(
         assert _page(store, query) == _reference(store, query), query
     assert scans[0] == 1  # rebuilt once, then kept in memory
     assert not (tmp_path / LISTING_INDEX).exists()
+
+
+def test_a_lock_file_that_is_a_link_is_refused_with_a_typed_error(tmp_path: Path) -> None:
+    base = tmp_path / "runs"
+    store = JsonFileWorkflowStore(base)
+    _save(store, "before", "a", "running", 1)
+    target = tmp_path / "elsewhere"
+    target.write_text("untouched", encoding="utf-8")
+    lock = base / "listing.lock"
+    lock.unlink()
+    lock.symlink_to(target)
+    with pytest.raises(StoreError, match=r"listing\.lock"):
+        _save(store, "after", "a", "running", 2)
+    assert target.read_text(encoding="utf-8") == "untouched"
