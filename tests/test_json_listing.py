@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import random
+import signal
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from _support import in_child
 from zeroflow import Event, RunMetadata, RunQuery, RunQueryStore, RunSnapshot, StoreError
 from zeroflow.stores import JsonFileWorkflowStore
 from zeroflow.stores._json_index import LISTING_INDEX
@@ -104,35 +107,30 @@ def test_paging_while_another_process_adds_runs_loses_none(tmp_path: Path) -> No
     before = set(_reference(reader, RunQuery(limit=1000))[0])
     seen: list[str | None] = []
     offset = 0
-    ctx = multiprocessing.get_context("fork")
     for round_ in range(6):
         seen += _page(reader, RunQuery(limit=25, offset=offset))[0]
         offset += 25
-        child = ctx.Process(target=_add_runs, args=(str(tmp_path), round_))
-        child.start()
-        child.join(30)
-        assert child.exitcode == 0
+        assert in_child(lambda r=round_: _add_runs(str(tmp_path), r)) == 0
     assert before <= set(seen), before - set(seen)
     newest = _page(reader, RunQuery(limit=30))[0]
     assert {f"new-{r}-{i}" for r in range(6) for i in range(5)} == set(newest)
 
 
-def _add_runs(folder: str, round_: int) -> None:
+def _add_runs(folder: str, round_: int) -> int:
     store = JsonFileWorkflowStore(folder)
     for i in range(5):
         _save(store, f"new-{round_}-{i}", "a", "running", 3000 + round_ * 5 + i)
-    os._exit(0)
+    return 0
 
 
 def test_two_processes_writing_at_once_lose_no_entry(tmp_path: Path) -> None:
     JsonFileWorkflowStore(tmp_path)
-    ctx = multiprocessing.get_context("fork")
-    children = [ctx.Process(target=_write_many, args=(str(tmp_path), k)) for k in range(2)]
-    for child in children:
-        child.start()
-    for child in children:
-        child.join(60)
-        assert child.exitcode == 0
+    gate = os.pipe()
+    pids = [_fork_after(gate, lambda k=k: _write_many(str(tmp_path), k)) for k in range(2)]
+    os.close(gate[0])
+    os.close(gate[1])  # both children start writing now, at once
+    for pid in pids:
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
     store = JsonFileWorkflowStore(tmp_path)
     ids, total = _page(store, RunQuery(limit=1000))
     assert total == 160 and len(set(ids)) == 160
@@ -141,12 +139,29 @@ def test_two_processes_writing_at_once_lose_no_entry(tmp_path: Path) -> None:
     assert all(json.loads(line) for line in lines)  # no two appends interleaved
 
 
-def _write_many(folder: str, k: int) -> None:
+def _write_many(folder: str, k: int) -> int:
     store = JsonFileWorkflowStore(folder)
     for i in range(80):
         _save(store, f"w{k}-{i}", "a", "running", i)
         _save(store, f"w{k}-{i}", "a", "succeeded", i + 1)
-    os._exit(0)
+    return 0
+
+
+def _fork_after(gate: tuple[int, int], body: Callable[[], int]) -> int:
+    """A child that waits until the pipe ``gate`` closes, runs ``body``, exits with its code."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child, reported through the exit code
+        signal.alarm(30)
+        code = 99
+        try:
+            os.close(gate[1])
+            os.read(gate[0], 1)
+            code = body()
+        except BaseException as exc:
+            sys.stderr.write(f"child failed: {exc!r}\n")
+        finally:
+            os._exit(code)
+    return pid
 
 
 def _damage_variants() -> list[str]:
@@ -283,19 +298,15 @@ def test_a_crash_between_the_index_and_the_snapshot_shows_the_run_as_it_is(
 
 def test_a_killed_writer_leaves_every_run_listed(tmp_path: Path) -> None:
     JsonFileWorkflowStore(tmp_path)
-    ctx = multiprocessing.get_context("fork")
     for point in range(1, 5):
-        child = ctx.Process(target=_killed_child, args=(str(tmp_path), point))
-        child.start()
-        child.join(30)
-        assert child.exitcode == 9
+        assert in_child(lambda p=point: _killed_child(str(tmp_path), p)) == 9
     store = JsonFileWorkflowStore(tmp_path)
     expected = _reference(store, RunQuery(limit=1000))
     assert _page(store, RunQuery(limit=1000)) == expected
     assert {"k-1", "k-2", "k-3", "k-4"} <= set(expected[0])
 
 
-def _killed_child(folder: str, point: int) -> None:
+def _killed_child(folder: str, point: int) -> int:
     """Save runs, then be killed (SIGKILL's exit, ``os._exit``) right after an index append."""
     from zeroflow.stores import _json_index
 
@@ -312,7 +323,7 @@ def _killed_child(folder: str, point: int) -> None:
 
     _json_index.ListingIndex.note = note  # type: ignore[method-assign]
     _save(store, f"k-{point}", "a", "succeeded", 80 + point)
-    os._exit(0)
+    return 0
 
 
 def test_a_long_log_is_compacted_to_one_line_per_run_and_lists_the_same(tmp_path: Path) -> None:
