@@ -1,4 +1,4 @@
-"""Console benchmark: how long one runs page takes over 100,000 runs in a SQLite store.
+"""Console benchmark: how long one runs page takes over 100,000 runs (SQLite, JSON files).
 
 A SQLite store gets a few dozen real runs (started, paused, failed and
 finished through the engine, of three workflows), which are then copied, row
@@ -12,9 +12,16 @@ times: the same rows the store writes, many times over. Then, median of
   the step of each listed run, the HTML);
 * for comparison, ``list_metadata()``, which loads every run's summary.
 
+``--store json`` does the same over a JSON file store: the seed runs' latest
+snapshots are saved again through the store (``save_snapshot``) under
+``--runs`` run ids with spread-out update times, so every run folder and
+every line of ``listing.jsonl`` is one the store wrote. The first page is
+also timed on a fresh store instance (``cold``: the index read from disk).
+
 Usage::
 
-    uv run python benchmarks/console.py                 # 100,000 runs (~1 min)
+    uv run python benchmarks/console.py                 # 100,000 runs, SQLite (~1 min)
+    uv run python benchmarks/console.py --store json    # 100,000 JSON runs (~2 min)
     uv run python benchmarks/console.py --runs 10000 --repeat 3
 """
 
@@ -34,7 +41,7 @@ from typing import Any
 
 from zeroflow import HandlerResult, RunQuery, WorkflowContext, WorkflowEngine
 from zeroflow.console import make_server
-from zeroflow.stores import SqliteWorkflowStore
+from zeroflow.stores import JsonFileWorkflowStore, SqliteWorkflowStore
 
 
 def _flow(name: str) -> dict[str, Any]:
@@ -101,6 +108,29 @@ def seed(path: Path, total: int) -> int:
     return seeds
 
 
+def seed_json(path: Path, total: int) -> int:
+    """Real runs through the engine, then their latest snapshots saved under ``total`` ids."""
+    store = JsonFileWorkflowStore(path)
+    handlers = {"fetch": fetch, "store": store_rows}
+    seeds = []
+    for name in ("billing", "onboarding", "reports"):
+        engine = WorkflowEngine(_flow(name), handlers, store=store)
+        for i in range(10):
+            run_id = f"seed-{name}-{i}"
+            engine.run(run_id=run_id)
+            if i % 3 == 1:
+                engine.resume(run_id, resume_input={"fail": i % 2 == 0})
+            seeds.append(store.load_snapshot(run_id))
+    for n in range(total - len(seeds)):
+        snap = seeds[n % len(seeds)]
+        snap.run_id = f"run-{n:07d}"
+        snap.seq = None
+        snap.updated_at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(1700000000 + n * 7))
+        store.save_snapshot(snap)
+    store.close()
+    return len(seeds)
+
+
 def median_ms(work: Callable[[], object], repeat: int) -> float:
     work()  # warm the page cache
     times = []
@@ -115,26 +145,46 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--store", choices=("sqlite", "json"), default="sqlite")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "runs.sqlite"
         start = time.perf_counter()
-        seed(path, args.runs)
+        store: Any
+        rows: list[tuple[str, float, str]] = []
+        if args.store == "json":
+            path = Path(tmp) / "runs"
+            seed_json(path, args.runs)
+            kind = "JSON files"
+
+            def cold() -> None:
+                JsonFileWorkflowStore(path).query_runs(RunQuery())
+
+            store = JsonFileWorkflowStore(path)
+        else:
+            path = Path(tmp) / "runs.sqlite"
+            seed(path, args.runs)
+            kind = "SQLite"
+            store = SqliteWorkflowStore(path)
         print(f"seeded {args.runs:,} runs in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-        store = SqliteWorkflowStore(path)
+        if args.store == "json":
+            rows.append(("query_runs: first page, fresh store (cold)", median_ms(cold, 3), ""))
         deep = (args.runs // 2) // 50 * 50
+        deepest = max(0, (args.runs - 50) // 50 * 50)
         queries = {
             "first page (50 newest)": RunQuery(),
             f"deep page (offset {deep:,})": RunQuery(offset=deep),
+            f"last page (offset {deepest:,})": RunQuery(offset=deepest),
             "status=waiting": RunQuery(statuses=("waiting",)),
             "status=failed, page 20": RunQuery(statuses=("failed",), offset=950),
             "workflow=billing": RunQuery(workflow_name="billing"),
+            "workflow=billing, status=failed": RunQuery(
+                workflow_name="billing", statuses=("failed",)
+            ),
             "run id prefix 'run-00123'": RunQuery(run_id_prefix="run-00123"),
             "due (running/waiting, old)": RunQuery(
                 statuses=("running", "waiting"), updated_before="2023-11-20T00:00:00+00:00"
             ),
         }
-        rows = []
         for label, query in queries.items():
             page = store.query_runs(query)
             ms = median_ms(lambda q=query: store.query_runs(q), args.repeat)  # type: ignore[misc]
@@ -166,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         store.close()
-    print(f"| {args.runs:,} runs, SQLite | median ms | rows |")
+    print(f"| {args.runs:,} runs, {kind} | median ms | rows |")
     print("|---|---:|---|")
     for label, ms, note in rows:
         print(f"| {label} | {ms:.1f} | {note} |")

@@ -1,8 +1,8 @@
 """The runs page's query: filters read from the URL, one page of runs from the store.
 
-A store that implements ``RunQueryStore`` (SQLite, Postgres) answers from its
-indexes; any other store (the JSON store, whose runs are folders) is listed
-with ``list_metadata`` and filtered and paged here.
+A store that implements ``RunQueryStore`` (SQLite, Postgres, the JSON store's
+``listing.jsonl``) answers from its indexes; any other store (the memory
+store, a user's own) is listed with ``list_metadata`` and filtered and paged here.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ from .._store import (
     CheckpointWrite,
     PruneResult,
 )
-from .._store_views import LeaseInfo
+from .._store_views import LeaseInfo, RunPage, RunQuery
 from . import _files
 from ._batch import BatchingStore, Writer
 from ._common import (
@@ -97,6 +97,16 @@ from ._files import (
     unlock_fd,
     write_atomic,
 )
+from ._json_index import (
+    GONE,
+    LISTING_INDEX,
+    LISTING_LOCK,
+    Entry,
+    Gone,
+    Listed,
+    ListingIndex,
+    entry_of,
+)
 
 __all__ = ["FORMAT_VERSION", "JsonFileWorkflowStore", "check_run_id"]
 
@@ -107,7 +117,7 @@ DUE_INDEX = "due.json"
 """The store-wide due index: ``{"format": 1, "due": {run_id: due_at}}`` (see STORAGE.md)."""
 DUE_LOCK = "due.lock"
 """The advisory lock file every writer of ``due.json`` holds."""
-_RESERVED = frozenset({DUE_INDEX, DUE_LOCK})
+_RESERVED = frozenset({DUE_INDEX, DUE_LOCK, LISTING_INDEX, LISTING_LOCK})
 
 
 def _seg_name(seq: int) -> str:
@@ -550,6 +560,17 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         self._clock = clock
         self._lock = threading.RLock()
         self._writers: dict[str, _Writer] = {}
+        self._listing = ListingIndex(
+            self.base_dir,
+            fsync=fsync,
+            file_mode=file_mode,
+            scan=self._scan_listing,
+            report=lambda path, reason: self._report(LISTING_INDEX, path, reason),
+        )
+        try:
+            self._listing.start_empty()
+        except OSError as exc:
+            raise _io_error(exc, None, self.base_dir) from exc
         reset_after_fork(self)
 
     def _forked(self) -> None:
@@ -785,6 +806,9 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
         ):
             summary = json.dumps(_metadata_of(data, self._clock()), indent=2)
             write_atomic(meta_path, summary, fsync=self.fsync, mode=self.file_mode)
+            entry = entry_of(data, w.base_seq)
+            if entry is not None:  # the snapshot is the truth: a settled line
+                self._listing.note(run_id, entry)
         dropped = 0
         if torn:
             truncate(seg, good, fsync=self.fsync)
@@ -1003,8 +1027,11 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 w.last_events_end = events_end
                 if w.pending_full is None and self._fold_due(w, w.records, w.journal_bytes):
                     live = self._rebuild(run_id, folder, w.base_seq, w.seq)
+                    settle = self._index(run_id, live, w.seq, w.base_status)
                     self._write_base(folder, w, live, w.last_events_end)
                     self._write_meta(folder, live)
+                    if settle is not None:
+                        self._listing.note(run_id, settle)
             if w.pending_full is not None:
                 full, w.pending_full = w.pending_full, None
                 # The due index learns of a timer before the snapshot holds it and forgets
@@ -1012,10 +1039,13 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 due, indexed = snapshot_due(full), w.base_status in (None, "waiting")
                 if due is not None:
                     self._due_index(run_id, due)
+                settle = self._index(run_id, full, w.seq + 1, w.base_status)
                 self._write_base(folder, w, full, events_end, seq=w.seq + 1)
                 undo_events = None  # committed: snapshot.json is replaced
                 # Every fold: metadata.json names the fold whose journal a listing reads.
                 self._write_meta(folder, full)
+                if settle is not None:
+                    self._listing.note(run_id, settle)
                 if due is None and indexed:
                     self._due_index(run_id, None)
         except OSError:
@@ -1073,6 +1103,97 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
             fsync=self.fsync,
             mode=self.file_mode,
         )
+
+    # ------------------------------------------------------------------ the listing index
+
+    def _index(
+        self, run_id: str, data: dict[str, Any], seq: int, before: str | None
+    ) -> Entry | None:
+        """Tell ``listing.jsonl`` of the full save ``data`` (checkpoint ``seq``) before it is
+        written; returns the line to settle it with once ``metadata.json`` is written.
+
+        A save that keeps the status (a fold) is one settled line: a crash after it
+        leaves only the time ahead. One that changes it (or starts the run) is an
+        intent naming the status ``before``, settled after the save: a crash in between
+        leaves the run listed under both statuses until a page shows it, never neither.
+        """
+        entry = entry_of(data, seq)
+        if entry is None:
+            return None
+        if before is not None and before == entry[1]:
+            self._listing.note(run_id, entry)
+            return None
+        self._listing.note(run_id, entry, (before,))
+        return entry
+
+    @_guarded
+    def query_runs(self, query: RunQuery) -> RunPage:
+        """One page of summaries, newest update first (``RunQueryStore``), from
+        ``listing.jsonl``: only the page's runs are read (their ``metadata.json``, and a
+        running run's journal tail). A missing or damaged index is rebuilt from every
+        run's ``metadata.json`` first (reported through ``on_report``)."""
+        self.flush()
+        rows, total = self._listing.page(query, self._listed, self._quiet)
+        return RunPage(tuple(rows), total)
+
+    def _scan_listing(self) -> dict[str, Entry]:
+        """Every readable run's index entry, from its ``metadata.json`` (a rebuild)."""
+        out = {}
+        for folder, data, _item in self._metadata():
+            seq = data.get("seq")
+            entry = entry_of(data, seq if type(seq) is int else None)
+            if entry is not None and folder.name not in _RESERVED:
+                out[folder.name] = entry
+        return out
+
+    def _listed(self, run_id: str) -> Listed | Gone | None:
+        """``run_id``'s entry and summary as its ``metadata.json`` says; ``GONE`` when its
+        folder is gone; None when it cannot be listed (reported when damaged)."""
+        try:
+            if run_id in _RESERVED or check_run_id(run_id) != run_id:
+                return None
+        except StoreError:
+            return None  # a crafted entry: never a path outside the store
+        folder = self.base_dir / run_id
+        meta = folder / "metadata.json"
+        try:
+            if not refuse_link(folder):
+                return GONE
+            raw = read_bytes(meta)
+            data = json.loads(raw)
+        except FileNotFoundError:
+            orphan = self._without_metadata(folder, run_id)
+            if orphan is not None:
+                self._report(run_id, meta, orphan)
+            elif not os.path.lexists(folder / "snapshot.json"):
+                return GONE  # no checkpoint at all: a first save that never happened
+            return None
+        except LinkRefusedError as exc:
+            self._report(run_id, Path(exc.filename), "a symbolic link, not followed")
+            return None
+        except (OSError, ValueError, RecursionError) as exc:
+            self._report(run_id, meta, f"metadata.json cannot be read as JSON ({exc})")
+            return None
+        problem = _metadata_problem(data)
+        if problem is not None:
+            self._report(run_id, meta, f"metadata.json {problem}")
+            return None
+        try:
+            item = RunMetadata.from_dict({**data, "run_id": data.get("run_id", run_id)})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self._report(run_id, meta, f"metadata.json: its last_error is not an error ({exc})")
+            return None
+        seq = data.get("seq")
+        entry = entry_of(data, seq if type(seq) is int else None)
+        assert entry is not None  # _metadata_problem checked the name and the status
+        return Listed(entry, _current(folder, data, item))
+
+    def _quiet(self, run_id: str) -> contextlib.AbstractContextManager[object]:
+        """The run's lease lock, when it has a ``lease.json``: no commit of it is under way."""
+        stack = contextlib.ExitStack()
+        with contextlib.suppress(OSError):
+            stack.enter_context(locked(self.base_dir / run_id / "lease.json", create=False))
+        return stack
 
     # ------------------------------------------------------------------ the due index
 
@@ -1733,6 +1854,7 @@ class JsonFileWorkflowStore(BatchingStore[_Writer]):
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)
         self._due_index(run_id, None)
+        self._listing.note(run_id, None)
         return existed
 
     # ------------------------------------------------------------------ history

@@ -33,7 +33,7 @@ from .._store import (
     JournalingStore,
     LeasingStore,
 )
-from .._store_views import DueStore, StatsStore
+from .._store_views import DueStore, RunQuery, RunQueryStore, StatsStore
 
 __all__ = [
     "STORE_CHECKS",
@@ -753,6 +753,58 @@ def check_resume_due_wakes_each_run_once(make_store: StoreFactory) -> None:
     assert sorted(calls) == ["kit-t0", "kit-t1", "kit-t2"], calls
 
 
+def check_run_queries(make_store: StoreFactory) -> None:
+    """``query_runs`` pages newest update first (then run id, descending), applies every
+    filter, splits the runs into pages without gaps or repeats, and follows a status
+    change and a delete (``RunQueryStore``; skipped without it)."""
+    store = make_store()
+    if not isinstance(store, RunQueryStore):
+        return
+    assert store.query_runs(RunQuery()).total == 0, "a fresh store lists runs"
+    rows = [  # run id, workflow, status, second of its update
+        ("q-a", "kit-x", "waiting", 5),
+        ("q-b", "kit-x", "failed", 3),
+        ("q-c", "kit-y", "succeeded", 9),
+        ("q-d", "kit-y", "running", 1),
+        ("q-e", "kit-x", "waiting", 5),
+        ("p_f", "kit-y", "cancelled", 7),
+    ]
+    for run_id, name, status, second in rows:
+        snap = sample_snapshot(run_id, name, status)
+        snap.updated_at = f"2026-01-01T00:00:{second:02d}+00:00"
+        store.save_snapshot(snap)
+
+    def ids(query: RunQuery) -> tuple[list[str | None], int]:
+        page = store.query_runs(query)
+        return [m.run_id for m in page.runs], page.total
+
+    everything = ["q-c", "p_f", "q-e", "q-a", "q-b", "q-d"]
+    assert ids(RunQuery()) == (everything, 6), ids(RunQuery())
+    cases = [
+        (RunQuery(workflow_name="kit-x"), ["q-e", "q-a", "q-b"]),
+        (RunQuery(statuses=("waiting", "running")), ["q-e", "q-a", "q-d"]),
+        (RunQuery(workflow_name="kit-y", statuses=("running",)), ["q-d"]),
+        (RunQuery(run_id_prefix="q-"), ["q-c", "q-e", "q-a", "q-b", "q-d"]),
+        (RunQuery(run_id_prefix="p_"), ["p_f"]),
+        (RunQuery(updated_before="2026-01-01T00:00:05+00:00"), ["q-b", "q-d"]),
+        (RunQuery(workflow_name="kit-none"), []),
+    ]
+    for query, expected in cases:
+        got = ids(query)
+        assert got == (expected, len(expected)), f"{query}: {got}"
+    pages = [ids(RunQuery(limit=4, offset=o)) for o in (0, 4, 8)]
+    assert [p[0] for p in pages] == [everything[:4], everything[4:], []], pages
+    assert all(p[1] == 6 for p in pages), pages
+    moved = sample_snapshot("q-d", "kit-y", "succeeded")
+    moved.updated_at = "2026-01-01T00:00:11+00:00"
+    store.save_snapshot(moved)
+    assert ids(RunQuery(statuses=("running",))) == ([], 0), "a finished run is still running"
+    assert ids(RunQuery(limit=1))[0] == ["q-d"], "a newer save did not move the run first"
+    if isinstance(store, LeasingStore):
+        store.delete_run("q-c")
+        assert "q-c" not in ids(RunQuery())[0], "a deleted run is still listed"
+
+
 STORE_CHECKS: tuple[Callable[[StoreFactory], None], ...] = (
     check_round_trip,
     check_copies_not_aliases,
@@ -775,6 +827,7 @@ STORE_CHECKS: tuple[Callable[[StoreFactory], None], ...] = (
     check_run_summaries,
     check_due_index,
     check_resume_due_wakes_each_run_once,
+    check_run_queries,
 )
 """Every check that needs only a factory of fresh stores (``check_lease_expiry`` needs a clock)."""
 
