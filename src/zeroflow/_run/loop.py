@@ -272,7 +272,7 @@ class RunLoop:
                 return begun
             node = begun.node
             started = begun.started
-        else:
+        else:  # ``_begin`` inlined: no step limit to check, nobody listening
             name = run.frontier.take()
             snap.trace.append(name)
             snap.step += 1
