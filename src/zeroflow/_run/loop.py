@@ -173,6 +173,7 @@ class RunLoop:
         snap = run.snap
         run.direct = direct
         plain = self.plain
+        checkpointing = self.recorder.checkpoints
         frontier = run.frontier
         clock = self.clock
         concurrency = self.concurrency
@@ -188,7 +189,8 @@ class RunLoop:
                 return (yield from self._then(run, ended))
             if not frontier.ready_now:
                 frontier.open_wave()
-                self.checkpoint(run, write=False)
+                if checkpointing:
+                    self.checkpoint(run, write=False)
             if concurrency > 1 and len(frontier.ready_now) > 1:
                 outcome = yield from self._step_batch(run, concurrency)
             elif direct is not None and frontier.ready_now[0] in plain:
@@ -415,7 +417,8 @@ class RunLoop:
                 if not result.waiting:
                     if EFFECTS in run.snap.extra:  # the visit is over: its receipts go
                         drop_effects(run, node.name)
-                    self.checkpoint(run)
+                    if self.recorder.checkpoints:
+                        self.checkpoint(run)
                     return None
                 if batch is not None and not self.branch_hitl:
                     batch.paused.append((node.name, result.waiting_prompt))

@@ -28,6 +28,7 @@ __all__ = [
     "Sleep",
     "Steps",
     "TimedOut",
+    "new_call",
 ]
 
 
@@ -49,6 +50,20 @@ class Call:
         self.returned_at: float | None = None
         self.elapsed: float | None = None
         """Seconds the handler took, noted by the driver for the calls of a ``Batch``."""
+
+
+def new_call(fn: Callable[..., Any], ctx: WorkflowContext, timeout: float | None) -> Call:
+    """``Call(fn, ctx, timeout)``, without the class call (one per handler call)."""
+    call = _new(Call)
+    call.fn = fn
+    call.ctx = ctx
+    call.timeout_seconds = timeout
+    call.returned_at = None
+    call.elapsed = None
+    return call
+
+
+_new = object.__new__
 
 
 class Batch:

@@ -38,6 +38,7 @@ from .requests import (
     Request,
     Sleep,
     TimedOut,
+    new_call,
 )
 
 __all__ = ["TaskCaller"]
@@ -258,7 +259,7 @@ class TaskCaller:
                     if deadline is None or node_deadline < deadline:
                         deadline = node_deadline
                 ctx = self.context(run, node, step, attempt, deadline, item, index)
-                call = Call(fn, ctx, retry.timeout_seconds)
+                call = new_call(fn, ctx, retry.timeout_seconds)
                 result, exc = yield call
             exc_names = None
             if type(exc) is HandlerCancelled:
@@ -337,7 +338,7 @@ class TaskCaller:
         """The first attempt's call of a plain task node (``plain``), or of a map item."""
         fn = self.handlers[node.handler]  # type: ignore[index]  # plain: it has one
         ctx = self.context(run, node, step, 1, run.snap.deadline_ts, item, index)
-        return Call(fn, ctx, None)
+        return new_call(fn, ctx, None)
 
     def plain(self, node: CompiledNode) -> bool:
         """Whether ``first_call`` can call ``node`` (its items, for a map): a task with a
