@@ -500,7 +500,7 @@ class StoreRecorder:
                         self.store.append_step(snap.run_id, run.delta())  # type: ignore[attr-defined]
                     )
                 else:
-                    self.store.save_snapshot(run.export())
+                    self.store.save_snapshot(run.sync())
                     run.mark()
                     run.fold_due = False
             self.emit(
@@ -544,6 +544,10 @@ class StoreRecorder:
     def _commit(self, run: LiveRun, *, full: bool, extra_events: Iterable[Event] = ()) -> None:
         """Write one fenced checkpoint with the events that led to it (leased runs).
 
+        A full save hands the store the live snapshot itself (``run.sync()``): a
+        store keeps a copy of what it is given (``WorkflowStore.save_snapshot``),
+        so a copy made here first would be a second one.
+
         ``RunLockedError`` from the store means this call lost its lease: nothing of
         the checkpoint is written and the call stops here.
         """
@@ -554,7 +558,7 @@ class StoreRecorder:
         snap.seq = seq
         events = [*(run.outbox or ()), *extra_events]
         if full or run.fold_due:
-            write = _write(seq, run.export(), None, events)
+            write = _write(seq, run.sync(), None, events)
             run.mark()
         else:
             write = _write(seq, None, run.delta(), events)
@@ -616,7 +620,7 @@ class StoreRecorder:
                 due = self.store.append_step(run.snap.run_id, run.delta())  # type: ignore[attr-defined]
                 run.fold_due = bool(due)
             else:
-                self.store.save_snapshot(run.export())
+                self.store.save_snapshot(run.sync())
                 run.mark()
                 run.fold_due = False
         self.finish(run)
@@ -641,7 +645,7 @@ class StoreRecorder:
             if run.lease_owner is not None:
                 self._commit(run, full=True, extra_events=events)
             else:
-                self.store.save_snapshot(run.export())
+                self.store.save_snapshot(run.sync())
                 for event in events:
                     self.store.append_event(run.snap.run_id, event)
         finally:
