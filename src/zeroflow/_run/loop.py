@@ -117,12 +117,11 @@ class RunLoop:
         self.emit = recorder.emit
         self.checkpoint = recorder.checkpoint
         self.listening = recorder.listening
+        self.checkpoints = recorder.checkpoints  # else checkpoint() is a no-op: not called
         self.call_task = nodes.tasks.call
         self.first_call = nodes.tasks.first_call
         self.accept = nodes.tasks.accept
-        self.plain = frozenset(
-            n.name for n in graph.nodes.values() if n.map is None and nodes.tasks.plain(n)
-        )
+        self.plain = frozenset(n for n in nodes.tasks.plain if graph.nodes[n].map is None)
         self.saga = Saga(graph, recorder, nodes.tasks, clock)
         self.branches: dict[str, frozenset[str]] = {}  # a failed node's branch, found once
 
@@ -173,7 +172,6 @@ class RunLoop:
         snap = run.snap
         run.direct = direct
         plain = self.plain
-        checkpointing = self.recorder.checkpoints
         frontier = run.frontier
         clock = self.clock
         concurrency = self.concurrency
@@ -189,7 +187,7 @@ class RunLoop:
                 return (yield from self._then(run, ended))
             if not frontier.ready_now:
                 frontier.open_wave()
-                if checkpointing:
+                if self.checkpoints:
                     self.checkpoint(run, write=False)
             if concurrency > 1 and len(frontier.ready_now) > 1:
                 outcome = yield from self._step_batch(run, concurrency)
@@ -417,7 +415,7 @@ class RunLoop:
                 if not result.waiting:
                     if EFFECTS in run.snap.extra:  # the visit is over: its receipts go
                         drop_effects(run, node.name)
-                    if self.recorder.checkpoints:
+                    if self.checkpoints:
                         self.checkpoint(run)
                     return None
                 if batch is not None and not self.branch_hitl:
@@ -848,7 +846,7 @@ class RunLoop:
         ``tokens``: the resume tokens this call issued (``resume_tokens``).
         """
         snap = run.snap
-        if not self.recorder.checkpoints:
+        if not self.checkpoints:
             # No checkpoint stamped it. Otherwise the result's checkpoint keeps the time
             # the store saved: re-stamping here could tick a second past it.
             snap.updated_at = now_iso(self.clock())

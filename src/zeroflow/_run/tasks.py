@@ -198,6 +198,16 @@ class TaskCaller:
             name: graced(fn) if inspect.iscoroutinefunction(fn) else fn
             for name, fn in handlers.items()
         }
+        # Task nodes ``first_call`` can call (their items, for a map): a registered
+        # handler and no timeout of their own. Found once, looked up per call.
+        self.plain = frozenset(
+            n.name
+            for n in graph.nodes.values()
+            if n.kind == "task"
+            and n.handler is not None
+            and n.handler in self.handlers
+            and n.retry.timeout_seconds is None
+        )
         self.services = services
         self.recorder = recorder
         self.clock = clock
@@ -335,20 +345,10 @@ class TaskCaller:
         item: Any = None,
         index: int | None = None,
     ) -> Call:
-        """The first attempt's call of a plain task node (``plain``), or of a map item."""
+        """The first attempt's call of a task node in ``plain``, or of a map item's."""
         fn = self.handlers[node.handler]  # type: ignore[index]  # plain: it has one
         ctx = self.context(run, node, step, 1, run.snap.deadline_ts, item, index)
         return new_call(fn, ctx, None)
-
-    def plain(self, node: CompiledNode) -> bool:
-        """Whether ``first_call`` can call ``node`` (its items, for a map): a task with a
-        registered handler and no timeout of its own."""
-        return (
-            node.kind == "task"
-            and node.handler is not None
-            and node.handler in self.handlers
-            and node.retry.timeout_seconds is None
-        )
 
     def call_direct(
         self,
@@ -361,7 +361,7 @@ class TaskCaller:
         """``call``, its first attempt made through the driver's ``run.direct`` when there is
         one and ``node`` is ``plain``: a plain success needs no request at all."""
         direct = run.direct
-        if direct is None or not self.plain(node):
+        if direct is None or node.name not in self.plain:
             return (yield from self.call(run, node, step, item, index))
         call = self.first_call(run, node, step, item, index)
         result, exc = direct(call)
