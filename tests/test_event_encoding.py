@@ -35,7 +35,10 @@ JSONISH = st.recursive(
         | st.fixed_dictionaries({"step": JSONISH})
         | st.fixed_dictionaries({"run_id": JSONISH, "status": JSONISH})
         | st.fixed_dictionaries({"run_id": TEXT, "status": TEXT})
-        | st.fixed_dictionaries({"node": TEXT}, optional={"step": st.integers()}),
+        | st.fixed_dictionaries({"node": TEXT}, optional={"step": st.integers()})
+        | st.fixed_dictionaries({"node": TEXT, "outputs": st.lists(TEXT, max_size=3)})
+        | st.fixed_dictionaries({"node": JSONISH, "outputs": JSONISH})
+        | st.fixed_dictionaries({"outputs": st.lists(TEXT, max_size=2), "node": TEXT}),
     )
 )
 def test_an_event_line_equals_json_dumps_with_sorted_keys(event: Event) -> None:

@@ -194,11 +194,12 @@ class NotJSONError(TypeError):
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 _NOT_INT = frozenset({str, float, bool, type(None)})  # scalars that need no further look
 _BIG = 10**4000  # below this an int is certainly within Python's int/str digit limit
+_LOW = -_BIG  # a constant: ``-_BIG`` written in a test would build a 1.7 KB int every time
 
 
 def _checked_int(value: int, path: str) -> int:
     """``value`` if Python can write it as JSON text (its int/str digit limit), else an error."""
-    if -_BIG < value < _BIG:
+    if _LOW < value < _BIG:
         return value
     limit = sys.get_int_max_str_digits()
     try:
@@ -317,7 +318,7 @@ def freeze(value: Any, path: str = "$", depth: int = 0) -> Any:
                 k = _json_key(k, path)
                 renamed = True
             vt = type(v)
-            if vt in _NOT_INT or (vt is int and -_BIG < v < _BIG):
+            if vt in _NOT_INT or (vt is int and _LOW < v < _BIG):
                 _set_item(out, k, v)
             else:
                 _set_item(out, k, freeze(v, f"{path}.{k}", inner))
@@ -331,7 +332,7 @@ def freeze(value: Any, path: str = "$", depth: int = 0) -> Any:
         lst = FrozenList()
         for i, v in enumerate(_list_iter(value) if tp in _VIEW_LISTS else value):
             vt = type(v)
-            if vt in _NOT_INT or (vt is int and -_BIG < v < _BIG):
+            if vt in _NOT_INT or (vt is int and _LOW < v < _BIG):
                 _append(lst, v)
             else:
                 _append(lst, freeze(v, f"{path}[{i}]", inner))

@@ -261,13 +261,15 @@ encode_compact = _encoder(",", ":")
 
 _encode_sorted = _encoder(", ", ": ", sort_keys=True)
 _quote = json.encoder.encode_basestring_ascii
+_STR = frozenset({str})
 
 
 def _data_text(data: Mapping[str, Any]) -> str:
     """``data`` as ``json.dumps(data, sort_keys=True)``; the engine's usual shapes by hand.
 
-    Four of the six events a node logs carry ``{"node": n}``, ``{"step": n}``
-    or ``{"run_id": r, "status": s}``; spelling those out skips the encoder.
+    The six events a node logs carry ``{"node": n}``, ``{"step": n}``,
+    ``{"run_id": r, "status": s}`` or ``{"node": n, "outputs": [...]}``;
+    spelling those out skips the encoder.
     """
     size = len(data)
     if size == 1:
@@ -282,6 +284,16 @@ def _data_text(data: Mapping[str, Any]) -> str:
         status = data.get("status")
         if type(run_id) is str and type(status) is str:
             return '{"run_id": ' + _quote(run_id) + ', "status": ' + _quote(status) + "}"
+        node = data.get("node")
+        outputs = data.get("outputs")
+        if type(node) is str and type(outputs) is list and _STR.issuperset(map(type, outputs)):
+            return (
+                '{"node": '
+                + _quote(node)
+                + ', "outputs": ['
+                + ", ".join(map(_quote, outputs))
+                + "]}"
+            )
     return _encode_sorted(data)
 
 

@@ -58,6 +58,7 @@ from ._common import (
 __all__ = ["InMemoryWorkflowStore"]
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_STR = frozenset({str})
 
 
 class _NotPlain(Exception):
@@ -81,6 +82,8 @@ def _keep(value: Any) -> Any:
     """
     tp = type(value)
     if tp is dict or tp is FrozenDict:
+        if _STR.issuperset(map(type, value)) and _SCALARS.issuperset(map(type, value.values())):
+            return dict(value)  # flat (the usual update): copied in C
         try:
             return {
                 (k if type(k) is str else _key(k)): (v if type(v) in _SCALARS else _keep(v))
@@ -202,8 +205,6 @@ _AT_NODE = (_MARK, "node")
 """``{"node": <the event's node>}``."""
 _saved_markers: dict[str, tuple[Any, ...]] = {}
 """``{"run_id": <the run>, "status": s}`` as ``(_MARK, "saved", s)``, shared per status."""
-_STR = frozenset({str})
-
 Row = tuple[int, int, "str | None", str, str, Any]
 """A kept event: ``(step, wave, node, kind, ts, kept data or a marker)``; no run id."""
 
