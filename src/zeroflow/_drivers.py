@@ -26,8 +26,17 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 from . import _constants as C
-from ._models import HandlerResult, WorkflowResult
-from ._run.requests import Batch, Call, Direct, HandlerCancelled, NodeTimeoutError, Sleep, Steps
+from ._models import HandlerResult, WorkflowContext, WorkflowResult
+from ._run.requests import (
+    Batch,
+    Call,
+    Direct,
+    DirectCaller,
+    HandlerCancelled,
+    NodeTimeoutError,
+    Sleep,
+    Steps,
+)
 
 __all__ = ["drive_async", "drive_sync", "loop_running"]
 
@@ -62,7 +71,7 @@ def drive_sync(
     answer: Any = None
     pool: ThreadPoolExecutor | None = None  # made at the first batch, reused by the next ones
     # Unpaced, the loop may call handlers itself: the same call, minus a request per node.
-    direct = partial(_call_sync, cancel=cancel) if pace is None else None
+    direct = _direct_caller(cancel) if pace is None else None
     try:
         request = next(steps)
         while True:
@@ -149,6 +158,21 @@ def _call_sync(request: Call, cancel: threading.Event) -> tuple[Any, Exception |
         return result, None
     except Exception as exc:
         return None, exc
+
+
+def _direct_caller(cancel: threading.Event) -> DirectCaller:
+    """``_call_sync`` of a call without a timeout, taking ``fn`` and ``ctx`` (no ``Call``)."""
+
+    def call(fn: Callable[..., Any], ctx: WorkflowContext) -> tuple[Any, Exception | None]:
+        try:
+            result = fn(ctx)
+            if type(result) is not HandlerResult and _isawaitable(result):
+                result = _await_outside_loop(result, Call(fn, ctx, None), cancel)
+            return result, None
+        except Exception as exc:
+            return None, exc
+
+    return call
 
 
 def _timed_sync(request: Call, cancel: threading.Event) -> tuple[Any, Exception | None]:

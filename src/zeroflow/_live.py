@@ -97,7 +97,7 @@ class LiveRun:
         self.sources = (self.input, self.workflow, self.node_state)
         self.failed: WorkflowError | None = None
         # The driver's caller for this call (its answer to ``Direct``), set by the loop.
-        self.direct: Callable[[Any], tuple[Any, BaseException | None]] | None = None
+        self.direct: Callable[[Any, Any], tuple[Any, BaseException | None]] | None = None
         self.ops: list[StateOp] | None = [] if journaling else None
         # A codec's checkpoint: its tags merge whole, so its journal writes merges as sets.
         self.tagged = CODEC_MARK in snap.extra

@@ -80,7 +80,7 @@ class _Begun:
     def __init__(self, node: CompiledNode, started: float) -> None:
         self.node = node
         self.started = started
-        self.first: tuple[Call, Any, BaseException | None] | None = None
+        self.first: tuple[Call | None, Any, BaseException | None] | None = None
 
 
 class RunLoop:
@@ -119,8 +119,10 @@ class RunLoop:
         self.listening = recorder.listening
         self.checkpoints = recorder.checkpoints  # else checkpoint() is a no-op: not called
         self.call_task = nodes.tasks.call
-        self.first_call = nodes.tasks.first_call
-        self.accept = nodes.tasks.accept
+        tasks = nodes.tasks
+        self.first_attempt = tasks.first_attempt
+        # Without a codec, accepting a result is checking its outputs: one call fewer.
+        self.accept = tasks.check_outputs if tasks.tags is None else tasks.accept
         self.plain = frozenset(n for n in nodes.tasks.plain if graph.nodes[n].map is None)
         self.saga = Saga(graph, recorder, nodes.tasks, clock)
         self.branches: dict[str, frozenset[str]] = {}  # a failed node's branch, found once
@@ -266,24 +268,25 @@ class RunLoop:
         """A plain task node, its first attempt called here: settled, unless that attempt
         failed or returned something to look at closer (then ``_step_rest`` carries on)."""
         snap = run.snap
-        if self.max_steps is not None or self.listening:
+        if self.max_steps is not None:
             begun = self._begin(run)
             if not isinstance(begun, _Begun):
                 return begun
             node = begun.node
             started = begun.started
-        else:  # ``_begin`` inlined: no step limit to check, nobody listening
+        else:  # ``_begin`` inlined: no step limit to check
             name = run.frontier.take()
             snap.trace.append(name)
             snap.step += 1
             snap.last_node = name
             node = self.graph.nodes[name]
+            if self.listening:
+                self.emit(run, C.EVENT_NODE_START, name, {"node": name})
             started = _perf()
-        call = self.first_call(run, node, snap.step)
-        result, exc = direct(call)
+        result, exc = self.first_attempt(run, node, snap.step, direct)
         if exc is not None or type(result) is not HandlerResult or result.error is not None:
             begun = _Begun(node, started)
-            begun.first = (call, result, exc)
+            begun.first = (None, result, exc)
             return begun
         outcome = self.accept(run, node, result)
         if run.resumed is not None and run.resumed == node.name:

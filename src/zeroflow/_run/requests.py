@@ -87,16 +87,18 @@ class Sleep:
 class Direct:
     """Request, once at the start of a call: may the loop call handlers itself?
 
-    The answer is a ``DirectCaller`` (a function that answers a ``Call`` exactly
-    as the driver would, in this thread) or None: every call goes through the
-    driver. A driver that must see each call (async, paced by a stream) answers None.
+    The answer is a ``DirectCaller`` (a function that calls ``fn(ctx)`` in this
+    thread and answers as the driver would answer a ``Call`` without a timeout)
+    or None: every call goes through the driver. A driver that must see each
+    call (async, paced by a stream) answers None.
     """
 
     __slots__ = ()
 
 
 DIRECT = Direct()
-DirectCaller = Callable[[Call], tuple[Any, BaseException | None]]
+DirectCaller = Callable[[Callable[..., Any], WorkflowContext], tuple[Any, BaseException | None]]
+"""``direct(fn, ctx)``: no ``Call`` is built for an attempt that needs no request."""
 
 Request = Call | Batch | Sleep | Direct
 Outcome = tuple[HandlerResult | None, WorkflowError | None, frozenset[str] | None]

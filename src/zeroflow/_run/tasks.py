@@ -31,6 +31,7 @@ from .recorder import Recorder
 from .requests import (
     Call,
     Cancelled,
+    DirectCaller,
     HandlerCancelled,
     NodeSteps,
     NodeTimeoutError,
@@ -223,12 +224,12 @@ class TaskCaller:
         step: int,
         item: Any = None,
         index: int | None = None,
-        first: tuple[Call, Any, BaseException | None] | None = None,
+        first: tuple[Call | None, Any, BaseException | None] | None = None,
     ) -> NodeSteps:
         """Call the handler with retries; classify steps 1-3 of SPEC A5.
 
         ``first``: the first attempt was already made (by the loop, through the
-        driver's ``Direct`` caller) with this call and answer.
+        driver's ``Direct`` caller, without a ``Call``) and this was its answer.
         """
         name = node.name
         if node.handler is None:
@@ -259,7 +260,7 @@ class TaskCaller:
         while True:
             attempt += 1
             node_deadline = None
-            if first is not None:  # made without a node timeout (``first_call``)
+            if first is not None:  # made without a node timeout (``plain``)
                 call, result, exc = first
                 first = None
             else:
@@ -314,6 +315,7 @@ class TaskCaller:
                 retry_text = f"{error.code}: {error.message}"
             elif (
                 node_deadline is not None
+                and call is not None
                 and (call.returned_at if call.returned_at is not None else self.clock())
                 > node_deadline
             ):
@@ -337,18 +339,19 @@ class TaskCaller:
                 return result, error, exc_names
             yield from self._wait_before_retry(run, node, attempt, retry_text)
 
-    def first_call(
+    def first_attempt(
         self,
         run: LiveRun,
         node: CompiledNode,
         step: int,
+        direct: DirectCaller,
         item: Any = None,
         index: int | None = None,
-    ) -> Call:
-        """The first attempt's call of a task node in ``plain``, or of a map item's."""
-        fn = self.handlers[node.handler]  # type: ignore[index]  # plain: it has one
+    ) -> tuple[Any, BaseException | None]:
+        """The first attempt of a task node in ``plain`` (or of a map item's), made through
+        the driver's ``direct`` caller: its answer, as a ``Call`` would have had it."""
         ctx = self.context(run, node, step, 1, run.snap.deadline_ts, item, index)
-        return new_call(fn, ctx, None)
+        return direct(self.handlers[node.handler], ctx)  # type: ignore[index]  # plain: it has one
 
     def call_direct(
         self,
@@ -363,11 +366,10 @@ class TaskCaller:
         direct = run.direct
         if direct is None or node.name not in self.plain:
             return (yield from self.call(run, node, step, item, index))
-        call = self.first_call(run, node, step, item, index)
-        result, exc = direct(call)
+        result, exc = self.first_attempt(run, node, step, direct, item, index)
         if exc is None and type(result) is HandlerResult and result.error is None:
             return self.accept(run, node, result)
-        return (yield from self.call(run, node, step, item, index, (call, result, exc)))
+        return (yield from self.call(run, node, step, item, index, (None, result, exc)))
 
     def _exception_error(self, node: CompiledNode, exc: BaseException) -> WorkflowError:
         if getattr(exc, "zeroflow_node_timeout", False):
@@ -527,6 +529,10 @@ class TaskCaller:
         host = self.host
         if host is None or host.run is not run:
             host = self.host = EffectHost(run, self.recorder, self.tags)
+        emitters = self.emitters  # ``emitter``'s cache, read here: one call fewer per node
+        emit = emitters[1].get(node.name) if emitters[0] is run else None
+        if emit is None:
+            emit = self.emitter(run, node.name)
         isolation = self.isolation
         if isolation == "private":
             if type(item) in _FROZEN:
@@ -542,7 +548,7 @@ class TaskCaller:
                 _private_view(run.sources),  # LiveRun.private_view, without the extra call
                 self.services,
                 deadline,
-                self.emitter(run, node.name),
+                emit,
                 item,
                 index,
                 attempt,
@@ -572,7 +578,7 @@ class TaskCaller:
             state,
             self.services,
             deadline,
-            self.emitter(run, node.name),
+            emit,
             item,
             index,
             attempt,
