@@ -233,17 +233,25 @@ class NodeRunner:
         errors: dict[str, Any] = dict(progress.get("errors", {}))
         todo = [i for i in range(len(items)) if str(i) not in results and str(i) not in errors]
         size = spec.max_concurrency
-        call = self.tasks.call  # items called together: each call a request of the batch
-        alone = self.tasks.call_direct  # one at a time: the driver may lend its caller
+        tasks = self.tasks
+        call = tasks.call  # items called together: each call a request of the batch
+        # One at a time, the driver may lend its caller: a plain success needs no request.
+        direct = run.direct if name in tasks.plain else None
         for start in range(0, len(todo), size):
             if self.is_cancelled():
                 raise Cancelled()
             chunk = todo[start : start + size]
             if len(chunk) == 1:
                 i = chunk[0]
-                outcomes: dict[int, Outcome | BaseException] = {
-                    i: (yield from alone(run, node, step, items[i], i))
-                }
+                if direct is None:
+                    alone: Outcome = yield from call(run, node, step, items[i], i)
+                else:
+                    result, exc = tasks.first_attempt(run, node, step, direct, items[i], i)
+                    if exc is None and type(result) is HandlerResult and result.error is None:
+                        alone = tasks.accept(run, node, result)
+                    else:  # retries, errors and odd results: the attempt goes on through call
+                        alone = yield from call(run, node, step, items[i], i, (None, result, exc))
+                outcomes: dict[int, Outcome | BaseException] = {i: alone}
             else:
                 gens = {i: call(run, node, step, items[i], i) for i in chunk}
                 outcomes = yield from lockstep(gens)
@@ -254,6 +262,7 @@ class NodeRunner:
                     interrupted = interrupted or got  # record the finished items first
                     continue
                 result, error, _ = got
+                key = str(i)
                 value: Any = None
                 if error is None and result is not None:
                     try:
@@ -269,11 +278,11 @@ class NodeRunner:
                             cause_type="TypeError",
                         )
                 if error is None:
-                    results[str(i)] = value
-                    run.set_extra_path(("map", name, "results", str(i)), value)
+                    results[key] = value
+                    run.set_extra_path(("map", name, "results", key), value)
                 else:
-                    errors[str(i)] = error.to_dict()
-                    run.set_extra_path(("map", name, "errors", str(i)), error.to_dict())
+                    errors[key] = error.to_dict()
+                    run.set_extra_path(("map", name, "errors", key), error.to_dict())
             self.recorder.progress(run, name)
             if interrupted is not None:
                 raise interrupted

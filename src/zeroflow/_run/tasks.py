@@ -353,24 +353,6 @@ class TaskCaller:
         ctx = self.context(run, node, step, 1, run.snap.deadline_ts, item, index)
         return direct(self.handlers[node.handler], ctx)  # type: ignore[index]  # plain: it has one
 
-    def call_direct(
-        self,
-        run: LiveRun,
-        node: CompiledNode,
-        step: int,
-        item: Any = None,
-        index: int | None = None,
-    ) -> NodeSteps:
-        """``call``, its first attempt made through the driver's ``run.direct`` when there is
-        one and ``node`` is ``plain``: a plain success needs no request at all."""
-        direct = run.direct
-        if direct is None or node.name not in self.plain:
-            return (yield from self.call(run, node, step, item, index))
-        result, exc = self.first_attempt(run, node, step, direct, item, index)
-        if exc is None and type(result) is HandlerResult and result.error is None:
-            return self.accept(run, node, result)
-        return (yield from self.call(run, node, step, item, index, (None, result, exc)))
-
     def _exception_error(self, node: CompiledNode, exc: BaseException) -> WorkflowError:
         if getattr(exc, "zeroflow_node_timeout", False):
             return WorkflowError(
