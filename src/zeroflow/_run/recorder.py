@@ -336,6 +336,8 @@ class StoreRecorder:
         self.durable_journal = self.journals and (self.leasing is None or self.leasing.durable)
         self.want_checkpoint = callback is not None and wants_checkpoints(wanted_kinds(callback))
         self.tells_tokens = _asks_for_tokens(callback)
+        # The last second's ISO text: a node's events are stamped without a call each.
+        self.stamp: tuple[int, str] = (-1, "")
         self.group: GroupCommit | None = None
         if persist and durability is not None and durability.mode != "sync":
             ttl = self.leasing.lease_ttl_seconds if self.leasing is not None else 0.0
@@ -434,9 +436,10 @@ class StoreRecorder:
     def emit(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
         """The one place a stored run's events are built: to the callback, then the log."""
         snap = run.snap
-        event = _event(
-            snap.run_id, snap.step, run.frontier.wave, node, kind, now_iso(self.clock()), data
-        )
+        sec = int(self.clock())
+        stamp = self.stamp
+        ts = stamp[1] if stamp[0] == sec else self._stamp_at(sec)
+        event = _event(snap.run_id, snap.step, run.frontier.wave, node, kind, ts, data)
         cb = self.callback
         if cb is not None:
             cb(event)
@@ -445,6 +448,12 @@ class StoreRecorder:
             outbox.append(event)
         else:
             self.store.append_event(snap.run_id, event)
+
+    def _stamp_at(self, sec: int) -> str:
+        """``now_iso(sec)``, kept for the rest of that second (``stamp``)."""
+        text = now_iso(sec)
+        self.stamp = (sec, text)
+        return text
 
     def emit_live(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
         """An event for the callback only (a handler's ``ctx.emit(..., persist=False)``)."""
@@ -481,7 +490,9 @@ class StoreRecorder:
         if group is not None and not (full or now) and (not write or group.hold(run)):
             return
         snap = run.snap
-        snap.updated_at = now_iso(self.clock())
+        sec = int(self.clock())
+        stamp = self.stamp
+        snap.updated_at = stamp[1] if stamp[0] == sec else self._stamp_at(sec)
         if self.signer is not None:
             _sign_live(self.signer, run)
         if self.persist:

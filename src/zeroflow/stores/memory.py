@@ -24,6 +24,7 @@ from typing import Any
 
 from .._constants import EVENT_CHECKPOINT, STATUS_WAITING
 from .._errors import RunNotFoundError
+from .._fastinit import maker
 from .._frozen import FrozenDict, FrozenList
 from .._journal import StepDelta, apply_delta
 from .._models import Event, RunMetadata, RunSnapshot
@@ -262,7 +263,7 @@ def _pack(run_id: str, events: Iterable[Event]) -> list[Row]:
                 if first == "run_id" and second == "status":
                     value, status = data[first], data[second]
                     if value == run_id and type(value) is str and type(status) is str:
-                        kept = _saved(status)
+                        kept = _saved_markers.get(status) or _saved(status)
                 elif first == "node" and second == "outputs":
                     value, outputs = data[first], data[second]
                     if (
@@ -271,7 +272,8 @@ def _pack(run_id: str, events: Iterable[Event]) -> list[Row]:
                         and type(outputs) is list
                         and _STR.issuperset(map(type, outputs))
                     ):
-                        kept = _ended(tuple(outputs))
+                        ends = tuple(outputs)
+                        kept = _end_markers.get(ends) or _ended(ends)
         elif event.kind == EVENT_CHECKPOINT and isinstance(data, dict) and "state" in data:
             kept = {"step": step}
         if kept is None:
@@ -319,6 +321,9 @@ class _Entry:
         return CheckpointInfo(
             raw[_STEP], raw[_WAVE], raw[_STATUS], raw[_NODE], raw[_UPDATED], self.seq
         )
+
+
+_entry = maker(_Entry)  # one per checkpoint: without the class call
 
 
 @dataclass(slots=True)
@@ -446,7 +451,7 @@ class InMemoryWorkflowStore:
         run.seq += 1
         run.saved_at = now
         run.step, run.status = raw[_STEP], raw[_STATUS]
-        run.history.append(_Entry(run.seq, None, raw, 0 if log is None else len(log)))
+        run.history.append(_entry(run.seq, None, raw, 0 if log is None else len(log)))
 
     def commit(self, run_id: str, owner: str, token: int, write: CheckpointWrite) -> bool:
         """Write one checkpoint and its events while ``owner`` holds lease ``token``.
