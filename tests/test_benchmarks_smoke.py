@@ -99,7 +99,21 @@ def test_the_paired_runner_compares_trees() -> None:
 INSTRUCTIONS_PY = RUN_PY.parent / "instructions.py"
 
 
-@pytest.mark.parametrize("kind", ["floor", "none", "readonly", "memory", "json", "sqlite", "map"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "floor",
+        "none",
+        "readonly",
+        "memory",
+        "json",
+        "sqlite",
+        "memory-batch",
+        "json-batch",
+        "sqlite-batch",
+        "map",
+    ],
+)
 def test_every_instruction_count_workload_runs_without_valgrind(kind: str) -> None:
     name = "zeroflow_benchmarks_instructions"
     spec = importlib.util.spec_from_file_location(name, INSTRUCTIONS_PY)
