@@ -33,6 +33,7 @@ __all__ = [
     "WorkflowContext",
     "json_clone",
     "now_iso",
+    "LAST_ISO",
 ]
 
 
@@ -46,20 +47,24 @@ def json_clone(value: Any) -> Any:
         raise TypeError(f"workflow state must be JSON-serializable: {exc}") from exc
 
 
-# The last second formatted, as one tuple: threads replace it whole, never half of it.
-_last_iso: list[tuple[int, str]] = [(-1, "")]
+LAST_ISO: list[tuple[int, str]] = [(-1, "")]
+"""``now_iso``'s last second and its text, one tuple (threads replace it whole, never half).
+
+The per-node path reads it inline: ``LAST_ISO[0][1]`` when ``LAST_ISO[0][0]`` is
+the clock's second, else ``now_iso(second)``, which formats it and keeps it here.
+"""
 
 
 def now_iso(ts: float | None = None) -> str:
     """ISO-8601 UTC timestamp with seconds precision, e.g. ``2026-01-01T00:00:00+00:00``."""
     sec = int(time.time() if ts is None else ts)
-    cached_sec, cached_text = _last_iso[0]
+    cached_sec, cached_text = LAST_ISO[0]
     if sec == cached_sec:
         return cached_text
     from datetime import UTC, datetime  # once a second at most: the text above is cached
 
     text = datetime.fromtimestamp(sec, UTC).isoformat(timespec="seconds")
-    _last_iso[0] = (sec, text)
+    LAST_ISO[0] = (sec, text)
     return text
 
 

@@ -19,7 +19,14 @@ from .._definition import CompiledNode, CompiledWorkflow
 from .._fastinit import maker
 from .._frozen import FrozenDict, NotJSONError, freeze, thaw
 from .._live import LiveRun
-from .._models import HandlerResult, StepRecord, WorkflowError, WorkflowResult, now_iso
+from .._models import (
+    LAST_ISO,
+    HandlerResult,
+    StepRecord,
+    WorkflowError,
+    WorkflowResult,
+    now_iso,
+)
 from .._policies import Catcher
 from .._scheduler import Frontier, build_routes
 from .._timers import TIMER_SLEEP, TIMERS
@@ -559,13 +566,15 @@ class RunLoop:
             snap.tags.extend(tags)
         outputs = list(result.outputs)
         waiting = result.waiting
+        sec = int(self.clock())
+        last = LAST_ISO[0]  # now_iso's own cache, read without the call
         snap.audit_trail.append(
             _step_record(
                 snap.step,
                 run.frontier.wave,
                 name,
                 C.STATUS_WAITING if waiting else C.STATUS_SUCCEEDED,
-                now_iso(self.clock()),
+                last[1] if last[0] == sec else now_iso(sec),
                 outputs,
                 None,
                 waiting,

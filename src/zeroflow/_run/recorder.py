@@ -22,7 +22,7 @@ from .._errors import RunExistsError, RunLockedError
 from .._events import EventCallback, wanted_kinds, wants_checkpoints
 from .._fastinit import maker
 from .._live import LiveRun
-from .._models import Event, RunSnapshot, now_iso
+from .._models import LAST_ISO, Event, RunSnapshot, now_iso
 from .._signing import SIGNATURE_KEY, CheckpointSigner
 from .._store import (
     CheckpointWrite,
@@ -336,8 +336,6 @@ class StoreRecorder:
         self.durable_journal = self.journals and (self.leasing is None or self.leasing.durable)
         self.want_checkpoint = callback is not None and wants_checkpoints(wanted_kinds(callback))
         self.tells_tokens = _asks_for_tokens(callback)
-        # The last second's ISO text: a node's events are stamped without a call each.
-        self.stamp: tuple[int, str] = (-1, "")
         self.group: GroupCommit | None = None
         if persist and durability is not None and durability.mode != "sync":
             ttl = self.leasing.lease_ttl_seconds if self.leasing is not None else 0.0
@@ -437,8 +435,8 @@ class StoreRecorder:
         """The one place a stored run's events are built: to the callback, then the log."""
         snap = run.snap
         sec = int(self.clock())
-        stamp = self.stamp
-        ts = stamp[1] if stamp[0] == sec else self._stamp_at(sec)
+        last = LAST_ISO[0]  # now_iso's own cache, read without a call per event
+        ts = last[1] if last[0] == sec else now_iso(sec)
         event = _event(snap.run_id, snap.step, run.frontier.wave, node, kind, ts, data)
         cb = self.callback
         if cb is not None:
@@ -448,12 +446,6 @@ class StoreRecorder:
             outbox.append(event)
         else:
             self.store.append_event(snap.run_id, event)
-
-    def _stamp_at(self, sec: int) -> str:
-        """``now_iso(sec)``, kept for the rest of that second (``stamp``)."""
-        text = now_iso(sec)
-        self.stamp = (sec, text)
-        return text
 
     def emit_live(self, run: LiveRun, kind: str, node: str | None, data: dict[str, Any]) -> None:
         """An event for the callback only (a handler's ``ctx.emit(..., persist=False)``)."""
@@ -491,8 +483,8 @@ class StoreRecorder:
             return
         snap = run.snap
         sec = int(self.clock())
-        stamp = self.stamp
-        snap.updated_at = stamp[1] if stamp[0] == sec else self._stamp_at(sec)
+        last = LAST_ISO[0]
+        snap.updated_at = last[1] if last[0] == sec else now_iso(sec)
         if self.signer is not None:
             _sign_live(self.signer, run)
         if self.persist:

@@ -199,7 +199,7 @@ class TaskCaller:
             name: graced(fn) if inspect.iscoroutinefunction(fn) else fn
             for name, fn in handlers.items()
         }
-        # Task nodes ``first_call`` can call (their items, for a map): a registered
+        # Task nodes ``first_attempt`` can call (their items, for a map): a registered
         # handler and no timeout of their own. Found once, looked up per call.
         self.plain = frozenset(
             n.name
