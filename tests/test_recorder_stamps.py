@@ -7,7 +7,8 @@ that moves on, jumps far ahead or goes back must still give every event and
 
 from __future__ import annotations
 
-from zeroflow import InMemoryWorkflowStore
+from _support import LOOP, count_to, ok, task
+from zeroflow import InMemoryWorkflowStore, WorkflowEngine
 from zeroflow._live import LiveRun
 from zeroflow._models import RunSnapshot, now_iso
 from zeroflow._run.recorder import StoreRecorder
@@ -56,29 +57,14 @@ def test_a_checkpoint_is_stamped_with_its_own_reading_after_events_of_other_seco
 
 def test_two_engines_with_clocks_decades_apart_stamp_their_own_records() -> None:
     """The second's text is kept process-wide; interleaved engines must not borrow it."""
-    from zeroflow import HandlerResult, WorkflowEngine
-
-    loop = {
-        "workflow_name": "loop",
-        "default_entry_node": "a",
-        "nodes": {
-            "a": {
-                "handler": "h",
-                "outputs": {"again": [{"target_node": "a", "is_loopback": True}], "done": []},
-            }
-        },
-    }
-
-    def handler(ctx: object) -> HandlerResult:
-        k = ctx.node_state.get("k", 0) + 1  # type: ignore[attr-defined]
-        return HandlerResult(["again" if k < 3 else "done"], node_updates={"k": k})
-
     stores = {5.0: InMemoryWorkflowStore(), 2e9: InMemoryWorkflowStore()}
     engines = {
-        when: WorkflowEngine(loop, {"h": handler}, store=store, clock=lambda when=when: when)
+        when: WorkflowEngine(
+            LOOP, {"count": count_to(3)}, store=store, clock=lambda when=when: when
+        )
         for when, store in stores.items()
     }
-    bare = WorkflowEngine(loop, {"h": handler}, clock=lambda: 7e8)  # no store: records only
+    bare = WorkflowEngine(LOOP, {"count": count_to(3)}, clock=lambda: 7e8)  # no store
     for _ in range(2):
         for when, engine in engines.items():
             result = engine.run()
@@ -90,18 +76,10 @@ def test_two_engines_with_clocks_decades_apart_stamp_their_own_records() -> None
 
 
 def test_each_record_of_a_run_whose_clock_moves_carries_a_second_of_its_own() -> None:
-    from zeroflow import HandlerResult, WorkflowEngine
-
     chain = {
         "workflow_name": "chain",
         "default_entry_node": "n0",
-        "nodes": {
-            f"n{i}": {
-                "handler": "h",
-                "outputs": {"ok": [{"target_node": f"n{i + 1}"}] if i < 4 else []},
-            }
-            for i in range(5)
-        },
+        "nodes": {f"n{i}": task("ok", *([f"n{i + 1}"] if i < 4 else [])) for i in range(5)},
     }
     readings: list[float] = []
 
@@ -109,7 +87,7 @@ def test_each_record_of_a_run_whose_clock_moves_carries_a_second_of_its_own() ->
         readings.append(1000.0 + 10 * len(readings))
         return readings[-1]
 
-    result = WorkflowEngine(chain, {"h": lambda ctx: HandlerResult(["ok"])}, clock=clock).run()
+    result = WorkflowEngine(chain, {"ok": ok}, clock=clock).run()
     stamps = [r.ts for r in result.audit_trail]
     assert len(stamps) == 5 and len(set(stamps)) == 5
     assert set(stamps) <= {now_iso(t) for t in readings}

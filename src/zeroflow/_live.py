@@ -237,14 +237,7 @@ class LiveRun:
             (self.ops or ()) if not self.tagged else tag_safe_ops(self.ops or (), self.sources),
             thaw(snap.extra) if self.extra_dirty else None,
         )
-        # ``mark()``, inlined (a checkpoint's every delta passes here)
-        self.held = 0
-        self.trace_mark = len(snap.trace)
-        self.tags_mark = len(snap.tags)
-        self.audit_mark = len(snap.audit_trail)
-        self.extra_dirty = False
-        if self.ops is not None:
-            self.ops = []
+        self.mark()
         return delta
 
     def mark(self) -> None:
