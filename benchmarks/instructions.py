@@ -115,7 +115,7 @@ def _worker(kind: str, n: int) -> None:
     try:
         # batch: 256 nodes a commit, as on a machine where 256 nodes take under 10 ms
         # (valgrind runs 50x slower: the time bound would commit every few nodes).
-        durability = Durability("batch", max_ms=1e9) if mode else "sync"
+        durability = Durability(mode, max_ms=1e9) if mode else "sync"
         engine = WorkflowEngine(loop, {"count": count}, store=store, durability=durability)
         assert engine.run().success
     finally:

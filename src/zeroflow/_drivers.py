@@ -71,7 +71,7 @@ def drive_sync(
     answer: Any = None
     pool: ThreadPoolExecutor | None = None  # made at the first batch, reused by the next ones
     # Unpaced, the loop may call handlers itself: the same call, minus a request per node.
-    direct = _direct_caller(cancel) if pace is None else None
+    direct: DirectCaller | None = partial(_call_here, cancel) if pace is None else None
     try:
         request = next(steps)
         while True:
@@ -148,31 +148,30 @@ async def drive_async(
 
 
 def _call_sync(request: Call, cancel: threading.Event) -> tuple[Any, Exception | None]:
-    """Call a handler in this thread; an async one is driven on a private event loop."""
+    """Answer a ``Call`` in this thread (``_call_here``, noting when a timed call returned)."""
+    return _call_here(cancel, request.fn, request.ctx, request)
+
+
+def _call_here(
+    cancel: threading.Event,
+    fn: Callable[..., Any],
+    ctx: WorkflowContext,
+    request: Call | None = None,
+) -> tuple[Any, Exception | None]:
+    """Call a handler in this thread; an async one is driven on a private event loop.
+
+    ``partial(_call_here, cancel)`` is the unpaced driver's ``DirectCaller``; a
+    ``request`` with a timeout learns when its handler returned.
+    """
     try:
-        result = request.fn(request.ctx)
+        result = fn(ctx)
         if type(result) is not HandlerResult and _isawaitable(result):
-            result = _await_outside_loop(result, request, cancel)
-        if request.timeout_seconds is not None:
-            request.returned_at = request.ctx.clock()
+            result = _await_outside_loop(result, ctx, cancel)
+        if request is not None and request.timeout_seconds is not None:
+            request.returned_at = ctx.clock()
         return result, None
     except Exception as exc:
         return None, exc
-
-
-def _direct_caller(cancel: threading.Event) -> DirectCaller:
-    """``_call_sync`` of a call without a timeout, taking ``fn`` and ``ctx`` (no ``Call``)."""
-
-    def call(fn: Callable[..., Any], ctx: WorkflowContext) -> tuple[Any, Exception | None]:
-        try:
-            result = fn(ctx)
-            if type(result) is not HandlerResult and _isawaitable(result):
-                result = _await_outside_loop(result, Call(fn, ctx, None), cancel)
-            return result, None
-        except Exception as exc:
-            return None, exc
-
-    return call
 
 
 def _timed_sync(request: Call, cancel: threading.Event) -> tuple[Any, Exception | None]:
@@ -213,13 +212,13 @@ def loop_running() -> bool:
     return True
 
 
-def _await_outside_loop(awaitable: Any, request: Call, cancel: threading.Event) -> Any:
+def _await_outside_loop(awaitable: Any, ctx: WorkflowContext, cancel: threading.Event) -> Any:
     """Drive an async handler to completion from sync ``run()``, if no loop is running."""
     if loop_running():
         if isinstance(awaitable, types.CoroutineType):  # inspect.iscoroutine
             awaitable.close()
         raise RuntimeError(
-            f"handler of node '{request.ctx.node_name}' is async and run() was called inside a "
+            f"handler of node '{ctx.node_name}' is async and run() was called inside a "
             "running event loop; use 'await engine.arun(...)' (or arun_from_checkpoint, "
             "aresume, aredrive) instead"
         )
@@ -229,7 +228,7 @@ def _await_outside_loop(awaitable: Any, request: Call, cancel: threading.Event) 
     # running, and a handler that swallows each cancel would hang run() there.
     loop = asyncio.new_event_loop()
     try:
-        return loop.run_until_complete(_supervise(awaitable, request, cancel))
+        return loop.run_until_complete(_supervise(awaitable, ctx, cancel))
     finally:
         try:
             left = asyncio.all_tasks(loop)
@@ -242,7 +241,7 @@ def _await_outside_loop(awaitable: Any, request: Call, cancel: threading.Event) 
             loop.close()
 
 
-async def _supervise(awaitable: Any, request: Call, cancel: threading.Event) -> Any:
+async def _supervise(awaitable: Any, ctx: WorkflowContext, cancel: threading.Event) -> Any:
     """Await a handler, cancelling it at ``ctx.deadline_ts`` or when ``cancel()`` is called.
 
     The deadline is the earlier of the node's and the workflow's. A
@@ -251,7 +250,6 @@ async def _supervise(awaitable: Any, request: Call, cancel: threading.Event) -> 
     """
     import asyncio
 
-    ctx = request.ctx
     task = asyncio.ensure_future(awaitable)
     while True:
         wait = _POLL_SECONDS
@@ -298,7 +296,7 @@ async def _call_async(
         else:
             result = fn(request.ctx)
         if type(result) is not HandlerResult and _isawaitable(result):
-            result = await _supervise(result, request, cancel)
+            result = await _supervise(result, request.ctx, cancel)
         if request.timeout_seconds is not None:
             request.returned_at = request.ctx.clock()
         return result, None

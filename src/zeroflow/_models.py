@@ -50,8 +50,8 @@ def json_clone(value: Any) -> Any:
 LAST_ISO: list[tuple[int, str]] = [(-1, "")]
 """``now_iso``'s last second and its text, one tuple (threads replace it whole, never half).
 
-The per-node path reads it inline: ``LAST_ISO[0][1]`` when ``LAST_ISO[0][0]`` is
-the clock's second, else ``now_iso(second)``, which formats it and keeps it here.
+The stored run's recorder reads it inline for every event: ``LAST_ISO[0][1]`` when
+``LAST_ISO[0][0]`` is the clock's second, else ``now_iso(second)``, which keeps it here.
 """
 
 

@@ -19,14 +19,7 @@ from .._definition import CompiledNode, CompiledWorkflow
 from .._fastinit import maker
 from .._frozen import FrozenDict, NotJSONError, freeze, thaw
 from .._live import LiveRun
-from .._models import (
-    LAST_ISO,
-    HandlerResult,
-    StepRecord,
-    WorkflowError,
-    WorkflowResult,
-    now_iso,
-)
+from .._models import HandlerResult, StepRecord, WorkflowError, WorkflowResult, now_iso
 from .._policies import Catcher
 from .._scheduler import Frontier, build_routes
 from .._timers import TIMER_SLEEP, TIMERS
@@ -40,7 +33,6 @@ from .override import OVERRIDE, override_result
 from .recorder import Recorder
 from .requests import (
     DIRECT,
-    Call,
     Cancelled,
     DirectCaller,
     Outcome,
@@ -87,7 +79,7 @@ class _Begun:
     def __init__(self, node: CompiledNode, started: float) -> None:
         self.node = node
         self.started = started
-        self.first: tuple[Call | None, Any, BaseException | None] | None = None
+        self.first: tuple[Any, BaseException | None] | None = None
 
 
 class RunLoop:
@@ -293,7 +285,7 @@ class RunLoop:
         result, exc = self.first_attempt(run, node, snap.step, direct)
         if exc is not None or type(result) is not HandlerResult or result.error is not None:
             begun = _Begun(node, started)
-            begun.first = (None, result, exc)
+            begun.first = (result, exc)
             return begun
         outcome = self.accept(run, node, result)
         if run.resumed is not None and run.resumed == node.name:
@@ -566,15 +558,13 @@ class RunLoop:
             snap.tags.extend(tags)
         outputs = list(result.outputs)
         waiting = result.waiting
-        sec = int(self.clock())
-        last = LAST_ISO[0]  # now_iso's own cache, read without the call
         snap.audit_trail.append(
             _step_record(
                 snap.step,
                 run.frontier.wave,
                 name,
                 C.STATUS_WAITING if waiting else C.STATUS_SUCCEEDED,
-                last[1] if last[0] == sec else now_iso(sec),
+                now_iso(self.clock()),
                 outputs,
                 None,
                 waiting,

@@ -250,7 +250,7 @@ class NodeRunner:
                     if exc is None and type(result) is HandlerResult and result.error is None:
                         alone = tasks.accept(run, node, result)
                     else:  # retries, errors and odd results: the attempt goes on through call
-                        alone = yield from call(run, node, step, items[i], i, (None, result, exc))
+                        alone = yield from call(run, node, step, items[i], i, (result, exc))
                 outcomes: dict[int, Outcome | BaseException] = {i: alone}
             else:
                 gens = {i: call(run, node, step, items[i], i) for i in chunk}

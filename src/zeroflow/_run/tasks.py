@@ -224,7 +224,7 @@ class TaskCaller:
         step: int,
         item: Any = None,
         index: int | None = None,
-        first: tuple[Call | None, Any, BaseException | None] | None = None,
+        first: tuple[Any, BaseException | None] | None = None,
     ) -> NodeSteps:
         """Call the handler with retries; classify steps 1-3 of SPEC A5.
 
@@ -260,8 +260,9 @@ class TaskCaller:
         while True:
             attempt += 1
             node_deadline = None
+            call: Call | None = None  # no Call for the first attempt of a plain node
             if first is not None:  # made without a node timeout (``plain``)
-                call, result, exc = first
+                result, exc = first
                 first = None
             else:
                 deadline = run.snap.deadline_ts
